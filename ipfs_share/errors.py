@@ -1,0 +1,253 @@
+"""The one error hierarchy of ipfs-share.
+
+Every error carries a stable ``code`` (a string that scripts, HTTP handlers and the CLI's
+exit codes key on; it never changes once released) and a ``hint`` that tells a person what
+to do next. Messages are lower case, end without a period, and say what was expected and
+what was found. No error message ever contains secret material.
+
+The tree::
+
+    IpfsShareError
+    ├── InvalidInputError (also ValueError)          invalid_input
+    │   ├── CidInvalidError                           cid_invalid
+    │   ├── BlockTooLargeError                        block_too_large
+    │   ├── FormatError                               format_invalid
+    │   │   └── IpnsRecordInvalidError                ipns_record_invalid
+    │   └── PassphraseRequiredError                   passphrase_required
+    ├── NodeError                                     node_error
+    │   ├── NodeUnreachableError                      node_unreachable
+    │   ├── NodeVersionError                          node_version_unsupported
+    │   ├── NodeRequestError                          node_request_failed
+    │   ├── NotFoundError                             not_found
+    │   ├── IntegrityError                            integrity_error
+    │   │   └── StreamTruncatedError                  stream_truncated
+    │   └── FeatureUnavailableError                   feature_unavailable
+    ├── NodeManagementError                           node_management_failed
+    │   └── KuboInstallError                          kubo_install_failed
+    ├── StoreError                                    store_error
+    └── ShareError (the share flow; codes fixed by DESIGN.md)
+        ├── IdentityNotFoundError                     identity_not_found
+        ├── RecipientNotAuthorizedError               recipient_not_authorized
+        ├── KeyUnwrapFailedError                      key_unwrap_failed
+        ├── ShareExpiredError                         share_expired
+        ├── ShareRevokedError                         share_revoked
+        ├── PolicyProviderRequiredError               policy_provider_required
+        ├── PolicyDeniedError                         policy_denied
+        ├── CapabilityRequiredError                   capability_required
+        └── CapabilityInvalidError                    capability_invalid
+
+>>> try:
+...     raise CidInvalidError("expected a CID, found 'nope'")
+... except ValueError as exc:
+...     (exc.code, str(exc))
+('cid_invalid', "expected a CID, found 'nope'")
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BlockTooLargeError",
+    "CapabilityInvalidError",
+    "CapabilityRequiredError",
+    "CidInvalidError",
+    "FeatureUnavailableError",
+    "FormatError",
+    "IdentityNotFoundError",
+    "IntegrityError",
+    "InvalidInputError",
+    "IpfsShareError",
+    "IpnsRecordInvalidError",
+    "KeyUnwrapFailedError",
+    "KuboInstallError",
+    "NodeError",
+    "NodeManagementError",
+    "NodeRequestError",
+    "NodeUnreachableError",
+    "NodeVersionError",
+    "NotFoundError",
+    "PassphraseRequiredError",
+    "PolicyDeniedError",
+    "PolicyProviderRequiredError",
+    "RecipientNotAuthorizedError",
+    "ShareError",
+    "ShareExpiredError",
+    "ShareRevokedError",
+    "StoreError",
+    "StreamTruncatedError",
+]
+
+START_NODE_HINT = (
+    "start a node with 'ipfs-share node start', or run Kubo in Docker with "
+    "'docker compose -f docker/compose.yml up -d', or pass --api / set IPFS_SHARE_API"
+)
+
+
+class IpfsShareError(Exception):
+    """Root of every error ipfs-share raises on purpose."""
+
+    code: str = "ipfs_share_error"
+    default_hint: str = ""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = self.default_hint if hint is None else hint
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+
+
+# --- bad input -------------------------------------------------------------------------
+
+
+class InvalidInputError(IpfsShareError, ValueError):
+    """Input that can never succeed as given: fix the input, do not retry."""
+
+    code = "invalid_input"
+
+
+class CidInvalidError(InvalidInputError):
+    code = "cid_invalid"
+    default_hint = "pass a CID such as bafy... or bafk... (CIDv1) or Qm... (CIDv0)"
+
+
+class BlockTooLargeError(InvalidInputError):
+    code = "block_too_large"
+    default_hint = "blocks are capped at 2 MiB; store large data with add (it is chunked)"
+
+
+class FormatError(InvalidInputError):
+    """Bytes that do not decode as the format they claim to be."""
+
+    code = "format_invalid"
+    default_hint = "the data is malformed or was not written by a compatible version"
+
+
+class IpnsRecordInvalidError(FormatError):
+    code = "ipns_record_invalid"
+    default_hint = "the IPNS record is malformed, expired, or not signed by the name's key"
+
+
+class PassphraseRequiredError(InvalidInputError):
+    code = "passphrase_required"
+    default_hint = "give the passphrase at the prompt, in IPFS_SHARE_PASSPHRASE, or in a file"
+
+
+# --- the node and storage --------------------------------------------------------------
+
+
+class NodeError(IpfsShareError):
+    """The storage node failed, refused, or answered something we cannot trust."""
+
+    code = "node_error"
+
+
+class NodeUnreachableError(NodeError):
+    code = "node_unreachable"
+    default_hint = START_NODE_HINT
+
+
+class NodeVersionError(NodeError):
+    code = "node_version_unsupported"
+    default_hint = "install the pinned Kubo with 'ipfs-share node install' or use docker/compose.yml"
+
+
+class NodeRequestError(NodeError):
+    """Kubo answered a request with an error."""
+
+    code = "node_request_failed"
+    default_hint = "see the node's message above; 'ipfs-share node status' shows the node"
+
+
+class NotFoundError(NodeError):
+    code = "not_found"
+    default_hint = "check the CID or name; the content may not be stored on or reachable by this node"
+
+
+class IntegrityError(NodeError):
+    """Data did not match its address or its declared length."""
+
+    code = "integrity_error"
+    default_hint = "the node returned data that does not match its address; retry, or check the node"
+
+
+class StreamTruncatedError(IntegrityError):
+    code = "stream_truncated"
+    default_hint = "the transfer ended early; retry, and check the node's log if it repeats"
+
+
+class FeatureUnavailableError(NodeError):
+    code = "feature_unavailable"
+    default_hint = "enable the feature in the node's config (ipfs-share node start enables it)"
+
+
+class NodeManagementError(IpfsShareError):
+    code = "node_management_failed"
+    default_hint = "see 'ipfs-share node status' and the node log in the ipfs-share home"
+
+
+class KuboInstallError(NodeManagementError):
+    code = "kubo_install_failed"
+    default_hint = (
+        "install Go >= 1.26.5 and retry 'ipfs-share node install', or run Kubo in Docker: "
+        "docker compose -f docker/compose.yml up -d"
+    )
+
+
+class StoreError(IpfsShareError):
+    """The embedded on-disk store could not complete an operation."""
+
+    code = "store_error"
+    default_hint = "check the store directory exists, is writable, and has free space"
+
+
+# --- the share flow (codes fixed by DESIGN.md; never rename) ----------------------------
+
+
+class ShareError(IpfsShareError):
+    code = "share_error"
+
+
+class IdentityNotFoundError(ShareError):
+    code = "identity_not_found"
+    default_hint = "create, import, publish or resolve the identity first"
+
+
+class RecipientNotAuthorizedError(ShareError):
+    code = "recipient_not_authorized"
+    default_hint = "this identity is not a recipient of the share; ask the owner to share with it"
+
+
+class KeyUnwrapFailedError(ShareError):
+    code = "key_unwrap_failed"
+    default_hint = "the share could not be opened with this identity's key"
+
+
+class ShareExpiredError(ShareError):
+    code = "share_expired"
+    default_hint = "ask the owner for a new share"
+
+
+class ShareRevokedError(ShareError):
+    code = "share_revoked"
+    default_hint = "the owner revoked this share; ask them for a new one"
+
+
+class PolicyProviderRequiredError(ShareError):
+    code = "policy_provider_required"
+    default_hint = "install and configure the policy provider the share names"
+
+
+class PolicyDeniedError(ShareError):
+    code = "policy_denied"
+    default_hint = "the share's policy refused this open"
+
+
+class CapabilityRequiredError(ShareError):
+    code = "capability_required"
+    default_hint = "pass a capability token for this share (--capability FILE)"
+
+
+class CapabilityInvalidError(ShareError):
+    code = "capability_invalid"
+    default_hint = "the capability is wrong, expired, or for another share; ask for a new one"

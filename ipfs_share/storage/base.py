@@ -1,0 +1,167 @@
+"""The storage protocol: everything ipfs-share asks of a node, in one async interface.
+
+Two implementations honour it: :class:`~ipfs_share.storage.kubo.KuboStorage` (a Kubo node
+over its RPC API) and :class:`~ipfs_share.storage.embedded.EmbeddedStorage` (an on-disk
+store in a directory, for one machine without a daemon). Both give the same CID for the
+same bytes, because both address content by the parameters in :data:`UNIXFS_PARAMS` and
+CIDs are computed locally and checked against what the node says.
+
+CIDs cross this interface as canonical strings (CIDv1, base32; see ``formats.cid``).
+
+>>> import asyncio, tempfile
+>>> from ipfs_share.storage.embedded import EmbeddedStorage
+>>> async def demo() -> str:
+...     async with EmbeddedStorage(tempfile.mkdtemp()) as store:
+...         return await store.block_put(b"hello")
+>>> asyncio.run(demo())
+'bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq'
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+__all__ = [
+    "MAX_BLOCK_SIZE",
+    "UNIXFS_PARAMS",
+    "AddResult",
+    "BlockCodec",
+    "ByteSource",
+    "NodeCapabilities",
+    "NodeInfo",
+    "PubsubMessage",
+    "Storage",
+]
+
+# Kubo refuses blocks over 2 MiB (bitswap's limit); we refuse them before sending.
+MAX_BLOCK_SIZE = 2 * 1024 * 1024
+
+# How files are chunked into a UnixFS DAG. Passed explicitly to Kubo on every add, so a CID
+# never depends on a node's Import.* config, and equal to what plain
+# `ipfs add --cid-version=1 --raw-leaves` does, so anyone can check our CIDs with stock Kubo.
+UNIXFS_PARAMS = {
+    "cid-version": 1,
+    "raw-leaves": True,
+    "chunker": "size-262144",
+    "max-file-links": 174,
+    "layout": "balanced",
+}
+
+BlockCodec = Literal["raw", "dag-cbor", "dag-pb"]
+
+# What add() accepts: bytes, or an async iterable of byte chunks (any sizes).
+ByteSource = bytes | AsyncIterable[bytes]
+
+ProgressCallback = Callable[[int], None]  # called with the bytes done so far
+
+
+@dataclass(frozen=True, slots=True)
+class AddResult:
+    cid: str
+    size: int  # plaintext bytes added (the file size, not the DAG size)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    backend: Literal["kubo", "embedded"]
+    peer_id: str
+    version: str  # Kubo's version, or ipfs-share's for the embedded store
+    addresses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NodeCapabilities:
+    """What the node can do for us, probed once (see Storage.capabilities)."""
+
+    pubsub: bool
+    ipns_over_pubsub: bool
+    ipns_put: bool  # can store IPNS records signed elsewhere (name/put)
+    online: bool  # connected to a network at all (false for the embedded store)
+
+
+@dataclass(frozen=True, slots=True)
+class PubsubMessage:
+    topic: str
+    data: bytes
+    sender: str  # peer id of the publishing node
+    seqno: bytes = b""
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """The async storage interface. Every method raises only ``IpfsShareError`` subclasses."""
+
+    backend: Literal["kubo", "embedded"]
+
+    async def close(self) -> None: ...
+
+    async def __aenter__(self) -> Storage: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
+    # -- blocks ---------------------------------------------------------------------------
+    async def block_put(self, data: bytes, *, codec: BlockCodec = "raw", pin: bool = False) -> str:
+        """Store one block; return its CID, computed locally and checked against the node."""
+        ...
+
+    async def block_get(self, cid: str) -> bytes:
+        """Fetch one block and check it hashes to ``cid``."""
+        ...
+
+    async def block_has(self, cid: str) -> bool:
+        """True if the block is stored locally (no network fetch)."""
+        ...
+
+    # -- files (UnixFS, streamed) ---------------------------------------------------------
+    async def add(
+        self, source: ByteSource, *, pin: bool = True, progress: ProgressCallback | None = None
+    ) -> AddResult:
+        """Store a byte stream as a UnixFS file with :data:`UNIXFS_PARAMS`; memory stays flat."""
+        ...
+
+    def cat(self, cid: str, *, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        """Stream a file's bytes from ``offset``; raise StreamTruncatedError if it ends short."""
+        ...
+
+    async def file_size(self, cid: str) -> int:
+        """The size in bytes of the UnixFS file (or raw block) at ``cid``."""
+        ...
+
+    # -- pins -----------------------------------------------------------------------------
+    async def pin_add(self, cid: str, *, recursive: bool = True) -> None: ...
+
+    async def pin_rm(self, cid: str) -> None: ...
+
+    async def pin_ls(self) -> frozenset[str]:
+        """The CIDs pinned recursively or directly (not indirectly)."""
+        ...
+
+    # -- IPNS (records are built and signed by the caller; keys never reach the node) --------
+    async def ipns_put(self, name: str, record: bytes) -> None:
+        """Store a signed IPNS record under ``name`` (a k51... libp2p-key CID)."""
+        ...
+
+    async def ipns_get(self, name: str) -> bytes:
+        """The freshest signed record for ``name`` the node can find."""
+        ...
+
+    async def ipns_resolve(self, name: str, *, nocache: bool = True) -> str:
+        """The path (``/ipfs/<cid>...``) that ``name`` points to now."""
+        ...
+
+    # -- pubsub ---------------------------------------------------------------------------
+    async def pubsub_publish(self, topic: str, data: bytes) -> None: ...
+
+    def pubsub_subscribe(
+        self, topic: str
+    ) -> AbstractAsyncContextManager[AsyncIterator[PubsubMessage]]:
+        """``async with store.pubsub_subscribe(t) as messages: async for m in messages: ...``"""
+        ...
+
+    # -- the node -------------------------------------------------------------------------
+    async def node_info(self) -> NodeInfo: ...
+
+    async def capabilities(self) -> NodeCapabilities: ...
