@@ -149,7 +149,9 @@ class NodeUnreachableError(NodeError):
 
 class NodeVersionError(NodeError):
     code = "node_version_unsupported"
-    default_hint = "install the pinned Kubo with 'ipfs-share node install' or use docker/compose.yml"
+    default_hint = (
+        "install the pinned Kubo with 'ipfs-share node install' or use docker/compose.yml"
+    )
 
 
 class NodeRequestError(NodeError):
@@ -161,14 +163,18 @@ class NodeRequestError(NodeError):
 
 class NotFoundError(NodeError):
     code = "not_found"
-    default_hint = "check the CID or name; the content may not be stored on or reachable by this node"
+    default_hint = (
+        "check the CID or name; the content may not be stored on or reachable by this node"
+    )
 
 
 class IntegrityError(NodeError):
     """Data did not match its address or its declared length."""
 
     code = "integrity_error"
-    default_hint = "the node returned data that does not match its address; retry, or check the node"
+    default_hint = (
+        "the node returned data that does not match its address; retry, or check the node"
+    )
 
 
 class StreamTruncatedError(IntegrityError):

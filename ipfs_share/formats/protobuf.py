@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from ipfs_share.errors import FormatError
 from ipfs_share.formats.cid import varint
 
-__all__ = ["VARINT", "LEN", "field_bytes", "field_varint", "iter_fields", "read_varint"]
+__all__ = ["LEN", "VARINT", "field_bytes", "field_varint", "iter_fields", "read_varint"]
 
 VARINT = 0
 LEN = 2

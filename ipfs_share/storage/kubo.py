@@ -1,0 +1,577 @@
+"""The storage protocol over a Kubo node's RPC API.
+
+aioipfs carries the plain JSON calls; uploads and streams go through aiohttp directly (on
+aioipfs's own session, so there is one connection pool), because aioipfs buffers whole
+bodies and cannot stream an upload from an async iterator. This is the only module that
+knows aioipfs, and :func:`_translated` is the one place its errors, aiohttp's and Kubo's
+become ours.
+
+Never trust a 200 alone: Kubo reports a failure that happens mid-stream in an HTTP trailer
+that aiohttp does not read. So every CID is computed locally and compared with Kubo's,
+every block read is re-hashed, and every cat is checked against the length it must have.
+
+>>> import asyncio
+>>> async def demo(api: str) -> None:
+...     async with await KuboStorage.connect(api) as kubo:
+...         cid = (await kubo.add(b"hello")).cid
+...         print(b"".join([c async for c in kubo.cat(cid)]))
+>>> # asyncio.run(demo("http://127.0.0.1:5001"))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import re
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, Literal, TypeVar
+
+import aiohttp
+import aioipfs
+from aioipfs.exceptions import APIError as AioipfsAPIError
+from aioipfs.exceptions import IPFSConnectionError as AioipfsConnectionError
+
+from ipfs_share.errors import (
+    BlockTooLargeError,
+    CidInvalidError,
+    FeatureUnavailableError,
+    IntegrityError,
+    IpfsShareError,
+    NodeError,
+    NodeRequestError,
+    NodeUnreachableError,
+    NodeVersionError,
+    NotFoundError,
+    StreamTruncatedError,
+)
+from ipfs_share.formats.cid import DAG_CBOR, DAG_PB, RAW, cid_for, normalize_cid, parse_cid
+from ipfs_share.formats.unixfs import FileBuilder, decode_file_node
+from ipfs_share.node.discovery import multiaddr_to_url
+from ipfs_share.storage.base import (
+    MAX_BLOCK_SIZE,
+    UNIXFS_PARAMS,
+    AddResult,
+    BlockCodec,
+    ByteSource,
+    NodeCapabilities,
+    NodeInfo,
+    ProgressCallback,
+    PubsubMessage,
+)
+
+__all__ = ["MIN_KUBO_VERSION", "KuboStorage", "check_kubo_version"]
+
+# name/put (storing an IPNS record signed elsewhere) arrived in Kubo 0.40.
+MIN_KUBO_VERSION = (0, 40, 0)
+
+_CODECS: Mapping[str, int] = {"raw": RAW, "dag-cbor": DAG_CBOR, "dag-pb": DAG_PB}
+_UPLOAD_PIECE = 1024 * 1024  # how we slice a bytes source for the request body
+_T = TypeVar("_T")
+
+# Kubo's error messages for "this does not exist": matched, not parsed, so keep them loose.
+_NOT_FOUND = re.compile(
+    r"not found|could not resolve|no link named|does not exist|not pinned|"
+    r"routing: not found|record not found",
+    re.IGNORECASE,
+)
+_BAD_CID = re.compile(r"invalid (cid|path)|selected encoding not supported|illegal base", re.I)
+
+
+def check_kubo_version(version: str) -> tuple[int, int, int]:
+    """Parse Kubo's version string and refuse one too old for ipfs-share.
+
+    >>> check_kubo_version("0.43.0")
+    (0, 43, 0)
+    >>> check_kubo_version("0.39.1")
+    Traceback (most recent call last):
+    ...
+    ipfs_share.errors.NodeVersionError: expected Kubo >= 0.40.0, found 0.39.1
+    """
+    m = re.match(r"^v?(\d+)\.(\d+)\.(\d+)", version.strip())
+    if not m:
+        raise NodeVersionError(f"expected a Kubo version like 0.43.0, found {version!r}")
+    parsed = (int(m[1]), int(m[2]), int(m[3]))
+    if parsed < MIN_KUBO_VERSION:
+        floor = ".".join(map(str, MIN_KUBO_VERSION))
+        raise NodeVersionError(f"expected Kubo >= {floor}, found {version.strip()}")
+    return parsed
+
+
+def _kubo_message(body: bytes) -> str:
+    try:
+        doc = json.loads(body)
+        return str(doc.get("Message", "")) or body.decode("utf-8", "replace")[:300]
+    except (ValueError, AttributeError):
+        return body.decode("utf-8", "replace")[:300]
+
+
+def _classify(message: str, what: str) -> IpfsShareError:
+    """Turn Kubo's error message for ``what`` into our error type."""
+    if "block is too large" in message or "produced block is over" in message:
+        return BlockTooLargeError(f"{what}: the node refused an oversized block: {message}")
+    if _BAD_CID.search(message):
+        return CidInvalidError(f"{what}: {message}")
+    if _NOT_FOUND.search(message):
+        return NotFoundError(f"{what}: {message}")
+    if "pubsub" in message and ("not enabled" in message or "experimental" in message):
+        return FeatureUnavailableError(f"{what}: pubsub is off on the node: {message}")
+    return NodeRequestError(f"{what}: the node answered: {message}")
+
+
+async def _translated(what: str, call: Awaitable[_T]) -> _T:
+    """Await ``call``; turn every aioipfs, aiohttp and Kubo failure into an IpfsShareError."""
+    try:
+        return await call
+    except IpfsShareError:
+        raise
+    except AioipfsAPIError as exc:
+        raise _classify(str(exc.message), what) from exc
+    except (aiohttp.ClientConnectorError, AioipfsConnectionError) as exc:
+        raise NodeUnreachableError(f"{what}: no node answered ({exc})") from exc
+    except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
+        raise StreamTruncatedError(f"{what}: the node closed the stream early ({exc})") from exc
+    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        raise NodeRequestError(f"{what}: the node did not answer in time") from exc
+    except aiohttp.ClientError as exc:
+        raise NodeRequestError(f"{what}: {type(exc).__name__}: {exc}") from exc
+
+
+def _topic_arg(topic: str) -> str:
+    # Kubo >= 0.11 takes pubsub topics multibase-encoded (base64url, 'u' prefix).
+    return "u" + base64.urlsafe_b64encode(topic.encode()).decode().rstrip("=")
+
+
+def _multibase_decode(value: str) -> bytes:
+    if not value:
+        return b""
+    if value[0] != "u":
+        raise NodeRequestError(f"expected base64url multibase from pubsub, found {value[:8]!r}")
+    body = value[1:]
+    return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+
+
+class KuboStorage:
+    """A Kubo node as ipfs-share storage. Make one with :meth:`connect`."""
+
+    backend: Literal["kubo"] = "kubo"
+
+    def __init__(self, api: str, *, timeout: float = 120.0) -> None:
+        self.url = (
+            api if api.startswith(("http://", "https://")) else multiaddr_to_url(api)
+        ).rstrip("/")
+        self._base = self.url + "/api/v0/"
+        self._timeout = timeout
+        # aioipfs binds an event loop at construction, so build it lazily inside one.
+        self._client: aioipfs.AsyncIPFS | None = None
+        self._version: tuple[int, int, int] | None = None
+        self._caps: NodeCapabilities | None = None
+
+    def __repr__(self) -> str:
+        return f"KuboStorage({self.url!r})"
+
+    @classmethod
+    async def connect(cls, api: str, *, timeout: float = 120.0) -> KuboStorage:
+        """Connect and check the node answers and is recent enough."""
+        store = cls(api, timeout=timeout)
+        try:
+            info = await store._json("version", {}, timeout=10)
+            store._version = check_kubo_version(str(info.get("Version", "")))
+        except NodeUnreachableError as exc:
+            await store.close()
+            raise NodeUnreachableError(f"no Kubo node answered at {store.url}") from exc
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    @property
+    def _ipfs(self) -> aioipfs.AsyncIPFS:
+        if self._client is None:
+            hostport = self.url.split("://", 1)[1]
+            host, _, port = hostport.rpartition(":")
+            self._client = aioipfs.AsyncIPFS(host=host.strip("[]"), port=int(port))
+        return self._client
+
+    @property
+    def _session(self) -> aiohttp.ClientSession:
+        session: aiohttp.ClientSession = self._ipfs.session
+        return session
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def __aenter__(self) -> KuboStorage:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- plumbing -------------------------------------------------------------------------
+    async def _request(
+        self,
+        path: str,
+        params: Mapping[str, str | int],
+        *,
+        data: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> aiohttp.ClientResponse:
+        """POST to the RPC API; return the open response (the caller reads and releases it)."""
+        q = {k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in params.items()}
+        t = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=timeout or self._timeout)
+        resp = await self._session.post(
+            self._base + path, params=q, data=data, headers=headers, timeout=t
+        )
+        if resp.status != 200:
+            body = await resp.read()
+            resp.release()
+            if resp.status == 404 and not body.strip().startswith(b"{"):
+                raise NodeRequestError(f"{path}: the node has no such endpoint (is it Kubo?)")
+            raise _classify(_kubo_message(body), path)
+        return resp
+
+    async def _json(
+        self, path: str, params: Mapping[str, str | int], *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        async def go() -> dict[str, Any]:
+            resp = await self._request(path, params, timeout=timeout)
+            async with resp:
+                body = await resp.read()
+            try:
+                doc = json.loads(body)
+            except ValueError as exc:
+                raise NodeRequestError(f"{path}: expected JSON, found {body[:80]!r}") from exc
+            if not isinstance(doc, dict):
+                raise NodeRequestError(f"{path}: expected a JSON object, found {doc!r:.80}")
+            return doc
+
+        return await _translated(path, go())
+
+    @staticmethod
+    def _multipart(
+        chunks: AsyncIterator[bytes] | list[bytes], filename: str = "data"
+    ) -> tuple[AsyncIterator[bytes], dict[str, str]]:
+        """A streaming multipart/form-data body with one file part."""
+        boundary = secrets.token_hex(16)
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+        ).encode()
+        tail = f"\r\n--{boundary}--\r\n".encode()
+
+        async def body() -> AsyncIterator[bytes]:
+            yield head
+            if isinstance(chunks, list):
+                for c in chunks:
+                    yield c
+            else:
+                async for c in chunks:
+                    yield c
+            yield tail
+
+        return body(), {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+    # -- blocks ---------------------------------------------------------------------------
+    async def block_put(self, data: bytes, *, codec: BlockCodec = "raw", pin: bool = False) -> str:
+        if codec not in _CODECS:
+            raise CidInvalidError(f"expected codec raw, dag-cbor or dag-pb, found {codec!r}")
+        if len(data) > MAX_BLOCK_SIZE:
+            raise BlockTooLargeError(
+                f"expected a block of at most {MAX_BLOCK_SIZE} bytes, found {len(data)}"
+            )
+        ours = cid_for(_CODECS[codec], data)
+        body, headers = self._multipart([bytes(data)])
+
+        async def go() -> dict[str, Any]:
+            resp = await self._request(
+                "block/put",
+                {"cid-codec": codec, "mhtype": "sha2-256", "pin": pin},
+                data=body,
+                headers=headers,
+            )
+            async with resp:
+                return dict(json.loads(await resp.read()))
+
+        answer = await _translated("block/put", go())
+        theirs = normalize_cid(str(answer.get("Key", "")))
+        if theirs != ours:
+            raise IntegrityError(f"block/put: expected CID {ours}, the node stored {theirs}")
+        return ours
+
+    async def block_get(self, cid: str, *, offline: bool = False) -> bytes:
+        parsed = parse_cid(cid)
+
+        async def go() -> bytes:
+            params: dict[str, str | int] = {"arg": cid}
+            if offline:
+                params["offline"] = "true"
+            resp = await self._request("block/get", params)
+            async with resp:
+                return await resp.read()
+
+        data = await _translated("block/get", go())
+        if parsed.hash_code == 0x12 and hashlib.sha256(data).digest() != parsed.digest:
+            raise IntegrityError(f"block/get: the bytes the node returned do not hash to {cid}")
+        return data
+
+    async def block_has(self, cid: str) -> bool:
+        parse_cid(cid)
+        try:
+            await self._json("block/stat", {"arg": cid, "offline": "true"}, timeout=10)
+        except NotFoundError:
+            return False
+        return True
+
+    # -- files ----------------------------------------------------------------------------
+    async def add(
+        self, source: ByteSource, *, pin: bool = True, progress: ProgressCallback | None = None
+    ) -> AddResult:
+        builder = FileBuilder()
+        sent = 0
+
+        async def pieces() -> AsyncIterator[bytes]:
+            nonlocal sent
+            if isinstance(source, bytes | bytearray | memoryview):
+                view = memoryview(source)
+                chunks: Any = (
+                    view[i : i + _UPLOAD_PIECE] for i in range(0, len(view), _UPLOAD_PIECE)
+                )
+                for c in chunks:
+                    builder.feed(c)
+                    sent += len(c)
+                    if progress:
+                        progress(sent)
+                    yield bytes(c)
+                return
+            # Hash piece N on a worker thread (hashlib drops the GIL) while aiohttp writes
+            # it to Kubo; the builder sees the pieces in order because each feed is awaited
+            # before the next one starts.
+            hashing: asyncio.Future[object] | None = None
+            async for c in source:
+                if not c:
+                    continue
+                if hashing is not None:
+                    await hashing
+                hashing = asyncio.ensure_future(asyncio.to_thread(builder.feed, c))
+                sent += len(c)
+                if progress:
+                    progress(sent)
+                yield c
+            if hashing is not None:
+                await hashing
+
+        body, headers = self._multipart(pieces())
+        params: dict[str, str | int] = {
+            "cid-version": 1,
+            "raw-leaves": "true",
+            "chunker": str(UNIXFS_PARAMS["chunker"]),
+            "max-file-links": int(UNIXFS_PARAMS["max-file-links"]),  # type: ignore[call-overload]
+            "trickle": "false",
+            "pin": "true" if pin else "false",
+            "hash": "sha2-256",
+            "inline": "false",
+            "progress": "false",
+        }
+
+        async def go() -> str:
+            resp = await self._request("add", params, data=body, headers=headers)
+            found = ""
+            async with resp:
+                async for line in resp.content:
+                    if not line.strip():
+                        continue
+                    doc = json.loads(line)
+                    if "Message" in doc and doc.get("Type") == "error":
+                        raise _classify(str(doc["Message"]), "add")
+                    if "Hash" in doc:
+                        found = str(doc["Hash"])
+            return found
+
+        theirs = await _translated("add", go())
+        ours, _ = builder.finish()
+        if not theirs:
+            raise StreamTruncatedError("add: the node ended the answer without a CID")
+        if normalize_cid(theirs) != ours:
+            raise IntegrityError(f"add: expected CID {ours}, the node reported {theirs}")
+        return AddResult(cid=ours, size=sent)
+
+    async def file_size(self, cid: str) -> int:
+        parsed = parse_cid(cid)
+        if parsed.codec == RAW:
+            stat = await self._json("block/stat", {"arg": cid})
+            return int(stat.get("Size", 0))
+        if parsed.codec != DAG_PB:
+            raise CidInvalidError(f"expected a raw or dag-pb file CID, found {parsed.codec_name}")
+        return decode_file_node(await self.block_get(cid)).filesize
+
+    async def cat(
+        self, cid: str, *, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        if offset < 0 or (length is not None and length < 0):
+            raise CidInvalidError(f"expected offset, length >= 0, found {offset}, {length}")
+        parse_cid(cid)
+        params: dict[str, str | int] = {"arg": cid, "offset": offset}
+        if length is not None:
+            params["length"] = length
+        resp = await _translated("cat", self._request("cat", params))
+        got = 0
+        try:
+            # Kubo declares up front how many bytes this answer carries (the range, clipped
+            # to the file), and sends a failure after that only in a trailer we cannot
+            # read; so the count is the check.
+            declared = resp.headers.get("X-Content-Length")
+            if declared is not None and declared.isdigit():
+                expected = int(declared)
+            else:
+                expected = max(0, await self.file_size(cid) - offset)
+                if length is not None:
+                    expected = min(expected, length)
+            async for chunk in _translated_iter("cat", resp.content.iter_any()):
+                got += len(chunk)
+                yield chunk
+        finally:
+            resp.release()
+        if got != expected:
+            raise StreamTruncatedError(f"cat: expected {expected} bytes of {cid}, found {got}")
+
+    # -- pins -----------------------------------------------------------------------------
+    async def pin_add(self, cid: str, *, recursive: bool = True) -> None:
+        parse_cid(cid)
+        await self._json("pin/add", {"arg": cid, "recursive": recursive, "progress": "false"})
+
+    async def pin_rm(self, cid: str) -> None:
+        parse_cid(cid)
+        try:
+            await self._json("pin/rm", {"arg": cid, "recursive": "true"})
+        except NotFoundError:
+            return  # already unpinned: the state the caller asked for
+
+    async def pin_ls(self) -> frozenset[str]:
+        found: set[str] = set()
+        for kind in ("recursive", "direct"):
+            doc = await self._json("pin/ls", {"type": kind})
+            found.update(normalize_cid(k) for k in (doc.get("Keys") or {}))
+        return frozenset(found)
+
+    # -- IPNS -----------------------------------------------------------------------------
+    async def ipns_put(self, name: str, record: bytes) -> None:
+        body, headers = self._multipart([bytes(record)], filename="record")
+
+        async def go() -> None:
+            resp = await self._request(
+                "name/put", {"arg": name, "allow-offline": "true"}, data=body, headers=headers
+            )
+            resp.release()
+
+        await _translated("name/put", go())
+
+    async def ipns_get(self, name: str) -> bytes:
+        async def go() -> bytes:
+            resp = await self._request("name/get", {"arg": name})
+            async with resp:
+                return await resp.read()
+
+        return await _translated("name/get", go())
+
+    async def ipns_resolve(self, name: str, *, nocache: bool = True) -> str:
+        doc = await self._json(
+            "name/resolve", {"arg": name, "nocache": nocache, "recursive": "false"}
+        )
+        path = str(doc.get("Path", ""))
+        if not path.startswith("/"):
+            raise NodeRequestError(f"name/resolve: expected a path, found {path!r}")
+        return path
+
+    # -- pubsub ---------------------------------------------------------------------------
+    async def pubsub_publish(self, topic: str, data: bytes) -> None:
+        body, headers = self._multipart([bytes(data)])
+
+        async def go() -> None:
+            resp = await self._request(
+                "pubsub/pub", {"arg": _topic_arg(topic)}, data=body, headers=headers
+            )
+            resp.release()
+
+        await _translated("pubsub/pub", go())
+
+    @asynccontextmanager
+    async def pubsub_subscribe(self, topic: str) -> AsyncIterator[AsyncIterator[PubsubMessage]]:
+        # No read timeout: a quiet topic is not a dead node.
+        resp = await _translated(
+            "pubsub/sub", self._request("pubsub/sub", {"arg": _topic_arg(topic)}, timeout=86400)
+        )
+
+        async def messages() -> AsyncIterator[PubsubMessage]:
+            async for line in _translated_iter("pubsub/sub", resp.content.__aiter__()):
+                if not line.strip():
+                    continue
+                doc = json.loads(line)
+                if "Message" in doc and doc.get("Type") == "error":
+                    raise _classify(str(doc["Message"]), "pubsub/sub")
+                yield PubsubMessage(
+                    topic=topic,
+                    data=_multibase_decode(str(doc.get("data", ""))),
+                    sender=str(doc.get("from", "")),
+                    seqno=_multibase_decode(str(doc.get("seqno", ""))),
+                )
+
+        try:
+            yield messages()
+        finally:
+            resp.close()
+
+    # -- the node -------------------------------------------------------------------------
+    async def node_info(self) -> NodeInfo:
+        ident = await _translated("id", self._ipfs.core.id())
+        if not ident:  # aioipfs turns a dead daemon into None
+            raise NodeUnreachableError("id: no node answered")
+        version = await self._json("version", {})
+        return NodeInfo(
+            backend="kubo",
+            peer_id=str(ident.get("ID", "")),
+            version=str(version.get("Version", "")),
+            addresses=tuple(ident.get("Addresses") or ()),
+        )
+
+    async def capabilities(self) -> NodeCapabilities:
+        if self._caps is None:
+            config = await _translated("config/show", self._ipfs.config.show())
+            if not isinstance(config, dict):
+                raise NodeUnreachableError("config/show: no node answered")
+            pubsub = bool((config.get("Pubsub") or {}).get("Enabled"))
+            ipns_pubsub = bool((config.get("Ipns") or {}).get("UsePubsub"))
+            try:
+                await self._json("swarm/peers", {}, timeout=10)
+                online = True
+            except NodeError:
+                online = False
+            version = self._version or check_kubo_version(
+                str((await self._json("version", {}))["Version"])
+            )
+            self._caps = NodeCapabilities(
+                pubsub=pubsub,
+                ipns_over_pubsub=pubsub and ipns_pubsub,
+                ipns_put=version >= MIN_KUBO_VERSION,
+                online=online,
+            )
+        return self._caps
+
+    # -- for tests and the CLI ------------------------------------------------------------
+    async def swarm_connect(self, multiaddr: str) -> None:
+        await self._json("swarm/connect", {"arg": multiaddr})
+
+
+async def _translated_iter(what: str, it: AsyncIterator[_T]) -> AsyncIterator[_T]:
+    """Iterate ``it`` with every transport failure translated, as :func:`_translated` does."""
+    while True:
+        try:
+            item = await _translated(what, it.__anext__())
+        except StopAsyncIteration:
+            return
+        yield item
