@@ -43,7 +43,7 @@ from ipfs_share.node.discovery import multiaddr_to_url
 from ipfs_share.node.install import kubo_version, normalize_version
 from ipfs_share.node.ports import NodePorts, port_is_free
 
-__all__ = ["DaemonStatus", "KuboDaemon", "RunningNode"]
+__all__ = ["DaemonStatus", "KuboDaemon", "RunningNode", "pid_alive"]
 
 PID_FILE = "ipfs-share-daemon.pid"
 LOG_FILE = "ipfs-share-daemon.log"
@@ -156,7 +156,7 @@ def _cmdline(pid: int) -> list[str]:
     return out.split()
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     """True if ``pid`` is a live (not zombie) process; reaps it if it is our dead child."""
     with contextlib.suppress(ChildProcessError, OSError):
         # A daemon this process started and nobody waited for would stay a zombie.
@@ -409,7 +409,7 @@ class KuboDaemon:
         counts as not running (that other process is never touched).
         """
         pid = self._pid_from_file()
-        if pid is None or not _pid_alive(pid) or not self._is_ours(pid):
+        if pid is None or not pid_alive(pid) or not self._is_ours(pid):
             return None
         return pid
 
@@ -420,7 +420,7 @@ class KuboDaemon:
     def _alive(self, pid: int) -> bool:
         if self._proc is not None and self._proc.pid == pid:
             return self._proc.poll() is None
-        return _pid_alive(pid)
+        return pid_alive(pid)
 
     def start(self, *, die_with_parent: bool = False) -> int:
         """Start the daemon if it is not running; return its pid (idempotent).

@@ -1,0 +1,52 @@
+"""What every CLI command module shares: the context a handler gets, and output helpers.
+
+A command module under ``ipfs_share/cli/`` exposes ``register(subparsers)``; the
+dispatcher in :mod:`ipfs_share.cli.main` finds it by itself. A handler takes the parsed
+arguments and a :class:`Context`, may be ``async``, and returns an exit code (None is 0).
+Errors are raised, never printed: the dispatcher prints them and picks the exit code.
+
+>>> import argparse
+>>> def register(subparsers: Subparsers) -> None:
+...     parser = subparsers.add_parser("hello", help="say hello")
+...     parser.add_argument("name")
+...     parser.set_defaults(handler=hello)
+>>> async def hello(args: argparse.Namespace, ctx: Context) -> None:
+...     ctx.emit({"greeting": f"hello {args.name}"}, f"hello {args.name}")
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TextIO, TypeAlias
+
+__all__ = ["Context", "Handler", "Subparsers"]
+
+# What register() receives: the object returned by ArgumentParser.add_subparsers().
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+Handler: TypeAlias = Callable[[argparse.Namespace, "Context"], "int | Awaitable[int | None] | None"]
+
+
+@dataclass
+class Context:
+    """The global options, and where results (stdout) and notes (stderr) go."""
+
+    json: bool = False
+    api: str | None = None
+    stdout: TextIO = field(default_factory=lambda: sys.stdout)
+    stderr: TextIO = field(default_factory=lambda: sys.stderr)
+
+    def emit(self, data: Mapping[str, Any], text: str) -> None:
+        """Print a result: ``data`` as one JSON object with ``--json``, else ``text``."""
+        if self.json:
+            print(json.dumps(data, sort_keys=True), file=self.stdout)
+        elif text:
+            print(text, file=self.stdout)
+
+    def note(self, text: str) -> None:
+        """Tell the person something that is not the result (progress, what was chosen)."""
+        print(f"ipfs-share: {text}", file=self.stderr)

@@ -1,0 +1,222 @@
+"""The ``ipfs-share`` command line: parse, dispatch, print results, map errors to exit codes.
+
+Results go to stdout (one JSON object with ``--json``); errors go to stderr as::
+
+    ipfs-share: error: <message>
+    ipfs-share: hint: <what to do>
+
+(with ``--json``, also as ``{"error": {"code", "message", "hint", "exit_code"}}`` on stdout).
+
+Exit codes, from one table keyed by the error's ``code``. An error whose code is not in
+the table takes the exit code of its nearest ancestor class that is, so a new subclass
+lands in its family's code without touching this table.
+
+====  ============================  ====================================================
+exit  meaning                       error codes
+====  ============================  ====================================================
+0     success
+1     generic failure               ipfs_share_error, share_error, internal errors
+2     usage: bad command line       (argparse), missing subcommand
+3     invalid input                 invalid_input, cid_invalid, block_too_large,
+                                    format_invalid, ipns_record_invalid,
+                                    passphrase_required
+4     node unreachable              node_unreachable
+5     the node refused or failed    node_error, node_request_failed,
+                                    node_version_unsupported, feature_unavailable
+6     not found                     not_found, identity_not_found
+7     integrity                     integrity_error, stream_truncated
+8     node management failed        node_management_failed, kubo_install_failed
+9     local store                   store_error
+10    access denied                 recipient_not_authorized, key_unwrap_failed,
+                                    policy_provider_required, policy_denied,
+                                    capability_required, capability_invalid
+11    share no longer valid         share_expired, share_revoked
+130   interrupted (Ctrl-C)
+====  ============================  ====================================================
+
+Adding a command: put a module in ``ipfs_share/cli/`` exposing ``register(subparsers)``
+(see :mod:`ipfs_share.cli.common`); it is found automatically. Modules must not define
+``--api`` or ``--json`` themselves: every subcommand accepts the global options.
+
+>>> main(["--version"])                                # doctest: +ELLIPSIS
+ipfs-share ... (Kubo v0...)
+0
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import inspect
+import json
+import os
+import pkgutil
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import ipfs_share
+import ipfs_share.cli
+from ipfs_share import paths
+from ipfs_share.cli.common import Context
+from ipfs_share.errors import IpfsShareError
+
+__all__ = ["EXIT_CODES", "build_parser", "exit_code_for", "main"]
+
+EXIT_OK = 0
+EXIT_GENERIC = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES: dict[str, int] = {
+    "ipfs_share_error": EXIT_GENERIC,
+    "share_error": EXIT_GENERIC,
+    "invalid_input": 3,
+    "node_unreachable": 4,
+    "node_error": 5,
+    "not_found": 6,
+    "identity_not_found": 6,
+    "integrity_error": 7,
+    "node_management_failed": 8,
+    "store_error": 9,
+    "recipient_not_authorized": 10,
+    "key_unwrap_failed": 10,
+    "policy_provider_required": 10,
+    "policy_denied": 10,
+    "capability_required": 10,
+    "capability_invalid": 10,
+    "share_expired": 11,
+    "share_revoked": 11,
+}
+
+# Modules in ipfs_share/cli/ that are not commands.
+_NOT_COMMANDS = frozenset({"main", "common"})
+
+
+def exit_code_for(exc: IpfsShareError) -> int:
+    """The exit code for an error: its code's row, else its nearest listed ancestor's.
+
+    >>> from ipfs_share.errors import CidInvalidError, NodeUnreachableError
+    >>> exit_code_for(CidInvalidError("x")), exit_code_for(NodeUnreachableError("x"))
+    (3, 4)
+    """
+    for cls in type(exc).__mro__:
+        code = cls.__dict__.get("code")
+        if isinstance(code, str) and code in EXIT_CODES:
+            return EXIT_CODES[code]
+    return EXIT_GENERIC
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    # On subcommands the defaults are SUPPRESS, so `ipfs-share --json node status` is not
+    # undone by the subparser's own default; both positions work.
+    default: Any = argparse.SUPPRESS
+    group = parser.add_argument_group("global options")
+    group.add_argument(
+        "--api",
+        metavar="ADDR",
+        default=None if top else default,
+        help="Kubo RPC API as a multiaddr or URL (default: $IPFS_SHARE_API, the managed "
+        "node, /ip4/127.0.0.1/tcp/5001)",
+    )
+    group.add_argument(
+        "--json",
+        action="store_true",
+        default=False if top else default,
+        help="print results as JSON on stdout",
+    )
+
+
+def _subparsers_of(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    found: list[argparse.ArgumentParser] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):  # aliases map to one parser
+                found.append(sub)
+                found.extend(_subparsers_of(sub))
+    return found
+
+
+def _command_modules() -> list[str]:
+    names = [m.name for m in pkgutil.iter_modules(ipfs_share.cli.__path__)]
+    return sorted(n for n in names if not n.startswith("_") and n not in _NOT_COMMANDS)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser: global options plus every command module's subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="ipfs-share",
+        description="End-to-end encrypted sharing on IPFS, with no server but Kubo.",
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"ipfs-share {ipfs_share.__version__} (Kubo {paths.KUBO_VERSION})",
+    )
+    _add_global_options(parser, top=True)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _command_modules():
+        module = importlib.import_module(f"ipfs_share.cli.{name}")
+        register = getattr(module, "register", None)
+        if callable(register):
+            register(subparsers)
+    for sub in _subparsers_of(parser):
+        _add_global_options(sub, top=False)
+    return parser
+
+
+def _report(ctx: Context, code: str, message: str, hint: str, exit_code: int) -> None:
+    print(f"ipfs-share: error: {message}", file=ctx.stderr)
+    if hint:
+        print(f"ipfs-share: hint: {hint}", file=ctx.stderr)
+    if ctx.json:
+        error = {"code": code, "message": message, "hint": hint, "exit_code": exit_code}
+        print(json.dumps({"error": error}, sort_keys=True), file=ctx.stdout)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, and usage errors (already printed)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    ctx = Context(json=args.json, api=args.api)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        # A command group given without its subcommand, or no command at all.
+        parser.print_usage(sys.stderr)
+        print("ipfs-share: error: a command is required", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        result = handler(args, ctx)
+        if inspect.isawaitable(result):
+            result = asyncio.run(_await(result))
+    except IpfsShareError as exc:
+        exit_code = exit_code_for(exc)
+        _report(ctx, exc.code, exc.message, exc.hint, exit_code)
+        return exit_code
+    except KeyboardInterrupt:
+        print("ipfs-share: interrupted", file=ctx.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if os.environ.get("IPFS_SHARE_DEBUG"):
+            raise
+        _report(
+            ctx,
+            "internal_error",
+            f"internal error: {type(exc).__name__}: {exc}",
+            "this is a bug in ipfs-share; rerun with IPFS_SHARE_DEBUG=1 to see the traceback",
+            EXIT_GENERIC,
+        )
+        return EXIT_GENERIC
+    return EXIT_OK if result is None else int(result)
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+if __name__ == "__main__":
+    sys.exit(main())
