@@ -33,6 +33,8 @@ def field_bytes(field: int, value: bytes) -> bytes:
 
 def read_varint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
     """Read a minimal unsigned varint (at most 64 bits) at ``pos``; return (value, next pos)."""
+    if pos < len(buf) and buf[pos] < 0x80:  # one byte: most tags, lengths and sizes
+        return buf[pos], pos + 1
     n = 0
     shift = 0
     end = min(len(buf), pos + 10)
