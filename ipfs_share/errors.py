@@ -13,6 +13,7 @@ The tree::
     │   ├── BlockTooLargeError                        block_too_large
     │   ├── FormatError                               format_invalid
     │   │   └── IpnsRecordInvalidError                ipns_record_invalid
+    │   ├── SignatureInvalidError                     signature_invalid
     │   └── PassphraseRequiredError                   passphrase_required
     ├── NodeError                                     node_error
     │   ├── NodeUnreachableError                      node_unreachable
@@ -72,6 +73,7 @@ __all__ = [
     "ShareError",
     "ShareExpiredError",
     "ShareRevokedError",
+    "SignatureInvalidError",
     "StoreError",
     "StreamTruncatedError",
 ]
@@ -126,6 +128,13 @@ class FormatError(InvalidInputError):
 class IpnsRecordInvalidError(FormatError):
     code = "ipns_record_invalid"
     default_hint = "the IPNS record is malformed, expired, or not signed by the name's key"
+
+
+class SignatureInvalidError(InvalidInputError):
+    """A signature that does not verify under the key it was checked against."""
+
+    code = "signature_invalid"
+    default_hint = "the data was not signed by the expected key, or was changed after signing"
 
 
 class PassphraseRequiredError(InvalidInputError):
