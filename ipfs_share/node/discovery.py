@@ -28,8 +28,6 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import aiohttp
-
 from ipfs_share import paths
 from ipfs_share.errors import InvalidInputError
 
@@ -184,6 +182,9 @@ async def probe_api(url: str, *, timeout: float = 2.0) -> bool:
     >>> asyncio.run(probe_api("http://127.0.0.1:9"))   # the discard port: nothing there
     False
     """
+    # Imported here: the CLI's node commands never need it, and it costs ~0.1 s to load.
+    import aiohttp
+
     try:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,

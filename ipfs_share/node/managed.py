@@ -74,6 +74,8 @@ def start_managed(
     ``public_network`` only applies when the repo is created.
     """
     notes: list[str] = []
+    # Validates the numbers first (InvalidInputError), before any socket sees them.
+    preferred = _requested(DEFAULT_PORTS, api_port, gateway_port, swarm_port)
     daemon = managed_daemon(home=home)
     explicit = (api_port, gateway_port, swarm_port) != (None, None, None)
     if daemon.running_pid() is not None:
@@ -105,7 +107,6 @@ def start_managed(
                     f"expected the {name} port {port} to be free, found it in use",
                     hint=f"choose another port, or leave out --{name}-port to get a free one",
                 )
-        preferred = _requested(DEFAULT_PORTS, api_port, gateway_port, swarm_port)
         ports, moved = choose_ports(preferred, swarm_host=swarm_host)
         notes.extend(moved)
         daemon.init(ports=ports, public_network=public_network)
