@@ -17,9 +17,10 @@ exit  meaning                       error codes
 0     success
 1     generic failure               ipfs_share_error, share_error, internal errors
 2     usage: bad command line       (argparse), missing subcommand
-3     invalid input                 invalid_input, cid_invalid, block_too_large,
-                                    format_invalid, ipns_record_invalid,
-                                    passphrase_required
+3     invalid input                 invalid_input and its subclasses (cid_invalid,
+                                    block_too_large, format_invalid,
+                                    ipns_record_invalid, signature_invalid,
+                                    passphrase_required, ...)
 4     node unreachable              node_unreachable
 5     the node refused or failed    node_error, node_request_failed,
                                     node_version_unsupported, feature_unavailable
