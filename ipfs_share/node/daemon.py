@@ -23,7 +23,6 @@ Everything here is synchronous (process management); from async code call it thr
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import signal
@@ -38,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ipfs_share import paths
-from ipfs_share.errors import NodeManagementError, NodeVersionError
+from ipfs_share.errors import InvalidInputError, NodeManagementError, NodeVersionError
 from ipfs_share.node.discovery import multiaddr_to_url
 from ipfs_share.node.install import kubo_version, normalize_version
 from ipfs_share.node.ports import NodePorts, port_is_free
@@ -382,6 +381,9 @@ class KuboDaemon:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         # Serializes start/stop across processes, so two `node start` cannot race.
+        # Imported here so that merely importing ipfs_share.node works where fcntl is absent.
+        import fcntl
+
         self.repo.mkdir(parents=True, exist_ok=True)
         with (self.repo / LOCK_FILE).open("a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
@@ -473,8 +475,8 @@ class KuboDaemon:
         if api is None:
             return
         try:
-            url = multiaddr_to_url(api)
-        except ValueError:
+            url: str | None = multiaddr_to_url(api)
+        except InvalidInputError:
             url = None
         if url is not None and _rpc(url, "id", timeout=1.0) is not None:
             raise NodeManagementError(
@@ -595,7 +597,10 @@ class KuboDaemon:
         initialized = self.is_initialized()
         pid = self.running_pid()
         api = _read_text(self.repo / "api") if pid is not None else None
-        url = multiaddr_to_url(api) if api is not None else None
+        try:
+            url = multiaddr_to_url(api) if api is not None else None
+        except InvalidInputError:
+            url = None  # a garbled api file: the daemon counts as not answering
         answer = _rpc(url, "version", timeout=timeout) if url is not None else None
         return DaemonStatus(
             repo=self.repo,
