@@ -296,6 +296,11 @@ def test_public_network_config(kubo_binary: Path, tmp_path: Path) -> None:
     assert config["Pubsub"]["Enabled"] is True and config["Ipns"]["UsePubsub"] is True
     assert d.network() == "public"
     assert d.configured_ports() == NodePorts(api=15001, gateway=18080, swarm=14001)
+    d.set_ports(NodePorts(api=15002, gateway=18082, swarm=14002))
+    assert d.configured_ports() == NodePorts(api=15002, gateway=18082, swarm=14002)
+    swarm = d.config()["Addresses"]["Swarm"]
+    assert "/ip4/0.0.0.0/udp/14002/quic-v1" in swarm
+    assert not any("14001" in a for a in swarm)
 
 
 def test_sigterm_is_what_stops_it(daemon: KuboDaemon) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -336,7 +337,19 @@ class KuboDaemon:
                 hint="start it, or remove the directory to begin again (that loses its keys)",
             )
         ports = ports or NodePorts()
+        created = not self.repo.exists()
         self.repo.mkdir(parents=True, exist_ok=True)
+        try:
+            self._init(ports, public_network)
+        except BaseException:
+            # A half-configured repo would later start with the wrong settings.
+            if created:
+                shutil.rmtree(self.repo, ignore_errors=True)
+            else:
+                (self.repo / "config").unlink(missing_ok=True)
+            raise
+
+    def _init(self, ports: NodePorts, public_network: bool) -> None:
         if public_network:
             self._ipfs("init", "--empty-repo")
         else:
@@ -367,13 +380,16 @@ class KuboDaemon:
         addresses = dict(self.config().get("Addresses", {}))
         addresses["API"] = f"/ip4/127.0.0.1/tcp/{ports.api}"
         addresses["Gateway"] = f"/ip4/127.0.0.1/tcp/{ports.gateway}"
-        old = self.configured_ports().swarm
-        addresses["Swarm"] = [
-            str(a)
-            .replace(f"/tcp/{old}", f"/tcp/{ports.swarm}")
-            .replace(f"/udp/{old}/", f"/udp/{ports.swarm}/")
-            for a in addresses.get("Swarm", [])
-        ]
+        old = str(self.configured_ports().swarm)
+
+        def moved(maddr: str) -> str:
+            parts = maddr.split("/")
+            for i in range(1, len(parts) - 1):
+                if parts[i] in ("tcp", "udp") and parts[i + 1] == old:
+                    parts[i + 1] = str(ports.swarm)
+            return "/".join(parts)
+
+        addresses["Swarm"] = [moved(str(a)) for a in addresses.get("Swarm", [])]
         self._set("Addresses", addresses)
 
     # --- the process -------------------------------------------------------------------
