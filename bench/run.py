@@ -9,16 +9,15 @@ bench/results/<name>.json. Entries register themselves in ENTRIES.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bench import storage_bench
 
-Entry = Callable[[argparse.Namespace], Awaitable[dict[str, Any]]]
+Entry = Callable[[argparse.Namespace], dict[str, Any]]
 
 ENTRIES: dict[str, Entry] = {
     "storage": storage_bench.run,
@@ -43,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(__file__).parent / "results"
     out_dir.mkdir(exist_ok=True)
     for name in args.names or list(ENTRIES):
-        result = asyncio.run(ENTRIES[name](args))
+        result = ENTRIES[name](args)
         (out_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps(result, indent=2))
     return 0

@@ -3,11 +3,12 @@
 Both sides move the same file through the same daemon: plain Kubo with
 `ipfs add --cid-version=1 --raw-leaves` and `ipfs cat`, ipfs-share with KuboStorage.add
 (streamed from the file in 1 MiB pieces, CID computed locally and checked) and
-KuboStorage.cat. Times are of the operation alone: the worker times itself in-process, and
-the plain side's wall time has the `ipfs` CLI's own start-up (the best of five
-`ipfs --api ... version` runs, measured in the same run) taken off. Between adds the pin is removed and the repo garbage-collected, so every
-add writes every block. Each measurement runs in a fresh process so its peak RSS
-(ru_maxrss from wait4) is its own. Rounds alternate sides; the best of each is kept.
+KuboStorage.cat. Times are of the operation alone: the worker times itself in-process,
+and the plain side's wall time has the `ipfs` CLI's own start-up (the best of five
+`ipfs --api ... version` runs, measured in the same run) taken off. Between adds the pin
+is removed and the repo garbage-collected, so every add writes every block. Each
+measurement runs in a fresh process so its peak RSS (ru_maxrss from wait4) is its own.
+Rounds alternate sides; the best of each is kept.
 
 Targets (issue 2): add and cat >= 0.9x plain throughput; peak RSS < 100 MiB for 1 GiB.
 """
@@ -15,7 +16,6 @@ Targets (issue 2): add and cat >= 0.9x plain throughput; peak RSS < 100 MiB for 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import subprocess
 import sys
@@ -53,7 +53,7 @@ def _write_file(path: Path, size: int) -> None:
             left -= n
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace) -> dict[str, Any]:
     size: int = args.size
     rounds: int = args.rounds
     binary = find_kubo() or install_kubo()
@@ -64,12 +64,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         daemon.start()
         try:
             node = daemon.wait_ready(timeout=60)
-            return await _measure(node.api_multiaddr, node.api_url, binary, tmpdir, size, rounds)
+            return _measure(node.api_multiaddr, node.api_url, binary, tmpdir, size, rounds)
         finally:
             daemon.stop()
 
 
-async def _measure(
+def _measure(
     api: str, url: str, binary: Path, tmpdir: Path, size: int, rounds: int
 ) -> dict[str, Any]:
     path = tmpdir / "data.bin"
@@ -112,8 +112,12 @@ async def _measure(
     if cids["plain"] != cids["ours"]:
         raise RuntimeError(f"CIDs differ: plain {cids['plain']}, ours {cids['ours']}")
     cid = cids["plain"]
-    subprocess.run([*ipfs, "add", "-Q", "--cid-version=1", "--raw-leaves", str(path)],
-                   capture_output=True, env=env, check=True)
+    subprocess.run(
+        [*ipfs, "add", "-Q", "--cid-version=1", "--raw-leaves", str(path)],
+        capture_output=True,
+        env=env,
+        check=True,
+    )
     for r in range(rounds):
         order = ["plain", "ours"] if r % 2 == 0 else ["ours", "plain"]
         for side in order:
@@ -167,4 +171,4 @@ def _timed_cat_plain(ipfs: list[str], cid: str, env: dict[str, str]) -> tuple[fl
 
 
 if __name__ == "__main__":
-    asyncio.run(run(argparse.Namespace(size=1 << 28, rounds=1)))
+    print(run(argparse.Namespace(size=1 << 28, rounds=1)))

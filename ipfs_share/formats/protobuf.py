@@ -66,9 +66,7 @@ def iter_fields(buf: bytes | memoryview) -> Iterator[tuple[int, int, int | bytes
         elif wire == LEN:
             length, pos = read_varint(buf, pos)
             if pos + length > size:
-                raise FormatError(
-                    f"expected {length} bytes for field {field}, found {size - pos}"
-                )
+                raise FormatError(f"expected {length} bytes for field {field}, found {size - pos}")
             yield field, wire, bytes(buf[pos : pos + length])
             pos += length
         else:

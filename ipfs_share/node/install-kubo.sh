@@ -77,8 +77,12 @@ log "[2/4] writing a wrapper module with Kubo's exclude and replace directives"
 printf 'package main\n' > tools.go   # a module needs a package for `go get` to settle
 
 log "[3/4] resolving dependencies (first run downloads a few hundred modules)"
-GOFLAGS=-mod=mod go get "github.com/ipfs/kubo@$version" >&2 2>&1 | tail -n 3 >&2 || true
-GOFLAGS=-mod=mod go mod download >&2
+if ! GOFLAGS=-mod=mod go get "github.com/ipfs/kubo@$version" > "$work/get.log" 2>&1; then
+    grep -v '^go: downloading' "$work/get.log" | tail -n 20 >&2
+    die "could not resolve Kubo $version's dependencies from the Go module proxy" \
+        "see the lines above; or run Kubo in Docker: docker compose -f docker/compose.yml up -d"
+fi
+log "      $(grep -c '^go: downloading' "$work/get.log" || true) modules downloaded"
 
 log "[4/4] building ipfs (several minutes on a cold cache)"
 mkdir -p "$dest_dir"

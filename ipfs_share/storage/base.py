@@ -94,7 +94,10 @@ class PubsubMessage:
 class Storage(Protocol):
     """The async storage interface. Every method raises only ``IpfsShareError`` subclasses."""
 
-    backend: Literal["kubo", "embedded"]
+    @property
+    def backend(self) -> Literal["kubo", "embedded"]:
+        """Which implementation this is."""
+        ...
 
     async def close(self) -> None: ...
 

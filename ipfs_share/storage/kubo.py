@@ -352,7 +352,7 @@ class KuboStorage:
             # Hash piece N on a worker thread (hashlib drops the GIL) while aiohttp writes
             # it to Kubo; the builder sees the pieces in order because each feed is awaited
             # before the next one starts.
-            hashing: asyncio.Future[object] | None = None
+            hashing: asyncio.Future[Any] | None = None
             async for c in source:
                 if not c:
                     continue
