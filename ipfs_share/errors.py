@@ -14,6 +14,7 @@ The tree::
     │   ├── FormatError                               format_invalid
     │   │   └── IpnsRecordInvalidError                ipns_record_invalid
     │   ├── SignatureInvalidError                     signature_invalid
+    │   ├── DecryptionError                           decryption_failed
     │   └── PassphraseRequiredError                   passphrase_required
     ├── NodeError                                     node_error
     │   ├── NodeUnreachableError                      node_unreachable
@@ -51,6 +52,7 @@ __all__ = [
     "CapabilityInvalidError",
     "CapabilityRequiredError",
     "CidInvalidError",
+    "DecryptionError",
     "FeatureUnavailableError",
     "FormatError",
     "IdentityNotFoundError",
@@ -135,6 +137,22 @@ class SignatureInvalidError(InvalidInputError):
 
     code = "signature_invalid"
     default_hint = "the data was not signed by the expected key, or was changed after signing"
+
+
+class DecryptionError(InvalidInputError):
+    """Ciphertext that does not decrypt: changed, cut short, reordered, extended, or sealed
+    under another key.
+
+    Deliberately coarse (docs/spec/envelope.md): the message never says which check
+    failed, so a decryptor is no oracle. Like a bad signature, the input can never succeed
+    as given: content addressing means fetching the same CID again gives the same bytes.
+    """
+
+    code = "decryption_failed"
+    default_hint = (
+        "the encrypted data was changed, cut short, or is not for this key; "
+        "ask the sender to share it again"
+    )
 
 
 class PassphraseRequiredError(InvalidInputError):
