@@ -143,8 +143,8 @@ def encode(obj: Any) -> bytes:
     ...
     ipfs_share.errors.FormatError: expected a finite float, found nan at $
     """
-    _check_value(obj, 0, "$")
-    return _emit(obj)
+    _check_value(obj, keys_sorted=False)
+    return _emit(obj, sort_keys=True)
 
 
 def decode(data: bytes, *, max_size: int = MAX_BLOCK_SIZE) -> Any:
@@ -181,11 +181,11 @@ def decode(data: bytes, *, max_size: int = MAX_BLOCK_SIZE) -> Any:
         if isinstance(cause, FormatError):
             raise FormatError(cause.message) from exc
         raise FormatError(f"expected canonical dag-cbor, found {_describe(exc)}") from exc
-    _check_value(value, 0, "$")
+    _check_value(value, keys_sorted=True)
     # Every check above passed, yet the bytes may still be non-canonical (long integer
-    # heads, float16/32, unsorted keys, trailing bytes): only the canonical re-encoding
-    # proves they are not.
-    again = _emit(value)
+    # or length heads, float16/32, trailing bytes): only the canonical re-encoding proves
+    # they are not.
+    again = _emit(value, sort_keys=False)
     if again != data:
         if len(again) < len(data) and data.startswith(again):
             raise FormatError(
@@ -234,11 +234,19 @@ _ENCODERS: dict[type, Callable[[cbor2.CBOREncoder, Any], Any]] = {
 }
 
 
-def _emit(value: Any) -> bytes:
-    # canonical=True gives definite lengths, shortest heads and length-first key order;
-    # the float hook above undoes its float shrinking.
+def _emit(value: Any, *, sort_keys: bool) -> bytes:
+    """cbor2 writes definite lengths and shortest heads in either mode.
+
+    ``sort_keys=True`` (encode): canonical mode sorts map keys length-first (~0.3 us a
+    key), and the float hook undoes its float shrinking. ``sort_keys=False`` (the decoder's
+    re-encoding): _check_value has already proved every map's keys sorted, so the map's own
+    order is the canonical one; and non-canonical cbor2 writes every finite float as 64
+    bits by itself, so no per-object hook table is needed (it doubles the cost).
+    """
     try:
-        return cbor2.dumps(value, canonical=True, encoders=_ENCODERS)
+        if sort_keys:
+            return cbor2.dumps(value, canonical=True, encoders=_ENCODERS)
+        return cbor2.dumps(value, default=_encode_default)
     except FormatError:
         raise
     except Exception as exc:
@@ -248,32 +256,84 @@ def _emit(value: Any) -> bytes:
         raise FormatError(f"expected a dag-cbor data model value, found {_describe(exc)}") from exc
 
 
-def _check_value(value: Any, depth: int, path: str) -> None:
-    """Refuse anything outside the DAG-CBOR data model before any bytes are written."""
+def _encode_default(encoder: cbor2.CBOREncoder, value: Any) -> None:
+    if type(value) is Link:
+        _encode_link(encoder, value)
+    else:
+        _refuse_type(encoder, value)
+
+
+class _BadValue(Exception):
+    """Raised deep in the walk; each level adds its path segment on the way out, so the
+    happy path builds no path strings at all."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.segments: list[str] = []
+
+
+_LEAF_TYPES = frozenset({str, bytes, bool, type(None), Link})
+
+
+def _check_value(value: Any, *, keys_sorted: bool) -> None:
+    """Refuse anything outside the DAG-CBOR data model before any bytes are written.
+
+    With ``keys_sorted`` (the decoder's case) also require every map's keys to be in
+    canonical order already.
+    """
+    try:
+        _walk(value, 0, keys_sorted)
+    except _BadValue as bad:
+        where = "$" + "".join(reversed(bad.segments))
+        raise FormatError(f"{bad.message} at {where}") from None
+
+
+def _walk(value: Any, depth: int, keys_sorted: bool) -> None:
     kind = type(value)
-    if kind is str or kind is bytes or kind is bool or value is None or kind is Link:
+    if kind in _LEAF_TYPES:
         return
     if kind is int:
         if not _MIN_INT <= value <= _MAX_INT:
-            raise FormatError(f"expected an integer in [-2^64, 2^64-1], found {value} at {path}")
+            raise _BadValue(f"expected an integer in [-2^64, 2^64-1], found {value}")
         return
     if kind is float:
         if not math.isfinite(value):
-            raise FormatError(f"expected a finite float, found {value!r} at {path}")
+            raise _BadValue(f"expected a finite float, found {value!r}")
         return
     if depth >= MAX_DEPTH:
-        raise FormatError(f"expected nesting of at most {MAX_DEPTH} levels, found more at {path}")
+        raise _BadValue(f"expected nesting of at most {MAX_DEPTH} levels, found more")
     if kind is list or kind is tuple:
-        for i, item in enumerate(value):
-            _check_value(item, depth + 1, f"{path}[{i}]")
+        index = 0
+        try:
+            for index, item in enumerate(value):  # noqa: B007 (index is read on error)
+                _walk(item, depth + 1, keys_sorted)
+        except _BadValue as bad:
+            bad.segments.append(f"[{index}]")
+            raise
         return
     if kind is dict:
-        for key, item in value.items():
-            if type(key) is not str:
-                raise FormatError(f"expected text map keys, found {type(key).__name__} at {path}")
-            _check_value(item, depth + 1, f"{path}.{key[:40]}")
+        previous = b""
+        key: Any = None
+        try:
+            for key, item in value.items():
+                if type(key) is not str:
+                    raise _BadValue(f"expected text map keys, found {type(key).__name__}")
+                if keys_sorted:
+                    encoded = key.encode("utf-8")
+                    if previous and (len(encoded), encoded) <= (len(previous), previous):
+                        raise _BadValue(
+                            "expected map keys sorted length-first then bytewise, "
+                            f"found {key[:40]!r} after {previous[:40].decode(errors='replace')!r}"
+                        )
+                    previous = encoded
+                _walk(item, depth + 1, keys_sorted)
+        except _BadValue as bad:
+            if type(key) is str:
+                bad.segments.append(f".{key[:40]}")
+            raise
         return
-    raise FormatError(f"expected a dag-cbor data model value, found {kind.__name__} at {path}")
+    raise _BadValue(f"expected a dag-cbor data model value, found {kind.__name__}")
 
 
 # --- decoding ----------------------------------------------------------------------------
