@@ -440,6 +440,15 @@ def test_rfc3339_refused(text: str) -> None:
         parse_rfc3339(text.encode())
 
 
+def test_lifetime_beyond_year_9999_is_refused() -> None:
+    with pytest.raises(FormatError, match="year 10000"):
+        record(validity=timedelta(days=3_000_000))
+
+
+def test_rfc3339_pads_small_years() -> None:
+    assert format_rfc3339(datetime(999, 1, 2, tzinfo=UTC)) == "0999-01-02T00:00:00Z"
+
+
 def test_rfc3339_round_trip() -> None:
     for moment in (NOW, NOW + timedelta(microseconds=1), NOW + timedelta(microseconds=100)):
         assert parse_rfc3339(format_rfc3339(moment).encode()) == moment

@@ -162,7 +162,12 @@ def make_record(
         raise FormatError(f"expected ttl_seconds in [0, {_MAX_U64 // _NS}], found {ttl_seconds!r}")
     if isinstance(validity, timedelta):
         start = datetime.now(UTC) if now is None else _aware(now, "now")
-        eol = start + validity
+        try:
+            eol = start + validity
+        except OverflowError:
+            raise FormatError(
+                f"expected a lifetime ending before year 10000, found {validity}"
+            ) from None
     else:
         eol = _aware(validity, "validity")
     data = dagcbor.encode(
@@ -245,7 +250,10 @@ def format_rfc3339(moment: datetime) -> str:
     '2026-01-02T03:04:05.12Z'
     """
     utc = _aware(moment, "time").astimezone(UTC)
-    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
+    text = (
+        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}"
+        f"T{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}"
+    )
     if utc.microsecond:
         text += "." + f"{utc.microsecond:06d}".rstrip("0")
     return text + "Z"
