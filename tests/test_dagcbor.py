@@ -312,7 +312,7 @@ def test_fuzz_mutated_valid_encodings(value: Any, draw: st.DataObject) -> None:
 @given(st.one_of(st.binary(max_size=4096), values.map(encode)), st.data())
 @settings(max_examples=100_000, deadline=None, suppress_health_check=list(HealthCheck))
 def test_fuzz_long(data: bytes, draw: st.DataObject) -> None:
-    """Run by hand: ``pytest -m fuzz_long tests/test_dagcbor.py`` (about ten minutes)."""
+    """100 000 inputs, about four minutes: ``pytest -m fuzz_long tests/test_dagcbor.py``."""
     mutated = bytearray(data)
     if mutated and draw.draw(st.booleans()):
         mutated[draw.draw(st.integers(0, len(mutated) - 1))] ^= draw.draw(st.integers(1, 255))
