@@ -15,12 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import storage_bench
+from bench import crypto_bench, storage_bench
 
 Entry = Callable[[argparse.Namespace], dict[str, Any]]
 
 ENTRIES: dict[str, Entry] = {
     "storage": storage_bench.run,
+    "crypto": crypto_bench.run,
 }
 
 

@@ -12,10 +12,14 @@ The tree::
     │   ├── CidInvalidError                           cid_invalid
     │   ├── BlockTooLargeError                        block_too_large
     │   ├── FormatError                               format_invalid
-    │   │   └── IpnsRecordInvalidError                ipns_record_invalid
+    │   │   ├── IpnsRecordInvalidError                ipns_record_invalid
+    │   │   ├── IdentityDocumentInvalidError          identity_document_invalid
+    │   │   └── ChainInvalidError                     chain_invalid
     │   ├── SignatureInvalidError                     signature_invalid
     │   ├── DecryptionError                           decryption_failed
-    │   └── PassphraseRequiredError                   passphrase_required
+    │   ├── PassphraseRequiredError                   passphrase_required
+    │   ├── PassphraseInvalidError                    passphrase_invalid
+    │   └── IdentityExistsError                       identity_exists
     ├── NodeError                                     node_error
     │   ├── NodeUnreachableError                      node_unreachable
     │   ├── NodeVersionError                          node_version_unsupported
@@ -51,10 +55,13 @@ __all__ = [
     "BlockTooLargeError",
     "CapabilityInvalidError",
     "CapabilityRequiredError",
+    "ChainInvalidError",
     "CidInvalidError",
     "DecryptionError",
     "FeatureUnavailableError",
     "FormatError",
+    "IdentityDocumentInvalidError",
+    "IdentityExistsError",
     "IdentityNotFoundError",
     "IntegrityError",
     "InvalidInputError",
@@ -68,6 +75,7 @@ __all__ = [
     "NodeUnreachableError",
     "NodeVersionError",
     "NotFoundError",
+    "PassphraseInvalidError",
     "PassphraseRequiredError",
     "PolicyDeniedError",
     "PolicyProviderRequiredError",
@@ -132,6 +140,14 @@ class IpnsRecordInvalidError(FormatError):
     default_hint = "the IPNS record is malformed, expired, or not signed by the name's key"
 
 
+class ChainInvalidError(FormatError):
+    """A signed chain (mailbox entries, revocation heads) with a gap, a fork or a rollback:
+    each block may be well formed, but together they are not one history."""
+
+    code = "chain_invalid"
+    default_hint = "the chain was rewritten or is incomplete; resync, and report it if it repeats"
+
+
 class SignatureInvalidError(InvalidInputError):
     """A signature that does not verify under the key it was checked against."""
 
@@ -153,6 +169,26 @@ class DecryptionError(InvalidInputError):
         "the encrypted data was changed, cut short, or is not for this key; "
         "ask the sender to share it again"
     )
+
+
+class IdentityDocumentInvalidError(FormatError):
+    """An identity document that fails verification: bad signature, a key that is not the
+    name's, or a sequence lower than one already seen."""
+
+    code = "identity_document_invalid"
+    default_hint = (
+        "the published identity is forged, damaged or stale; ask its owner to publish again"
+    )
+
+
+class PassphraseInvalidError(InvalidInputError):
+    code = "passphrase_invalid"
+    default_hint = "check the passphrase (IPFS_SHARE_PASSPHRASE, --passphrase-file, or the prompt)"
+
+
+class IdentityExistsError(InvalidInputError):
+    code = "identity_exists"
+    default_hint = "choose another name, or rename or delete the existing identity first"
 
 
 class PassphraseRequiredError(InvalidInputError):

@@ -35,3 +35,45 @@ LABEL_PAYLOAD: Final = b"ipfs-share/v1/payload"
 LABEL_METADATA: Final = b"ipfs-share/v1/metadata"
 # wrap key = HKDF(X25519(e, R), E || R, LABEL_WRAP, 32): seals the file key for recipient R.
 LABEL_WRAP: Final = b"ipfs-share/v1/x25519-wrap"
+
+
+# --- signed objects and their keys (docs/spec/identity.md, capsule.md, mailbox.md,
+# revocation.md) ------------------------------------------------------------------------
+# Signature labels: sig = Ed25519(key, LABEL || dagcbor(object without "sig")). The byte
+# after a label is always a CBOR map head (0xa0..0xbb, never ASCII), so no label and
+# object can be read as another label and object, even where one label prefixes another.
+# Key labels are HKDF `info` strings for keys derived from other secrets.
+
+__all__ += [
+    "LABEL_CAPABILITY",
+    "LABEL_CAPSULE",
+    "LABEL_COMMIT",
+    "LABEL_IDENTITY",
+    "LABEL_MAILBOX_ENTRY",
+    "LABEL_MAILBOX_KEY",
+    "LABEL_REVOCATION_HEAD",
+    "LABEL_REVOCATION_KEY",
+]
+
+# Signs an identity document (did, X25519 key, revocation list name) with the identity key.
+LABEL_IDENTITY: Final = b"ipfs-share/v1/identity"
+# Signs a capsule with its issuer's identity key.
+LABEL_CAPSULE: Final = b"ipfs-share/v1/capsule"
+# Signs a capability token with the key of the capsule's `cap.issuer`.
+LABEL_CAPABILITY: Final = b"ipfs-share/v1/capability"
+# Signs a mailbox entry (both kinds: capsule and acknowledgement) with the sender's key.
+LABEL_MAILBOX_ENTRY: Final = b"ipfs-share/v1/mailbox-entry"
+# Signs a revocation list head with the issuer's identity key.
+LABEL_REVOCATION_HEAD: Final = b"ipfs-share/v1/revocation-head"
+# commit key = HKDF(file key, "", LABEL_COMMIT, 32); commit = HMAC(commit key, content CID).
+LABEL_COMMIT: Final = b"ipfs-share/v1/commit"
+# revocation IPNS key seed = HKDF(identity ed25519 seed, "", LABEL_REVOCATION_KEY, 32).
+LABEL_REVOCATION_KEY: Final = b"ipfs-share/v1/revocation-key"
+# mailbox IPNS key seed = HKDF(X25519(s, R), S_ed || R_ed, LABEL_MAILBOX_KEY, 32).
+LABEL_MAILBOX_KEY: Final = b"ipfs-share/v1/mailbox-key"
+
+# --- the local keystore (docs/spec/keystore.md) --------------------------------------------
+__all__ += ["LABEL_KEYSTORE"]
+# AAD of a sealed key file: LABEL_KEYSTORE || dagcbor({"did", "enc"}): binds the sealed
+# secrets to the identity they belong to, so they cannot be moved under another name.
+LABEL_KEYSTORE: Final = b"ipfs-share/v1/keystore"

@@ -1,0 +1,98 @@
+"""The keystore: one 0600 key file per identity in ``<home>/identities/``.
+
+A file is named by its identity's did (``<z6Mk...>.key``), so renaming an identity rewrites
+one file in place, atomically, and a crash can never leave an identity under two names.
+Files are never edited: each change writes a whole new file and renames it over the old.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ipfs_share.errors import FormatError, IdentityExistsError, IdentityNotFoundError, StoreError
+from ipfs_share.formats.keystore import KeyFile, check_name
+from ipfs_share.local.files import write_atomic
+
+__all__ = ["Keystore"]
+
+
+class Keystore:
+    def __init__(self, home: Path) -> None:
+        self.dir = home / "identities"
+
+    def __repr__(self) -> str:
+        return f"Keystore({str(self.dir)!r})"
+
+    def _ensure_dir(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def _path(self, did: str) -> Path:
+        return self.dir / f"{did.removeprefix('did:key:')}.key"
+
+    def list(self) -> list[KeyFile]:
+        """Every identity, sorted by name. A damaged file is an error, not a silent skip."""
+        if not self.dir.exists():
+            return []
+        files = []
+        for path in sorted(self.dir.glob("*.key")):
+            files.append(self._read(path))
+        return sorted(files, key=lambda f: f.name)
+
+    def _read(self, path: Path) -> KeyFile:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise StoreError(f"cannot read key file {path}: {exc.strerror}") from exc
+        try:
+            key_file = KeyFile.decode(data)
+        except FormatError as exc:
+            raise FormatError(
+                f"the key file {path} is damaged: {exc.message}",
+                hint="restore it from an export ('ipfs-share identity import'), or move it away",
+            ) from exc
+        if self._path(key_file.did) != path:
+            raise FormatError(f"the key file {path} holds the key of {key_file.did}")
+        return key_file
+
+    def find(self, name_or_did: str) -> KeyFile | None:
+        if name_or_did.startswith("did:"):
+            path = self._path(name_or_did)
+            return self._read(path) if path.exists() else None
+        for key_file in self.list():
+            if key_file.name == name_or_did:
+                return key_file
+        return None
+
+    def get(self, name_or_did: str) -> KeyFile:
+        found = self.find(name_or_did)
+        if found is None:
+            raise IdentityNotFoundError(f"no local identity named {name_or_did!r:.80}")
+        return found
+
+    def add(self, key_file: KeyFile) -> None:
+        """Store a new identity; refuse a taken name or an identity already here."""
+        self._ensure_dir()
+        if self._path(key_file.did).exists():
+            held = self._read(self._path(key_file.did)).name
+            raise IdentityExistsError(f"the identity {key_file.did} is already here as {held!r}")
+        if self.find(key_file.name) is not None:
+            raise IdentityExistsError(f"an identity named {key_file.name!r} already exists")
+        write_atomic(self._path(key_file.did), key_file.encode())
+
+    def rename(self, old: str, new: str) -> KeyFile:
+        check_name(new)
+        key_file = self.get(old)
+        if new != key_file.name and self.find(new) is not None:
+            raise IdentityExistsError(f"an identity named {new!r} already exists")
+        renamed = key_file.renamed(new)
+        write_atomic(self._path(key_file.did), renamed.encode())
+        return renamed
+
+    def delete(self, name_or_did: str) -> KeyFile:
+        key_file = self.get(name_or_did)
+        try:
+            os.unlink(self._path(key_file.did))
+        except OSError as exc:
+            raise StoreError(f"cannot delete the key of {key_file.name!r}: {exc.strerror}") from exc
+        return key_file

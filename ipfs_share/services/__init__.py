@@ -1,0 +1,1 @@
+"""Orchestration over storage, formats and local state; no aiohttp, no nacl."""
