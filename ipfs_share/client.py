@@ -1,26 +1,32 @@
-"""The library's front door: connect to storage (a Kubo node, or an embedded store).
-
-Identities, files, shares and mailboxes hang off this facade as later parts land; today it
-finds and opens the storage everything else stands on.
+"""The library's front door: ``connect()`` gives a :class:`Mesh` with everything on it.
 
 >>> import asyncio, tempfile
+>>> from ipfs_share.crypto.passphrase import KdfParams
 >>> async def demo() -> str:
-...     async with await open_storage(embedded=tempfile.mkdtemp()) as store:
-...         return (await store.add(b"hi")).cid
+...     home = tempfile.mkdtemp()
+...     async with await connect(home=home, embedded=f"{home}/store",
+...                              passphrase=lambda prompt: b"pw", kdf=KdfParams.fastest()) as mesh:
+...         alice = await mesh.identity.create("alice")
+...         return alice.did[:12]
 >>> asyncio.run(demo())
-'bafkreie7ohywtosou76tasm7j63yigtzxe7d5zqus4zu3j6oltvgtibeom'
+'did:key:z6Mk'
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+from ipfs_share import paths
+from ipfs_share.crypto.passphrase import KdfParams
+from ipfs_share.local.db import StateDB
 from ipfs_share.node.discovery import resolve_api
+from ipfs_share.services.identities import IdentityService, PassphraseSource, env_passphrase
 from ipfs_share.storage.base import Storage
 from ipfs_share.storage.embedded import EmbeddedStorage
 from ipfs_share.storage.kubo import KuboStorage
 
-__all__ = ["open_storage"]
+__all__ = ["Mesh", "connect", "open_storage"]
 
 
 async def open_storage(
@@ -35,3 +41,51 @@ async def open_storage(
     if embedded is not None:
         return EmbeddedStorage(embedded)
     return await KuboStorage.connect(resolve_api(api))
+
+
+class Mesh:
+    """Storage, identities and (as they land) files, shares and mailboxes, over one home."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        home: Path,
+        *,
+        passphrase: PassphraseSource = env_passphrase,
+        kdf: KdfParams | None = None,
+    ) -> None:
+        self.storage = storage
+        self.home = home
+        self.db = StateDB(home)
+        self.identity = IdentityService(home, storage, passphrase=passphrase, kdf=kdf, db=self.db)
+
+    def __repr__(self) -> str:
+        return f"Mesh(home={str(self.home)!r}, storage={self.storage!r})"
+
+    async def close(self) -> None:
+        await self.storage.close()
+        self.db.close()
+
+    async def __aenter__(self) -> Mesh:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+async def connect(
+    api: str | None = None,
+    *,
+    home: str | os.PathLike[str] | None = None,
+    embedded: str | os.PathLike[str] | None = None,
+    passphrase: PassphraseSource = env_passphrase,
+    kdf: KdfParams | None = None,
+) -> Mesh:
+    """Open the home (``IPFS_SHARE_HOME`` or the XDG default) and the storage."""
+    storage = await open_storage(api, embedded=embedded)
+    return Mesh(
+        storage,
+        Path(home) if home is not None else paths.home_dir(),
+        passphrase=passphrase,
+        kdf=kdf,
+    )

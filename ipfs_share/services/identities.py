@@ -42,6 +42,7 @@ from ipfs_share.errors import (
     IdentityNotFoundError,
     InvalidInputError,
     IpnsRecordInvalidError,
+    NodeUnreachableError,
     NotFoundError,
     PassphraseRequiredError,
     SignatureInvalidError,
@@ -165,7 +166,7 @@ class IdentityService:
     def __init__(
         self,
         home: Path,
-        storage: Storage,
+        storage: Storage | None,
         *,
         passphrase: PassphraseSource = env_passphrase,
         kdf: KdfParams | None = None,
@@ -173,7 +174,7 @@ class IdentityService:
         db: StateDB | None = None,
     ) -> None:
         self.home = home
-        self.storage = storage
+        self._storage = storage
         self.keystore = Keystore(home)
         self.db = db or StateDB(home)
         self._passphrase = passphrase
@@ -182,6 +183,13 @@ class IdentityService:
 
     def __repr__(self) -> str:
         return f"IdentityService({str(self.home)!r})"
+
+    @property
+    def storage(self) -> Storage:
+        """The node; only publishing and resolving need one."""
+        if self._storage is None:
+            raise NodeUnreachableError("this needs a node, and none was given")
+        return self._storage
 
     # -- local ----------------------------------------------------------------------------
     def _view(self, key_file: KeyFile) -> Identity:
