@@ -183,7 +183,10 @@ class KeyFile:
         _typed(m, "created", int)
         _typed(m, "secret", bytes)
         enc = _bytes(m, "enc", 32)
-        check_name(m["name"])
+        try:
+            check_name(m["name"])
+        except InvalidInputError as exc:  # inside a file it is malformed data, not bad input
+            raise FormatError(f"the key file's name: {exc.message}") from None
         parse_did_key(m["did"])
         if m["kdf"] is None:
             if m["nonce"] is not None or len(m["secret"]) != 64:
