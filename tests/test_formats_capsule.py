@@ -1,0 +1,202 @@
+"""Capsules and capability tokens: build, decode, open steps, and the refusals."""
+
+from __future__ import annotations
+
+import doctest
+from typing import Any
+
+import pytest
+
+from ipfs_share.crypto.labels import LABEL_CAPSULE
+from ipfs_share.crypto.random import DeterministicRng
+from ipfs_share.crypto.signing import SigningKey
+from ipfs_share.crypto.stream import FileKey
+from ipfs_share.crypto.x25519 import EncryptionKey
+from ipfs_share.errors import (
+    CapabilityInvalidError,
+    CapabilityRequiredError,
+    FormatError,
+    InvalidInputError,
+    KeyUnwrapFailedError,
+    RecipientNotAuthorizedError,
+    ShareExpiredError,
+    SignatureInvalidError,
+)
+from ipfs_share.formats import capsule as capsule_module
+from ipfs_share.formats import dagcbor
+from ipfs_share.formats.capsule import (
+    MAX_STANZAS,
+    Perms,
+    Policy,
+    build_capsule,
+    check_capability,
+    check_commitment,
+    check_expiry,
+    decode_capability,
+    decode_capsule,
+    find_and_unwrap,
+    make_capability,
+    require_capability,
+)
+from ipfs_share.formats.dagcbor import Link
+from ipfs_share.formats.signed import did_key
+
+ISSUER = SigningKey.from_seed(b"\x01" * 32)
+VAULT = SigningKey.from_seed(b"\x05" * 32)
+BOB = EncryptionKey(b"\x02" * 32)
+CAROL = EncryptionKey(b"\x03" * 32)
+EVE = EncryptionKey(b"\x04" * 32)
+FILE_KEY = FileKey(b"\x06" * 32)
+CONTENT = "bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq"
+BOB_DID = did_key(SigningKey.from_seed(b"\x07" * 32).public_key)
+T0 = 1_800_000_000
+
+
+def _capsule(**over: Any) -> capsule_module.Capsule:
+    args: dict[str, Any] = {
+        "content": CONTENT,
+        "file_key": FILE_KEY,
+        "recipients": [BOB.public_key, CAROL.public_key],
+        "created": T0,
+        "expires": T0 + 3600,
+        "rng": DeterministicRng(b"test"),
+    }
+    args.update(over)
+    return build_capsule(ISSUER, **args)
+
+
+def _resigned(value: dict[str, Any], key: SigningKey = ISSUER) -> bytes:
+    body = {k: v for k, v in value.items() if k != "sig"}
+    body["sig"] = key.sign(LABEL_CAPSULE + dagcbor.encode(body))
+    return dagcbor.encode(body)
+
+
+def test_docstring_examples() -> None:
+    assert doctest.testmod(capsule_module).failed == 0
+
+
+def test_round_trip_all_fields() -> None:
+    capsule = _capsule(
+        perms=Perms(download=False, reshare=True),
+        policy=Policy("org.example.geo", {"region": "eu", "n": [1, -2, None, b"x"]}),
+        cap_issuer=did_key(VAULT.public_key),
+    )
+    again = decode_capsule(capsule.data, issuer=did_key(ISSUER.public_key))
+    assert again == capsule
+    assert again.policy is not None and again.policy.params["n"] == [1, -2, None, b"x"]
+    assert again.perms == Perms(download=False, reshare=True)
+    assert "stanzas" not in repr(again) and "data" not in repr(again)
+
+
+def test_every_recipient_opens_the_same_key() -> None:
+    capsule = _capsule()
+    for key in (BOB, CAROL):
+        file_key = find_and_unwrap(capsule, key)
+        check_commitment(capsule, file_key)
+        assert file_key == FILE_KEY
+    with pytest.raises(RecipientNotAuthorizedError):
+        find_and_unwrap(capsule, EVE)
+
+
+def test_commitment_binds_key_and_content() -> None:
+    capsule = _capsule()
+    with pytest.raises(KeyUnwrapFailedError):
+        check_commitment(capsule, FileKey(b"\x09" * 32))
+    value = dagcbor.decode(capsule.data)
+    value["content"] = Link("bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku")
+    moved = decode_capsule(_resigned(value))  # a validly signed capsule, other content
+    with pytest.raises(KeyUnwrapFailedError):
+        check_commitment(moved, find_and_unwrap(moved, BOB))
+
+
+def test_expiry() -> None:
+    capsule = _capsule()
+    check_expiry(capsule, T0 + 3599)
+    with pytest.raises(ShareExpiredError):
+        check_expiry(capsule, T0 + 3600)
+    check_expiry(_capsule(expires=None), 2**40)
+    with pytest.raises(FormatError, match="expires after created"):
+        _capsule(expires=T0)
+
+
+def test_stanza_limit_before_crypto() -> None:
+    value = dagcbor.decode(_capsule().data)
+    value["stanzas"] = [value["stanzas"][0]] * (MAX_STANZAS + 1)
+    data = _resigned(value, SigningKey.from_seed(b"\x0f" * 32))  # wrong key, too
+    assert len(data) < capsule_module.MAX_CAPSULE_SIZE
+    with pytest.raises(FormatError, match=r"at most 10000 items in capsule\.stanzas"):
+        decode_capsule(data)
+    with pytest.raises(InvalidInputError):
+        _capsule(recipients=[])
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (
+            ("content",),
+            Link("bafyreifqwkmiw256ojf2zws6tzjeonw6bpd5vza4i22ccpcq4hjv2ts7cm"),
+            "raw or",
+        ),
+        (("stanzas",), [b"\x00" * 79], "80 bytes"),
+        (("commit",), b"\x00" * 31, "32 bytes"),
+        (("perms", "extra"), True, "unknown 'extra'"),
+        (("policy",), {"provider": "p"}, "missing 'params'"),
+        (("policy",), {"provider": "p", "params": []}, "a map"),
+        (("policy",), {"provider": "p", "params": {"a": [{"b": 1.0}]}}, "no floats"),
+        (("cap",), {"issuer": "nobody"}, "did:key"),
+        (("expires",), -1, "2\\^63-1"),
+        (("v",), 2, "version 1"),
+    ],
+)
+def test_field_refusals(path: tuple[str, ...], value: Any, message: str) -> None:
+    body = dagcbor.decode(_capsule().data)
+    target = body
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(FormatError, match=message):
+        decode_capsule(_resigned(body))
+
+
+def test_signature_refusals() -> None:
+    data = _capsule().data
+    with pytest.raises(SignatureInvalidError):
+        decode_capsule(data[:-2] + bytes([data[-2] ^ 1]) + data[-1:])
+    with pytest.raises(SignatureInvalidError, match="signed by"):
+        decode_capsule(data, issuer=did_key(VAULT.public_key))
+
+
+def test_capability_flow() -> None:
+    vault_did = did_key(VAULT.public_key)
+    capsule = _capsule(cap_issuer=vault_did)
+    token = make_capability(VAULT, aud=BOB_DID, capsule=capsule.cid, nbf=T0, exp=T0 + 60)
+    assert decode_capability(token.data) == token
+    assert require_capability(capsule, token.data, audience=BOB_DID, now=T0) == token
+    assert require_capability(_capsule(), None, audience=BOB_DID, now=T0) is None
+    with pytest.raises(CapabilityRequiredError):
+        require_capability(capsule, None, audience=BOB_DID, now=T0)
+    with pytest.raises(CapabilityInvalidError, match="valid at"):
+        require_capability(capsule, token.data, audience=BOB_DID, now=T0 + 60)
+    with pytest.raises(CapabilityInvalidError, match="for did"):
+        check_capability(token, capsule=capsule, audience=vault_did, now=T0)
+    with pytest.raises(CapabilityInvalidError, match="capability for"):
+        check_capability(
+            token, capsule=_capsule(cap_issuer=vault_did, expires=None), audience=BOB_DID, now=T0
+        )
+    with pytest.raises(CapabilityInvalidError, match="issued by"):
+        check_capability(token, capsule=_capsule(), audience=BOB_DID, now=T0)
+    forged = make_capability(ISSUER, aud=BOB_DID, capsule=capsule.cid, nbf=T0, exp=T0 + 60)
+    with pytest.raises(CapabilityInvalidError):
+        require_capability(capsule, forged.data, audience=BOB_DID, now=T0)
+    with pytest.raises(CapabilityInvalidError):
+        require_capability(capsule, b"\xa0", audience=BOB_DID, now=T0)
+    with pytest.raises(FormatError, match="nbf before exp"):
+        make_capability(VAULT, aud=BOB_DID, capsule=capsule.cid, nbf=T0, exp=T0)
+
+
+def test_no_secret_in_reprs() -> None:
+    capsule = _capsule()
+    text = repr(capsule) + repr(find_and_unwrap(capsule, BOB))
+    assert FILE_KEY.secret_bytes().hex() not in text
+    assert "<redacted>" in text
