@@ -1,0 +1,334 @@
+"""Mailboxes: a sender's signed, append-only chain of entries for one recipient.
+
+Each ordered pair (sender, recipient) has its own mailbox, published under an IPNS name
+whose key both ends derive and nobody else can (docs/spec/mailbox.md)::
+
+    seed = HKDF(X25519(sender enc secret, recipient enc public),
+                salt = sender ed25519 public || recipient ed25519 public,
+                info = LABEL_MAILBOX_KEY, 32)
+
+so the recipient finds the mailbox from the sender's public identity alone, and an
+observer cannot tell whom a mailbox is for. Entries are signed by the sender's identity
+key; the mailbox key only signs the IPNS record, which points at the newest entry (the
+head) with IPNS sequence = the entry's seq.
+
+Two kinds of entry share the chain: a capsule entry (``"capsule"``: a share for the
+recipient) and an acknowledgement (``"ack"`` + ``"state"``: the recipient telling the
+sender, in the reverse mailbox, that a share was delivered or opened).
+
+>>> from ipfs_share.crypto.signing import SigningKey
+>>> from ipfs_share.formats.signed import did_key, run_walk
+>>> alice = SigningKey.from_seed(b"\\x01" * 32)
+>>> cap = "bafyreifqwkmiw256ojf2zws6tzjeonw6bpd5vza4i22ccpcq4hjv2ts7cm"
+>>> first = make_entry(alice, None, capsule=cap, sent=1_800_000_000)
+>>> second = make_ack(alice, first, capsule=cap, state="opened", sent=1_800_000_060)
+>>> store = {e.cid: e.data for e in (first, second)}
+>>> new = run_walk(verify_chain(second.cid, sender=did_key(alice.public_key)), store.__getitem__)
+>>> [(e.seq, e.kind) for e in new]
+[(0, 'capsule'), (1, 'ack')]
+>>> run_walk(verify_chain(second.cid, sender=first.sender, known=HighWater.of(first)),
+...          store.__getitem__) == [second]
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final, Literal
+
+from ipfs_share.crypto.hkdf import hkdf
+from ipfs_share.crypto.labels import LABEL_MAILBOX_ENTRY, LABEL_MAILBOX_KEY
+from ipfs_share.crypto.signing import SigningKey
+from ipfs_share.crypto.x25519 import EncryptionKey, PublicEncryptionKey
+from ipfs_share.errors import ChainInvalidError, FormatError, InvalidInputError
+from ipfs_share.formats.dagcbor import Link
+from ipfs_share.formats.ipns import IpnsRecord, ipns_name, make_record
+from ipfs_share.formats.signed import (
+    Block,
+    BlockWalk,
+    Schema,
+    block_from_bytes,
+    decode_signed_any,
+    did,
+    did_key,
+    link,
+    nullable,
+    parse_did_key,
+    sign_object,
+    text,
+    uint,
+)
+
+__all__ = [
+    "ACK_STATES",
+    "MAX_ENTRY_SIZE",
+    "HighWater",
+    "MailboxEntry",
+    "decode_entry",
+    "head_from_record",
+    "head_record",
+    "mailbox_key",
+    "mailbox_name",
+    "make_ack",
+    "make_entry",
+    "verify_chain",
+]
+
+MAX_ENTRY_SIZE: Final = 1024
+ACK_STATES: Final = ("delivered", "opened")
+# How many new entries one sync may read unless the caller allows more: a bound on the
+# work a hostile or broken chain can cause, far above any real backlog.
+DEFAULT_MAX_ENTRIES: Final = 100_000
+
+AckState = Literal["delivered", "opened"]
+
+
+def _entry_rules(value: dict[str, Any]) -> None:
+    if (value["seq"] == 0) != (value["prev"] is None):
+        raise FormatError(
+            f"expected prev to be null exactly when seq is 0, found seq {value['seq']} "
+            f"and prev {'null' if value['prev'] is None else 'a link'}"
+        )
+
+
+_COMMON: Final = {"seq": uint, "prev": nullable(link()), "sender": did, "sent": uint}
+CAPSULE_ENTRY: Final = Schema(
+    name="mailbox entry",
+    label=LABEL_MAILBOX_ENTRY,
+    fields={**_COMMON, "capsule": link()},
+    signer="sender",
+    max_size=MAX_ENTRY_SIZE,
+    rules=_entry_rules,
+)
+ACK_ENTRY: Final = Schema(
+    name="mailbox ack",
+    label=LABEL_MAILBOX_ENTRY,
+    fields={**_COMMON, "ack": link(), "state": text(16, choices=ACK_STATES)},
+    signer="sender",
+    max_size=MAX_ENTRY_SIZE,
+    rules=_entry_rules,
+)
+_KINDS: Final = (CAPSULE_ENTRY, ACK_ENTRY)
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxEntry:
+    """A verified entry. ``capsule`` is the capsule shared (kind ``"capsule"``) or
+    acknowledged (kind ``"ack"``, with ``state``)."""
+
+    seq: int
+    prev: Link | None
+    sender: str
+    sent: int
+    capsule: Link
+    state: AckState | None
+    cid: str
+    data: bytes = field(repr=False)
+
+    @property
+    def kind(self) -> Literal["capsule", "ack"]:
+        return "capsule" if self.state is None else "ack"
+
+
+@dataclass(frozen=True, slots=True)
+class HighWater:
+    """The newest entry a reader has already verified: where the next sync stops."""
+
+    seq: int
+    cid: str
+
+    @classmethod
+    def of(cls, entry: MailboxEntry) -> HighWater:
+        return cls(entry.seq, entry.cid)
+
+
+# --- the mailbox key and name -------------------------------------------------------------
+
+
+def mailbox_key(
+    own_enc: EncryptionKey,
+    peer_enc: PublicEncryptionKey,
+    *,
+    sender: str,
+    recipient: str,
+) -> SigningKey:
+    """The Ed25519 key of the mailbox from ``sender`` to ``recipient`` (dids).
+
+    Either end computes it: the sender with its own X25519 secret and the recipient's
+    public key, the recipient with its secret and the sender's public key. The order of
+    ``sender`` and ``recipient`` in the salt makes the two directions different mailboxes.
+    """
+    shared = own_enc.exchange(peer_enc)
+    if shared == bytes(32):
+        raise InvalidInputError(
+            "expected an x25519 public key of full order, found a low-order point",
+            hint="the peer's encryption key is invalid; resolve its identity document again",
+        )
+    salt = bytes(parse_did_key(sender)) + bytes(parse_did_key(recipient))
+    return SigningKey.from_seed(hkdf(shared, salt=salt, info=LABEL_MAILBOX_KEY, length=32))
+
+
+def mailbox_name(
+    own_enc: EncryptionKey, peer_enc: PublicEncryptionKey, *, sender: str, recipient: str
+) -> str:
+    """The IPNS name (``k51...``) of the mailbox from ``sender`` to ``recipient``."""
+    key = mailbox_key(own_enc, peer_enc, sender=sender, recipient=recipient)
+    return ipns_name(key.public_key)
+
+
+def head_record(
+    key: SigningKey,
+    head: MailboxEntry,
+    *,
+    validity: datetime | timedelta,
+    ttl_seconds: int,
+    now: datetime | None = None,
+) -> bytes:
+    """The IPNS record, signed by the mailbox key, that makes ``head`` the mailbox head:
+    value ``/ipfs/<entry CID>``, sequence = the entry's seq."""
+    return make_record(
+        key,
+        f"/ipfs/{head.cid}",
+        sequence=head.seq,
+        validity=validity,
+        ttl_seconds=ttl_seconds,
+        now=now,
+    )
+
+
+def head_from_record(record: IpnsRecord) -> tuple[str, int]:
+    """The head CID and seq a verified mailbox IPNS record names (``verify_record`` of
+    :mod:`ipfs_share.formats.ipns` first); pass both to :func:`verify_chain`."""
+    value = record.value
+    if not value.startswith("/ipfs/"):
+        raise FormatError(f"expected a mailbox record value /ipfs/<cid>, found {value[:80]!r}")
+    head = Link(value.removeprefix("/ipfs/"))
+    link()(head, "record.value")
+    return head.cid, record.sequence
+
+
+# --- entries ------------------------------------------------------------------------------
+
+
+def make_entry(
+    key: SigningKey, previous: MailboxEntry | None, *, capsule: str | Link, sent: int
+) -> MailboxEntry:
+    """The entry after ``previous`` (``None``: the first) sharing ``capsule``."""
+    return _make(key, previous, {"capsule": _link(capsule)}, sent)
+
+
+def make_ack(
+    key: SigningKey,
+    previous: MailboxEntry | None,
+    *,
+    capsule: str | Link,
+    state: AckState,
+    sent: int,
+) -> MailboxEntry:
+    """The entry after ``previous`` acknowledging ``capsule`` as ``state``."""
+    return _make(key, previous, {"ack": _link(capsule), "state": state}, sent)
+
+
+def _link(value: str | Link) -> Link:
+    return value if isinstance(value, Link) else Link(value)
+
+
+def _make(
+    key: SigningKey, previous: MailboxEntry | None, body: dict[str, Any], sent: int
+) -> MailboxEntry:
+    sender = did_key(key.public_key)
+    if previous is not None and previous.sender != sender:
+        raise InvalidInputError(f"expected a previous entry by {sender}, found {previous.sender}")
+    fields = {
+        "seq": 0 if previous is None else previous.seq + 1,
+        "prev": None if previous is None else Link(previous.cid),
+        "sender": sender,
+        "sent": sent,
+        **body,
+    }
+    schema = ACK_ENTRY if "ack" in body else CAPSULE_ENTRY
+    return decode_entry(sign_object(schema, fields, key).data)
+
+
+def decode_entry(data: bytes, *, sender: str | None = None) -> MailboxEntry:
+    """Decode an entry of either kind and verify its signature (``sender``, if given,
+    must be the signer)."""
+    schema, fields = decode_signed_any(_KINDS, data, signer=sender)
+    block: Block = block_from_bytes(data)
+    acked = schema is ACK_ENTRY
+    return MailboxEntry(
+        seq=fields["seq"],
+        prev=fields["prev"],
+        sender=fields["sender"],
+        sent=fields["sent"],
+        capsule=fields["ack"] if acked else fields["capsule"],
+        state=fields["state"] if acked else None,
+        cid=block.cid,
+        data=block.data,
+    )
+
+
+# --- the chain ----------------------------------------------------------------------------
+
+
+def verify_chain(
+    head: str,
+    *,
+    sender: str,
+    known: HighWater | None = None,
+    head_seq: int | None = None,
+    max_entries: int = DEFAULT_MAX_ENTRIES,
+) -> BlockWalk[list[MailboxEntry]]:
+    """Walk back from ``head`` to ``known`` (or to seq 0) and return the new entries,
+    oldest first. Every entry must be signed by ``sender``; seqs must fall by exactly one
+    per ``prev`` link; the walk must meet ``known`` exactly (same seq, same CID).
+    ``head_seq`` is the IPNS record's sequence, which must equal the head's seq.
+
+    Raises :class:`~ipfs_share.errors.ChainInvalidError` for a gap, a fork, a rollback, a
+    head that does not match its record or a backlog over ``max_entries``;
+    :class:`~ipfs_share.errors.SignatureInvalidError` for an entry not signed by
+    ``sender``; :class:`~ipfs_share.errors.IntegrityError` (from the block source) for a
+    block that is not what its CID names, which is also what makes a loop impossible.
+    """
+    if known is not None and head == known.cid:
+        if head_seq is not None and head_seq != known.seq:
+            raise ChainInvalidError(
+                f"expected the record sequence {known.seq} of the head, found {head_seq}"
+            )
+        return []
+    entries: list[MailboxEntry] = []
+    cid = head
+    while True:
+        entry = decode_entry((yield cid), sender=sender)
+        if not entries:
+            if head_seq is not None and entry.seq != head_seq:
+                raise ChainInvalidError(
+                    f"expected the head at the record's sequence {head_seq}, found seq {entry.seq}"
+                )
+            if known is not None and entry.seq <= known.seq:
+                raise ChainInvalidError(
+                    f"expected a head after seq {known.seq} (read before), found seq "
+                    f"{entry.seq}: a rollback or a fork"
+                )
+        elif entry.seq != entries[-1].seq - 1:
+            raise ChainInvalidError(
+                f"expected seq {entries[-1].seq - 1} before seq {entries[-1].seq}, "
+                f"found seq {entry.seq}: a gap"
+            )
+        entries.append(entry)
+        if len(entries) > max_entries:
+            raise ChainInvalidError(
+                f"expected at most {max_entries} new entries, found more; raise max_entries"
+            )
+        if entry.prev is None:  # seq 0 (the entry rules): the start of the chain
+            break
+        if known is not None and entry.seq - 1 == known.seq:
+            if entry.prev.cid != known.cid:
+                raise ChainInvalidError(
+                    f"expected entry {known.cid} at seq {known.seq}, found {entry.prev.cid}: a fork"
+                )
+            break
+        cid = entry.prev.cid
+    entries.reverse()
+    return entries
