@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sys
 from pathlib import Path
@@ -72,10 +73,8 @@ from hypothesis import strategies as st  # noqa: E402
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=600))
 def test_decode_of_any_bytes_is_a_value_or_a_typed_error(data: bytes) -> None:
-    try:
+    with contextlib.suppress(IpfsShareError):
         KeyFile.decode(data)
-    except IpfsShareError:
-        pass
 
 
 @settings(max_examples=300, deadline=None)
@@ -87,7 +86,5 @@ def test_decode_of_a_mutated_key_file_is_a_value_or_a_typed_error(data: st.DataO
     for _ in range(data.draw(st.integers(1, 4))):
         i = data.draw(st.integers(0, len(body) - 1))
         body[i] = data.draw(st.integers(0, 255))
-    try:
+    with contextlib.suppress(IpfsShareError):
         KeyFile.decode(bytes(body)).unlock(b"correct horse battery staple")
-    except IpfsShareError:
-        pass
