@@ -24,6 +24,7 @@ from ipfs_share.formats.dagcbor import Link
 from ipfs_share.formats.ipns import ipns_name, verify_record
 from ipfs_share.formats.mailbox import (
     HighWater,
+    acknowledges,
     MailboxEntry,
     decode_entry,
     head_from_record,
@@ -41,6 +42,7 @@ BOB, BOB_ENC = SigningKey.from_seed(b"\x03" * 32), EncryptionKey(b"\x04" * 32)
 EVE, EVE_ENC = SigningKey.from_seed(b"\x05" * 32), EncryptionKey(b"\x06" * 32)
 A, B, E = (did_key(k.public_key) for k in (ALICE, BOB, EVE))
 CAPSULES = [block_of({"capsule": n}).cid for n in range(10)]
+BOX = mailbox_key(ALICE_ENC, BOB_ENC.public_key, sender=A, recipient=B)
 T0 = 1_800_000_000
 
 
@@ -82,10 +84,11 @@ def test_both_ends_derive_the_same_name_and_directions_differ() -> None:
 
 def test_entries_round_trip_both_kinds() -> None:
     first = make_entry(ALICE, None, capsule=CAPSULES[0], sent=T0)
-    ack = make_ack(ALICE, first, capsule=CAPSULES[0], state="delivered", sent=T0 + 1)
+    ack = make_ack(ALICE, first, capsule=CAPSULES[0], via=BOX, state="delivered", sent=T0 + 1)
     assert decode_entry(first.data, sender=A) == first
     assert (ack.kind, ack.state, ack.seq, ack.prev) == ("ack", "delivered", 1, Link(first.cid))
-    assert first.kind == "capsule" and first.prev is None
+    assert first.kind == "capsule" and first.prev is None and first.ack is None
+    assert ack.capsule is None and len(ack.ack or b"") == 32
     with pytest.raises(InvalidInputError):
         make_entry(BOB, first, capsule=CAPSULES[1], sent=T0)
 
@@ -109,10 +112,22 @@ def test_entry_refusals(change: dict[str, Any], message: str) -> None:
 
 
 def test_ack_state_must_be_known() -> None:
-    ack = make_ack(ALICE, None, capsule=CAPSULES[0], state="opened", sent=T0)
+    ack = make_ack(ALICE, None, capsule=CAPSULES[0], via=BOX, state="opened", sent=T0)
     value = {**dagcbor.decode(ack.data), "state": "read"}
     with pytest.raises(FormatError, match="one of"):
         decode_entry(_resigned(value))
+
+
+def test_ack_names_its_capsule_only_for_the_two_ends() -> None:
+    # Bob acknowledges, in his mailbox to Alice, a capsule that came through Alice's to him.
+    box_for_bob = mailbox_key(BOB_ENC, ALICE_ENC.public_key, sender=A, recipient=B)
+    ack = make_ack(BOB, None, capsule=CAPSULES[3], via=box_for_bob, state="opened", sent=T0)
+    assert acknowledges(ack, BOX, CAPSULES[3])  # Alice, with her own view of the mailbox
+    assert not acknowledges(ack, BOX, CAPSULES[4])
+    other_box = mailbox_key(EVE_ENC, BOB_ENC.public_key, sender=E, recipient=B)
+    assert not acknowledges(ack, other_box, CAPSULES[3])
+    assert bytes(Link(CAPSULES[3])) not in ack.data  # no link to the capsule in the clear
+    assert not acknowledges(make_entry(BOB, None, capsule=CAPSULES[3], sent=T0), BOX, CAPSULES[3])
 
 
 def test_chain_full_and_incremental() -> None:

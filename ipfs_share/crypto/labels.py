@@ -45,6 +45,7 @@ LABEL_WRAP: Final = b"ipfs-share/v1/x25519-wrap"
 # Key labels are HKDF `info` strings for keys derived from other secrets.
 
 __all__ += [
+    "LABEL_ACK_KEY",
     "LABEL_CAPABILITY",
     "LABEL_CAPSULE",
     "LABEL_COMMIT",
@@ -71,6 +72,9 @@ LABEL_COMMIT: Final = b"ipfs-share/v1/commit"
 LABEL_REVOCATION_KEY: Final = b"ipfs-share/v1/revocation-key"
 # mailbox IPNS key seed = HKDF(X25519(s, R), S_ed || R_ed, LABEL_MAILBOX_KEY, 32).
 LABEL_MAILBOX_KEY: Final = b"ipfs-share/v1/mailbox-key"
+# ack key = HKDF(mailbox seed, "", LABEL_ACK_KEY, 32); an acknowledgement names a capsule by
+# HMAC(ack key, capsule CID), so only the two ends of the mailbox can tell which capsule.
+LABEL_ACK_KEY: Final = b"ipfs-share/v1/ack-key"
 
 # --- the local keystore (docs/spec/keystore.md) --------------------------------------------
 __all__ += ["LABEL_KEYSTORE"]

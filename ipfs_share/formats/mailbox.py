@@ -14,14 +14,19 @@ head) with IPNS sequence = the entry's seq.
 
 Two kinds of entry share the chain: a capsule entry (``"capsule"``: a share for the
 recipient) and an acknowledgement (``"ack"`` + ``"state"``: the recipient telling the
-sender, in the reverse mailbox, that a share was delivered or opened).
+sender, in the reverse mailbox, that a share was delivered or opened). An acknowledgement
+names its capsule by a MAC only the two ends can compute (:func:`ack_reference`): a link
+would tell everyone that its writer received that capsule.
 
 >>> from ipfs_share.crypto.signing import SigningKey
 >>> from ipfs_share.formats.signed import did_key, run_walk
 >>> alice = SigningKey.from_seed(b"\\x01" * 32)
+>>> box = SigningKey.from_seed(b"\\x09" * 32)   # the key of the mailbox cap came through
 >>> cap = "bafyreifqwkmiw256ojf2zws6tzjeonw6bpd5vza4i22ccpcq4hjv2ts7cm"
 >>> first = make_entry(alice, None, capsule=cap, sent=1_800_000_000)
->>> second = make_ack(alice, first, capsule=cap, state="opened", sent=1_800_000_060)
+>>> second = make_ack(alice, first, capsule=cap, via=box, state="opened", sent=1_800_000_060)
+>>> acknowledges(second, box, cap)
+True
 >>> store = {e.cid: e.data for e in (first, second)}
 >>> new = run_walk(verify_chain(second.cid, sender=did_key(alice.public_key)), store.__getitem__)
 >>> [(e.seq, e.kind) for e in new]
@@ -33,12 +38,13 @@ True
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
 from ipfs_share.crypto.hkdf import hkdf
-from ipfs_share.crypto.labels import LABEL_MAILBOX_ENTRY, LABEL_MAILBOX_KEY
+from ipfs_share.crypto.labels import LABEL_ACK_KEY, LABEL_MAILBOX_ENTRY, LABEL_MAILBOX_KEY
 from ipfs_share.crypto.signing import SigningKey
 from ipfs_share.crypto.x25519 import EncryptionKey, PublicEncryptionKey
 from ipfs_share.errors import ChainInvalidError, FormatError, InvalidInputError
@@ -49,6 +55,7 @@ from ipfs_share.formats.signed import (
     BlockWalk,
     Schema,
     block_from_bytes,
+    bytes_of,
     decode_signed_any,
     did,
     did_key,
@@ -65,6 +72,8 @@ __all__ = [
     "MAX_ENTRY_SIZE",
     "HighWater",
     "MailboxEntry",
+    "ack_reference",
+    "acknowledges",
     "decode_entry",
     "head_from_record",
     "head_record",
@@ -76,6 +85,7 @@ __all__ = [
 ]
 
 MAX_ENTRY_SIZE: Final = 1024
+ACK_SIZE: Final = 32
 ACK_STATES: Final = ("delivered", "opened")
 # How many new entries one sync may read unless the caller allows more: a bound on the
 # work a hostile or broken chain can cause, far above any real backlog.
@@ -104,7 +114,7 @@ CAPSULE_ENTRY: Final = Schema(
 ACK_ENTRY: Final = Schema(
     name="mailbox ack",
     label=LABEL_MAILBOX_ENTRY,
-    fields={**_COMMON, "ack": link(), "state": text(16, choices=ACK_STATES)},
+    fields={**_COMMON, "ack": bytes_of(ACK_SIZE), "state": text(16, choices=ACK_STATES)},
     signer="sender",
     max_size=MAX_ENTRY_SIZE,
     rules=_entry_rules,
@@ -114,14 +124,15 @@ _KINDS: Final = (CAPSULE_ENTRY, ACK_ENTRY)
 
 @dataclass(frozen=True, slots=True)
 class MailboxEntry:
-    """A verified entry. ``capsule`` is the capsule shared (kind ``"capsule"``) or
-    acknowledged (kind ``"ack"``, with ``state``)."""
+    """A verified entry: kind ``"capsule"`` shares ``capsule``; kind ``"ack"`` says the
+    capsule that ``ack`` refers to (:func:`acknowledges`) was ``state``."""
 
     seq: int
     prev: Link | None
     sender: str
     sent: int
-    capsule: Link
+    capsule: Link | None
+    ack: bytes | None
     state: AckState | None
     cid: str
     data: bytes = field(repr=False)
@@ -223,11 +234,30 @@ def make_ack(
     previous: MailboxEntry | None,
     *,
     capsule: str | Link,
+    via: SigningKey,
     state: AckState,
     sent: int,
 ) -> MailboxEntry:
-    """The entry after ``previous`` acknowledging ``capsule`` as ``state``."""
-    return _make(key, previous, {"ack": _link(capsule), "state": state}, sent)
+    """The entry after ``previous`` acknowledging ``capsule`` as ``state``; ``via`` is the
+    key of the mailbox the capsule arrived through (from its sender to ``key``'s owner)."""
+    body = {"ack": ack_reference(via, capsule), "state": state}
+    return _make(key, previous, body, sent)
+
+
+def ack_reference(via: SigningKey, capsule: str | Link) -> bytes:
+    """How an acknowledgement names ``capsule``: only the two ends of mailbox ``via``
+    can compute it.
+
+    ack key = HKDF(mailbox seed, "", LABEL_ACK_KEY, 32);
+    reference = HMAC-SHA-256(ack key, binary capsule CID).
+    """
+    ack_key = hkdf(via.seed_bytes(), salt=b"", info=LABEL_ACK_KEY, length=32)
+    return hmac.digest(ack_key, bytes(_link(capsule)), "sha256")
+
+
+def acknowledges(entry: MailboxEntry, via: SigningKey, capsule: str | Link) -> bool:
+    """Is ``entry`` an acknowledgement of ``capsule``, sent through mailbox ``via``?"""
+    return entry.ack is not None and hmac.compare_digest(entry.ack, ack_reference(via, capsule))
 
 
 def _link(value: str | Link) -> Link:
@@ -262,7 +292,8 @@ def decode_entry(data: bytes, *, sender: str | None = None) -> MailboxEntry:
         prev=fields["prev"],
         sender=fields["sender"],
         sent=fields["sent"],
-        capsule=fields["ack"] if acked else fields["capsule"],
+        capsule=None if acked else fields["capsule"],
+        ack=fields["ack"] if acked else None,
         state=fields["state"] if acked else None,
         cid=block.cid,
         data=block.data,

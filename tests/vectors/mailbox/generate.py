@@ -48,6 +48,11 @@ def _capsule_ids(rng: DeterministicRng, n: int) -> list[str]:
     return [block_of({"capsule": rng(16)}).cid for _ in range(n)]
 
 
+def _box(rng: DeterministicRng) -> SigningKey:
+    """The key of the mailbox an acknowledged capsule came through (any key will do)."""
+    return SigningKey.generate(rng)
+
+
 def _signed(value: dict[str, Any], key: SigningKey) -> bytes:
     """Sign any map as an entry would be (for objects the encoder refuses)."""
     body = {k: v for k, v in value.items() if k != "sig"}
@@ -105,9 +110,9 @@ def _entries(files: dict[str, str]) -> None:
         cid=first.cid,
     )
 
-    key, caps, _ = setup("ack_success")
+    key, caps, rng = setup("ack_success")
     first = make_entry(key, None, capsule=caps[0], sent=SENT)
-    ack = make_ack(key, first, capsule=caps[1], state="opened", sent=SENT + 60)
+    ack = make_ack(key, first, capsule=caps[1], via=_box(rng), state="opened", sent=SENT + 60)
     entry_vector(
         "ack_success",
         "success",
@@ -142,9 +147,11 @@ def _entries(files: dict[str, str]) -> None:
         _signed(value, other),
     )
 
-    key, caps, _ = setup("invalid")
+    key, caps, rng = setup("invalid")
     base = dagcbor.decode(make_entry(key, None, capsule=caps[0], sent=SENT).data)
-    ack = dagcbor.decode(make_ack(key, None, capsule=caps[0], state="delivered", sent=SENT).data)
+    ack = dagcbor.decode(
+        make_ack(key, None, capsule=caps[0], via=_box(rng), state="delivered", sent=SENT).data
+    )
     cases: list[tuple[str, str, dict[str, Any]]] = [
         ("unknown_version", "v is 2 (validly signed)", {**base, "v": 2}),
         ("extra_field", "an unknown key 'to' (validly signed)", {**base, "to": "bob"}),
@@ -166,6 +173,11 @@ def _entries(files: dict[str, str]) -> None:
             {**ack, "capsule": Link(caps[1])},
         ),
         ("ack_unknown_state", "ack state 'read' (validly signed)", {**ack, "state": "read"}),
+        (
+            "ack_with_link",
+            "an ack naming its capsule by a link, which would tell who received it",
+            {**ack, "ack": Link(caps[0])},
+        ),
         (
             "capsule_not_dag_cbor",
             "the capsule link is a raw CID, not a capsule's dag-cbor CID (validly signed)",
@@ -197,9 +209,12 @@ def _chains(files: dict[str, str]) -> None:
     def own(entries: list[MailboxEntry]) -> list[tuple[str | None, bytes]]:
         return [(None, e.data) for e in entries]
 
-    key, caps, _ = setup("chain_success")
+    key, caps, rng = setup("chain_success")
     chain = _chain(key, caps[:3])
-    chain.append(make_ack(key, chain[-1], capsule=caps[3], state="delivered", sent=SENT + 600))
+    box = _box(rng)
+    chain.append(
+        make_ack(key, chain[-1], capsule=caps[3], via=box, state="delivered", sent=SENT + 600)
+    )
     chain_vector(
         "chain_success",
         "success",
