@@ -24,8 +24,8 @@ from ipfs_share.formats.dagcbor import Link
 from ipfs_share.formats.ipns import ipns_name, verify_record
 from ipfs_share.formats.mailbox import (
     HighWater,
-    acknowledges,
     MailboxEntry,
+    acknowledges,
     decode_entry,
     head_from_record,
     head_record,
