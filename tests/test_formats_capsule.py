@@ -23,7 +23,7 @@ from ipfs_share.errors import (
     SignatureInvalidError,
 )
 from ipfs_share.formats import capsule as capsule_module
-from ipfs_share.formats import dagcbor
+from ipfs_share.formats import dagcbor, signed
 from ipfs_share.formats.capsule import (
     MAX_STANZAS,
     Perms,
@@ -128,6 +128,18 @@ def test_stanza_limit_before_crypto() -> None:
         decode_capsule(data)
     with pytest.raises(InvalidInputError):
         _capsule(recipients=[])
+
+
+def test_stanza_limit_when_the_peek_gives_up() -> None:
+    # Padding before the stanzas exhausts the peek's budget: the field check refuses the
+    # count after decoding, still before the (wrong) signature is looked at.
+    value = dagcbor.decode(_capsule().data)
+    value["policy"] = {"provider": "p", "params": {"pad": [0] * (signed.PEEK_BUDGET + 10)}}
+    value["stanzas"] = [value["stanzas"][0]] * (MAX_STANZAS + 1)
+    data = _resigned(value, SigningKey.from_seed(b"\x0f" * 32))
+    assert signed.peek_list_length(data, "stanzas") is None
+    with pytest.raises(FormatError, match=r"1 to 10000 items at capsule\.stanzas"):
+        decode_capsule(data)
 
 
 @pytest.mark.parametrize(

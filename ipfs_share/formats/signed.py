@@ -58,6 +58,7 @@ from ipfs_share.formats.dagcbor import Link
 __all__ = [
     "MAX_UINT",
     "MIN_INT",
+    "PEEK_BUDGET",
     "VERSION",
     "Block",
     "BlockWalk",
@@ -446,10 +447,19 @@ _SIGNATURE: Final = bytes_of(SIGNATURE_SIZE)
 # --- reading a list's length from the CBOR heads ------------------------------------------
 
 
+# How many CBOR items peek_list_length walks past before giving up. Walking is Python and
+# costs about as much per item as cbor2 does per kilobyte, so a budget keeps a hostile
+# input from making the peek dearer than the decode it is meant to spare. Honest capsules
+# put a few dozen items before their stanzas.
+PEEK_BUDGET: Final = 4096
+
+
 def peek_list_length(data: bytes, key: str) -> int | None:
     """The declared length of the list under top-level ``key`` of a CBOR map, read from the
-    heads alone (nothing is decoded or allocated); ``None`` if the key is absent or not a
-    list. Malformed input raises :class:`FormatError`.
+    heads alone (nothing is decoded or allocated); ``None`` if the key is absent, not a
+    list, or more than :data:`PEEK_BUDGET` items away (the caller's field check then
+    applies the same limit after decoding, still before any crypto). Malformed input
+    raises :class:`FormatError`.
 
     This is what lets a decoder refuse a capsule with too many stanzas before parsing it.
 
@@ -460,7 +470,8 @@ def peek_list_length(data: bytes, key: str) -> int | None:
     if major != 5:
         return None
     wanted = key.encode("utf-8")
-    for _ in range(count):
+    budget = PEEK_BUDGET
+    for _ in range(min(count, budget)):
         major, size, pos = _head(data, pos)
         if major != 3:
             return None  # not a dag-cbor map; the strict decoder says so
@@ -469,7 +480,9 @@ def peek_list_length(data: bytes, key: str) -> int | None:
         if name == wanted:
             major, length, _ = _head(data, pos)
             return length if major == 4 else None
-        pos = _skip(data, pos)
+        pos, budget = _skip(data, pos, budget)
+        if budget <= 0:
+            return None
     return None
 
 
@@ -489,12 +502,14 @@ def _head(data: bytes, pos: int) -> tuple[int, int, int]:
     return major, int.from_bytes(data[pos + 1 : end], "big"), end
 
 
-def _skip(data: bytes, pos: int) -> int:
-    """Skip one CBOR item without recursion: a counter of items still to skip."""
+def _skip(data: bytes, pos: int, budget: int) -> tuple[int, int]:
+    """Skip one CBOR item without recursion (a counter of items still to skip), spending
+    one unit of ``budget`` per item; stop early when it runs out."""
     pending = 1
-    while pending:
+    while pending and budget > 0:
         major, arg, pos = _head(data, pos)
         pending -= 1
+        budget -= 1
         if major in (2, 3):
             pos += arg
         elif major == 4:
@@ -506,7 +521,7 @@ def _skip(data: bytes, pos: int) -> int:
         # Each pending item takes at least one byte: more than remain means a lie.
         if pos > len(data) or pending > len(data) - pos:
             raise FormatError("expected a dag-cbor value, found truncated input")
-    return pos
+    return pos, budget
 
 
 # --- block walks --------------------------------------------------------------------------
