@@ -538,6 +538,7 @@ def test_fuzz_short(data: bytes, pieces: list[int]) -> None:
     _fuzz_decode(data, sorted(pieces))
 
 
+# By hand: .venv/bin/pytest tests/test_envelope.py -m fuzz_long (200k inputs, ~3 min).
 @pytest.mark.fuzz_long
 @settings(max_examples=200_000, deadline=None)
 @given(data=_FUZZ_INPUT, pieces=st.lists(st.integers(0, 500), max_size=4))
