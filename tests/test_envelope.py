@@ -555,3 +555,31 @@ def test_spec_lists_every_vector() -> None:
     listed = spec[spec.index("## 11. Vectors") :]
     for vector in ENVELOPE_VECTORS:
         assert f"`{vector.name}`" in listed, vector.name
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    size=st.integers(0, 3 * 65536 + 5),
+    cuts=st.lists(st.integers(1, 100_000), max_size=8),
+)
+def test_unsized_encryptor_makes_the_same_envelope_as_the_sized_one(
+    size: int, cuts: list[int]
+) -> None:
+    from ipfs_share.formats.envelope import UnsizedEncryptor
+
+    key = FileKey(bytes(range(32)))
+    data = bytes(i % 251 for i in range(size))
+    sized = Encryptor(
+        key, name="f", media_type="text/plain", size=size, rng=DeterministicRng(b"same")
+    )
+    expected = sized.push(data) + sized.finish()
+    unsized = UnsizedEncryptor(
+        key, name="f", media_type="text/plain", rng=DeterministicRng(b"same")
+    )
+    chunks, pos = [], 0
+    for cut in cuts:
+        chunks.append(unsized.push(data[pos : pos + cut]))
+        pos += cut
+    chunks.append(unsized.push(data[pos:]))
+    header, last = unsized.finish()
+    assert header + b"".join(chunks) + last == expected

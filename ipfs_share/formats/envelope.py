@@ -74,6 +74,7 @@ __all__ = [
     "Metadata",
     "NeedMore",
     "PayloadKey",
+    "UnsizedEncryptor",
     "chunk_count",
     "chunk_range",
     "decode_header",
@@ -240,8 +241,12 @@ def encrypt_header(
 
     Raises :class:`InvalidInputError` for metadata that does not fit the format.
     """
-    padded = _encode_metadata(Metadata(name, media_type, size))
     nonce = random_bytes(PAYLOAD_NONCE_SIZE, rng)
+    return _header(file_key, nonce, Metadata(name, media_type, size))
+
+
+def _header(file_key: FileKey, nonce: bytes, metadata: Metadata) -> tuple[bytes, PayloadKey]:
+    padded = _encode_metadata(metadata)
     prefix = (
         MAGIC
         + bytes((VERSION, CHUNK_SIZE_EXPONENT))
@@ -484,6 +489,73 @@ class Encryptor:
         last = seal_chunk(self._key, self._final_index, bytes(self._partial), final=True)
         self._partial = bytearray()
         return last if self._started else self.header + last
+
+
+class UnsizedEncryptor:
+    """Encrypts a stream whose size is not known up front (a pipe, an async iterator).
+
+    The chunks do not depend on the header, only on the payload key, which comes from the
+    file key and a payload nonce chosen at the start; so the chunks can be produced first
+    and the header, which holds the size, last. The caller spools the chunks (ciphertext
+    only: no plaintext reaches a disk) and stores header + chunks once :meth:`finish` has
+    returned. For the same nonce the envelope is byte for byte what :class:`Encryptor` makes.
+
+    >>> from ipfs_share.crypto.random import DeterministicRng
+    >>> key = FileKey(bytes(32))
+    >>> enc = UnsizedEncryptor(key, name="x", media_type="text/plain",
+    ...                        rng=DeterministicRng(b"n"))
+    >>> chunks = enc.push(b"a" * 70000) + enc.push(b"b")
+    >>> header, last = enc.finish()
+    >>> decrypt(key, header + chunks + last)[1] == b"a" * 70000 + b"b"
+    True
+    """
+
+    def __init__(
+        self, file_key: FileKey, *, name: str, media_type: str, rng: Rng | None = None
+    ) -> None:
+        Metadata(name, media_type, 0)  # refuse bad metadata before any work
+        self._file_key = file_key
+        self._name = name
+        self._media_type = media_type
+        self._nonce = random_bytes(PAYLOAD_NONCE_SIZE, rng)
+        self._key = derive_payload_key(file_key, self._nonce)
+        self._held = bytearray()
+        self._index = 0
+        self._finished = False
+        self.size = 0
+
+    def push(self, data: bytes | bytearray | memoryview) -> bytes:
+        """Encrypt ``data``; returns the chunks now known not to be the final one."""
+        if self._finished:
+            raise InvalidInputError("expected no push after finish")
+        view = _byte_view(data)
+        self.size += len(view)
+        if self.size > MAX_SIZE:
+            raise InvalidInputError(f"expected at most {MAX_SIZE} bytes, found more")
+        held = self._held
+        held += view
+        if len(held) <= CHUNK_SIZE:
+            return b""
+        # Keep at least one byte back: the final chunk is sealed with its own flag, and
+        # only the end of the stream says which chunk that is.
+        whole = (len(held) - 1) // CHUNK_SIZE
+        cut = whole * CHUNK_SIZE
+        out: list[bytes] = []
+        seal_chunks(self._key, bytes(held[:cut]), self._index, out)
+        del held[:cut]
+        self._index += whole
+        return b"".join(out)
+
+    def finish(self) -> tuple[bytes, bytes]:
+        """(the header, the final chunk): the envelope is header + every push + final chunk."""
+        if self._finished:
+            raise InvalidInputError("expected one finish, found a second")
+        self._finished = True
+        final = seal_chunk(self._key, self._index, bytes(self._held), final=True)
+        self._held = bytearray()
+        metadata = Metadata(self._name, self._media_type, self.size)
+        header, _ = _header(self._file_key, self._nonce, metadata)
+        return header, final
 
 
 class Decryptor:
