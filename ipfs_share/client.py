@@ -15,13 +15,19 @@
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ipfs_share import paths
 from ipfs_share.crypto.passphrase import KdfParams
 from ipfs_share.local.db import StateDB
 from ipfs_share.node.discovery import resolve_api
+from ipfs_share.services.files import FileService
 from ipfs_share.services.identities import IdentityService, PassphraseSource, env_passphrase
+from ipfs_share.services.policy import PolicyProvider, PolicyRegistry
+from ipfs_share.services.revocations import RevocationService
+from ipfs_share.services.share import ShareService
 from ipfs_share.storage.base import Storage
 from ipfs_share.storage.embedded import EmbeddedStorage
 from ipfs_share.storage.kubo import KuboStorage
@@ -53,11 +59,27 @@ class Mesh:
         *,
         passphrase: PassphraseSource = env_passphrase,
         kdf: KdfParams | None = None,
+        policy_providers: Iterable[PolicyProvider] = (),
+        max_staleness: float | None = None,
+        now: Callable[[], float] = time.time,
     ) -> None:
         self.storage = storage
         self.home = home
         self.db = StateDB(home)
-        self.identity = IdentityService(home, storage, passphrase=passphrase, kdf=kdf, db=self.db)
+        self.identity = IdentityService(
+            home, storage, passphrase=passphrase, kdf=kdf, db=self.db, now=now
+        )
+        self.files = FileService(storage, self.db, home, self.identity, now=now)
+        self.revocations = RevocationService(storage, self.db, max_staleness=max_staleness, now=now)
+        self.share = ShareService(
+            storage,
+            self.db,
+            self.identity,
+            self.files,
+            self.revocations,
+            PolicyRegistry(policy_providers),
+            now=now,
+        )
 
     def __repr__(self) -> str:
         return f"Mesh(home={str(self.home)!r}, storage={self.storage!r})"
@@ -80,12 +102,24 @@ async def connect(
     embedded: str | os.PathLike[str] | None = None,
     passphrase: PassphraseSource = env_passphrase,
     kdf: KdfParams | None = None,
+    policy_providers: Iterable[PolicyProvider] = (),
+    max_staleness: float | None = None,
+    now: Callable[[], float] = time.time,
 ) -> Mesh:
-    """Open the home (``IPFS_SHARE_HOME`` or the XDG default) and the storage."""
+    """Open the home (``IPFS_SHARE_HOME`` or the XDG default) and the storage.
+
+    ``passphrase`` answers prompts for identity passphrases (default: the
+    ``IPFS_SHARE_PASSPHRASE`` environment variable); ``policy_providers`` add to those
+    installed as entry points; ``max_staleness`` (seconds) lets an open use a recently
+    verified revocation list when the issuer's cannot be resolved (default: fail closed);
+    ``now`` is the clock (inject one in tests)."""
     storage = await open_storage(api, embedded=embedded)
     return Mesh(
         storage,
         Path(home) if home is not None else paths.home_dir(),
         passphrase=passphrase,
         kdf=kdf,
+        policy_providers=policy_providers,
+        max_staleness=max_staleness,
+        now=now,
     )

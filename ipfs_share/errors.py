@@ -40,7 +40,9 @@ The tree::
         ├── PolicyProviderRequiredError               policy_provider_required
         ├── PolicyDeniedError                         policy_denied
         ├── CapabilityRequiredError                   capability_required
-        └── CapabilityInvalidError                    capability_invalid
+        ├── CapabilityInvalidError                    capability_invalid
+        ├── RevocationUnavailableError                revocation_unavailable
+        └── DownloadNotAllowedError                   download_not_allowed
 
 >>> try:
 ...     raise CidInvalidError("expected a CID, found 'nope'")
@@ -58,6 +60,7 @@ __all__ = [
     "ChainInvalidError",
     "CidInvalidError",
     "DecryptionError",
+    "DownloadNotAllowedError",
     "FeatureUnavailableError",
     "FormatError",
     "IdentityDocumentInvalidError",
@@ -80,6 +83,7 @@ __all__ = [
     "PolicyDeniedError",
     "PolicyProviderRequiredError",
     "RecipientNotAuthorizedError",
+    "RevocationUnavailableError",
     "ShareError",
     "ShareExpiredError",
     "ShareRevokedError",
@@ -320,3 +324,22 @@ class CapabilityRequiredError(ShareError):
 class CapabilityInvalidError(ShareError):
     code = "capability_invalid"
     default_hint = "the capability is wrong, expired, or for another share; ask for a new one"
+
+
+class RevocationUnavailableError(ShareError):
+    """The issuer's revocation list could not be checked, and the staleness rule says an
+    open must not go ahead without it (fail closed)."""
+
+    code = "revocation_unavailable"
+    default_hint = (
+        "retry when the issuer's node is reachable, or allow a recently checked list with "
+        "max_staleness (--max-staleness)"
+    )
+
+
+class DownloadNotAllowedError(ShareError):
+    """The owner shared the file for viewing only (``allow_download=False``). This is
+    advice to honest clients: one that ignores it still has the plaintext it decrypted."""
+
+    code = "download_not_allowed"
+    default_hint = "the owner shared this file for viewing only; read it without saving"

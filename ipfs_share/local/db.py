@@ -13,12 +13,22 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ipfs_share.errors import StoreError
 
-__all__ = ["SCHEMA_VERSION", "CachedDocument", "Contact", "StateDB"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "CachedDocument",
+    "Contact",
+    "FileRow",
+    "HeadRow",
+    "OpenRow",
+    "ShareRow",
+    "StateDB",
+]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -40,6 +50,59 @@ CREATE TABLE IF NOT EXISTS published (
     cid TEXT NOT NULL,
     published_at INTEGER NOT NULL
 );
+-- schema 2: files, shares, opens, revocation lists
+CREATE TABLE IF NOT EXISTS files (
+    cid TEXT PRIMARY KEY,          -- the envelope's content CID
+    owner TEXT NOT NULL,           -- did of the identity that put it
+    name TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    size INTEGER NOT NULL,         -- plaintext bytes
+    stanza BLOB NOT NULL,          -- the file key wrapped to the owner's own X25519 key
+    created INTEGER NOT NULL,
+    state TEXT NOT NULL            -- 'stored' | 'removed'
+);
+CREATE TABLE IF NOT EXISTS shares (
+    capsule TEXT PRIMARY KEY,      -- the capsule's CID: its ID
+    content TEXT NOT NULL,
+    issuer TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    expires INTEGER,
+    download INTEGER NOT NULL,
+    reshare INTEGER NOT NULL,
+    policy TEXT,                   -- provider name, or NULL
+    cap_issuer TEXT,               -- did that issues capabilities, or NULL
+    state TEXT NOT NULL,           -- 'active' | 'revoked' | 'replaced'
+    revoked_at INTEGER,
+    revocation_head TEXT,          -- the head that records the revocation
+    replaced_by TEXT               -- the capsule a rotation issued instead
+);
+CREATE TABLE IF NOT EXISTS share_recipients (
+    capsule TEXT NOT NULL,
+    did TEXT NOT NULL,
+    label TEXT NOT NULL,           -- how the sharer named the recipient
+    PRIMARY KEY (capsule, did)
+);
+CREATE TABLE IF NOT EXISTS opens (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    capsule TEXT NOT NULL,
+    opener TEXT NOT NULL,
+    opened_at INTEGER NOT NULL,
+    revocation_head TEXT,          -- the revocation head checked (NULL: none published)
+    capability TEXT                -- the capability token's CID, if one was needed
+);
+CREATE TABLE IF NOT EXISTS revocation_lists (
+    issuer TEXT PRIMARY KEY,       -- our own lists: the current head
+    head TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    head_block BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS revocation_seen (
+    issuer TEXT PRIMARY KEY,       -- others' lists: the freshest head verified
+    head TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    head_block BLOB NOT NULL,
+    checked_at INTEGER NOT NULL
+);
 """
 
 
@@ -59,7 +122,243 @@ class CachedDocument:
     resolved_at: int
 
 
-class StateDB:
+# -- schema 2 rows ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FileRow:
+    cid: str
+    owner: str
+    name: str
+    media_type: str
+    size: int
+    stanza: bytes
+    created: int
+    state: str = "stored"
+
+
+@dataclass(frozen=True, slots=True)
+class ShareRow:
+    capsule: str
+    content: str
+    issuer: str
+    created: int
+    expires: int | None
+    download: bool
+    reshare: bool
+    policy: str | None
+    cap_issuer: str | None
+    state: str = "active"
+    revoked_at: int | None = None
+    revocation_head: str | None = None
+    replaced_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OpenRow:
+    capsule: str
+    opener: str
+    opened_at: int
+    revocation_head: str | None
+    capability: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HeadRow:
+    issuer: str
+    head: str
+    seq: int
+    head_block: bytes
+    checked_at: int = 0
+
+
+_FILE_COLS = "cid, owner, name, media_type, size, stanza, created, state"
+_SHARE_COLS = (
+    "capsule, content, issuer, created, expires, download, reshare, policy, cap_issuer, "
+    "state, revoked_at, revocation_head, replaced_by"
+)
+
+
+def _file(row: tuple[Any, ...]) -> FileRow:
+    cid, owner, name, media_type, size, stanza, created, state = row
+    return FileRow(cid, owner, name, media_type, size, bytes(stanza), created, state)
+
+
+def _share(row: tuple[Any, ...]) -> ShareRow:
+    values = list(row)
+    values[5] = bool(values[5])
+    values[6] = bool(values[6])
+    return ShareRow(*values)
+
+
+class _Schema2:
+    """Files, shares, opens and revocation heads (mixed into StateDB)."""
+
+    _conn: sqlite3.Connection
+
+    def _tx(self) -> sqlite3.Connection:  # pragma: no cover - provided by StateDB
+        raise NotImplementedError
+
+    # files
+    def add_file(self, row: FileRow) -> None:
+        with self._tx():
+            self._conn.execute(
+                f"INSERT INTO files ({_FILE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(cid) DO UPDATE SET name = excluded.name, state = excluded.state",
+                (
+                    row.cid,
+                    row.owner,
+                    row.name,
+                    row.media_type,
+                    row.size,
+                    row.stanza,
+                    row.created,
+                    row.state,
+                ),
+            )
+
+    def file(self, cid: str) -> FileRow | None:
+        got = self._conn.execute(f"SELECT {_FILE_COLS} FROM files WHERE cid = ?", (cid,)).fetchone()
+        return None if got is None else _file(got)
+
+    def files(self, *, owner: str | None = None, include_removed: bool = False) -> list[FileRow]:
+        query = f"SELECT {_FILE_COLS} FROM files WHERE (? IS NULL OR owner = ?)"
+        if not include_removed:
+            query += " AND state = 'stored'"
+        rows = self._conn.execute(query + " ORDER BY created, cid", (owner, owner))
+        return [_file(r) for r in rows]
+
+    def set_file_state(self, cid: str, state: str) -> None:
+        with self._tx():
+            self._conn.execute("UPDATE files SET state = ? WHERE cid = ?", (state, cid))
+
+    # shares
+    def add_share(self, row: ShareRow, recipients: list[tuple[str, str]]) -> None:
+        """Record a capsule and its recipients (did, label) in one transaction."""
+        with self._tx():
+            self._conn.execute(
+                f"INSERT INTO shares ({_SHARE_COLS}) VALUES ({', '.join('?' * 13)})",
+                (
+                    row.capsule,
+                    row.content,
+                    row.issuer,
+                    row.created,
+                    row.expires,
+                    int(row.download),
+                    int(row.reshare),
+                    row.policy,
+                    row.cap_issuer,
+                    row.state,
+                    row.revoked_at,
+                    row.revocation_head,
+                    row.replaced_by,
+                ),
+            )
+            self._conn.executemany(
+                "INSERT INTO share_recipients (capsule, did, label) VALUES (?, ?, ?)",
+                [(row.capsule, did, label) for did, label in recipients],
+            )
+
+    def share(self, capsule: str) -> ShareRow | None:
+        got = self._conn.execute(
+            f"SELECT {_SHARE_COLS} FROM shares WHERE capsule = ?", (capsule,)
+        ).fetchone()
+        return None if got is None else _share(got)
+
+    def shares(self, *, content: str | None = None, issuer: str | None = None) -> list[ShareRow]:
+        rows = self._conn.execute(
+            f"SELECT {_SHARE_COLS} FROM shares WHERE (? IS NULL OR content = ?) "
+            "AND (? IS NULL OR issuer = ?) ORDER BY created, capsule",
+            (content, content, issuer, issuer),
+        )
+        return [_share(r) for r in rows]
+
+    def share_recipients(self, capsule: str) -> list[tuple[str, str]]:
+        rows = self._conn.execute(
+            "SELECT did, label FROM share_recipients WHERE capsule = ? ORDER BY label, did",
+            (capsule,),
+        )
+        return [(str(d), str(label)) for d, label in rows]
+
+    def mark_revoked(self, capsules: list[str], *, at: int, head: str) -> None:
+        with self._tx():
+            self._conn.executemany(
+                "UPDATE shares SET state = CASE state WHEN 'replaced' THEN 'replaced' "
+                "ELSE 'revoked' END, revoked_at = ?, revocation_head = ? WHERE capsule = ?",
+                [(at, head, c) for c in capsules],
+            )
+
+    def mark_replaced(self, capsule: str, by: str) -> None:
+        with self._tx():
+            self._conn.execute(
+                "UPDATE shares SET state = 'replaced', replaced_by = ? WHERE capsule = ?",
+                (by, capsule),
+            )
+
+    # opens
+    def record_open(self, row: OpenRow) -> None:
+        with self._tx():
+            self._conn.execute(
+                "INSERT INTO opens (capsule, opener, opened_at, revocation_head, capability) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (row.capsule, row.opener, row.opened_at, row.revocation_head, row.capability),
+            )
+
+    def opens(self, capsule: str | None = None) -> list[OpenRow]:
+        rows = self._conn.execute(
+            "SELECT capsule, opener, opened_at, revocation_head, capability FROM opens "
+            "WHERE (? IS NULL OR capsule = ?) ORDER BY id",
+            (capsule, capsule),
+        )
+        return [OpenRow(*r) for r in rows]
+
+    # revocation heads
+    def own_head(self, issuer: str) -> HeadRow | None:
+        got = self._conn.execute(
+            "SELECT issuer, head, seq, head_block FROM revocation_lists WHERE issuer = ?",
+            (issuer,),
+        ).fetchone()
+        return None if got is None else HeadRow(got[0], got[1], got[2], bytes(got[3]))
+
+    def set_own_head(self, row: HeadRow, *, expected_seq: int | None) -> bool:
+        """Move our list's head forward; False if another writer moved it first (the
+        caller re-reads and retries), so two revokes never fork the list."""
+        with self._tx():
+            got = self._conn.execute(
+                "SELECT seq FROM revocation_lists WHERE issuer = ?", (row.issuer,)
+            ).fetchone()
+            current = None if got is None else int(got[0])
+            if current != expected_seq:
+                return False
+            self._conn.execute(
+                "INSERT INTO revocation_lists (issuer, head, seq, head_block) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(issuer) DO UPDATE SET head = excluded.head, seq = excluded.seq, "
+                "head_block = excluded.head_block",
+                (row.issuer, row.head, row.seq, row.head_block),
+            )
+        return True
+
+    def seen_head(self, issuer: str) -> HeadRow | None:
+        got = self._conn.execute(
+            "SELECT issuer, head, seq, head_block, checked_at FROM revocation_seen "
+            "WHERE issuer = ?",
+            (issuer,),
+        ).fetchone()
+        return None if got is None else HeadRow(got[0], got[1], got[2], bytes(got[3]), got[4])
+
+    def keep_seen_head(self, row: HeadRow) -> None:
+        """Remember the freshest head verified for an issuer (never a lower seq)."""
+        with self._tx():
+            self._conn.execute(
+                "INSERT INTO revocation_seen (issuer, head, seq, head_block, checked_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(issuer) DO UPDATE SET head = excluded.head, "
+                "seq = excluded.seq, head_block = excluded.head_block, "
+                "checked_at = excluded.checked_at WHERE excluded.seq >= revocation_seen.seq",
+                (row.issuer, row.head, row.seq, row.head_block, row.checked_at),
+            )
+
+
+class StateDB(_Schema2):
     """Synchronous and quick: every call is one small statement on a local file."""
 
     def __init__(self, home: Path) -> None:

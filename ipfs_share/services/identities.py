@@ -397,6 +397,17 @@ class IdentityService:
             petnames=tuple(c.petname for c in self.db.contacts_for(doc.did)),
         )
 
+    async def document(self, did: str) -> IdentityDocument:
+        """The verified document of ``did``: the freshest one seen (cached), else resolved
+        now. Its X25519 key and revocation list name are fixed by the did's key, so a cached
+        document is good enough to find them."""
+        cached = self.db.cached_document(did)
+        if cached is None:
+            await self.resolve(did)
+            cached = self.db.cached_document(did)
+            assert cached is not None  # resolve caches what it returns
+        return decode_identity_document(cached.document, did=did)
+
     # -- contacts and recipients ----------------------------------------------------------
     def add_contact(self, petname: str, did_or_name: str) -> str:
         check_name(petname)

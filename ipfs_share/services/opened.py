@@ -1,0 +1,149 @@
+"""An opened file: the plaintext of an envelope, read whole, streamed, by range, or saved.
+
+Every byte handed out has been authenticated. Whole reads and streams end with the
+decryptor's final check, so a truncated or extended envelope fails before ``read``
+returns or iteration ends; a range read fetches and authenticates only the chunks that
+hold the range.
+
+``allow_download=False`` makes :meth:`OpenedFile.save` refuse. That is advice to honest
+clients, nothing more: a modified client that decrypted the bytes can write them anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+from ipfs_share.crypto.stream import FileKey
+from ipfs_share.errors import DownloadNotAllowedError, InvalidInputError, StoreError
+from ipfs_share.formats.envelope import Decryptor, Header, decrypt_range
+from ipfs_share.storage.base import Storage
+
+__all__ = ["OpenedFile"]
+
+
+class OpenedFile:
+    """A decryptable file. Cheap to make: only the header (and, for a small file, the rest)
+    has been read."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        cid: str,
+        file_key: FileKey,
+        header: Header,
+        prefix: bytes,
+        *,
+        allow_download: bool = True,
+        capsule: str | None = None,
+    ) -> None:
+        self._storage = storage
+        self.cid = cid
+        self._file_key = file_key
+        self.header = header
+        self._prefix = prefix  # the envelope's first bytes, header included, already read
+        self.allow_download = allow_download
+        self.capsule = capsule
+
+    def __repr__(self) -> str:
+        return f"OpenedFile(name={self.name!r}, size={self.size}, cid={self.cid!r})"
+
+    @property
+    def name(self) -> str:
+        return self.header.metadata.name
+
+    @property
+    def media_type(self) -> str:
+        return self.header.metadata.media_type
+
+    @property
+    def size(self) -> int:
+        return self.header.metadata.size
+
+    async def _envelope(self) -> AsyncIterator[bytes]:
+        yield self._prefix
+        if len(self._prefix) < self.header.envelope_size:
+            async for piece in self._storage.cat(self.cid, offset=len(self._prefix)):
+                yield piece
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        """The plaintext in pieces. The last piece is held back until the decryptor's final
+        check passes, so a consumer that stops at the end never saw a truncated file."""
+        decryptor = Decryptor(self._file_key)
+        pending = b""
+        async for piece in self._envelope():
+            out = decryptor.push(piece)
+            if out:
+                if pending:
+                    yield pending
+                pending = out
+        decryptor.finish()
+        if pending:
+            yield pending
+
+    async def read(self) -> bytes:
+        """All of the plaintext (for small files; stream or save large ones)."""
+        return b"".join([piece async for piece in self])
+
+    async def text(self, encoding: str = "utf-8") -> str:
+        data = await self.read()
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError as exc:
+            raise InvalidInputError(
+                f"expected {encoding} text, found bytes that are not ({exc.reason})",
+                hint="read() returns the bytes",
+            ) from None
+
+    async def read_range(self, offset: int, length: int) -> bytes:
+        """Plaintext bytes ``offset:offset+length`` (clipped to the end), fetching and
+        authenticating only the chunks that hold them."""
+        span = self.header.range(offset, length)
+        if span.end <= len(self._prefix):
+            ciphertext = self._prefix[span.start : span.end]
+        else:
+            pieces = [
+                p
+                async for p in self._storage.cat(
+                    self.cid, offset=span.start, length=span.end - span.start
+                )
+            ]
+            ciphertext = b"".join(pieces)
+        return decrypt_range(self.header, ciphertext, span)
+
+    async def save(
+        self, path: str | os.PathLike[str], *, progress: Callable[[int], None] | None = None
+    ) -> Path:
+        """Write the plaintext to ``path`` atomically: a temp file beside it, renamed into
+        place only after the whole file authenticated. Refused when the owner did not
+        allow downloads (see the module docstring for what that does and does not mean)."""
+        if not self.allow_download:
+            raise DownloadNotAllowedError(
+                f"the owner shared {self.name or self.cid} for viewing only; it is not saved"
+            )
+        dest = Path(path)
+        if await asyncio.to_thread(dest.is_dir):
+            raise InvalidInputError(f"expected a file path, found the folder {dest}")
+        tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(6)}.part")
+        done = 0
+        try:
+            f = await asyncio.to_thread(open, tmp, "xb")
+            try:
+                async for piece in self:
+                    await asyncio.to_thread(f.write, piece)
+                    done += len(piece)
+                    if progress:
+                        progress(done)
+                await asyncio.to_thread(f.flush)
+                await asyncio.to_thread(os.fsync, f.fileno())
+            finally:
+                f.close()
+            os.replace(tmp, dest)
+        except OSError as exc:
+            raise StoreError(f"cannot write {dest}: {exc.strerror}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+        return dest

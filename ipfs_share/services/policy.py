@@ -1,0 +1,137 @@
+"""Policy providers: code a capsule names, which must agree before it is opened.
+
+A capsule's ``policy`` is ``{"provider": NAME, "params": {...}}``. The opener looks NAME
+up among the providers it has configured: those installed as entry points in the group
+``ipfs_share.policy_providers`` (any package can add one) and those passed to
+:class:`~ipfs_share.client.Mesh` directly. A capsule that names a provider the opener does
+not have fails with ``policy_provider_required``; a provider that refuses,
+``policy_denied``. Like every check in a capsule, this binds honest clients only.
+
+A provider is any object with a ``name`` and ``check(request) -> Decision``::
+
+    class OfficeHours:
+        name = "example/office-hours"
+        def check(self, request: PolicyRequest) -> Decision:
+            hour = time.gmtime(request.now).tm_hour
+            return Decision(9 <= hour < 17, "outside office hours")
+
+>>> p = TimeWindowProvider()
+>>> p.check(PolicyRequest("bafy...", "did:key:a", "did:key:b", 50, {"not_after": 100}))
+Decision(allowed=True, reason='')
+>>> p.check(PolicyRequest("bafy...", "did:key:a", "did:key:b", 50, {"allow": ["did:key:c"]}))
+Decision(allowed=False, reason='did:key:b is not on the allow-list')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any, Protocol, runtime_checkable
+
+from ipfs_share.errors import InvalidInputError, PolicyDeniedError, PolicyProviderRequiredError
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Decision",
+    "PolicyProvider",
+    "PolicyRegistry",
+    "PolicyRequest",
+    "TimeWindowProvider",
+]
+
+ENTRY_POINT_GROUP = "ipfs_share.policy_providers"
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRequest:
+    capsule: str  # the capsule's CID
+    issuer: str  # did of who shared
+    opener: str  # did of who opens
+    now: int  # Unix seconds
+    params: Mapping[str, Any]  # the capsule's policy params (signed by the issuer)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    reason: str = ""
+
+
+@runtime_checkable
+class PolicyProvider(Protocol):
+    name: str
+
+    def check(self, request: PolicyRequest) -> Decision: ...
+
+
+class TimeWindowProvider:
+    """``ipfs-share/window``: open only within a time window and, optionally, only by dids
+    on an allow-list. Params (all optional): ``not_before`` and ``not_after`` (Unix
+    seconds, inclusive) and ``allow`` (a list of dids)."""
+
+    name = "ipfs-share/window"
+
+    def check(self, request: PolicyRequest) -> Decision:
+        p = request.params
+        unknown = set(p) - {"not_before", "not_after", "allow"}
+        if unknown:
+            return Decision(False, f"unknown window params {sorted(unknown)}")
+        nb, na, allow = p.get("not_before"), p.get("not_after"), p.get("allow")
+        if nb is not None and (type(nb) is not int or request.now < nb):
+            return Decision(False, f"not open before {nb}")
+        if na is not None and (type(na) is not int or request.now > na):
+            return Decision(False, f"not open after {na}")
+        if allow is not None:
+            if not isinstance(allow, list) or not all(isinstance(d, str) for d in allow):
+                return Decision(False, "the allow-list is not a list of dids")
+            if request.opener not in allow:
+                return Decision(False, f"{request.opener} is not on the allow-list")
+        return Decision(True)
+
+    @staticmethod
+    def params(
+        *, not_before: int | None = None, not_after: int | None = None, allow: Iterable[str] = ()
+    ) -> dict[str, Any]:
+        """The params for a capsule, checked here so a bad policy fails at share time."""
+        out: dict[str, Any] = {}
+        if not_before is not None:
+            out["not_before"] = int(not_before)
+        if not_after is not None:
+            out["not_after"] = int(not_after)
+        if not_before is not None and not_after is not None and not_after < not_before:
+            raise InvalidInputError(f"expected not_after >= not_before, found {not_after}")
+        allowed = list(allow)
+        if allowed:
+            out["allow"] = allowed
+        return out
+
+
+class PolicyRegistry:
+    """The providers an opener has: entry points, plus any given explicitly."""
+
+    def __init__(self, extra: Iterable[PolicyProvider] = (), *, load_entry_points: bool = True):
+        self._providers: dict[str, PolicyProvider] = {}
+        if load_entry_points:
+            for ep in entry_points(group=ENTRY_POINT_GROUP):
+                provider = ep.load()()
+                self._providers[provider.name] = provider
+        for provider in extra:
+            self._providers[provider.name] = provider
+
+    def names(self) -> list[str]:
+        return sorted(self._providers)
+
+    def check(self, provider_name: str, request: PolicyRequest) -> None:
+        provider = self._providers.get(provider_name)
+        if provider is None:
+            raise PolicyProviderRequiredError(
+                f"the share needs the policy provider {provider_name!r}, which is not configured",
+                hint=f"install the package that provides {provider_name!r} (entry point group "
+                f"{ENTRY_POINT_GROUP}); configured here: {', '.join(self.names()) or 'none'}",
+            )
+        decision = provider.check(request)
+        if not decision.allowed:
+            raise PolicyDeniedError(
+                f"the policy {provider_name!r} refused: {decision.reason or 'no reason given'}"
+            )
