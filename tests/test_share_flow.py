@@ -1,0 +1,393 @@
+"""The share flow on real Kubo nodes: put, share, open, expire, revoke, rotate, policies,
+capabilities, tampering, two nodes, and a node that dies mid-transfer."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ipfs_share.client import Mesh
+from ipfs_share.crypto.passphrase import KdfParams
+from ipfs_share.errors import (
+    CapabilityInvalidError,
+    CapabilityRequiredError,
+    DownloadNotAllowedError,
+    IpfsShareError,
+    NodeError,
+    PolicyDeniedError,
+    PolicyProviderRequiredError,
+    RecipientNotAuthorizedError,
+    ShareExpiredError,
+    ShareRevokedError,
+)
+from ipfs_share.formats.capsule import Perms, Policy, build_capsule, decode_capsule
+from ipfs_share.formats.envelope import encrypt
+from ipfs_share.node.daemon import KuboDaemon, RunningNode
+from ipfs_share.node.ports import NodePorts, free_port
+from ipfs_share.services.policy import TimeWindowProvider
+from ipfs_share.storage.kubo import KuboStorage
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def people(kubo: Any, tmp_path: Path, clock: Clock) -> AsyncIterator[Callable[[str], Any]]:
+    """people("bob") -> a published identity with its own home, on the one test node."""
+    meshes: list[Mesh] = []
+
+    async def person(name: str, *, storage: KuboStorage | None = None) -> Mesh:
+        store = storage or await KuboStorage.connect(kubo.api_url)
+        mesh = Mesh(
+            store, tmp_path / name, passphrase=lambda _: b"pw", kdf=KdfParams.fastest(), now=clock
+        )
+        meshes.append(mesh)
+        await mesh.identity.create(name)
+        await mesh.identity.publish()
+        return mesh
+
+    yield person  # type: ignore[misc]
+    for mesh in meshes:
+        await mesh.close()
+
+
+async def befriend(owner: Mesh, *others: Mesh) -> None:
+    for other in others:
+        me = other.identity.get()
+        owner.identity.add_contact(me.name, me.did)
+
+
+# -- the happy paths ----------------------------------------------------------------------
+
+
+async def test_share_to_one_and_to_three_each_opens(people: Any) -> None:
+    alice, bob, carol, dave = [await people(n) for n in ("alice", "bob", "carol", "dave")]
+    await befriend(alice, bob, carol, dave)
+    data = os.urandom(700_000)
+    f = await alice.files.put("plan.bin", data)
+    assert f.size == len(data) and alice.files.list() == [f]
+
+    one = await alice.share.file(f).with_("bob")
+    opened = await bob.share.open_capsule(one.id)
+    assert (opened.name, opened.size) == ("plan.bin", len(data))
+    assert await opened.read() == data
+    assert await opened.read_range(123_456, 70_000) == data[123_456:193_456]
+
+    three = await alice.share.file(f.cid).with_(["bob", "carol", "dave"], expires_in="1d")
+    assert {n for _, n in three.recipients} == {"bob", "carol", "dave"}
+    for who in (bob, carol, dave):
+        assert await (await who.share.open_capsule(three.id)).read() == data
+    assert [r.opener for r in bob.db.opens(three.id)] == [bob.identity.get().did]
+
+
+async def test_text_streams_and_save(people: Any, tmp_path: Path) -> None:
+    alice, bob = await people("alice"), await people("bob")
+    await befriend(alice, bob)
+    f = await alice.files.put("note.txt", "héllo, bob")
+    cap = await alice.share.file(f).with_("bob")
+    opened = await bob.share.open_capsule(cap.id)
+    assert opened.media_type.startswith("text/plain")
+    assert await opened.text() == "héllo, bob"
+    (tmp_path / "out").mkdir()
+    saved = await opened.save(tmp_path / "out" / "note.txt")
+    assert saved.read_text(encoding="utf-8") == "héllo, bob"
+    assert os.listdir(tmp_path / "out") == ["note.txt"]  # no temp file left behind
+
+
+async def test_no_download_refuses_save_but_reads(people: Any, tmp_path: Path) -> None:
+    alice, bob = await people("alice"), await people("bob")
+    await befriend(alice, bob)
+    f = await alice.files.put("view-only.txt", b"look, don't keep")
+    cap = await alice.share.file(f).with_("bob", allow_download=False)
+    opened = await bob.share.open_capsule(cap.id)
+    assert await opened.read() == b"look, don't keep"
+    with pytest.raises(DownloadNotAllowedError):
+        await opened.save(tmp_path / "copy.txt")
+    assert not (tmp_path / "copy.txt").exists()
+
+
+# -- refusals, in the order open checks them ----------------------------------------------
+
+
+async def test_wrong_identity_is_refused(people: Any) -> None:
+    alice, bob, mallory = await people("alice"), await people("bob"), await people("mallory")
+    await befriend(alice, bob)
+    cap = await alice.share.file(await alice.files.put("x", b"secret")).with_("bob")
+    with pytest.raises(RecipientNotAuthorizedError):
+        await mallory.share.open_capsule(cap.id)
+
+
+async def test_expiry_with_an_injected_clock(people: Any, clock: Clock) -> None:
+    alice, bob = await people("alice"), await people("bob")
+    await befriend(alice, bob)
+    cap = await alice.share.file(await alice.files.put("x", b"soon gone")).with_(
+        "bob", expires_in="1h"
+    )
+    clock.t += 3599
+    assert await (await bob.share.open_capsule(cap.id)).read() == b"soon gone"
+    clock.t += 1
+    with pytest.raises(ShareExpiredError):
+        await bob.share.open_capsule(cap.id)
+
+
+async def test_revoke_then_open_is_refused(people: Any) -> None:
+    alice, bob = await people("alice"), await people("bob")
+    await befriend(alice, bob)
+    cap = await alice.share.file(await alice.files.put("x", b"for now")).with_("bob")
+    assert await (await bob.share.open_capsule(cap.id)).read() == b"for now"
+    result = await alice.share.revoke(cap.id)
+    assert result.revoked == (cap.id,)
+    assert alice.share.get(cap.id).state == "revoked"
+    with pytest.raises(ShareRevokedError):
+        await bob.share.open_capsule(cap.id)
+    assert bob.db.seen_head(alice.identity.get().did).head == result.head  # type: ignore[union-attr]
+
+
+async def test_rotate_refuses_the_revoked_and_the_others_still_open(people: Any) -> None:
+    alice, bob, carol, dave = [await people(n) for n in ("alice", "bob", "carol", "dave")]
+    await befriend(alice, bob, carol, dave)
+    data = os.urandom(200_000)
+    f = await alice.files.put("doc", data)
+    to_bob = await alice.share.file(f).with_("bob")
+    to_carol = await alice.share.file(f).with_("carol")
+    group = await alice.share.file(f).with_(["dave", "bob"])
+
+    result = await alice.share.revoke(to_carol.id, rotate=True)
+    assert result.rotated_to is not None and result.rotated_to != f.cid
+    assert set(result.revoked) == {to_carol.id, to_bob.id, group.id}
+    assert f.cid not in await alice.storage.pin_ls()  # the old ciphertext is unpinned
+    reissued = {frozenset(n for _, n in c.recipients): c for c in result.reissued}
+    assert set(reissued) == {frozenset({"bob"}), frozenset({"dave", "bob"})}
+
+    with pytest.raises(ShareRevokedError):
+        await carol.share.open_capsule(to_carol.id)
+    for names, capsule in reissued.items():
+        assert capsule.content == result.rotated_to
+        for who in [m for n, m in (("bob", bob), ("dave", dave)) if n in names]:
+            assert await (await who.share.open_capsule(capsule.id)).read() == data
+        with pytest.raises(RecipientNotAuthorizedError):
+            await carol.share.open_capsule(capsule.id)
+
+
+async def test_drop_one_recipient_with_rotation(people: Any) -> None:
+    alice, bob, carol = await people("alice"), await people("bob"), await people("carol")
+    await befriend(alice, bob, carol)
+    cap = await alice.share.file(await alice.files.put("d", b"team")).with_(["bob", "carol"])
+    result = await alice.share.revoke(cap.id, rotate=True, drop=["carol"])
+    (new,) = result.reissued
+    assert await (await bob.share.open_capsule(new.id)).read() == b"team"
+    with pytest.raises(RecipientNotAuthorizedError):
+        await carol.share.open_capsule(new.id)
+    with pytest.raises(ShareRevokedError):
+        await carol.share.open_capsule(cap.id)
+
+
+async def test_policy_paths(people: Any, clock: Clock) -> None:
+    alice, bob = await people("alice"), await people("bob")
+    await befriend(alice, bob)
+    f = await alice.files.put("p", b"by policy")
+    unknown = await alice.share.file(f).with_("bob", policy=Policy("acme/geo-fence", {}))
+    with pytest.raises(PolicyProviderRequiredError) as info:
+        await bob.share.open_capsule(unknown.id)
+    assert "acme/geo-fence" in info.value.message and "ipfs-share/window" in info.value.hint
+
+    window = TimeWindowProvider.params(not_after=int(clock.t) + 60)
+    timed = await alice.share.file(f).with_("bob", policy=("ipfs-share/window", window))
+    assert await (await bob.share.open_capsule(timed.id)).read() == b"by policy"
+    clock.t += 61
+    with pytest.raises(PolicyDeniedError):
+        await bob.share.open_capsule(timed.id)
+
+    only_carol = TimeWindowProvider.params(allow=["did:key:z6MkeveryoneButBob"])
+    listed = await alice.share.file(f).with_("bob", policy=("ipfs-share/window", only_carol))
+    with pytest.raises(PolicyDeniedError):
+        await bob.share.open_capsule(listed.id)
+
+
+async def test_capability_paths(people: Any, clock: Clock) -> None:
+    alice, bob = await people("alice"), await people("bob")
+    await befriend(alice, bob)
+    f = await alice.files.put("c", b"by capability")
+    cap = await alice.share.file(f).with_("bob", capability="self")
+    other = await alice.share.file(f).with_("bob", capability="self")
+    with pytest.raises(CapabilityRequiredError):
+        await bob.share.open_capsule(cap.id)
+    token = await alice.share.issue_capability(cap.id, "bob", valid_for="1h")
+    assert await (await bob.share.open_capsule(cap.id, capability=token)).read() == b"by capability"
+    with pytest.raises(CapabilityInvalidError):
+        await bob.share.open_capsule(other.id, capability=token)  # for another capsule
+    with pytest.raises(CapabilityInvalidError):
+        await bob.share.open_capsule(cap.id, capability=token[:-1] + bytes([token[-1] ^ 1]))
+    clock.t += 3600
+    with pytest.raises(CapabilityInvalidError):
+        await bob.share.open_capsule(cap.id, capability=token)  # expired
+
+
+# -- tampering ----------------------------------------------------------------------------
+
+
+async def test_a_one_byte_change_anywhere_in_a_capsule_is_refused(people: Any) -> None:
+    alice, bob = await people("alice"), await people("bob")
+    await befriend(alice, bob)
+    cap = await alice.share.file(await alice.files.put("t", b"intact")).with_("bob")
+    original = await alice.storage.block_get(cap.id)
+    for i in range(len(original)):
+        for flip in (0x01, 0x80):
+            mutated = bytearray(original)
+            mutated[i] ^= flip
+            with pytest.raises(IpfsShareError):
+                decode_capsule(bytes(mutated))
+    # and end to end, through the node, for a few positions
+    for i in (0, len(original) // 2, len(original) - 1):
+        mutated = bytearray(original)
+        mutated[i] ^= 0x01
+        forged = await alice.storage.block_put(bytes(mutated), codec="dag-cbor")
+        with pytest.raises(IpfsShareError):
+            await bob.share.open_capsule(forged)
+
+
+async def test_a_one_byte_change_in_the_ciphertext_is_refused(people: Any) -> None:
+    """A capsule honestly signed over tampered ciphertext (the worst case: the commitment
+    binds the key to the CID, not the bytes to the key) still fails to decrypt."""
+    alice, bob = await people("alice"), await people("bob")
+    await befriend(alice, bob)
+    keys = await alice.identity.unlock()
+    bob_key = (await alice.identity.recipient("bob")).enc
+    from ipfs_share.crypto.stream import FileKey
+
+    file_key = FileKey.generate()
+    data = os.urandom(150_000)
+    envelope = encrypt(file_key, data, name="t", media_type="application/octet-stream")
+    await alice.revocations.ensure_list(keys)
+    for pos in (0, 30, len(envelope) // 2, len(envelope) - 1):
+        tampered = bytearray(envelope)
+        tampered[pos] ^= 0x01
+        content = (await alice.storage.add(bytes(tampered))).cid
+        capsule = build_capsule(
+            keys.signing,
+            content=content,
+            file_key=file_key,
+            recipients=[bob_key],
+            created=int(alice.identity._now()),
+            expires=None,
+            perms=Perms(),
+        )
+        await alice.storage.block_put(capsule.data, codec="dag-cbor")
+        with pytest.raises(IpfsShareError) as info:
+            opened = await bob.share.open_capsule(capsule.cid)
+            await opened.read()
+        assert info.value.code in {"decryption_failed", "format_invalid"}, pos
+
+
+# -- two nodes ----------------------------------------------------------------------------
+
+
+async def test_owner_on_a_recipient_on_b_opens_by_capsule_cid(
+    kubo_pair: Any, tmp_path: Path
+) -> None:
+    a, b = kubo_pair
+    on_a, on_b = await KuboStorage.connect(a.api_url), await KuboStorage.connect(b.api_url)
+    fast: dict[str, Any] = {"passphrase": lambda _: b"pw", "kdf": KdfParams.fastest()}
+    alice = Mesh(on_a, tmp_path / "alice", **fast)
+    bob = Mesh(on_b, tmp_path / "bob", **fast)
+    try:
+        await alice.identity.create("alice")
+        me = await bob.identity.create("bob")
+        await bob.identity.publish()
+        await alice.identity.resolve(me.did, petname="bob")  # B's document, read on A
+        data = os.urandom(400_000)
+        cap = await alice.share.file(await alice.files.put("far", data)).with_("bob")
+        opened = await bob.share.open_capsule(cap.id)  # capsule, list, content: all from A
+        assert await opened.read() == data
+        await alice.share.revoke(cap.id)
+        with pytest.raises(ShareRevokedError):
+            await bob.share.open_capsule(cap.id)
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+# -- a node that dies ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def doomed(kubo_binary: Path, tmp_path: Path) -> Iterator[KuboDaemon]:
+    daemon = KuboDaemon(tmp_path / "repo", kubo_binary)
+    daemon.init(ports=NodePorts(api=free_port(), gateway=free_port(), swarm=free_port()))
+    daemon.start()
+    try:
+        daemon.wait_ready(timeout=60)
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+def _restart(daemon: KuboDaemon) -> RunningNode:
+    daemon.stop()  # clears what the kill left behind (pid file, api file)
+    daemon.start()
+    return daemon.wait_ready(timeout=60)
+
+
+async def test_killing_the_node_mid_put_and_mid_open(doomed: KuboDaemon, tmp_path: Path) -> None:
+    node = doomed.wait_ready(timeout=10)
+    fast: dict[str, Any] = {"passphrase": lambda _: b"pw", "kdf": KdfParams.fastest()}
+    store = await KuboStorage.connect(node.api_url)
+    alice = Mesh(store, tmp_path / "alice", **fast)
+    await alice.identity.create("alice")
+    await alice.identity.publish()
+
+    async def stream(kill_at: int | None) -> AsyncIterator[bytes]:
+        for i in range(48):
+            if i == kill_at:
+                os.kill(node.pid, signal.SIGKILL)
+                await asyncio.sleep(0.2)
+            yield os.urandom(1 << 20)
+
+    with pytest.raises(NodeError) as info:
+        await alice.files.put("big", stream(kill_at=8), size=48 << 20)
+    assert info.value.hint
+    assert alice.files.list() == []  # no record points at content that is not stored
+    await alice.close()
+
+    node = _restart(doomed)
+    store = await KuboStorage.connect(node.api_url)
+    alice = Mesh(store, tmp_path / "alice", **fast)
+    f = await alice.files.put("big", stream(kill_at=None), size=48 << 20)
+    assert alice.files.list() == [f]
+    cap = await alice.share.file(f).with_("alice")  # to oneself: the same open path
+
+    opened = await alice.share.open_capsule(cap.id)
+    got = 0
+    with pytest.raises(NodeError):
+        async for piece in opened:
+            got += len(piece)
+            if got >= 4 << 20:
+                os.kill(node.pid, signal.SIGKILL)
+    assert got < 48 << 20
+    await alice.close()
+
+    node = _restart(doomed)
+    store = await KuboStorage.connect(node.api_url)
+    alice = Mesh(store, tmp_path / "alice", **fast)
+    opened = await alice.share.open_capsule(cap.id)
+    total = 0
+    async for piece in opened:
+        total += len(piece)
+    assert total == 48 << 20
+    await alice.close()
