@@ -391,3 +391,18 @@ async def test_killing_the_node_mid_put_and_mid_open(doomed: KuboDaemon, tmp_pat
         total += len(piece)
     assert total == 48 << 20
     await alice.close()
+
+
+async def test_deleting_an_identity_with_live_shares_warns(
+    people: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from ipfs_share.cli.main import main
+
+    alice, bob = await people("alice"), await people("bob")
+    await befriend(alice, bob)
+    await alice.share.file(await alice.files.put("x", b"x")).with_("bob")
+    assert alice.identity.live_shares("alice") == 1
+    monkeypatch.setenv("IPFS_SHARE_HOME", str(tmp_path / "alice"))
+    assert main(["identity", "delete", "alice", "--yes"]) == 0
+    err = capsys.readouterr().err
+    assert "still active" in err and "can never be revoked" in err

@@ -148,6 +148,12 @@ def _rename(args: argparse.Namespace, ctx: Context) -> None:
 def _delete(args: argparse.Namespace, ctx: Context) -> None:
     ids = service(args)
     i = ids.get(args.name)
+    live = ids.live_shares(i.did)
+    if live:
+        ctx.note(
+            f"warning: {i.name} issued {live} share(s) that are still active; without its "
+            "keys they can never be revoked (revoke them first: ipfs-share revoke CAPSULE)"
+        )
     if not args.yes:
         if not sys.stdin.isatty():
             raise InvalidInputError(

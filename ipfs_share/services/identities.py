@@ -257,9 +257,16 @@ class IdentityService:
     def rename(self, old: str, new: str) -> Identity:
         return self._view(self.keystore.rename(old, new))
 
+    def live_shares(self, name_or_did: str) -> int:
+        """How many capsules this identity issued that are still active: deleting its keys
+        leaves them unrevokable (revoking needs the key)."""
+        did = self.keystore.get(name_or_did).did
+        return sum(1 for s in self.db.shares(issuer=did) if s.state == "active")
+
     def delete(self, name_or_did: str) -> Identity:
         """Delete the keys of an identity. What it signed and published stays valid; shares
-        wrapped to it can no longer be opened here."""
+        wrapped to it can no longer be opened here, and capsules it issued can no longer be
+        revoked (see :meth:`live_shares`; the CLI warns)."""
         key_file = self.keystore.get(name_or_did)
         view = self._view(key_file)
         self.keystore.delete(key_file.did)
