@@ -24,6 +24,9 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
+from ipfs_share.errors import BlockTooLargeError, CidInvalidError
+from ipfs_share.formats.cid import DAG_CBOR, DAG_PB, RAW, cid_for
+
 __all__ = [
     "MAX_BLOCK_SIZE",
     "UNIXFS_PARAMS",
@@ -34,6 +37,7 @@ __all__ = [
     "NodeInfo",
     "PubsubMessage",
     "Storage",
+    "block_cid",
 ]
 
 # Kubo refuses blocks over 2 MiB (bitswap's limit); we refuse them before sending.
@@ -56,6 +60,21 @@ BlockCodec = Literal["raw", "dag-cbor", "dag-pb"]
 ByteSource = bytes | AsyncIterable[bytes]
 
 ProgressCallback = Callable[[int], None]  # called with the bytes done so far
+
+
+_CODECS = {"raw": RAW, "dag-cbor": DAG_CBOR, "dag-pb": DAG_PB}
+
+
+def block_cid(data: bytes, codec: str) -> str:
+    """The CID a block must get, after the checks every backend makes before storing it:
+    a known codec and at most :data:`MAX_BLOCK_SIZE` bytes."""
+    if codec not in _CODECS:
+        raise CidInvalidError(f"expected codec raw, dag-cbor or dag-pb, found {codec!r}")
+    if len(data) > MAX_BLOCK_SIZE:
+        raise BlockTooLargeError(
+            f"expected a block of at most {MAX_BLOCK_SIZE} bytes, found {len(data)}"
+        )
+    return cid_for(_CODECS[codec], data)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,6 @@ from typing import Literal
 
 from ipfs_share import __version__
 from ipfs_share.errors import (
-    BlockTooLargeError,
     CidInvalidError,
     FormatError,
     IntegrityError,
@@ -43,11 +42,10 @@ from ipfs_share.errors import (
     StoreError,
 )
 from ipfs_share.formats import dagcbor, dagpb
-from ipfs_share.formats.cid import DAG_CBOR, DAG_PB, RAW, cid_for, normalize_cid, parse_cid
+from ipfs_share.formats.cid import DAG_CBOR, DAG_PB, RAW, normalize_cid, parse_cid
 from ipfs_share.formats.ipns import parse_ipns_name, verify_record
 from ipfs_share.formats.unixfs import Block, FileBuilder, decode_file_node, plan_read
 from ipfs_share.storage.base import (
-    MAX_BLOCK_SIZE,
     AddResult,
     BlockCodec,
     ByteSource,
@@ -55,12 +53,12 @@ from ipfs_share.storage.base import (
     NodeInfo,
     ProgressCallback,
     PubsubMessage,
+    block_cid,
 )
 
 __all__ = ["EmbeddedStorage"]
 
 FORMAT_LINE = b"ipfs-share-embedded 1\n"
-_CODECS = {"raw": RAW, "dag-cbor": DAG_CBOR, "dag-pb": DAG_PB}
 _PIECE = 1024 * 1024
 
 # topic subscribers per store root, for in-process pubsub
@@ -173,13 +171,7 @@ class EmbeddedStorage:
 
     # -- blocks ---------------------------------------------------------------------------
     async def block_put(self, data: bytes, *, codec: BlockCodec = "raw", pin: bool = False) -> str:
-        if codec not in _CODECS:
-            raise CidInvalidError(f"expected codec raw, dag-cbor or dag-pb, found {codec!r}")
-        if len(data) > MAX_BLOCK_SIZE:
-            raise BlockTooLargeError(
-                f"expected a block of at most {MAX_BLOCK_SIZE} bytes, found {len(data)}"
-            )
-        cid = cid_for(_CODECS[codec], data)
+        cid = block_cid(data, codec)
         await asyncio.to_thread(self._put_block_sync, cid, bytes(data))
         if pin:
             await self.pin_add(cid, recursive=False)

@@ -48,11 +48,10 @@ from ipfs_share.errors import (
     NotFoundError,
     StreamTruncatedError,
 )
-from ipfs_share.formats.cid import DAG_CBOR, DAG_PB, RAW, cid_for, normalize_cid, parse_cid
+from ipfs_share.formats.cid import DAG_PB, RAW, normalize_cid, parse_cid
 from ipfs_share.formats.unixfs import FileBuilder, decode_file_node
 from ipfs_share.node.discovery import multiaddr_to_url
 from ipfs_share.storage.base import (
-    MAX_BLOCK_SIZE,
     UNIXFS_PARAMS,
     AddResult,
     BlockCodec,
@@ -61,6 +60,7 @@ from ipfs_share.storage.base import (
     NodeInfo,
     ProgressCallback,
     PubsubMessage,
+    block_cid,
 )
 
 __all__ = ["MIN_KUBO_VERSION", "KuboStorage", "check_kubo_version"]
@@ -68,7 +68,6 @@ __all__ = ["MIN_KUBO_VERSION", "KuboStorage", "check_kubo_version"]
 # name/put (storing an IPNS record signed elsewhere) arrived in Kubo 0.40.
 MIN_KUBO_VERSION = (0, 40, 0)
 
-_CODECS: Mapping[str, int] = {"raw": RAW, "dag-cbor": DAG_CBOR, "dag-pb": DAG_PB}
 _UPLOAD_PIECE = 1024 * 1024  # how we slice a bytes source for the request body
 _T = TypeVar("_T")
 
@@ -279,13 +278,7 @@ class KuboStorage:
 
     # -- blocks ---------------------------------------------------------------------------
     async def block_put(self, data: bytes, *, codec: BlockCodec = "raw", pin: bool = False) -> str:
-        if codec not in _CODECS:
-            raise CidInvalidError(f"expected codec raw, dag-cbor or dag-pb, found {codec!r}")
-        if len(data) > MAX_BLOCK_SIZE:
-            raise BlockTooLargeError(
-                f"expected a block of at most {MAX_BLOCK_SIZE} bytes, found {len(data)}"
-            )
-        ours = cid_for(_CODECS[codec], data)
+        ours = block_cid(data, codec)
         body, headers = self._multipart([bytes(data)])
 
         async def go() -> dict[str, Any]:
