@@ -19,25 +19,34 @@ exit  meaning                       error codes
 2     usage: bad command line       (argparse), missing subcommand
 3     invalid input                 invalid_input and its subclasses (cid_invalid,
                                     block_too_large, format_invalid,
-                                    ipns_record_invalid, signature_invalid,
-                                    passphrase_required, ...)
+                                    ipns_record_invalid, passphrase_required, ...)
 4     node unreachable              node_unreachable
 5     the node refused or failed    node_error, node_request_failed,
                                     node_version_unsupported, feature_unavailable
 6     not found                     not_found, identity_not_found
-7     integrity                     integrity_error, stream_truncated
+7     integrity: data changed,      integrity_error, stream_truncated,
+      forged or damaged             signature_invalid, chain_invalid, decryption_failed
 8     node management failed        node_management_failed, kubo_install_failed
 9     local store                   store_error
 10    access denied                 recipient_not_authorized, key_unwrap_failed,
                                     policy_provider_required, policy_denied,
                                     capability_required, capability_invalid
 11    share no longer valid         share_expired, share_revoked
+12    revocation not checkable      revocation_unavailable (retry, or --max-staleness)
+13    download not allowed          download_not_allowed (view-only share: read it to
+                                    stdout instead of saving; advice, not enforcement)
 130   interrupted (Ctrl-C)
+141   stdout closed early           (a reader such as ``head`` stopped reading)
 ====  ============================  ====================================================
+
+signature_invalid, chain_invalid and decryption_failed are also invalid_input (the bytes
+can never succeed as given), but they mean someone changed or forged data, so they get
+the integrity code rather than 3.
 
 Adding a command: put a module in ``ipfs_share/cli/`` exposing ``register(subparsers)``
 (see :mod:`ipfs_share.cli.common`); it is found automatically. Modules must not define
-``--api`` or ``--json`` themselves: every subcommand accepts the global options.
+``--api``, ``--json`` or ``--as`` themselves: every subcommand accepts the global options
+(``--as NAME`` arrives as ``args.as_``: None means the default identity).
 
 >>> main(["--version"])                                # doctest: +ELLIPSIS
 ipfs-share ... (Kubo v0...)
@@ -69,6 +78,7 @@ EXIT_OK = 0
 EXIT_GENERIC = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # as a shell reports a command killed by SIGPIPE
 
 EXIT_CODES: dict[str, int] = {
     "ipfs_share_error": EXIT_GENERIC,
@@ -79,6 +89,9 @@ EXIT_CODES: dict[str, int] = {
     "not_found": 6,
     "identity_not_found": 6,
     "integrity_error": 7,
+    "signature_invalid": 7,
+    "chain_invalid": 7,
+    "decryption_failed": 7,
     "node_management_failed": 8,
     "store_error": 9,
     "recipient_not_authorized": 10,
@@ -89,6 +102,8 @@ EXIT_CODES: dict[str, int] = {
     "capability_invalid": 10,
     "share_expired": 11,
     "share_revoked": 11,
+    "revocation_unavailable": 12,
+    "download_not_allowed": 13,
 }
 
 # Modules in ipfs_share/cli/ that are not commands.
@@ -126,6 +141,13 @@ def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         action="store_true",
         default=False if top else default,
         help="print results as JSON on stdout",
+    )
+    group.add_argument(
+        "--as",
+        dest="as_",
+        metavar="NAME",
+        default=None if top else default,
+        help="act as this local identity (default: the one set by 'identity use', or the only one)",
     )
 
 
@@ -201,6 +223,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ipfs-share: interrupted", file=ctx.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader of stdout went away (`... | head`): not an error worth a traceback.
+        # Point stdout at /dev/null so the interpreter's final flush does not fail again.
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except Exception as exc:
         if os.environ.get("IPFS_SHARE_DEBUG"):
             raise
@@ -213,6 +240,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_GENERIC
     return EXIT_OK if result is None else int(result)
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # not a real file (captured in tests)
+        pass
 
 
 async def _await(awaitable: Any) -> Any:
