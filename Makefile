@@ -1,7 +1,8 @@
 # The two commands that set up and run everything on a fresh machine (see README.md).
 .PHONY: demo test lint bench
 
-# The main job: install what is missing, start the managed Kubo node, run a real put and get.
+# The main job: install what is missing, start the managed Kubo node, then share a file,
+# open it as the recipient, revoke it, and show the refused open (examples/quickstart.py).
 demo:
 	scripts/bootstrap.sh
 	.venv/bin/ipfs-share node start
