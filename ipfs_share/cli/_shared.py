@@ -1,0 +1,145 @@
+"""Helpers for the share-flow commands (put, files, share, shares, open, revoke, capability).
+
+Not a command module (the leading underscore keeps the dispatcher from loading it as one).
+
+>>> parse_range("0-9"), parse_range("100-")
+((0, 10), (100, None))
+>>> parse_time("2026-11-01"), parse_time("1700000000")
+(1793491200, 1700000000)
+>>> split_names(["bob,carol", " dave "])
+['bob', 'carol', 'dave']
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import BinaryIO
+
+from ipfs_share import paths
+from ipfs_share.cli.common import Context
+from ipfs_share.cli.passphrase import passphrase_source
+from ipfs_share.cli.progress import Progress
+from ipfs_share.client import Mesh, connect
+from ipfs_share.errors import InvalidInputError
+from ipfs_share.local.db import StateDB
+from ipfs_share.local.keystore import Keystore
+
+__all__ = [
+    "BIG",
+    "Names",
+    "acting",
+    "binary_stdout",
+    "fmt_time",
+    "open_mesh",
+    "parse_range",
+    "parse_time",
+    "progress",
+    "split_names",
+]
+
+BIG = 4 << 20  # transfers smaller than this never get a progress bar
+_RANGE = re.compile(r"^(\d+)-(\d*)$")
+
+
+def acting(args: argparse.Namespace) -> str | None:
+    """The identity named with the global ``--as``, or None for the default one."""
+    value: str | None = getattr(args, "as_", None)
+    return value
+
+
+@asynccontextmanager
+async def open_mesh(
+    args: argparse.Namespace, ctx: Context, *, max_staleness: float | None = None
+) -> AsyncIterator[Mesh]:
+    """A :class:`Mesh` over the home and the node, with the CLI's passphrase sources."""
+    mesh = await connect(ctx.api, passphrase=passphrase_source(args), max_staleness=max_staleness)
+    async with mesh:
+        yield mesh
+
+
+def split_names(values: list[str] | None) -> list[str]:
+    """``--to bob,carol --to dave`` as one list, in order, without blanks or repeats."""
+    out = [n.strip() for v in values or [] for n in v.split(",")]
+    return list(dict.fromkeys(n for n in out if n))
+
+
+def parse_range(text: str) -> tuple[int, int | None]:
+    """``A-B`` (bytes A to B, both included) as (offset, length); ``A-`` runs to the end."""
+    m = _RANGE.match(text.strip())
+    if m is None:
+        raise InvalidInputError(
+            f"expected a byte range such as 0-1023 (both ends included) or 4096-, found {text!r}"
+        )
+    start = int(m[1])
+    if not m[2]:
+        return start, None
+    end = int(m[2])
+    if end < start:
+        raise InvalidInputError(f"expected the range's end >= its start ({start}), found {end}")
+    return start, end - start + 1
+
+
+def parse_time(text: str) -> int:
+    """Unix seconds from Unix seconds or an ISO 8601 date or time (no offset means UTC)."""
+    value = text.strip()
+    if value.isdigit():
+        return int(value)
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInputError(
+            f"expected Unix seconds or an ISO 8601 date such as 2026-12-01 or "
+            f"2026-12-01T09:00:00+01:00, found {text!r:.60}"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp())
+
+
+def fmt_time(ts: int | None, *, never: str = "never") -> str:
+    if ts is None:
+        return never
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def binary_stdout(ctx: Context) -> BinaryIO:
+    """The byte stream under the text stdout, flushed so text and bytes keep their order."""
+    ctx.stdout.flush()
+    buffer: BinaryIO | None = getattr(ctx.stdout, "buffer", None)
+    if buffer is None:  # pragma: no cover - stdout replaced by a text-only stream
+        raise InvalidInputError("stdout takes no bytes here", hint="write to a file with -o")
+    return buffer
+
+
+def progress(ctx: Context, label: str, total: int | None) -> Progress:
+    """A progress bar for a transfer of ``total`` bytes (None: unknown), shown only on a
+    terminal, without ``--json``, and for big or unknown sizes."""
+    enabled = not ctx.json and (total is None or total >= BIG)
+    return Progress(ctx.stderr, label, total, enabled=enabled)
+
+
+class Names:
+    """How to show a did here: a local identity's name, else a contact's petname."""
+
+    def __init__(self) -> None:
+        home = paths.home_dir()
+        self._names = {k.did: k.name for k in Keystore(home).list()}
+        db = StateDB(home)
+        try:
+            for c in db.contacts():
+                self._names.setdefault(c.did, c.petname)
+        finally:
+            db.close()
+
+    def __call__(self, did: str | None) -> str:
+        if did is None:
+            return "-"
+        name = self._names.get(did)
+        return f"{name} ({did})" if name else did
+
+    def short(self, did: str) -> str:
+        return self._names.get(did) or did

@@ -1,0 +1,276 @@
+"""``ipfs-share open`` and ``ipfs-share capability issue``: read what was shared with you.
+
+::
+
+    $ ipfs-share open bafyrei... > notes.txt     (the plaintext on stdout, binary-safe)
+    $ ipfs-share open bafyrei... -o report.pdf   (saved atomically)
+    $ ipfs-share open bafyrei... --range 0-1023  (bytes 0..1023, fetching only their chunks)
+    $ ipfs-share capability issue bafyrei... --to bob -o bob.cap
+    $ ipfs-share --as bob open bafyrei... --capability bob.cap -o out
+
+Open checks, in order, and fails closed: the capsule's signature, its expiry, the
+sharer's revocation list (resolved fresh), the policy, the capability, the unwrap of the
+file key, and the content's integrity as it is read. A view-only share (``--no-download``)
+makes ``-o`` refuse; that is advice to honest clients, which a modified client can ignore.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from ipfs_share.cli._shared import (
+    acting,
+    binary_stdout,
+    fmt_time,
+    open_mesh,
+    parse_range,
+    progress,
+)
+from ipfs_share.cli.common import Context, Subparsers
+from ipfs_share.cli.passphrase import add_passphrase_option
+from ipfs_share.cli.progress import Progress
+from ipfs_share.errors import DownloadNotAllowedError, InvalidInputError, StoreError
+from ipfs_share.formats.capsule import decode_capability
+from ipfs_share.formats.cid import normalize_cid
+from ipfs_share.local.files import write_atomic
+from ipfs_share.services.opened import OpenedFile
+
+__all__ = ["VIEW_ONLY_HINT", "register"]
+
+VIEW_ONLY_HINT = (
+    "the owner shared it for viewing only: read it without -o (to a pager or a pipe); this "
+    "is advice to honest clients, which a modified client can ignore"
+)
+SNIFF = 8192  # bytes looked at before writing to a terminal
+RANGE_STEP = 4 << 20  # range reads go in steps of this (a multiple of the 64 KiB chunk)
+
+
+def register(subparsers: Subparsers) -> None:
+    op = subparsers.add_parser(
+        "open",
+        help="open a share: the plaintext on stdout, or saved with -o",
+        description="Check a capsule (signature, expiry, revocation, policy, capability, "
+        "key, integrity) as the acting identity and output the plaintext.",
+    )
+    op.add_argument("capsule", metavar="CAPSULE", help="the capsule ID the sharer sent")
+    op.add_argument(
+        "-o", "--output", type=Path, metavar="OUT", help="save to OUT, atomically (default stdout)"
+    )
+    op.add_argument(
+        "--range", metavar="A-B", help="only bytes A to B (both included); A- runs to the end"
+    )
+    op.add_argument(
+        "--capability", type=Path, metavar="FILE", help="a capability token, if the share needs one"
+    )
+    op.add_argument(
+        "--max-staleness",
+        type=float,
+        metavar="SECONDS",
+        help="if the sharer's revocation list cannot be resolved, accept one checked within "
+        "SECONDS (default: fail closed)",
+    )
+    add_passphrase_option(op)
+    op.set_defaults(handler=_open)
+
+    cap = subparsers.add_parser("capability", help="capability tokens for shares that require them")
+    sub = cap.add_subparsers(dest="capability_command", metavar="COMMAND", required=True)
+    issue = sub.add_parser(
+        "issue",
+        help="issue a token letting someone open a share",
+        description="Sign a capability token (as the identity the capsule names as its "
+        "capability issuer) for one opener; write its bytes to -o FILE or a pipe.",
+    )
+    issue.add_argument("capsule", metavar="CAPSULE")
+    issue.add_argument("--to", required=True, metavar="NAME|DID", help="who may open with it")
+    issue.add_argument(
+        "--valid-for", default="1d", metavar="DURATION", help="90s, 15m, 12h, 1d, 2w (default 1d)"
+    )
+    issue.add_argument("-o", "--output", type=Path, metavar="FILE", help="file to write")
+    add_passphrase_option(issue)
+    issue.set_defaults(handler=_issue)
+
+
+# -- open -----------------------------------------------------------------------------------
+
+
+def _read_token(path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read the capability file {path}: {exc.strerror}") from exc
+
+
+def _looks_binary(sample: bytes) -> bool:
+    if b"\0" in sample:
+        return True
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start < len(sample) - 3  # a character cut at the sample's end is fine
+    return False
+
+
+def _describe(opened: OpenedFile) -> dict[str, object]:
+    return {
+        "capsule": opened.capsule,
+        "content": opened.cid,
+        "name": opened.name,
+        "media_type": opened.media_type,
+        "size": opened.size,
+        "allow_download": opened.allow_download,
+    }
+
+
+async def _open(args: argparse.Namespace, ctx: Context) -> None:
+    capsule = normalize_cid(args.capsule)
+    span = None if args.range is None else parse_range(args.range)
+    if args.output is None and ctx.json:
+        raise InvalidInputError(
+            "--json needs -o: without it, stdout carries the file",
+            hint="pass -o OUT, or leave out --json",
+        )
+    token = _read_token(args.capability)
+    async with open_mesh(args, ctx, max_staleness=args.max_staleness) as mesh:
+        opened = await mesh.share.open_capsule(capsule, as_=acting(args), capability=token)
+        if args.output is not None and not opened.allow_download:
+            # OpenedFile.save refuses too; a range is checked here, before anything is read.
+            raise DownloadNotAllowedError(
+                f"the owner shared {opened.name or capsule} for viewing only; not saved",
+                hint=VIEW_ONLY_HINT,
+            )
+        if span is not None:
+            await _output_range(args, ctx, opened, *span)
+        elif args.output is not None:
+            with progress(ctx, f"open {opened.name or capsule}", opened.size) as bar:
+                saved = await opened.save(args.output, progress=bar.update)
+            info = {**_describe(opened), "saved_to": str(saved)}
+            ctx.emit(info, f"saved {opened.name or 'the file'} ({opened.size} bytes) to {saved}")
+        else:
+            with progress(ctx, f"open {opened.name or capsule}", opened.size) as bar:
+                await _to_stdout(ctx, aiter(opened), bar)
+
+
+async def _range_pieces(opened: OpenedFile, offset: int, end: int) -> AsyncIterator[bytes]:
+    """Plaintext ``offset:end`` in steps aligned to :data:`RANGE_STEP`: flat memory for any
+    range, and no chunk fetched twice."""
+    pos = offset
+    while pos < end:
+        n = min(RANGE_STEP - pos % RANGE_STEP, end - pos)
+        yield await opened.read_range(pos, n)
+        pos += n
+
+
+async def _output_range(
+    args: argparse.Namespace, ctx: Context, opened: OpenedFile, offset: int, length: int | None
+) -> None:
+    if offset > opened.size:
+        raise InvalidInputError(
+            f"expected a range that starts within the {opened.size}-byte file, found {offset}"
+        )
+    end = opened.size if length is None else min(opened.size, offset + length)
+    pieces = _range_pieces(opened, offset, end)
+    with progress(ctx, f"open {opened.name or opened.capsule}", end - offset) as bar:
+        if args.output is None:
+            await _to_stdout(ctx, pieces, bar)
+            return
+        await _save_atomic(args.output, pieces, bar)
+    last = end - 1
+    info = {**_describe(opened), "saved_to": str(args.output), "range": [offset, last]}
+    ctx.emit(info, f"saved bytes {offset}-{last} ({end - offset} bytes) to {args.output}")
+
+
+async def _save_atomic(dest: Path, pieces: AsyncIterator[bytes], bar: Progress) -> None:
+    """Like OpenedFile.save: a temp file beside ``dest``, renamed over it once complete."""
+    tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(6)}.part")
+    done = 0
+    try:
+        f = await asyncio.to_thread(open, tmp, "xb")
+        try:
+            async for piece in pieces:
+                await asyncio.to_thread(f.write, piece)
+                done += len(piece)
+                bar.update(done)
+            await asyncio.to_thread(f.flush)
+            await asyncio.to_thread(os.fsync, f.fileno())
+        finally:
+            f.close()
+        os.replace(tmp, dest)
+    except OSError as exc:
+        raise StoreError(f"cannot write {dest}: {exc.strerror}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _refuse_binary_on_tty(ctx: Context, sample: bytes) -> None:
+    if ctx.stdout.isatty() and _looks_binary(sample):
+        raise InvalidInputError(
+            "refusing to write binary data to the terminal",
+            hint="save it with -o FILE, or pipe it into another command",
+        )
+
+
+def _write_all(ctx: Context, data: bytes) -> None:
+    out = binary_stdout(ctx)
+    out.write(data)
+    out.flush()
+
+
+async def _to_stdout(ctx: Context, pieces: AsyncIterator[bytes], bar: Progress) -> None:
+    """Write plaintext pieces to stdout; on a terminal, only if the first looks like text
+    (it is looked at before any byte is written)."""
+    out = binary_stdout(ctx)
+    done = 0
+    first = True
+    async for piece in pieces:
+        if first and ctx.stdout.isatty():
+            _refuse_binary_on_tty(ctx, piece[:SNIFF])
+        first = False
+        await asyncio.to_thread(out.write, piece)
+        done += len(piece)
+        bar.update(done)
+    await asyncio.to_thread(out.flush)
+
+
+# -- capability -----------------------------------------------------------------------------
+
+
+async def _issue(args: argparse.Namespace, ctx: Context) -> None:
+    capsule = normalize_cid(args.capsule)
+    if args.output is None and not ctx.json and ctx.stdout.isatty():
+        raise InvalidInputError(
+            "refusing to write a binary token to the terminal",
+            hint="pass -o FILE (or pipe it, or --json for base64)",
+        )
+    async with open_mesh(args, ctx) as mesh:
+        token = await mesh.share.issue_capability(
+            capsule, args.to, valid_for=args.valid_for, as_=acting(args)
+        )
+    decoded = decode_capability(token)
+    info: dict[str, object] = {
+        "capability": decoded.cid,
+        "capsule": capsule,
+        "issuer": decoded.issuer,
+        "audience": decoded.aud,
+        "not_before": decoded.nbf,
+        "expires": decoded.exp,
+    }
+    text = (
+        f"issued capability {decoded.cid} for {args.to} to open {capsule}, "
+        f"valid until {fmt_time(decoded.exp)}"
+    )
+    if args.output is not None:
+        await asyncio.to_thread(write_atomic, args.output, token)
+        ctx.emit({**info, "file": str(args.output)}, f"{text}: wrote {args.output}")
+    elif ctx.json:
+        ctx.emit({**info, "token_base64": base64.b64encode(token).decode()}, "")
+    else:
+        await asyncio.to_thread(_write_all, ctx, token)
+        ctx.note(text)
