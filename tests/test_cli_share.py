@@ -263,7 +263,7 @@ def test_revoke_rotate_drop(cli: Cli, people: People, tmp_path: Path) -> None:
     assert cli.ok(people.alice, "files", "--json").json()["files"][0]["cid"] == new["content"]
 
 
-def test_drop_warns_when_another_share_keeps_the_dropped_recipient(
+def test_drop_with_rotate_leaves_the_dropped_recipient_out_of_every_reissue(
     cli: Cli, people: People, tmp_path: Path
 ) -> None:
     src = tmp_path / "two.txt"
@@ -274,9 +274,12 @@ def test_drop_warns_when_another_share_keeps_the_dropped_recipient(
     assert cli(people.alice, "--as", "bob", "revoke", both).code == 6  # bob is not local there
     done = cli.ok(people.alice, "revoke", both, "--rotate", "--drop", "bob", "--json").json()
     assert set(done["revoked"]) == {both, only_bob}  # rotation revokes every share of it
-    # --drop applies to the revoked capsule; the other share is re-issued to bob, and the
-    # CLI says so rather than let the sharer believe bob is out.
-    assert len(done["warnings"]) == 1 and "bob still has access" in done["warnings"][0]
+    # bob is dropped from every re-issued capsule, not only from the revoked one: with a
+    # new key, another share of the same content must not carry it to him.
+    names = [{r["name"] for r in c["recipients"]} for c in done["reissued"]]
+    assert names == [{"carol"}]
+    for c in done["reissued"]:
+        assert cli(people.bob, "open", c["id"]).code == EXIT_CODES["recipient_not_authorized"]
 
 
 def test_view_only_refuses_saving_but_not_reading(cli: Cli, people: People, tmp_path: Path) -> None:

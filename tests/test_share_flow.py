@@ -406,3 +406,36 @@ async def test_deleting_an_identity_with_live_shares_warns(
     assert main(["identity", "delete", "alice", "--yes"]) == 0
     err = capsys.readouterr().err
     assert "still active" in err and "can never be revoked" in err
+
+
+async def test_rotating_with_drop_keeps_the_new_key_from_the_dropped_everywhere(
+    people: Any,
+) -> None:
+    alice, bob, carol = await people("alice"), await people("bob"), await people("carol")
+    await befriend(alice, bob, carol)
+    f = await alice.files.put("d", b"team")
+    group = await alice.share.file(f).with_(["bob", "carol"])
+    also_carol = await alice.share.file(f).with_(["carol", "bob"])  # another share, same content
+    result = await alice.share.revoke(group.id, rotate=True, drop=["carol"])
+    assert {also_carol.id, group.id} <= set(result.revoked)
+    for capsule in result.reissued:
+        assert {n for _, n in capsule.recipients} == {"bob"}
+        with pytest.raises(RecipientNotAuthorizedError):
+            await carol.share.open_capsule(capsule.id)
+        assert await (await bob.share.open_capsule(capsule.id)).read() == b"team"
+
+
+async def test_saved_plaintext_is_private_and_ranges_stream(people: Any, tmp_path: Path) -> None:
+    import stat
+
+    alice, bob = await people("alice"), await people("bob")
+    await befriend(alice, bob)
+    data = os.urandom(300_000)
+    cap = await alice.share.file(await alice.files.put("d", data)).with_("bob")
+    opened = await bob.share.open_capsule(cap.id)
+    saved = await opened.save(tmp_path / "d.bin")
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    pieces = [p async for p in opened.iter_range(1000, 250_000, step=70_000)]
+    assert [len(p) for p in pieces] == [70_000, 70_000, 70_000, 40_000]
+    assert b"".join(pieces) == data[1000:251_000]
+    assert [o.capsule for o in bob.share.opens()] == [cap.id]

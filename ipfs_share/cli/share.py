@@ -35,7 +35,7 @@ from ipfs_share.cli.passphrase import add_passphrase_option
 from ipfs_share.errors import InvalidInputError, NotFoundError
 from ipfs_share.formats.capsule import Policy
 from ipfs_share.formats.cid import normalize_cid
-from ipfs_share.local.db import ShareRow, StateDB
+from ipfs_share.local.db import StateDB
 from ipfs_share.services.identities import IdentityService
 from ipfs_share.services.policy import TimeWindowProvider
 from ipfs_share.services.share import ShareCapsule, parse_duration
@@ -223,24 +223,6 @@ async def _share(args: argparse.Namespace, ctx: Context) -> None:
 # -- shares ---------------------------------------------------------------------------------
 
 
-def _view(row: ShareRow, pairs: list[tuple[str, str]]) -> ShareCapsule:
-    # The records without a node (ShareService needs one to exist).
-    return ShareCapsule(
-        id=row.capsule,
-        content=row.content,
-        issuer=row.issuer,
-        recipients=tuple(pairs),
-        created=row.created,
-        expires=row.expires,
-        allow_download=row.download,
-        allow_reshare=row.reshare,
-        policy=row.policy,
-        cap_issuer=row.cap_issuer,
-        state=row.state,
-        replaced_by=row.replaced_by,
-    )
-
-
 def _list(args: argparse.Namespace, ctx: Context) -> None:
     home = paths.home_dir()
     issuer = None
@@ -250,7 +232,7 @@ def _list(args: argparse.Namespace, ctx: Context) -> None:
     db = StateDB(home)
     try:
         found = [
-            _view(r, db.share_recipients(r.capsule))
+            ShareCapsule.of(r, db.share_recipients(r.capsule))
             for r in db.shares(content=content, issuer=issuer)
         ]
     finally:
@@ -280,7 +262,7 @@ def _show(args: argparse.Namespace, ctx: Context) -> None:
                 hint="shares are recorded in the home of whoever shared them "
                 "(see 'ipfs-share shares list')",
             )
-        s = _view(row, db.share_recipients(capsule))
+        s = ShareCapsule.of(row, db.share_recipients(capsule))
     finally:
         db.close()
     names = Names()
@@ -338,20 +320,9 @@ async def _revoke(args: argparse.Namespace, ctx: Context) -> None:
                     f"the share {capsule} was made by {issuer}, not by {me.name}",
                     hint="revoke it as the identity that shared it (or leave out --as)",
                 )
-        dropped = {(await mesh.identity.recipient(n)).did: n for n in drop}
         done = await mesh.share.revoke(capsule, rotate=args.rotate, drop=drop)
-    # --drop applies to this capsule only: a dropped recipient of another share of the same
-    # content gets that share re-issued by --rotate, and so keeps access. Say so loudly.
-    warnings = [
-        f"{dropped[did]} still has access through the re-issued capsule {c.id} (another "
-        f"share of the same content): revoke it too with 'ipfs-share revoke {c.id}'"
-        for c in done.reissued
-        for did, _ in c.recipients
-        if did in dropped
-    ]
     data = done.to_json()
     data["note"] = REVOCATION_NOTE.removeprefix("note: ")
-    data["warnings"] = warnings
     others = [c for c in done.revoked if c != capsule]
     lines = [f"revoked {capsule}"]
     if others:
@@ -374,5 +345,3 @@ async def _revoke(args: argparse.Namespace, ctx: Context) -> None:
                 "the key can still decrypt the old ciphertext"
             )
         ctx.note(REVOCATION_NOTE)
-    for warning in warnings:
-        ctx.note(f"warning: {warning}")

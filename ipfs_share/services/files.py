@@ -27,6 +27,7 @@ from ipfs_share.crypto.stream import FileKey
 from ipfs_share.crypto.wrap import Stanza, unwrap, wrap
 from ipfs_share.crypto.x25519 import EncryptionKey, PublicEncryptionKey
 from ipfs_share.errors import InvalidInputError, NotFoundError, StoreError
+from ipfs_share.formats.cid import normalize_cid
 from ipfs_share.formats.envelope import (
     Encryptor,
     Header,
@@ -189,6 +190,7 @@ class FileService:
             return await self.storage.add(envelope(), progress=progress), encryptor.size
 
     def get(self, cid: str) -> MeshFile:
+        cid = normalize_cid(cid)
         row = self.db.file(cid)
         if row is None:
             raise NotFoundError(
@@ -201,6 +203,7 @@ class FileService:
 
     async def remove(self, cid: str) -> MeshFile:
         """Unpin the ciphertext here (see the module docstring for what that does not do)."""
+        cid = normalize_cid(cid)
         row = self.db.file(cid)
         if row is None or row.state != "stored":
             raise NotFoundError(f"no stored file {cid} in this home")

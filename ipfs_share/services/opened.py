@@ -98,6 +98,17 @@ class OpenedFile:
                 hint="read() returns the bytes",
             ) from None
 
+    async def iter_range(
+        self, offset: int, length: int, *, step: int = 4 << 20
+    ) -> AsyncIterator[bytes]:
+        """Plaintext bytes ``offset:offset+length`` in pieces of at most ``step`` bytes,
+        each fetched and authenticated as it is needed: flat memory for any range."""
+        end = min(self.size, offset + length)
+        while offset < end:
+            n = min(step, end - offset)
+            yield await self.read_range(offset, n)
+            offset += n
+
     async def read_range(self, offset: int, length: int) -> bytes:
         """Plaintext bytes ``offset:offset+length`` (clipped to the end), fetching and
         authenticating only the chunks that hold them."""
@@ -130,7 +141,9 @@ class OpenedFile:
         tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(6)}.part")
         done = 0
         try:
-            f = await asyncio.to_thread(open, tmp, "xb")
+            # 0600: decrypted plaintext is for its recipient, not for other users here.
+            fd = await asyncio.to_thread(os.open, tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            f = os.fdopen(fd, "wb")
             try:
                 async for piece in self:
                     await asyncio.to_thread(f.write, piece)
@@ -142,8 +155,18 @@ class OpenedFile:
             finally:
                 f.close()
             os.replace(tmp, dest)
+            await asyncio.to_thread(_fsync_dir, dest.parent)
         except OSError as exc:
             raise StoreError(f"cannot write {dest}: {exc.strerror}") from exc
         finally:
             tmp.unlink(missing_ok=True)
         return dest
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` survive a crash."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

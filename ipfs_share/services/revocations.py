@@ -142,7 +142,9 @@ class RevocationService:
         await self.storage.ipns_put(ipns_name(list_key.public_key), record)
 
     # -- checking someone's list ------------------------------------------------------------
-    async def check(self, issuer: str, list_name: str, capsule_id: str) -> CheckedList:
+    async def check(
+        self, issuer: str, list_name: str, capsule_id: str, *, max_staleness: float | None = None
+    ) -> CheckedList:
         """Raise :class:`ShareRevokedError` if ``capsule_id`` is on ``issuer``'s list at its
         freshest head; return which head was checked. When the list cannot be resolved, the
         staleness rule decides: a head verified within ``max_staleness`` seconds is used,
@@ -151,7 +153,8 @@ class RevocationService:
             head = await self._fresh_head(issuer, list_name)
             fresh = True
         except (NodeError, TimeoutError) as exc:
-            head = self._stale_head(issuer, exc)
+            bound = self.max_staleness if max_staleness is None else max_staleness
+            head = self._stale_head(issuer, exc, bound)
             fresh = False
         if await drive(is_revoked(head, capsule_id), self._get):
             raise ShareRevokedError(
@@ -186,17 +189,19 @@ class RevocationService:
         self.db.keep_seen_head(HeadRow(issuer, head.cid, head.seq, head.data, int(self._now())))
         return head
 
-    def _stale_head(self, issuer: str, cause: BaseException) -> RevocationHead:
+    def _stale_head(
+        self, issuer: str, cause: BaseException, max_staleness: float | None
+    ) -> RevocationHead:
         seen = self.db.seen_head(issuer)
         reason = cause.message if isinstance(cause, IpfsShareError) else "timed out"
-        if self.max_staleness is None or seen is None:
+        if max_staleness is None or seen is None:
             raise RevocationUnavailableError(
                 f"the revocation list of {issuer} could not be checked ({reason}); failing closed"
             ) from cause
         age = self._now() - seen.checked_at
-        if age > self.max_staleness:
+        if age > max_staleness:
             raise RevocationUnavailableError(
                 f"the revocation list of {issuer} could not be checked ({reason}), and the "
-                f"last check is {int(age)} s old (max_staleness {int(self.max_staleness)} s)"
+                f"last check is {int(age)} s old (max_staleness {int(max_staleness)} s)"
             ) from cause
         return decode_head(seen.head_block, issuer=issuer)

@@ -89,6 +89,28 @@ class ShareCapsule:
     cap_issuer: str | None
     state: str = "active"
     replaced_by: str | None = None
+    revoked_at: int | None = None
+    revocation_head: str | None = None
+
+    @classmethod
+    def of(cls, row: ShareRow, pairs: Sequence[tuple[str, str]]) -> ShareCapsule:
+        """The view of a recorded share (``StateDB.share`` and ``share_recipients``)."""
+        return cls(
+            id=row.capsule,
+            content=row.content,
+            issuer=row.issuer,
+            recipients=tuple(pairs),
+            created=row.created,
+            expires=row.expires,
+            allow_download=row.download,
+            allow_reshare=row.reshare,
+            policy=row.policy,
+            cap_issuer=row.cap_issuer,
+            state=row.state,
+            replaced_by=row.replaced_by,
+            revoked_at=row.revoked_at,
+            revocation_head=row.revocation_head,
+        )
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -104,6 +126,8 @@ class ShareCapsule:
             "capability_issuer": self.cap_issuer,
             "state": self.state,
             "replaced_by": self.replaced_by,
+            "revoked_at": self.revoked_at,
+            "revocation_head": self.revocation_head,
         }
 
 
@@ -297,6 +321,10 @@ class ShareService:
             _view(r, self.db.share_recipients(r.capsule)) for r in self.db.shares(content=content)
         ]
 
+    def opens(self, capsule_id: str | None = None) -> Sequence[OpenRow]:
+        """The opens recorded in this home (all, or of one capsule), oldest first."""
+        return self.db.opens(None if capsule_id is None else normalize_cid(capsule_id))
+
     # -- opening --------------------------------------------------------------------------
     async def open_capsule(
         self,
@@ -305,8 +333,13 @@ class ShareService:
         as_: str | None = None,
         capability: bytes | None = None,
         now: float | None = None,
+        max_staleness: float | None = None,
     ) -> OpenedFile:
-        """Check everything, in order, then return the opened file (see the module doc)."""
+        """Check everything, in order, then return the opened file (see the module doc).
+
+        ``max_staleness`` (seconds) overrides the service's staleness rule for this open:
+        when the issuer's revocation list cannot be resolved, a head verified at most that
+        long ago is accepted; by default an open fails closed."""
         capsule_id = capsule_or_id.id if isinstance(capsule_or_id, ShareCapsule) else capsule_or_id
         capsule_id = normalize_cid(capsule_id)
         try:
@@ -320,7 +353,9 @@ class ShareService:
         t = int(self._now() if now is None else now)
         check_expiry(capsule, t)
         issuer_doc = await self.identities.document(capsule.issuer)
-        checked = await self.revocations.check(capsule.issuer, issuer_doc.revocations, capsule.cid)
+        checked = await self.revocations.check(
+            capsule.issuer, issuer_doc.revocations, capsule.cid, max_staleness=max_staleness
+        )
         opener = self.identities.get(as_)
         if capsule.policy is not None:
             self.policies.check(
@@ -385,8 +420,9 @@ class ShareService:
         With ``rotate``, the content is re-encrypted under a new key, every other live
         capsule of that content is re-issued for the new content, and the old ciphertext
         is unpinned. ``drop`` (recipient names or dids) re-issues the revoked capsule itself
-        to its recipients less these (use it with ``rotate``: without a new key, a dropped
-        recipient who kept the old key can still decrypt the old ciphertext)."""
+        to its recipients less these, and with ``rotate`` leaves them out of every
+        re-issued capsule, so no new key reaches them. (Without ``rotate`` a dropped
+        recipient who kept the old key can still decrypt the old ciphertext.)"""
         row = self.db.share(normalize_cid(capsule_id))
         if row is None:
             raise NotFoundError(
@@ -409,11 +445,9 @@ class ShareService:
             revoked += [r.capsule for r in others if r.capsule != row.capsule]
         fresh: list[ShareCapsule] = []
         for old in reissue:
-            pairs = [
-                (d, n)
-                for d, n in self.db.share_recipients(old.capsule)
-                if not (old.capsule == row.capsule and d in dropped)
-            ]
+            # A dropped recipient gets no new capsule at all: with rotation, not even
+            # through another share of the same content, or the new key would reach them.
+            pairs = [(d, n) for d, n in self.db.share_recipients(old.capsule) if d not in dropped]
             if pairs:
                 fresh.append(await self._reissue(keys, old, new_content, pairs))
         head = await self.revocations.revoke(keys, revoked)
@@ -466,17 +500,4 @@ class ShareService:
 
 
 def _view(row: ShareRow, pairs: Sequence[tuple[str, str]]) -> ShareCapsule:
-    return ShareCapsule(
-        id=row.capsule,
-        content=row.content,
-        issuer=row.issuer,
-        recipients=tuple(pairs),
-        created=row.created,
-        expires=row.expires,
-        allow_download=row.download,
-        allow_reshare=row.reshare,
-        policy=row.policy,
-        cap_issuer=row.cap_issuer,
-        state=row.state,
-        replaced_by=row.replaced_by,
-    )
+    return ShareCapsule.of(row, pairs)
