@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ipfs_share.crypto.signing import SigningKey
-from ipfs_share.formats.ipns import ipns_name, make_record
 
+from ipfs_share.crypto.signing import SigningKey
 from ipfs_share.errors import (
     BlockTooLargeError,
     CidInvalidError,
@@ -26,6 +25,7 @@ from ipfs_share.errors import (
 )
 from ipfs_share.formats import dagcbor
 from ipfs_share.formats.cid import DAG_CBOR, RAW, cid_for
+from ipfs_share.formats.ipns import ipns_name, make_record
 from ipfs_share.formats.unixfs import FileBuilder
 from ipfs_share.storage.base import MAX_BLOCK_SIZE, Storage
 from ipfs_share.storage.embedded import EmbeddedStorage
