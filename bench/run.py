@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import crypto_bench, formats_bench, storage_bench
+from bench import crypto_bench, formats_bench, share_bench, storage_bench
 
 Entry = Callable[[argparse.Namespace], dict[str, Any]]
 
@@ -23,6 +23,7 @@ ENTRIES: dict[str, Entry] = {
     "storage": storage_bench.run,
     "crypto": crypto_bench.run,
     "formats": formats_bench.run,
+    "share": share_bench.run,
 }
 
 
