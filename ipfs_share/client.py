@@ -85,6 +85,7 @@ class Mesh:
         return f"Mesh(home={str(self.home)!r}, storage={self.storage!r})"
 
     async def close(self) -> None:
+        self.identity.lock()  # drop unlocked keys from memory
         await self.storage.close()
         self.db.close()
 

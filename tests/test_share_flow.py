@@ -439,3 +439,23 @@ async def test_saved_plaintext_is_private_and_ranges_stream(people: Any, tmp_pat
     assert [len(p) for p in pieces] == [70_000, 70_000, 70_000, 40_000]
     assert b"".join(pieces) == data[1000:251_000]
     assert [o.capsule for o in bob.share.opens()] == [cap.id]
+
+
+async def test_keys_are_unlocked_once_per_mesh_and_dropped_on_lock(people: Any) -> None:
+    alice, bob = await people("alice"), await people("bob")
+    await befriend(alice, bob)
+    asked: list[str] = []
+
+    def counting(prompt: str) -> bytes:
+        asked.append(prompt)
+        return b"pw"
+
+    bob.identity._passphrase = counting  # the same service, a passphrase source that counts
+    bob.identity.lock()
+    cap = await alice.share.file(await alice.files.put("k", b"keys")).with_("bob")
+    for _ in range(3):
+        assert await (await bob.share.open_capsule(cap.id)).read() == b"keys"
+    assert len(asked) == 1
+    bob.identity.lock()
+    await bob.share.open_capsule(cap.id)
+    assert len(asked) == 2

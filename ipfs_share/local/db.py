@@ -367,6 +367,9 @@ class StateDB(_Schema2):
             home.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
             self._conn.execute("PRAGMA journal_mode=WAL")
+            # synchronous stays FULL (the default): with NORMAL a power cut could lose the
+            # last revocation head or published sequence, and the next revoke would reuse a
+            # sequence number and fork the list for its readers. An fsync a commit is cheap.
             self._conn.execute("PRAGMA busy_timeout=10000")
             with self._tx():
                 self._conn.executescript(_SCHEMA)

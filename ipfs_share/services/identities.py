@@ -180,6 +180,8 @@ class IdentityService:
         self._passphrase = passphrase
         self._kdf = kdf
         self._now = now
+        self._unlocked: dict[str, IdentityKeys] = {}
+        self._documents: dict[tuple[str, str], IdentityDocument] = {}  # (did, cid) -> verified
 
     def __repr__(self) -> str:
         return f"IdentityService({str(self.home)!r})"
@@ -270,18 +272,35 @@ class IdentityService:
         key_file = self.keystore.get(name_or_did)
         view = self._view(key_file)
         self.keystore.delete(key_file.did)
+        self._unlocked.pop(key_file.did, None)
         if self.db.get_meta("default_identity") == key_file.did:
             self.db.set_meta("default_identity", None)
         self.db.forget_published(key_file.did)
         return view
 
     async def unlock(self, name_or_did: str | None = None) -> IdentityKeys:
-        """The secret keys of an identity (asks for its passphrase if it is sealed)."""
+        """The secret keys of an identity (asks for its passphrase if it is sealed).
+
+        Keys stay unlocked in this service's memory until :meth:`lock` (``Mesh.close``
+        calls it), like an ssh-agent for one process: argon2id runs once per identity, not
+        once per open. A backend that must not hold keys calls :meth:`lock` after use."""
         key_file = self.keystore.get(self.get(name_or_did).did)
+        held = self._unlocked.get(key_file.did)
+        if held is not None:
+            return held
         passphrase = (
             self._passphrase(f"passphrase for {key_file.name}") if key_file.encrypted else None
         )
-        return await asyncio.to_thread(key_file.unlock, passphrase)
+        keys = await asyncio.to_thread(key_file.unlock, passphrase)
+        self._unlocked[key_file.did] = keys
+        return keys
+
+    def lock(self, name_or_did: str | None = None) -> None:
+        """Forget unlocked keys: of one identity, or (None) of all."""
+        if name_or_did is None:
+            self._unlocked.clear()
+        else:
+            self._unlocked.pop(self.get(name_or_did).did, None)
 
     # -- moving between machines ----------------------------------------------------------
     async def export(self, name_or_did: str, passphrase: bytes) -> str:
@@ -413,7 +432,11 @@ class IdentityService:
             await self.resolve(did)
             cached = self.db.cached_document(did)
             assert cached is not None  # resolve caches what it returns
-        return decode_identity_document(cached.document, did=did)
+        doc = self._documents.get((did, cached.cid))
+        if doc is None:  # verify once per process, not once per open
+            doc = decode_identity_document(cached.document, did=did)
+            self._documents[(did, cached.cid)] = doc
+        return doc
 
     # -- contacts and recipients ----------------------------------------------------------
     def add_contact(self, petname: str, did_or_name: str) -> str:
