@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import crypto_bench, formats_bench, share_bench, storage_bench
+from bench import crypto_bench, formats_bench, mailbox_bench, share_bench, storage_bench
 
 Entry = Callable[[argparse.Namespace], dict[str, Any]]
 
@@ -24,6 +24,7 @@ ENTRIES: dict[str, Entry] = {
     "crypto": crypto_bench.run,
     "formats": formats_bench.run,
     "share": share_bench.run,
+    "mailbox": mailbox_bench.run,
 }
 
 

@@ -25,9 +25,9 @@ from ipfs_share.local.db import StateDB
 from ipfs_share.node.discovery import resolve_api
 from ipfs_share.services.files import FileService
 from ipfs_share.services.identities import IdentityService, PassphraseSource, env_passphrase
+from ipfs_share.services.mailbox import MailboxService, MailShareService
 from ipfs_share.services.policy import PolicyProvider, PolicyRegistry
 from ipfs_share.services.revocations import RevocationService
-from ipfs_share.services.share import ShareService
 from ipfs_share.storage.base import Storage
 from ipfs_share.storage.embedded import EmbeddedStorage
 from ipfs_share.storage.kubo import KuboStorage
@@ -50,7 +50,10 @@ async def open_storage(
 
 
 class Mesh:
-    """Storage, identities and (as they land) files, shares and mailboxes, over one home."""
+    """Storage, identities, files, shares and mailboxes, over one home.
+
+    ``share`` also sends capsules through mailboxes (``send``, ``outgoing``, ``cancel``);
+    ``inbox`` reads them (``sync``, ``list``, ``watch``, events)."""
 
     def __init__(
         self,
@@ -71,7 +74,7 @@ class Mesh:
         )
         self.files = FileService(storage, self.db, home, self.identity, now=now)
         self.revocations = RevocationService(storage, self.db, max_staleness=max_staleness, now=now)
-        self.share = ShareService(
+        self.share = MailShareService(
             storage,
             self.db,
             self.identity,
@@ -80,6 +83,7 @@ class Mesh:
             PolicyRegistry(policy_providers),
             now=now,
         )
+        self.inbox: MailboxService = self.share.mailbox
 
     def __repr__(self) -> str:
         return f"Mesh(home={str(self.home)!r}, storage={self.storage!r})"

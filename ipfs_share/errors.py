@@ -27,7 +27,8 @@ The tree::
     │   ├── NotFoundError                             not_found
     │   ├── IntegrityError                            integrity_error
     │   │   └── StreamTruncatedError                  stream_truncated
-    │   └── FeatureUnavailableError                   feature_unavailable
+    │   ├── FeatureUnavailableError                   feature_unavailable
+    │   └── MailboxUnsupportedError                   mailbox_unsupported
     ├── NodeManagementError                           node_management_failed
     │   └── KuboInstallError                          kubo_install_failed
     ├── StoreError                                    store_error
@@ -72,6 +73,7 @@ __all__ = [
     "IpnsRecordInvalidError",
     "KeyUnwrapFailedError",
     "KuboInstallError",
+    "MailboxUnsupportedError",
     "NodeError",
     "NodeManagementError",
     "NodeRequestError",
@@ -252,6 +254,18 @@ class StreamTruncatedError(IntegrityError):
 class FeatureUnavailableError(NodeError):
     code = "feature_unavailable"
     default_hint = "enable the feature in the node's config (ipfs-share node start enables it)"
+
+
+class MailboxUnsupportedError(NodeError):
+    """The node cannot carry mailboxes: it cannot store IPNS records signed elsewhere
+    (``name/put``, Kubo >= 0.40), which is how a mailbox head is published."""
+
+    code = "mailbox_unsupported"
+    default_hint = (
+        "mailboxes need a node that stores IPNS records signed elsewhere (Kubo >= 0.40, "
+        "name/put): install the pinned Kubo with 'ipfs-share node install' or use "
+        "docker/compose.yml; until then, send the capsule ID another way"
+    )
 
 
 class NodeManagementError(IpfsShareError):

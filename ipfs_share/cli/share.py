@@ -101,6 +101,11 @@ def register(subparsers: Subparsers) -> None:
         metavar="self|NAME|DID",
         help="openers must also present a capability token issued by this identity",
     )
+    share.add_argument(
+        "--send",
+        action="store_true",
+        help="also send the capsule to each recipient's inbox (as 'ipfs-share send' does)",
+    )
     add_passphrase_option(share)
     share.set_defaults(handler=_share)
 
@@ -203,7 +208,11 @@ async def _share(args: argparse.Namespace, ctx: Context) -> None:
             capability=args.capability_from,
             as_=acting(args),
         )
-    ctx.emit(capsule.to_json(), capsule.id)
+        sent = await mesh.share.send(capsule, as_=acting(args)) if args.send else []
+    data = capsule.to_json()
+    if args.send:
+        data["sent"] = [o.to_json() for o in sent]
+    ctx.emit(data, capsule.id)
     if not ctx.json:
         names = Names()
         who = ", ".join(names.short(d) if n == d else n for d, n in capsule.recipients)
@@ -215,8 +224,12 @@ async def _share(args: argparse.Namespace, ctx: Context) -> None:
         if capsule.cap_issuer:
             extras.append(f"capability from {names.short(capsule.cap_issuer)}")
         ctx.note(
-            f"shared {capsule.content} with {who} ({'; '.join(extras)}); send them the "
-            f"capsule ID: ipfs-share open {capsule.id}"
+            f"shared {capsule.content} with {who} ({'; '.join(extras)}); "
+            + (
+                "sent to their inboxes (ipfs-share inbox)"
+                if args.send
+                else f"send them the capsule ID: ipfs-share open {capsule.id}"
+            )
         )
 
 

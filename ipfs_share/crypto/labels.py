@@ -81,3 +81,11 @@ __all__ += ["LABEL_KEYSTORE"]
 # AAD of a sealed key file: LABEL_KEYSTORE || dagcbor({"did", "enc"}): binds the sealed
 # secrets to the identity they belong to, so they cannot be moved under another name.
 LABEL_KEYSTORE: Final = b"ipfs-share/v1/keystore"
+
+# --- mailbox notices (docs/spec/mailbox.md section 7) --------------------------------------
+__all__ += ["LABEL_MAILBOX_NOTICE"]
+# notice topic = hex(HKDF(mailbox seed, "", LABEL_MAILBOX_NOTICE, 32)): the pubsub topic on
+# which a sender announces a new head. Only the two ends hold the seed, so only they can
+# name the topic; it is not the mailbox name, so a topic seen on the wire does not give
+# the name away either.
+LABEL_MAILBOX_NOTICE: Final = b"ipfs-share/v1/mailbox-notice"

@@ -4,13 +4,17 @@ is not a secret (secrets live in the keystore).
 Tables (schema version in ``meta``): contacts (petname -> did), identity_docs (the freshest
 verified identity document seen per did, so a lower sequence never replaces a higher one),
 published (the sequence last published per own identity), and meta (settings such as the
-default identity). WAL mode and a busy timeout let a CLI and an app share one home.
+default identity); schema 2 adds files, shares, opens and revocation heads; schema 3 adds
+mailboxes (our own chains, what went through them, high-water marks of the ones we read,
+the inbox). WAL mode and a busy timeout let a CLI and an app share one home; an older home
+gains the new tables when it is opened (every table is CREATE TABLE IF NOT EXISTS).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,12 +27,15 @@ __all__ = [
     "Contact",
     "FileRow",
     "HeadRow",
+    "InboxRow",
     "OpenRow",
+    "OutboxRow",
+    "SentRow",
     "ShareRow",
     "StateDB",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -103,6 +110,57 @@ CREATE TABLE IF NOT EXISTS revocation_seen (
     head_block BLOB NOT NULL,
     checked_at INTEGER NOT NULL
 );
+-- schema 3: mailboxes (docs/spec/mailbox.md)
+CREATE TABLE IF NOT EXISTS mailbox_out (
+    name TEXT PRIMARY KEY,         -- our chain to one recipient: its IPNS name (k51...)
+    sender TEXT NOT NULL,          -- did of the local identity that writes it
+    recipient TEXT NOT NULL,
+    seq INTEGER NOT NULL,          -- the head entry
+    head TEXT NOT NULL,
+    head_block BLOB NOT NULL,
+    published_seq INTEGER          -- the newest head stored with name/put (NULL: none yet)
+);
+CREATE TABLE IF NOT EXISTS mailbox_sent (
+    sender TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    capsule TEXT NOT NULL,
+    name TEXT NOT NULL,            -- the mailbox it went through
+    seq INTEGER NOT NULL,          -- its entry
+    entry TEXT NOT NULL,
+    ack_ref BLOB NOT NULL,         -- how the recipient's acknowledgements name it
+    sent_at INTEGER NOT NULL,
+    delivered_at INTEGER,
+    opened_at INTEGER,
+    cancelled_at INTEGER,
+    PRIMARY KEY (sender, recipient, capsule)
+);
+CREATE INDEX IF NOT EXISTS mailbox_sent_ack ON mailbox_sent (ack_ref);
+CREATE INDEX IF NOT EXISTS mailbox_sent_capsule ON mailbox_sent (capsule);
+CREATE TABLE IF NOT EXISTS mailbox_read (
+    reader TEXT NOT NULL,          -- the local identity reading
+    name TEXT NOT NULL,            -- someone's mailbox to it
+    sender TEXT NOT NULL,
+    seq INTEGER NOT NULL,          -- the high-water mark: newest entry verified
+    head TEXT NOT NULL,
+    synced_at INTEGER NOT NULL,
+    PRIMARY KEY (reader, name)
+);
+CREATE TABLE IF NOT EXISTS inbox (
+    reader TEXT NOT NULL,
+    capsule TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    name TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    entry TEXT NOT NULL,
+    sent INTEGER NOT NULL,         -- the entry's own time (the sender's clock)
+    received_at INTEGER NOT NULL,
+    state TEXT NOT NULL,           -- 'pending' | 'delivered' | 'withdrawn' | 'invalid'
+    issuer TEXT,                   -- from the capsule, once fetched
+    expires INTEGER,
+    acked TEXT,                    -- the last acknowledgement sent: NULL | 'delivered' | 'opened'
+    PRIMARY KEY (reader, capsule)
+);
+CREATE INDEX IF NOT EXISTS inbox_state ON inbox (reader, state, acked);
 """
 
 
@@ -358,7 +416,323 @@ class _Schema2:
             )
 
 
-class StateDB(_Schema2):
+# -- schema 3 rows ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """The head of one of our own mailboxes (a chain we write)."""
+
+    name: str
+    sender: str
+    recipient: str
+    seq: int
+    head: str
+    head_block: bytes
+    published_seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SentRow:
+    """A capsule we sent through a mailbox, and what its recipient acknowledged."""
+
+    sender: str
+    recipient: str
+    capsule: str
+    name: str
+    seq: int
+    entry: str
+    ack_ref: bytes
+    sent_at: int
+    delivered_at: int | None = None
+    opened_at: int | None = None
+    cancelled_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InboxRow:
+    """A capsule that arrived through someone's mailbox to a local identity."""
+
+    reader: str
+    capsule: str
+    sender: str
+    name: str
+    seq: int
+    entry: str
+    sent: int
+    received_at: int
+    state: str = "pending"
+    issuer: str | None = None
+    expires: int | None = None
+    acked: str | None = None
+
+
+_SENT_COLS = (
+    "sender, recipient, capsule, name, seq, entry, ack_ref, sent_at, delivered_at, opened_at, "
+    "cancelled_at"
+)
+_INBOX_COLS = (
+    "reader, capsule, sender, name, seq, entry, sent, received_at, state, issuer, expires, acked"
+)
+
+
+def _sent(row: tuple[Any, ...]) -> SentRow:
+    values = list(row)
+    values[6] = bytes(values[6])
+    return SentRow(*values)
+
+
+class _Schema3:
+    """Mailboxes (mixed into StateDB). Every method that moves a head compares the seq it
+    read before (BEGIN IMMEDIATE), so two processes on one home never fork a chain or
+    move a high-water mark backwards."""
+
+    _conn: sqlite3.Connection
+
+    def _tx(self) -> sqlite3.Connection:  # pragma: no cover - provided by StateDB
+        raise NotImplementedError
+
+    # our own chains
+    def outbox(self, name: str) -> OutboxRow | None:
+        got = self._conn.execute(
+            "SELECT name, sender, recipient, seq, head, head_block, published_seq "
+            "FROM mailbox_out WHERE name = ?",
+            (name,),
+        ).fetchone()
+        if got is None:
+            return None
+        return OutboxRow(got[0], got[1], got[2], got[3], got[4], bytes(got[5]), got[6])
+
+    def outbox_peers(self, sender: str) -> list[str]:
+        """The recipients ``sender`` has a mailbox to (whose acknowledgements it reads)."""
+        rows = self._conn.execute(
+            "SELECT recipient FROM mailbox_out WHERE sender = ? ORDER BY recipient", (sender,)
+        )
+        return [str(r[0]) for r in rows]
+
+    def advance_outbox(
+        self,
+        row: OutboxRow,
+        *,
+        expected_seq: int | None,
+        sent: Sequence[SentRow] = (),
+        acked: Sequence[tuple[str, str, str]] = (),
+    ) -> bool:
+        """Move a chain's head to ``row`` and record what the new entries carry (capsules
+        ``sent``; acknowledgements as (reader, capsule, state) in ``acked``), in one
+        transaction; False, changing nothing, if the head is no longer at ``expected_seq``
+        (another writer appended first: the caller re-reads and retries)."""
+        with self._tx():
+            got = self._conn.execute(
+                "SELECT seq FROM mailbox_out WHERE name = ?", (row.name,)
+            ).fetchone()
+            if (None if got is None else int(got[0])) != expected_seq:
+                return False
+            self._conn.execute(
+                "INSERT INTO mailbox_out (name, sender, recipient, seq, head, head_block) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET seq = excluded.seq, "
+                "head = excluded.head, head_block = excluded.head_block",
+                (row.name, row.sender, row.recipient, row.seq, row.head, row.head_block),
+            )
+            self._conn.executemany(
+                f"INSERT INTO mailbox_sent ({_SENT_COLS}) VALUES ({', '.join('?' * 11)}) "
+                "ON CONFLICT(sender, recipient, capsule) DO UPDATE SET name = excluded.name, "
+                "seq = excluded.seq, entry = excluded.entry, ack_ref = excluded.ack_ref, "
+                "sent_at = excluded.sent_at, cancelled_at = NULL",
+                [
+                    (
+                        s.sender,
+                        s.recipient,
+                        s.capsule,
+                        s.name,
+                        s.seq,
+                        s.entry,
+                        s.ack_ref,
+                        s.sent_at,
+                        s.delivered_at,
+                        s.opened_at,
+                        s.cancelled_at,
+                    )
+                    for s in sent
+                ],
+            )
+            self._conn.executemany(
+                "UPDATE inbox SET acked = ? WHERE reader = ? AND capsule = ?",
+                [(state, reader, capsule) for reader, capsule, state in acked],
+            )
+        return True
+
+    def mark_published(self, name: str, seq: int) -> None:
+        with self._tx():
+            self._conn.execute(
+                "UPDATE mailbox_out SET published_seq = ? WHERE name = ? "
+                "AND (published_seq IS NULL OR published_seq < ?)",
+                (seq, name, seq),
+            )
+
+    # what we sent
+    def sent(
+        self,
+        *,
+        sender: str | None = None,
+        recipient: str | None = None,
+        capsule: str | None = None,
+    ) -> list[SentRow]:
+        rows = self._conn.execute(
+            f"SELECT {_SENT_COLS} FROM mailbox_sent WHERE (? IS NULL OR sender = ?) "
+            "AND (? IS NULL OR recipient = ?) AND (? IS NULL OR capsule = ?) "
+            "ORDER BY sent_at, seq, recipient",
+            (sender, sender, recipient, recipient, capsule, capsule),
+        )
+        return [_sent(r) for r in rows]
+
+    def was_sent(self, sender: str, recipient: str, capsule: str) -> bool:
+        """Is ``capsule`` in our mailbox to ``recipient`` (and not cancelled)?"""
+        got = self._conn.execute(
+            "SELECT 1 FROM mailbox_sent WHERE sender = ? AND recipient = ? AND capsule = ? "
+            "AND cancelled_at IS NULL",
+            (sender, recipient, capsule),
+        ).fetchone()
+        return got is not None
+
+    def sent_by_ack(self, sender: str, recipient: str, ack_ref: bytes) -> SentRow | None:
+        got = self._conn.execute(
+            f"SELECT {_SENT_COLS} FROM mailbox_sent WHERE ack_ref = ? AND sender = ? "
+            "AND recipient = ?",
+            (ack_ref, sender, recipient),
+        ).fetchone()
+        return None if got is None else _sent(got)
+
+    def mark_cancelled(self, capsule: str, *, at: int) -> None:
+        with self._tx():
+            self._conn.execute(
+                "UPDATE mailbox_sent SET cancelled_at = ? WHERE capsule = ? "
+                "AND cancelled_at IS NULL",
+                (at, capsule),
+            )
+
+    # others' mailboxes
+    def high_water(self, reader: str, name: str) -> tuple[int, str] | None:
+        got = self._conn.execute(
+            "SELECT seq, head FROM mailbox_read WHERE reader = ? AND name = ?", (reader, name)
+        ).fetchone()
+        return None if got is None else (int(got[0]), str(got[1]))
+
+    def apply_sync(
+        self,
+        *,
+        reader: str,
+        name: str,
+        sender: str,
+        expected_seq: int | None,
+        head: tuple[int, str],
+        items: Sequence[InboxRow],
+        acks: Sequence[tuple[bytes, str, int]],
+    ) -> list[InboxRow] | None:
+        """Store what one sync of mailbox ``name`` found, and move its high-water mark to
+        ``head`` (seq, CID), in one transaction. ``acks`` are (ack_ref, state, at) read
+        from the mailbox: each marks a capsule we sent to ``sender`` delivered or opened.
+        Returns the items that are new to this home (a capsule already in the inbox is
+        not added twice), or None, changing nothing, if the mark is no longer at
+        ``expected_seq`` (another process synced first)."""
+        with self._tx():
+            got = self._conn.execute(
+                "SELECT seq FROM mailbox_read WHERE reader = ? AND name = ?", (reader, name)
+            ).fetchone()
+            if (None if got is None else int(got[0])) != expected_seq:
+                return None
+            self._conn.execute(
+                "INSERT INTO mailbox_read (reader, name, sender, seq, head, synced_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(reader, name) DO UPDATE SET "
+                "seq = excluded.seq, head = excluded.head, synced_at = excluded.synced_at",
+                (reader, name, sender, head[0], head[1], int(time.time())),
+            )
+            added: list[InboxRow] = []
+            for item in items:
+                cur = self._conn.execute(
+                    f"INSERT INTO inbox ({_INBOX_COLS}) VALUES ({', '.join('?' * 12)}) "
+                    "ON CONFLICT(reader, capsule) DO NOTHING",
+                    (
+                        item.reader,
+                        item.capsule,
+                        item.sender,
+                        item.name,
+                        item.seq,
+                        item.entry,
+                        item.sent,
+                        item.received_at,
+                        item.state,
+                        item.issuer,
+                        item.expires,
+                        item.acked,
+                    ),
+                )
+                if cur.rowcount:
+                    added.append(item)
+            for ack_ref, state, at in acks:
+                # "opened" implies "delivered"; neither time ever moves once set.
+                self._conn.execute(
+                    "UPDATE mailbox_sent SET delivered_at = COALESCE(delivered_at, ?), "
+                    "opened_at = CASE WHEN ? = 'opened' THEN COALESCE(opened_at, ?) "
+                    "ELSE opened_at END WHERE ack_ref = ? AND sender = ? AND recipient = ?",
+                    (at, state, at, ack_ref, reader, sender),
+                )
+        return added
+
+    # the inbox
+    def inbox(
+        self, reader: str, *, states: tuple[str, ...] = ("pending", "delivered")
+    ) -> list[InboxRow]:
+        marks = ", ".join("?" * len(states))
+        rows = self._conn.execute(
+            f"SELECT {_INBOX_COLS} FROM inbox WHERE reader = ? AND state IN ({marks}) "
+            "ORDER BY received_at, sender, seq",
+            (reader, *states),
+        )
+        return [InboxRow(*r) for r in rows]
+
+    def inbox_item(self, reader: str, capsule: str) -> InboxRow | None:
+        got = self._conn.execute(
+            f"SELECT {_INBOX_COLS} FROM inbox WHERE reader = ? AND capsule = ?",
+            (reader, capsule),
+        ).fetchone()
+        return None if got is None else InboxRow(*got)
+
+    def settle_inbox(
+        self, reader: str, settled: Sequence[tuple[str, str, str | None, int | None]]
+    ) -> None:
+        """Record what fetching the capsules of pending items showed: (capsule, state,
+        issuer, expires) each, in one transaction."""
+        with self._tx():
+            self._conn.executemany(
+                "UPDATE inbox SET state = ?, issuer = ?, expires = ? "
+                "WHERE reader = ? AND capsule = ?",
+                [(state, issuer, expires, reader, c) for c, state, issuer, expires in settled],
+            )
+
+    def acks_due(self, reader: str) -> list[tuple[InboxRow, str]]:
+        """Items of ``reader`` owed an acknowledgement, and which: "opened" once an open
+        by ``reader`` is recorded (opens table), else "delivered" once the capsule was
+        fetched and verified. Reads only rows still owed one (an index), not the inbox."""
+        cols = ", ".join(f"i.{c.strip()}" for c in _INBOX_COLS.split(","))
+        opened = self._conn.execute(
+            f"SELECT DISTINCT {cols} FROM opens o JOIN inbox i ON i.reader = o.opener "
+            "AND i.capsule = o.capsule WHERE o.opener = ? AND i.state = 'delivered' "
+            "AND (i.acked IS NULL OR i.acked = 'delivered')",
+            (reader,),
+        )
+        due = {r[1]: (InboxRow(*r), "opened") for r in opened}
+        delivered = self._conn.execute(
+            f"SELECT {_INBOX_COLS} FROM inbox WHERE reader = ? AND state = 'delivered' "
+            "AND acked IS NULL",
+            (reader,),
+        )
+        for r in delivered:
+            due.setdefault(r[1], (InboxRow(*r), "delivered"))
+        return sorted(due.values(), key=lambda d: (d[0].sender, d[0].seq))
+
+
+class StateDB(_Schema2, _Schema3):
     """Synchronous and quick: every call is one small statement on a local file."""
 
     def __init__(self, home: Path) -> None:
@@ -374,7 +748,7 @@ class StateDB(_Schema2):
             with self._tx():
                 self._conn.executescript(_SCHEMA)
                 found = self.get_meta("schema_version")
-                if found is None:
+                if found is None or int(found) < SCHEMA_VERSION:
                     self.set_meta("schema_version", str(SCHEMA_VERSION))
                 elif int(found) > SCHEMA_VERSION:
                     raise StoreError(
