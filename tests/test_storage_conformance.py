@@ -120,6 +120,23 @@ async def test_add_streams_an_async_iterator_of_odd_pieces(store: Storage) -> No
     assert seen == sorted(seen)
 
 
+async def test_add_with_a_declared_size(store: Storage) -> None:
+    data = os.urandom(1_200_000)
+    added = await store.add(pieces(data, 100_000), size=len(data))
+    assert added.cid == expected_file_cid(data)
+    unverified = await store.add(pieces(data, 100_000), size=len(data), verify=False)
+    assert unverified.cid == added.cid  # the node's CID, equal to ours for honest nodes
+
+
+@pytest.mark.parametrize("declared", [1_000_000, 1_300_000])
+async def test_a_source_that_does_not_match_its_declared_size_fails(
+    store: Storage, declared: int
+) -> None:
+    data = os.urandom(1_200_000)
+    with pytest.raises(IpfsShareError):
+        await store.add(pieces(data, 100_000), size=declared)
+
+
 @pytest.mark.parametrize(
     ("offset", "length"),
     [(0, 10), (262_140, 10), (262_144, 262_144), (1_000_000, None), (1_999_999, 5), (5, 0)],

@@ -149,8 +149,14 @@ class FileService:
             size = known
         try:
             if size is not None:
+                # The envelope authenticates itself (AEAD, and capsules commit to its CID),
+                # so the local CID pass is skipped: a node that lied would fail every open.
+                encryptor = Encryptor(key, name=name, media_type=media, size=size)
                 added = await self.storage.add(
-                    _encrypt_sized(key, name, media, size, pieces), progress=progress
+                    _encrypt_sized(encryptor, pieces),
+                    progress=progress,
+                    size=encryptor.envelope_size,
+                    verify=False,
                 )
             else:
                 added, size = await self._add_unsized(key, name, media, pieces, progress)
@@ -180,14 +186,18 @@ class FileService:
                     await asyncio.to_thread(spool.write, sealed)
             header, final = encryptor.finish()
             await asyncio.to_thread(spool.write, final)
-            spool.seek(0)
 
             async def envelope() -> AsyncIterator[bytes]:
                 yield header
                 while chunk := await asyncio.to_thread(spool.read, PIECE):
                     yield chunk
 
-            return await self.storage.add(envelope(), progress=progress), encryptor.size
+            envelope_size = len(header) + spool.seek(0, os.SEEK_END)
+            spool.seek(0)
+            added = await self.storage.add(
+                envelope(), progress=progress, size=envelope_size, verify=False
+            )
+            return added, encryptor.size
 
     def get(self, cid: str) -> MeshFile:
         cid = normalize_cid(cid)
@@ -264,9 +274,8 @@ def _as_dict(row: FileRow) -> dict[str, Any]:
 
 
 async def _encrypt_sized(
-    key: FileKey, name: str, media: str, size: int, pieces: AsyncIterator[bytes]
+    encryptor: Encryptor, pieces: AsyncIterator[bytes]
 ) -> AsyncIterator[bytes]:
-    encryptor = Encryptor(key, name=name, media_type=media, size=size)
     async for piece in pieces:
         out = encryptor.push(piece)
         if out:

@@ -139,9 +139,22 @@ class Storage(Protocol):
 
     # -- files (UnixFS, streamed) ---------------------------------------------------------
     async def add(
-        self, source: ByteSource, *, pin: bool = True, progress: ProgressCallback | None = None
+        self,
+        source: ByteSource,
+        *,
+        pin: bool = True,
+        progress: ProgressCallback | None = None,
+        size: int | None = None,
+        verify: bool = True,
     ) -> AddResult:
-        """Store a byte stream as a UnixFS file with :data:`UNIXFS_PARAMS`; memory stays flat."""
+        """Store a byte stream as a UnixFS file with :data:`UNIXFS_PARAMS`; memory stays flat.
+
+        ``size``: the exact byte count the source yields, if known (a node is then sent
+        a plain body of that length; a source of another length fails). ``verify``: compute
+        the CID locally and compare it with the node's (the default). Skipping it saves a
+        sha-256 pass over the data, and is sound only when the bytes authenticate
+        themselves end to end, as an envelope does (AEAD tags, and a capsule that commits
+        to the content CID): a node that lied about the CID would then fail every open."""
         ...
 
     def cat(self, cid: str, *, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:

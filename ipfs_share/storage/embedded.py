@@ -185,8 +185,15 @@ class EmbeddedStorage:
 
     # -- files ----------------------------------------------------------------------------
     async def add(
-        self, source: ByteSource, *, pin: bool = True, progress: ProgressCallback | None = None
+        self,
+        source: ByteSource,
+        *,
+        pin: bool = True,
+        progress: ProgressCallback | None = None,
+        size: int | None = None,
+        verify: bool = True,
     ) -> AddResult:
+        # The store computes every CID itself, so there is nothing to verify against.
         builder = FileBuilder()
         done = 0
 
@@ -209,6 +216,8 @@ class EmbeddedStorage:
             async for piece in source:
                 if piece:
                     await feed(piece)
+        if size is not None and done != size:
+            raise StoreError(f"add: expected {size} bytes from the source, found {done}")
         root, rest = builder.finish()
         await asyncio.to_thread(store, rest)
         if pin:

@@ -254,9 +254,11 @@ class KuboStorage:
 
     @staticmethod
     def _multipart(
-        chunks: AsyncIterator[bytes] | list[bytes], filename: str = "data"
+        chunks: AsyncIterator[bytes] | list[bytes], filename: str = "data", size: int | None = None
     ) -> tuple[AsyncIterator[bytes], dict[str, str]]:
-        """A streaming multipart/form-data body with one file part."""
+        """A streaming multipart/form-data body with one file part. With the part's ``size``
+        the body gets a Content-Length and goes out as is; without, HTTP chunked encoding
+        frames (and copies) every piece."""
         boundary = secrets.token_hex(16)
         head = (
             f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
@@ -274,7 +276,12 @@ class KuboStorage:
                     yield c
             yield tail
 
-        return body(), {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        if isinstance(chunks, list):
+            size = sum(len(c) for c in chunks)
+        if size is not None:
+            headers["Content-Length"] = str(len(head) + size + len(tail))
+        return body(), headers
 
     # -- blocks ---------------------------------------------------------------------------
     async def block_put(self, data: bytes, *, codec: BlockCodec = "raw", pin: bool = False) -> str:
@@ -323,9 +330,17 @@ class KuboStorage:
 
     # -- files ----------------------------------------------------------------------------
     async def add(
-        self, source: ByteSource, *, pin: bool = True, progress: ProgressCallback | None = None
+        self,
+        source: ByteSource,
+        *,
+        pin: bool = True,
+        progress: ProgressCallback | None = None,
+        size: int | None = None,
+        verify: bool = True,
     ) -> AddResult:
-        builder = FileBuilder()
+        builder: FileBuilder | None = FileBuilder() if verify else None
+        if isinstance(source, bytes | bytearray | memoryview):
+            size = len(source)
         sent = 0
 
         async def pieces() -> AsyncIterator[bytes]:
@@ -336,7 +351,8 @@ class KuboStorage:
                     view[i : i + _UPLOAD_PIECE] for i in range(0, len(view), _UPLOAD_PIECE)
                 )
                 for c in chunks:
-                    builder.feed(c)
+                    if builder is not None:
+                        builder.feed(c)
                     sent += len(c)
                     if progress:
                         progress(sent)
@@ -351,7 +367,8 @@ class KuboStorage:
                     continue
                 if hashing is not None:
                     await hashing
-                hashing = asyncio.ensure_future(asyncio.to_thread(builder.feed, c))
+                if builder is not None:
+                    hashing = asyncio.ensure_future(asyncio.to_thread(builder.feed, c))
                 sent += len(c)
                 if progress:
                     progress(sent)
@@ -359,7 +376,7 @@ class KuboStorage:
             if hashing is not None:
                 await hashing
 
-        body, headers = self._multipart(pieces())
+        body, headers = self._multipart(pieces(), size=size)
         params: dict[str, str | int] = {
             "cid-version": 1,
             "raw-leaves": "true",
@@ -387,9 +404,13 @@ class KuboStorage:
             return found
 
         theirs = await _translated("add", go())
-        ours, _ = builder.finish()
         if not theirs:
             raise StreamTruncatedError("add: the node ended the answer without a CID")
+        if size is not None and sent != size:
+            raise StreamTruncatedError(f"add: expected {size} bytes from the source, found {sent}")
+        if builder is None:
+            return AddResult(cid=normalize_cid(theirs), size=sent)
+        ours, _ = builder.finish()
         if normalize_cid(theirs) != ours:
             raise IntegrityError(f"add: expected CID {ours}, the node reported {theirs}")
         return AddResult(cid=ours, size=sent)
