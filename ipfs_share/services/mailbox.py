@@ -811,9 +811,8 @@ class MailboxService:
         now (delivery does not wait for it: every open checks the list again)."""
         try:
             doc = await self.identities.document(issuer)
-            # The revocation service's own fresh-head read (with its rollback check and
-            # cache of seen heads); check() would resolve once per capsule.
-            return await self.revocations._fresh_head(issuer, doc.revocations)
+            # One head read for the whole sync (check() would resolve once per capsule).
+            return await self.revocations.fresh_head(issuer, doc.revocations)
         except (IpfsShareError, TimeoutError) as exc:
             log.info("revocation list of %s not checked at sync: %s", issuer, exc)
             return None

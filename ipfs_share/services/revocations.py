@@ -150,7 +150,7 @@ class RevocationService:
         staleness rule decides: a head verified within ``max_staleness`` seconds is used,
         else :class:`RevocationUnavailableError` (fail closed)."""
         try:
-            head = await self._fresh_head(issuer, list_name)
+            head = await self.fresh_head(issuer, list_name)
             fresh = True
         except (NodeError, TimeoutError) as exc:
             bound = self.max_staleness if max_staleness is None else max_staleness
@@ -162,7 +162,11 @@ class RevocationService:
             )
         return CheckedList(head.cid, head.seq, fresh)
 
-    async def _fresh_head(self, issuer: str, list_name: str) -> RevocationHead:
+    async def fresh_head(self, issuer: str, list_name: str) -> RevocationHead:
+        """The freshest head of ``issuer``'s list under ``list_name``: resolved, verified
+        (record, signature, and that it extends the head seen before: no rollback), and
+        remembered. For checking many capsules of one issuer against one head (a sync),
+        read it once and run :func:`~ipfs_share.formats.revocation.is_revoked` per ID."""
         record_bytes = await asyncio.wait_for(self.storage.ipns_get(list_name), FETCH_TIMEOUT)
         now = datetime.fromtimestamp(self._now(), UTC)
         try:
