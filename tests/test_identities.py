@@ -243,7 +243,7 @@ def _record(key: SigningKey, cid: str, seq: int) -> bytes:
 
 
 def _encodings(secret: bytes) -> list[str]:
-    from ipfs_share.crypto.x25519 import _b58encode
+    from ipfs_share.basex import b58encode
 
     return [
         secret.hex(),
@@ -251,7 +251,7 @@ def _encodings(secret: bytes) -> list[str]:
         base64.b64encode(secret).decode().rstrip("="),
         base64.urlsafe_b64encode(secret).decode().rstrip("="),
         base64.b32encode(secret).decode().rstrip("=").lower(),
-        _b58encode(secret),
+        b58encode(secret),
         repr(secret),
     ]
 

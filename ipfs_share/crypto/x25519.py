@@ -28,6 +28,7 @@ from typing import Final, NoReturn
 import nacl.bindings
 import nacl.exceptions
 
+from ipfs_share.basex import b58decode, b58encode
 from ipfs_share.crypto.random import Secret
 from ipfs_share.errors import InvalidInputError
 
@@ -50,8 +51,6 @@ X25519_PUB_MULTICODEC: Final = b"\xec\x01"
 ED25519_PUB_MULTICODEC: Final = b"\xed\x01"
 DID_KEY_PREFIX: Final = "did:key:"
 _BASE58BTC_PREFIX: Final = "z"  # multibase code for base58btc
-_B58: Final = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-_B58_INDEX: Final = {c: i for i, c in enumerate(_B58)}
 # A 34-byte key with its prefix is 47 or 48 base58 digits; anything much longer is not a
 # key and is refused before the quadratic-time decode.
 _MAX_TEXT: Final = 64
@@ -124,7 +123,7 @@ class PublicEncryptionKey:
 
     def to_text(self) -> str:
         """``z`` || base58btc(ec 01 || key)."""
-        return _BASE58BTC_PREFIX + _b58encode(X25519_PUB_MULTICODEC + self._key)
+        return _BASE58BTC_PREFIX + b58encode(X25519_PUB_MULTICODEC + self._key)
 
     def __bytes__(self) -> bytes:
         return self._key
@@ -153,7 +152,7 @@ def encode_did_key(ed25519_public: bytes) -> str:
         raise InvalidInputError(
             f"expected a {KEY_SIZE}-byte ed25519 public key, found {_describe(ed25519_public)}"
         )
-    return DID_KEY_PREFIX + _BASE58BTC_PREFIX + _b58encode(ED25519_PUB_MULTICODEC + ed25519_public)
+    return DID_KEY_PREFIX + _BASE58BTC_PREFIX + b58encode(ED25519_PUB_MULTICODEC + ed25519_public)
 
 
 def decode_did_key(did: str) -> bytes:
@@ -176,37 +175,16 @@ def _decode_multikey(text: str, codec: bytes, kind: str) -> bytes:
         raise InvalidInputError(
             f"expected a {kind} public key of at most {_MAX_TEXT} characters, found {len(text)}"
         )
-    raw = _b58decode(text[1:], kind)
+    try:
+        raw = b58decode(text[1:])
+    except ValueError as exc:
+        raise InvalidInputError(f"the {kind} public key: {exc}") from None
     if raw[: len(codec)] != codec or len(raw) != len(codec) + KEY_SIZE:
         raise InvalidInputError(
             f"expected multicodec {codec.hex()} and a {KEY_SIZE}-byte {kind} key, "
             f"found prefix {raw[:2].hex()} and {len(raw) - 2} key bytes"
         )
     return raw[len(codec) :]
-
-
-def _b58encode(data: bytes) -> str:
-    n = int.from_bytes(data, "big")
-    digits = []
-    while n:
-        n, r = divmod(n, 58)
-        digits.append(_B58[r])
-    zeros = len(data) - len(data.lstrip(b"\0"))
-    return "1" * zeros + "".join(reversed(digits))
-
-
-def _b58decode(text: str, kind: str) -> bytes:
-    n = 0
-    for char in text:
-        digit = _B58_INDEX.get(char)
-        if digit is None:
-            raise InvalidInputError(
-                f"expected base58btc digits in the {kind} public key, found {char!r}"
-            )
-        n = n * 58 + digit
-    zeros = len(text) - len(text.lstrip("1"))
-    body = n.to_bytes((n.bit_length() + 7) // 8, "big") if n else b""
-    return b"\0" * zeros + body
 
 
 def _describe(value: object) -> str:

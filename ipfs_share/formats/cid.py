@@ -20,6 +20,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from ipfs_share.basex import b36decode
 from ipfs_share.errors import CidInvalidError
 
 __all__ = [
@@ -139,12 +140,8 @@ def parse_cid(text: str) -> ParsedCid:
     if not text or len(text) > 2 * _MAX_CID_BYTES:
         raise CidInvalidError(f"expected a CID, found {text[:80]!r}")
     if text[0] == "k" and _BASE36.fullmatch(text, 1):
-        # base36 (k51... IPNS names): int() parses it in C, far faster than the library.
-        digits = text[1:]
-        zeros = len(digits) - len(digits.lstrip("0"))
-        n = int(digits, 36)
-        raw = b"\x00" * zeros + (n.to_bytes((n.bit_length() + 7) // 8, "big") if n else b"")
-        return _parse_binary(raw, text)
+        # base36 (k51... IPNS names): parsed in C, far faster than the library.
+        return _parse_binary(b36decode(text[1:]), text)
     if text[0] == "b" and text.islower():
         try:
             pad = "=" * (-(len(text) - 1) % 8)

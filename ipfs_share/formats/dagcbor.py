@@ -29,6 +29,7 @@ from typing import Any, NoReturn
 
 import cbor2
 
+from ipfs_share.basex import b58encode
 from ipfs_share.errors import FormatError
 from ipfs_share.formats.cid import DAG_CBOR, cid_for, parse_cid
 from ipfs_share.formats.protobuf import read_varint
@@ -45,7 +46,6 @@ _CID_TAG = 42
 _MIN_INT = -(2**64)  # CBOR major type 1 reaches -2^64 ...
 _MAX_INT = 2**64 - 1  # ... and major type 0 reaches 2^64 - 1; beyond that needs tag 2/3
 _SHA2_256_V0_PREFIX = b"\x12\x20"  # a CIDv0 is a bare sha2-256 multihash, 34 bytes
-_B58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
 # cbor2 decodes these tags itself (dates, bignums, decimals, value sharing, the
 # self-describe tag 55799 that silently unwraps ...). DAG-CBOR allows none of them, so
@@ -99,7 +99,7 @@ class Link:
         except AttributeError:
             raw = self._raw
             if len(raw) == 34 and raw.startswith(_SHA2_256_V0_PREFIX):
-                text = _b58encode(raw)
+                text = b58encode(raw)
             else:
                 text = "b" + base64.b32encode(raw).decode("ascii").rstrip("=").lower()
             object.__setattr__(self, "_text", text)
@@ -386,13 +386,3 @@ _REFUSE_BUILTIN_TAGS = {number: _tag_refuser(number) for number in _CBOR2_BUILTI
 def _describe(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text[:200]
-
-
-def _b58encode(raw: bytes) -> str:
-    n = int.from_bytes(raw, "big")
-    out = []
-    while n:
-        n, rem = divmod(n, 58)
-        out.append(_B58_ALPHABET[rem])
-    pad = len(raw) - len(raw.lstrip(b"\x00"))
-    return "1" * pad + "".join(reversed(out))

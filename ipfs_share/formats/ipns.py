@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Final, TypeVar
 
+from ipfs_share.basex import b36encode
 from ipfs_share.crypto.labels import IPNS_SIGNATURE_V2_PREFIX
 from ipfs_share.crypto.signing import PUBLIC_KEY_SIZE, SigningKey, VerifyKey
 from ipfs_share.errors import (
@@ -84,7 +85,6 @@ _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})"
 )
 _VALUE_PREFIXES = ("/ipfs/", "/ipns/")
-_BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 _In = TypeVar("_In")
 _Out = TypeVar("_Out")
@@ -105,7 +105,7 @@ class IpnsRecord:
 def ipns_name(verify_key: VerifyKey) -> str:
     """The IPNS name of an Ed25519 key: CIDv1(libp2p-key, identity(PublicKey protobuf))
     in base36, the ``k51...`` form Kubo prints."""
-    return "k" + _base36_encode(_name_cid_bytes(verify_key))
+    return "k" + b36encode(_name_cid_bytes(verify_key))
 
 
 def parse_ipns_name(name: str) -> VerifyKey:
@@ -323,16 +323,6 @@ def _parse_public_key(raw: bytes) -> VerifyKey:
     if raw != _public_key_protobuf(key):
         raise FormatError("expected the canonical PublicKey encoding, found another encoding")
     return key
-
-
-def _base36_encode(raw: bytes) -> str:
-    n = int.from_bytes(raw, "big")
-    out = []
-    while n:
-        n, rem = divmod(n, 36)
-        out.append(_BASE36[rem])
-    zeros = len(raw) - len(raw.lstrip(b"\x00"))
-    return "0" * zeros + "".join(reversed(out))
 
 
 # --- record parsing -----------------------------------------------------------------------
