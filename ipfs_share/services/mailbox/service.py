@@ -1,0 +1,161 @@
+"""The mailbox service as callers see it (``mesh.inbox``), composed of its sides, with
+what spans them: the outgoing list, cancelling, watching and the inbox list; and
+:class:`MailShareService`, the share service that sends through it (``mesh.share``)."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+
+from ipfs_share.errors import InvalidInputError, NotFoundError
+from ipfs_share.formats.cid import normalize_cid
+from ipfs_share.local.db import StateDB
+from ipfs_share.services.files import FileService
+from ipfs_share.services.identities import IdentityService
+from ipfs_share.services.mailbox.support import log
+from ipfs_share.services.mailbox.syncing import MailboxReader
+from ipfs_share.services.mailbox.views import InboxItem, OutgoingCapsule
+from ipfs_share.services.mailbox.watching import POLL_MAX, POLL_MIN, RESYNC, InboxWatch
+from ipfs_share.services.policy import PolicyRegistry
+from ipfs_share.services.revocations import RevocationService
+from ipfs_share.services.share import ShareCapsule, ShareService
+from ipfs_share.storage.base import Storage
+
+
+class MailboxService(MailboxReader):
+    """Sending, syncing, watching; ``mesh.inbox`` is this service, and ``mesh.share``
+    carries its sending side (``send``, ``outgoing``, ``cancel``)."""
+
+    # -- outgoing -------------------------------------------------------------------------
+    async def outgoing(
+        self, *, as_: str | None = None, refresh: bool = True
+    ) -> list[OutgoingCapsule]:
+        """Capsules sent from this home (by ``as_``, or by any local identity) and their
+        state: queued, delivered, opened (acknowledged by the recipient), revoked or
+        cancelled. ``refresh`` first reads the recipients' acknowledgements."""
+        senders = [self.identities.get(as_).did] if as_ is not None else None
+        rows = [r for r in self.db.sent() if senders is None or r.sender in senders]
+        if refresh:
+            waiting: dict[str, set[str]] = defaultdict(set)
+            for r in rows:
+                if r.opened_at is None and r.cancelled_at is None:
+                    waiting[r.sender].add(r.recipient)
+            for sender, peers in waiting.items():
+                report = await self.sync_report(sender, senders=sorted(peers), contacts=False)
+                for who, exc in report.failed:
+                    log.warning("receipts from %s: %s", who, exc.message)
+            rows = [r for r in self.db.sent() if senders is None or r.sender in senders]
+        return [self._outgoing_view(r) for r in rows]
+
+    async def cancel(self, capsule_id: str) -> list[OutgoingCapsule]:
+        """Withdraw a capsule no recipient has picked up: revoke it, so a recipient that
+        syncs later files it as withdrawn (never as new) and cannot open it. The chain is
+        append-only, so the entry stays in its history (docs/spec/mailbox.md section 7).
+        A capsule already delivered cannot be taken back: revoke it instead."""
+        cid = normalize_cid(capsule_id)
+        share = self.db.share(cid)
+        if share is None:
+            raise NotFoundError(
+                f"no share {cid} was made from this home",
+                hint="only the home that shared and sent it can cancel it",
+            )
+        if not self.db.sent(capsule=cid):
+            raise InvalidInputError(
+                f"the capsule {cid} was never sent", hint="revoke it with 'ipfs-share revoke'"
+            )
+        await self.outgoing(as_=share.issuer)  # the freshest acknowledgements first
+        rows = self.db.sent(capsule=cid)
+        picked = [r for r in rows if r.delivered_at is not None or r.opened_at is not None]
+        if picked:
+            raise InvalidInputError(
+                f"the capsule {cid} was already delivered to "
+                f"{', '.join(self._name_of(r.recipient) or r.recipient for r in picked)}",
+                hint="revoke it with 'ipfs-share revoke' to block later opens (what was "
+                "delivered cannot be taken back)",
+            )
+        if all(r.cancelled_at is not None for r in rows):
+            raise InvalidInputError(f"the capsule {cid} is already cancelled")
+        if share.state == "active":
+            await self.share.revoke(cid)
+        self.db.mark_cancelled(cid, at=int(self._now()))
+        return [self._outgoing_view(r) for r in self.db.sent(capsule=cid)]
+
+    # -- watching -------------------------------------------------------------------------
+    def watch(
+        self,
+        as_: str | None = None,
+        *,
+        senders: Iterable[str] = (),
+        pubsub: bool | None = None,
+        poll_min: float = POLL_MIN,
+        poll_max: float = POLL_MAX,
+        resync: float = RESYNC,
+    ) -> InboxWatch:
+        """An async iterator of new :class:`InboxItem`\\ s for ``as_``, forever::
+
+            async with mesh.inbox.watch(as_="bob") as watch:
+                async for item in watch:
+                    ...
+
+        Over pubsub where the node has it (``pubsub=None``: ask the node; False: never),
+        else by polling with a backoff from ``poll_min`` to ``poll_max`` seconds;
+        ``watch.mode`` says which, and a log line too."""
+        return InboxWatch(
+            self,
+            as_,
+            senders=tuple(senders),
+            pubsub=pubsub,
+            poll_min=poll_min,
+            poll_max=poll_max,
+            resync=resync,
+        )
+
+    # Last in the class: a method named list shadows the builtin in later signatures.
+    def list(self, as_: str | None = None, *, include_withdrawn: bool = False) -> list[InboxItem]:
+        """What has arrived for ``as_`` (default identity), oldest first."""
+        me = self.identities.get(as_).did
+        states = ("pending", "delivered", "withdrawn") if include_withdrawn else None
+        rows = self.db.inbox(me) if states is None else self.db.inbox(me, states=states)
+        return [self._item_view(r) for r in rows]
+
+
+class MailShareService(ShareService):
+    """:class:`ShareService` with the sending side of mailboxes: ``send``, ``outgoing``,
+    ``cancel`` (``mailbox`` is the :class:`MailboxService` behind them, ``mesh.inbox``)."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        db: StateDB,
+        identities: IdentityService,
+        files: FileService,
+        revocations: RevocationService,
+        policies: PolicyRegistry,
+        *,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(storage, db, identities, files, revocations, policies, now=now)
+        self.mailbox = MailboxService(
+            self.storage, self.db, self.identities, self.revocations, self, now=self._now
+        )
+
+    async def send(
+        self,
+        capsule: ShareCapsule | str,
+        recipients: str | Sequence[str] | None = None,
+        *,
+        as_: str | None = None,
+    ) -> list[OutgoingCapsule]:
+        """See :meth:`MailboxService.send`."""
+        return await self.mailbox.send(capsule, recipients, as_=as_)
+
+    async def outgoing(
+        self, *, as_: str | None = None, refresh: bool = True
+    ) -> list[OutgoingCapsule]:
+        """See :meth:`MailboxService.outgoing`."""
+        return await self.mailbox.outgoing(as_=as_, refresh=refresh)
+
+    async def cancel(self, capsule_id: str) -> list[OutgoingCapsule]:
+        """See :meth:`MailboxService.cancel`."""
+        return await self.mailbox.cancel(capsule_id)
