@@ -486,11 +486,3 @@ def test_notice_topics_match_the_spec_example() -> None:
     assert notice_topic(backward) == (
         "c58667221d1940839653e9f01f8ba290e247941b65f52eec25aefaf591b42686"
     )
-
-
-def test_docstring_examples() -> None:
-    import doctest
-
-    from ipfs_share.services import mailbox
-
-    assert doctest.testmod(mailbox).failed == 0
