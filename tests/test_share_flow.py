@@ -459,3 +459,29 @@ async def test_keys_are_unlocked_once_per_mesh_and_dropped_on_lock(people: Any) 
     bob.identity.lock()
     await bob.share.open_capsule(cap.id)
     assert len(asked) == 2
+
+
+async def test_an_interrupted_revoke_can_be_finished(people: Any) -> None:
+    """If publishing the revocation fails after replacements were issued, the old capsules
+    stay revokable and a retry completes the revoke (dropped recipients lose access)."""
+    alice, bob, mallory = await people("alice"), await people("bob"), await people("mallory")
+    await befriend(alice, bob, mallory)
+    cap = await alice.share.file(await alice.files.put("r", b"retry")).with_(["bob", "mallory"])
+    real_revoke = alice.revocations.revoke
+    calls = 0
+
+    async def failing_once(keys: Any, ids: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise NodeError("the node went away while publishing")
+        return await real_revoke(keys, ids)
+
+    alice.revocations.revoke = failing_once  # type: ignore[method-assign]
+    with pytest.raises(NodeError):
+        await alice.share.revoke(cap.id, rotate=True, drop=["mallory"])
+    assert alice.share.get(cap.id).state == "active"  # not "replaced" before it is revoked
+    result = await alice.share.revoke(cap.id, rotate=True, drop=["mallory"])
+    assert cap.id in result.revoked
+    with pytest.raises(ShareRevokedError):
+        await mallory.share.open_capsule(cap.id)

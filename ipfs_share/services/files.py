@@ -217,8 +217,10 @@ class FileService:
         row = self.db.file(cid)
         if row is None or row.state != "stored":
             raise NotFoundError(f"no stored file {cid} in this home")
-        await self.storage.pin_rm(cid)
+        # The record goes first: a crash between the two leaves a pinned file marked removed
+        # (harmless), never a "stored" record whose content garbage collection may delete.
         self.db.set_file_state(cid, "removed")
+        await self.storage.pin_rm(cid)
         return MeshFile.of(FileRow(**{**_as_dict(row), "state": "removed"}))
 
     def file_key(self, cid: str, my_key: EncryptionKey) -> FileKey:

@@ -429,7 +429,9 @@ class ShareService:
                 f"no share {capsule_id} was made from this home",
                 hint="only the home that shared it can revoke it",
             )
-        if row.state != "active":
+        # A share marked replaced but never revoked is what an interrupted revoke leaves
+        # behind; finishing the revoke must stay possible.
+        if row.state != "active" and not (row.state == "replaced" and row.revoked_at is None):
             raise InvalidInputError(f"the share {row.capsule} is already {row.state}")
         keys = await self.identities.unlock(row.issuer)
         dropped = {(await self.identities.recipient(d)).did for d in drop}
@@ -443,20 +445,26 @@ class ShareService:
             others = [r for r in self.db.shares(content=content) if r.state == "active"]
             reissue += [r for r in others if r.capsule != row.capsule]
             revoked += [r.capsule for r in others if r.capsule != row.capsule]
-        fresh: list[ShareCapsule] = []
+        fresh: list[tuple[str, ShareCapsule]] = []  # (old capsule, its replacement)
         for old in reissue:
             # A dropped recipient gets no new capsule at all: with rotation, not even
             # through another share of the same content, or the new key would reach them.
             pairs = [(d, n) for d, n in self.db.share_recipients(old.capsule) if d not in dropped]
             if pairs:
-                fresh.append(await self._reissue(keys, old, new_content, pairs))
+                fresh.append((old.capsule, await self._reissue(keys, old, new_content, pairs)))
         head = await self.revocations.revoke(keys, revoked)
         self.db.mark_revoked(revoked, at=int(self._now()), head=head.cid)
+        # Only now, with the old capsules on the published list, are they "replaced": a
+        # revoke interrupted before this point leaves them active, and a retry finishes it.
+        for old_id, made in fresh:
+            self.db.mark_replaced(old_id, made.id)
         for c in revoked:
             await self.storage.pin_rm(c)
         if rotate:
             await self.files.remove(content)
-        return RevokeResult(tuple(revoked), head.cid, new_content if rotate else None, tuple(fresh))
+        return RevokeResult(
+            tuple(revoked), head.cid, new_content if rotate else None, tuple(m for _, m in fresh)
+        )
 
     async def _rekey(self, keys: IdentityKeys, content: str) -> MeshFile:
         """Re-encrypt a file we own under a new key: decrypt, encrypt, add, streaming."""
@@ -495,7 +503,6 @@ class ShareService:
             old.cap_issuer,
         )
         made = await self._store(capsule, recipients, [n for _, n in pairs])
-        self.db.mark_replaced(old.capsule, made.id)
         return made
 
 
