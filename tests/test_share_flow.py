@@ -485,3 +485,78 @@ async def test_an_interrupted_revoke_can_be_finished(people: Any) -> None:
     assert cap.id in result.revoked
     with pytest.raises(ShareRevokedError):
         await mallory.share.open_capsule(cap.id)
+
+
+@pytest.fixture
+async def lying_provider(kubo: Any) -> AsyncIterator[dict[str, Any]]:
+    """A real proxy in front of the real test node, playing a hostile provider: it forwards
+    every RPC call, but answers `cat` of one CID with bytes of its choosing."""
+    import aiohttp
+    from aiohttp import web
+
+    swap: dict[str, Any] = {"cid": None, "body": b""}
+    session = aiohttp.ClientSession()
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        async with session.request(
+            request.method,
+            kubo.api_url + request.path_qs,
+            data=body,
+            headers={k: v for k, v in request.headers.items() if k.lower() != "host"},
+        ) as upstream:
+            data = await upstream.read()
+            headers = {
+                k: v
+                for k, v in upstream.headers.items()
+                if k.lower() not in ("content-length", "transfer-encoding", "trailer")
+            }
+            if request.path == "/api/v0/cat" and request.query.get("arg") == swap["cid"]:
+                start = int(request.query.get("offset", 0))
+                data = swap["body"][start : start + int(request.query.get("length", len(data)))]
+                headers["X-Content-Length"] = str(len(data))
+            return web.Response(body=data, status=upstream.status, headers=headers)
+
+    app = web.Application(client_max_size=64 << 20)
+    app.router.add_route("*", "/{tail:.*}", forward)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield {"url": f"http://127.0.0.1:{port}", "swap": swap}
+    finally:
+        await runner.cleanup()
+        await session.close()
+
+
+async def test_a_provider_cannot_substitute_a_valid_envelope_under_the_same_key(
+    people: Any, lying_provider: dict[str, Any]
+) -> None:
+    """Anyone who holds the file key (a co-recipient running the node) could make a valid
+    envelope of other bytes; the content CID, checked leaf by leaf, refuses it."""
+    from ipfs_share.errors import IntegrityError
+
+    alice, bob = await people("alice"), await people("bob")
+    await befriend(alice, bob)
+    honest = b"Pay Bob 100 EUR.".ljust(300_000, b" ")
+    f = await alice.files.put("order.txt", honest)
+    cap = await alice.share.file(f).with_("bob")
+    keys = await alice.identity.unlock()
+    file_key = alice.files.file_key(f.cid, keys.encryption)
+    forged = encrypt(
+        file_key,
+        b"Pay Carol 100000 EUR.".ljust(300_000, b" "),
+        name="order.txt",
+        media_type=f.media_type,
+    )
+    lying_provider["swap"].update(cid=f.cid, body=forged)
+    via_liar = await KuboStorage.connect(lying_provider["url"])
+    bob_via_liar = Mesh(via_liar, bob.home, passphrase=lambda _: b"pw", kdf=KdfParams.fastest())
+    try:
+        with pytest.raises(IntegrityError):
+            opened = await bob_via_liar.share.open_capsule(cap.id)
+            await opened.read()
+    finally:
+        await bob_via_liar.close()
+    assert await (await bob.share.open_capsule(cap.id)).read() == honest  # the honest node

@@ -49,7 +49,7 @@ from ipfs_share.errors import (
     StreamTruncatedError,
 )
 from ipfs_share.formats.cid import DAG_PB, RAW, normalize_cid, parse_cid
-from ipfs_share.formats.unixfs import FileBuilder, decode_file_node
+from ipfs_share.formats.unixfs import FileBuilder, decode_file_node, plan_read
 from ipfs_share.node.discovery import multiaddr_to_url
 from ipfs_share.storage.base import (
     UNIXFS_PARAMS,
@@ -427,12 +427,101 @@ class KuboStorage:
     async def cat(
         self, cid: str, *, offset: int = 0, length: int | None = None
     ) -> AsyncIterator[bytes]:
+        """Stream bytes of the file at ``cid``, every one checked against the CID.
+
+        Kubo's ``cat`` is fast but only as honest as the node: a provider could answer with
+        other bytes. So the root and the DAG's inner nodes are fetched with ``block_get``
+        (each hashed against its CID), which gives the CID of every leaf in the range; the
+        leaves then come in one ``cat`` stream, and each is hashed against its CID before
+        any of its bytes are released. A DAG this cannot vouch for that way (inline data,
+        leaves that are not raw blocks) is read block by block instead."""
         if offset < 0 or (length is not None and length < 0):
             raise CidInvalidError(f"expected offset, length >= 0, found {offset}, {length}")
-        parse_cid(cid)
-        params: dict[str, str | int] = {"arg": cid, "offset": offset}
-        if length is not None:
-            params["length"] = length
+        parsed = parse_cid(cid)
+        root = await self.block_get(cid)
+        if parsed.codec == RAW:
+            end = len(root) if length is None else min(len(root), offset + length)
+            if offset < end:
+                yield root[offset:end]
+            return
+        if parsed.codec != DAG_PB:
+            raise CidInvalidError(f"expected a raw or dag-pb file CID, found {parsed.codec_name}")
+        node = decode_file_node(root)
+        end = node.filesize if length is None else min(node.filesize, offset + length)
+        if offset >= end:
+            return
+        leaves: list[tuple[str, int, int]] = []  # (raw leaf CID, file offset, size)
+        if not await self._raw_leaves(node, 0, offset, end, leaves):
+            async for piece in self._walk(node, offset, end - offset):
+                yield piece
+            return
+        first, last = leaves[0], leaves[-1]
+        span_start, span_end = first[1], last[1] + last[2]
+        stream = self._cat_raw(cid, span_start, span_end - span_start)
+        i, held = 0, bytearray()
+        async for chunk in stream:
+            view = memoryview(chunk)
+            while view:
+                leaf_cid, leaf_start, leaf_size = leaves[i]
+                if not held and len(view) >= leaf_size:
+                    data, view = view[:leaf_size], view[leaf_size:]
+                else:
+                    take = leaf_size - len(held)
+                    held += view[:take]
+                    view = view[take:]
+                    if len(held) < leaf_size:
+                        break
+                    data = memoryview(held)
+                if hashlib.sha256(data).digest() != parse_cid(leaf_cid).digest:
+                    raise IntegrityError(f"cat: the node's bytes for {leaf_cid} do not hash to it")
+                lo, hi = max(offset, leaf_start) - leaf_start, min(end, leaf_start + leaf_size)
+                yield bytes(data[lo : hi - leaf_start])
+                held = bytearray()
+                i += 1
+
+    async def _raw_leaves(
+        self, node: Any, node_start: int, start: int, end: int, out: list[tuple[str, int, int]]
+    ) -> bool:
+        """Collect the raw leaves holding bytes [start, end) of the file below ``node``
+        (which starts at ``node_start``), fetching inner nodes verified; False if the DAG
+        has inline data or non-raw leaves (then the caller reads block by block)."""
+        if node.data:
+            return False
+        pos = node_start
+        for link in node.links:
+            child_start, pos = pos, pos + link.size
+            if pos <= start or not link.size:
+                continue
+            if child_start >= end:
+                break
+            if parse_cid(link.cid).codec == RAW:
+                out.append((link.cid, child_start, link.size))
+                continue
+            child = decode_file_node(await self.block_get(link.cid))
+            if child.filesize != link.size:
+                raise IntegrityError(
+                    f"cat: {link.cid} holds {child.filesize} bytes, not {link.size}"
+                )
+            if not await self._raw_leaves(child, child_start, start, end, out):
+                return False
+        return True
+
+    async def _walk(self, node: Any, offset: int, length: int) -> AsyncIterator[bytes]:
+        """Read a range block by block (every block verified): the slow, general path."""
+        plan = plan_read(node, offset, length)
+        if plan.inline:
+            yield plan.inline
+        for child in plan.children:
+            data = await self.block_get(child.cid)
+            if parse_cid(child.cid).codec == RAW:
+                yield data[child.offset : child.offset + child.length]
+            else:
+                async for piece in self._walk(decode_file_node(data), child.offset, child.length):
+                    yield piece
+
+    async def _cat_raw(self, cid: str, offset: int, length: int) -> AsyncIterator[bytes]:
+        """Kubo's cat of a byte range, with only its length checked."""
+        params: dict[str, str | int] = {"arg": cid, "offset": offset, "length": length}
         resp = await _translated("cat", self._request("cat", params))
         got = 0
         try:
@@ -440,12 +529,11 @@ class KuboStorage:
             # to the file), and sends a failure after that only in a trailer we cannot
             # read; so the count is the check.
             declared = resp.headers.get("X-Content-Length")
-            if declared is not None and declared.isdigit():
-                expected = int(declared)
-            else:
-                expected = max(0, await self.file_size(cid) - offset)
-                if length is not None:
-                    expected = min(expected, length)
+            expected = length
+            if declared is not None and declared.isdigit() and int(declared) != length:
+                raise StreamTruncatedError(
+                    f"cat: expected {length} bytes of {cid}, the node declared {declared}"
+                )
             async for chunk in _translated_iter("cat", resp.content.iter_any()):
                 got += len(chunk)
                 yield chunk
