@@ -64,6 +64,7 @@ class Mesh:
         kdf: KdfParams | None = None,
         policy_providers: Iterable[PolicyProvider] = (),
         max_staleness: float | None = None,
+        max_head_age: float | None = None,
         now: Callable[[], float] = time.time,
     ) -> None:
         self.storage = storage
@@ -73,7 +74,9 @@ class Mesh:
             home, storage, passphrase=passphrase, kdf=kdf, db=self.db, now=now
         )
         self.files = FileService(storage, self.db, home, self.identity, now=now)
-        self.revocations = RevocationService(storage, self.db, max_staleness=max_staleness, now=now)
+        self.revocations = RevocationService(
+            storage, self.db, max_staleness=max_staleness, max_head_age=max_head_age, now=now
+        )
         self.share = MailShareService(
             storage,
             self.db,
@@ -109,14 +112,17 @@ async def connect(
     kdf: KdfParams | None = None,
     policy_providers: Iterable[PolicyProvider] = (),
     max_staleness: float | None = None,
+    max_head_age: float | None = None,
     now: Callable[[], float] = time.time,
 ) -> Mesh:
     """Open the home (``IPFS_SHARE_HOME`` or the XDG default) and the storage.
 
     ``passphrase`` answers prompts for identity passphrases (default: the
     ``IPFS_SHARE_PASSPHRASE`` environment variable); ``policy_providers`` add to those
-    installed as entry points; ``max_staleness`` (seconds) lets an open use a recently
-    verified revocation list when the issuer's cannot be resolved (default: fail closed);
+    installed as entry points; ``max_head_age`` (seconds) refuses revocation lists signed
+    longer ago than that (against a node that keeps serving an old list; issuers then
+    refresh theirs); ``max_staleness`` (seconds) lets an open use a recently verified
+    revocation list when the issuer's cannot be resolved (default: fail closed);
     ``now`` is the clock (inject one in tests)."""
     storage = await open_storage(api, embedded=embedded)
     return Mesh(
@@ -126,5 +132,6 @@ async def connect(
         kdf=kdf,
         policy_providers=policy_providers,
         max_staleness=max_staleness,
+        max_head_age=max_head_age,
         now=now,
     )

@@ -560,3 +560,20 @@ async def test_a_provider_cannot_substitute_a_valid_envelope_under_the_same_key(
     finally:
         await bob_via_liar.close()
     assert await (await bob.share.open_capsule(cap.id)).read() == honest  # the honest node
+
+
+async def test_max_head_age_refuses_a_frozen_list_until_the_issuer_refreshes(
+    people: Any, clock: Clock
+) -> None:
+    from ipfs_share.errors import RevocationUnavailableError
+
+    alice, bob = await people("alice"), await people("bob")
+    await befriend(alice, bob)
+    cap = await alice.share.file(await alice.files.put("h", b"fresh?")).with_("bob")
+    bob.revocations.max_head_age = 3600
+    assert await (await bob.share.open_capsule(cap.id)).read() == b"fresh?"
+    clock.t += 3601  # the issuer's list was signed over an hour ago
+    with pytest.raises(RevocationUnavailableError):
+        await bob.share.open_capsule(cap.id)
+    await alice.revocations.refresh(await alice.identity.unlock())
+    assert await (await bob.share.open_capsule(cap.id)).read() == b"fresh?"

@@ -38,7 +38,7 @@ from ipfs_share.cli.progress import Progress
 from ipfs_share.errors import DownloadNotAllowedError, InvalidInputError, StoreError
 from ipfs_share.formats.capsule import decode_capability
 from ipfs_share.formats.cid import normalize_cid
-from ipfs_share.local.files import write_atomic
+from ipfs_share.local.files import fsync_dir, write_atomic
 from ipfs_share.services.opened import OpenedFile
 
 __all__ = ["VIEW_ONLY_HINT", "register"]
@@ -192,7 +192,9 @@ async def _save_atomic(dest: Path, pieces: AsyncIterator[bytes], bar: Progress) 
     tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(6)}.part")
     done = 0
     try:
-        f = await asyncio.to_thread(open, tmp, "xb")
+        # 0600, as OpenedFile.save: decrypted plaintext is for its recipient alone.
+        fd = await asyncio.to_thread(os.open, tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        f = os.fdopen(fd, "wb")
         try:
             async for piece in pieces:
                 await asyncio.to_thread(f.write, piece)
@@ -203,6 +205,7 @@ async def _save_atomic(dest: Path, pieces: AsyncIterator[bytes], bar: Progress) 
         finally:
             f.close()
         os.replace(tmp, dest)
+        await asyncio.to_thread(fsync_dir, dest.parent)
     except OSError as exc:
         raise StoreError(f"cannot write {dest}: {exc.strerror}") from exc
     finally:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ipfs_share.errors import StoreError
 
-__all__ = ["write_atomic"]
+__all__ = ["fsync_dir", "write_atomic"]
 
 
 def write_atomic(path: Path, data: bytes, *, mode: int = 0o600) -> None:
@@ -27,10 +27,15 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o600) -> None:
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_dir(folder)
     except OSError as exc:
         raise StoreError(f"cannot write {path}: {exc.strerror}") from exc
+
+
+def fsync_dir(folder: Path) -> None:
+    """Flush a folder's entries, so a rename in it survives a crash."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

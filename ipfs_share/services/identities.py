@@ -26,6 +26,7 @@ and ``name/put``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -41,6 +42,7 @@ from ipfs_share.errors import (
     IdentityExistsError,
     IdentityNotFoundError,
     InvalidInputError,
+    IpfsShareError,
     IpnsRecordInvalidError,
     NodeUnreachableError,
     NotFoundError,
@@ -78,6 +80,12 @@ PASSPHRASE_ENV = "IPFS_SHARE_PASSPHRASE"  # noqa: S105 - the variable's name, no
 DOCUMENT_VALIDITY = timedelta(days=365)
 DOCUMENT_TTL_SECONDS = 60
 RESOLVE_TIMEOUT = 30.0
+# A cached identity document older than this is resolved again before use (its X25519 key
+# may have changed); if that fails within REFRESH_TIMEOUT, the cached one is used.
+DOCUMENT_REFRESH = 3600.0
+REFRESH_TIMEOUT = 5.0
+
+log = logging.getLogger("ipfs_share.identities")
 
 # Asked with a prompt such as "passphrase for alice"; returns the passphrase bytes.
 PassphraseSource = Callable[[str], bytes]
@@ -424,14 +432,22 @@ class IdentityService:
         )
 
     async def document(self, did: str) -> IdentityDocument:
-        """The verified document of ``did``: the freshest one seen (cached), else resolved
-        now. Its X25519 key and revocation list name are fixed by the did's key, so a cached
-        document is good enough to find them."""
+        """The verified document of ``did``: the cached one if it was resolved within
+        :data:`DOCUMENT_REFRESH` seconds, else resolved again (falling back to the cached
+        one if that fails: a verified document beats none). The X25519 key is independent
+        of the did's key and may change with a new document; re-resolving is how a sender
+        learns of it."""
         cached = self.db.cached_document(did)
         if cached is None:
             await self.resolve(did)
             cached = self.db.cached_document(did)
             assert cached is not None  # resolve caches what it returns
+        elif self._now() - cached.resolved_at > DOCUMENT_REFRESH and not self.keystore.find(did):
+            try:
+                await asyncio.wait_for(self.resolve(did), REFRESH_TIMEOUT)
+            except (IpfsShareError, TimeoutError) as exc:
+                log.info("kept the cached identity document of %s: %s", did, exc)
+            cached = self.db.cached_document(did) or cached
         doc = self._documents.get((did, cached.cid))
         if doc is None:  # verify once per process, not once per open
             doc = decode_identity_document(cached.document, did=did)
@@ -465,12 +481,7 @@ class IdentityService:
         own = self.keystore.find(did)
         if own is not None:
             return Recipient(own.did, own.enc, "identity")
-        cached = self.db.cached_document(did)
-        if cached is not None:
-            doc = decode_identity_document(cached.document, did=did)
-            return Recipient(did, doc.enc, via)
-        resolved = await self.resolve(did)
-        return Recipient(did, resolved.enc, via)
+        return Recipient(did, (await self.document(did)).enc, via)
 
 
 def _did_and_name(did_or_name: str) -> tuple[str, str]:

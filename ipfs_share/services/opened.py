@@ -20,6 +20,7 @@ from pathlib import Path
 from ipfs_share.crypto.stream import FileKey
 from ipfs_share.errors import DownloadNotAllowedError, InvalidInputError, StoreError
 from ipfs_share.formats.envelope import Decryptor, Header, decrypt_range
+from ipfs_share.local.files import fsync_dir
 from ipfs_share.storage.base import Storage
 
 __all__ = ["OpenedFile"]
@@ -155,18 +156,9 @@ class OpenedFile:
             finally:
                 f.close()
             os.replace(tmp, dest)
-            await asyncio.to_thread(_fsync_dir, dest.parent)
+            await asyncio.to_thread(fsync_dir, dest.parent)
         except OSError as exc:
             raise StoreError(f"cannot write {dest}: {exc.strerror}") from exc
         finally:
             tmp.unlink(missing_ok=True)
         return dest
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename in ``folder`` survive a crash."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

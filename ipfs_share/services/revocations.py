@@ -50,7 +50,6 @@ __all__ = ["CheckedList", "RevocationService", "drive"]
 LIST_VALIDITY = timedelta(days=365)
 LIST_TTL_SECONDS = 30
 FETCH_TIMEOUT = 20.0
-MAX_HISTORY = 10_000  # heads walked back to the one checked before
 
 _T = TypeVar("_T")
 
@@ -82,13 +81,21 @@ class RevocationService:
         db: StateDB,
         *,
         max_staleness: float | None = None,
+        max_head_age: float | None = None,
         now: Callable[[], float] = time.time,
     ) -> None:
         """``max_staleness``: when the issuer's list cannot be resolved, accept the last
-        head verified no more than this many seconds ago; None (the default) fails closed."""
+        head verified no more than this many seconds ago; None (the default) fails closed.
+
+        ``max_head_age``: refuse (fail closed) a list whose newest head was signed longer
+        ago than this. A node that keeps serving an old head cannot be told from a list
+        that did not change, except by age: issuers who promise this bound re-sign their
+        list within it (:meth:`refresh`). None (the default) trusts any head that is not
+        older than one seen before."""
         self.storage = storage
         self.db = db
         self.max_staleness = max_staleness
+        self.max_head_age = max_head_age
         self._now = now
         self._lock = asyncio.Lock()
 
@@ -129,6 +136,11 @@ class RevocationService:
             await self._publish(keys, new)
         return new
 
+    async def refresh(self, keys: IdentityKeys) -> RevocationHead:
+        """Re-sign our list with nothing added: a fresh ``updated`` time (for readers with
+        ``max_head_age``) and a fresh IPNS record (its validity is a year)."""
+        return await self.revoke(keys, [])
+
     async def _publish(self, keys: IdentityKeys, head: RevocationHead) -> None:
         list_key = revocation_key(keys.signing)
         record = make_record(
@@ -156,6 +168,13 @@ class RevocationService:
             bound = self.max_staleness if max_staleness is None else max_staleness
             head = self._stale_head(issuer, exc, bound)
             fresh = False
+        age = self._now() - head.updated
+        if self.max_head_age is not None and age > self.max_head_age:
+            raise RevocationUnavailableError(
+                f"the newest revocation list of {issuer} was signed {int(age)} s ago, over "
+                f"max_head_age ({int(self.max_head_age)} s); failing closed",
+                hint="the issuer must refresh the list, or a node is serving an old one",
+            )
         if await drive(is_revoked(head, capsule_id), self._get):
             raise ShareRevokedError(
                 f"the share {capsule_id} was revoked by its issuer (list seq {head.seq})"
@@ -188,8 +207,9 @@ class RevocationService:
                     f"expected the revocation list of {issuer} at seq >= {known.seq} (checked "
                     f"before), found seq {head.seq}: a rollback"
                 )
-            if head.seq - known.seq <= MAX_HISTORY:
-                await drive(verify_history(head, known), self._get)
+            # However long the gap, a fork must not go unnoticed: walk it (each step is one
+            # small block, fetched once; the next check starts from this head).
+            await drive(verify_history(head, known), self._get)
         self.db.keep_seen_head(HeadRow(issuer, head.cid, head.seq, head.data, int(self._now())))
         return head
 

@@ -25,6 +25,7 @@ import fcntl
 import hashlib
 import os
 import secrets
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -45,6 +46,7 @@ from ipfs_share.formats import dagcbor, dagpb
 from ipfs_share.formats.cid import DAG_CBOR, DAG_PB, RAW, normalize_cid, parse_cid
 from ipfs_share.formats.ipns import parse_ipns_name, verify_record
 from ipfs_share.formats.unixfs import Block, FileBuilder, decode_file_node, plan_read
+from ipfs_share.local.files import fsync_dir
 from ipfs_share.storage.base import (
     AddResult,
     BlockCodec,
@@ -59,6 +61,7 @@ from ipfs_share.storage.base import (
 __all__ = ["EmbeddedStorage"]
 
 FORMAT_LINE = b"ipfs-share-embedded 1\n"
+STALE_TMP_SECONDS = 3600  # a temp file older than this is a crash's leftover
 _PIECE = 1024 * 1024
 
 # topic subscribers per store root, for in-process pubsub
@@ -110,8 +113,13 @@ class EmbeddedStorage:
             )
         for sub in ("blocks", "records", "pins", "tmp"):
             (self.root / sub).mkdir(exist_ok=True)
-        for stale in (self.root / "tmp").iterdir():  # left by a crash mid-write
-            stale.unlink(missing_ok=True)
+        # Temp files left by a crash mid-write; only old ones, since another process may be
+        # writing into tmp/ right now.
+        cutoff = time.time() - STALE_TMP_SECONDS
+        for stale in (self.root / "tmp").iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                if stale.stat().st_mtime < cutoff:
+                    stale.unlink()
         if not fmt.exists():
             self._write_atomic(fmt, FORMAT_LINE)
 
@@ -141,6 +149,7 @@ class EmbeddedStorage:
             if exclusive and dest.exists():
                 return
             os.replace(tmp, dest)
+            fsync_dir(dest.parent)  # the rename survives a power cut, like SQLite's commits
         except OSError as exc:
             raise StoreError(f"cannot write {dest.name}: {exc.strerror}") from exc
         finally:
