@@ -69,6 +69,7 @@ __all__ = ["MIN_KUBO_VERSION", "KuboStorage", "check_kubo_version"]
 MIN_KUBO_VERSION = (0, 40, 0)
 
 _UPLOAD_PIECE = 1024 * 1024  # how we slice a bytes source for the request body
+_HASH_BATCH = 4 * 1024 * 1024  # leaves hashed per worker-thread call in a verified cat
 _T = TypeVar("_T")
 
 # Kubo's error messages for "this does not exist": matched, not parsed, so keep them loose.
@@ -458,6 +459,13 @@ class KuboStorage:
         first, last = leaves[0], leaves[-1]
         span_start, span_end = first[1], last[1] + last[2]
         stream = self._cat_raw(cid, span_start, span_end - span_start)
+        # Leaves are hashed in batches on a worker thread (hashlib drops the GIL) while the
+        # caller works on the previous batch (an open decrypts it): a batch is released
+        # only once every digest in it matched, so no unverified byte ever leaves here.
+        batch: list[tuple[memoryview, str, int, int]] = []
+        batch_bytes = 0
+        pending: tuple[asyncio.Future[list[bytes]], list[tuple[memoryview, str, int, int]]]
+        pending = (_done([]), [])
         i, held = 0, bytearray()
         async for chunk in stream:
             view = memoryview(chunk)
@@ -471,13 +479,23 @@ class KuboStorage:
                     view = view[take:]
                     if len(held) < leaf_size:
                         break
-                    data = memoryview(held)
-                if hashlib.sha256(data).digest() != parse_cid(leaf_cid).digest:
-                    raise IntegrityError(f"cat: the node's bytes for {leaf_cid} do not hash to it")
-                lo, hi = max(offset, leaf_start) - leaf_start, min(end, leaf_start + leaf_size)
-                yield bytes(data[lo : hi - leaf_start])
-                held = bytearray()
+                    data, held = memoryview(held), bytearray()
+                lo = max(offset, leaf_start) - leaf_start
+                hi = min(end, leaf_start + leaf_size) - leaf_start
+                batch.append((data, leaf_cid, lo, hi))
+                batch_bytes += leaf_size
                 i += 1
+                if batch_bytes >= _HASH_BATCH:
+                    started = asyncio.ensure_future(asyncio.to_thread(_digests, batch))
+                    for piece in await _verified(*pending):
+                        yield piece
+                    pending, batch, batch_bytes = (started, batch), [], 0
+        for piece in await _verified(*pending):
+            yield piece
+        for piece in await _verified(
+            asyncio.ensure_future(asyncio.to_thread(_digests, batch)), batch
+        ):
+            yield piece
 
     async def _raw_leaves(
         self, node: Any, node_start: int, start: int, end: int, out: list[tuple[str, int, int]]
@@ -677,3 +695,23 @@ async def _translated_iter(what: str, it: AsyncIterator[_T]) -> AsyncIterator[_T
         except StopAsyncIteration:
             return
         yield item
+
+
+def _digests(batch: list[tuple[memoryview, str, int, int]]) -> list[bytes]:
+    return [hashlib.sha256(data).digest() for data, _, _, _ in batch]
+
+
+def _done(value: list[bytes]) -> asyncio.Future[list[bytes]]:
+    future: asyncio.Future[list[bytes]] = asyncio.get_running_loop().create_future()
+    future.set_result(value)
+    return future
+
+
+async def _verified(
+    digests: asyncio.Future[list[bytes]], batch: list[tuple[memoryview, str, int, int]]
+) -> list[bytes]:
+    """The wanted bytes of each leaf in ``batch``, once every digest matched its CID."""
+    for got, (_, leaf_cid, _, _) in zip(await digests, batch, strict=True):
+        if got != parse_cid(leaf_cid).digest:
+            raise IntegrityError(f"cat: the node's bytes for {leaf_cid} do not hash to it")
+    return [bytes(data[lo:hi]) for data, _, lo, hi in batch]
