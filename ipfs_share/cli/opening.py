@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import os
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -35,10 +33,10 @@ from ipfs_share.cli._shared import (
 from ipfs_share.cli.common import Context, Subparsers
 from ipfs_share.cli.passphrase import add_passphrase_option
 from ipfs_share.cli.progress import Progress
-from ipfs_share.errors import DownloadNotAllowedError, InvalidInputError, StoreError
+from ipfs_share.errors import DownloadNotAllowedError, InvalidInputError
 from ipfs_share.formats.capsule import decode_capability
 from ipfs_share.formats.cid import normalize_cid
-from ipfs_share.local.files import fsync_dir, write_atomic
+from ipfs_share.local.files import write_atomic
 from ipfs_share.services.opened import OpenedFile
 
 __all__ = ["VIEW_ONLY_HINT", "register"]
@@ -158,16 +156,6 @@ async def _open(args: argparse.Namespace, ctx: Context) -> None:
                 await _to_stdout(ctx, aiter(opened), bar)
 
 
-async def _range_pieces(opened: OpenedFile, offset: int, end: int) -> AsyncIterator[bytes]:
-    """Plaintext ``offset:end`` in steps aligned to :data:`RANGE_STEP`: flat memory for any
-    range, and no chunk fetched twice."""
-    pos = offset
-    while pos < end:
-        n = min(RANGE_STEP - pos % RANGE_STEP, end - pos)
-        yield await opened.read_range(pos, n)
-        pos += n
-
-
 async def _output_range(
     args: argparse.Namespace, ctx: Context, opened: OpenedFile, offset: int, length: int | None
 ) -> None:
@@ -176,40 +164,14 @@ async def _output_range(
             f"expected a range that starts within the {opened.size}-byte file, found {offset}"
         )
     end = opened.size if length is None else min(opened.size, offset + length)
-    pieces = _range_pieces(opened, offset, end)
     with progress(ctx, f"open {opened.name or opened.capsule}", end - offset) as bar:
         if args.output is None:
-            await _to_stdout(ctx, pieces, bar)
+            await _to_stdout(ctx, opened.iter_range(offset, end - offset, step=RANGE_STEP), bar)
             return
-        await _save_atomic(args.output, pieces, bar)
+        await opened.save(args.output, offset=offset, length=end - offset, progress=bar.update)
     last = end - 1
     info = {**_describe(opened), "saved_to": str(args.output), "range": [offset, last]}
     ctx.emit(info, f"saved bytes {offset}-{last} ({end - offset} bytes) to {args.output}")
-
-
-async def _save_atomic(dest: Path, pieces: AsyncIterator[bytes], bar: Progress) -> None:
-    """Like OpenedFile.save: a temp file beside ``dest``, renamed over it once complete."""
-    tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(6)}.part")
-    done = 0
-    try:
-        # 0600, as OpenedFile.save: decrypted plaintext is for its recipient alone.
-        fd = await asyncio.to_thread(os.open, tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        f = os.fdopen(fd, "wb")
-        try:
-            async for piece in pieces:
-                await asyncio.to_thread(f.write, piece)
-                done += len(piece)
-                bar.update(done)
-            await asyncio.to_thread(f.flush)
-            await asyncio.to_thread(os.fsync, f.fileno())
-        finally:
-            f.close()
-        os.replace(tmp, dest)
-        await asyncio.to_thread(fsync_dir, dest.parent)
-    except OSError as exc:
-        raise StoreError(f"cannot write {dest}: {exc.strerror}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _refuse_binary_on_tty(ctx: Context, sample: bytes) -> None:

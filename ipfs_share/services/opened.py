@@ -103,10 +103,12 @@ class OpenedFile:
         self, offset: int, length: int, *, step: int = 4 << 20
     ) -> AsyncIterator[bytes]:
         """Plaintext bytes ``offset:offset+length`` in pieces of at most ``step`` bytes,
-        each fetched and authenticated as it is needed: flat memory for any range."""
+        each fetched and authenticated as it is needed: flat memory for any range. Pieces
+        end on multiples of ``step`` (keep it a multiple of 64 KiB), so no chunk is
+        fetched or decrypted twice."""
         end = min(self.size, offset + length)
         while offset < end:
-            n = min(step, end - offset)
+            n = min(step - offset % step, end - offset)
             yield await self.read_range(offset, n)
             offset += n
 
@@ -127,11 +129,17 @@ class OpenedFile:
         return decrypt_range(self.header, ciphertext, span)
 
     async def save(
-        self, path: str | os.PathLike[str], *, progress: Callable[[int], None] | None = None
+        self,
+        path: str | os.PathLike[str],
+        *,
+        offset: int = 0,
+        length: int | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> Path:
-        """Write the plaintext to ``path`` atomically: a temp file beside it, renamed into
-        place only after the whole file authenticated. Refused when the owner did not
-        allow downloads (see the module docstring for what that does and does not mean)."""
+        """Write the plaintext (or bytes ``offset:offset+length`` of it) to ``path``
+        atomically, 0600: a temp file beside it, renamed into place only after every byte
+        authenticated. Refused when the owner did not allow downloads (see the module
+        docstring for what that does and does not mean)."""
         if not self.allow_download:
             raise DownloadNotAllowedError(
                 f"the owner shared {self.name or self.cid} for viewing only; it is not saved"
@@ -146,7 +154,13 @@ class OpenedFile:
             fd = await asyncio.to_thread(os.open, tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             f = os.fdopen(fd, "wb")
             try:
-                async for piece in self:
+                whole = offset == 0 and length is None
+                pieces = (
+                    self
+                    if whole
+                    else self.iter_range(offset, self.size - offset if length is None else length)
+                )
+                async for piece in pieces:
                     await asyncio.to_thread(f.write, piece)
                     done += len(piece)
                     if progress:
