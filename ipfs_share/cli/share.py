@@ -8,7 +8,7 @@
     $ ipfs-share shares show bafyrei...
     $ ipfs-share revoke bafyrei... --rotate
 
-What revocation can and cannot do (DESIGN principle 7): it puts the capsule on the
+What revocation can and cannot do: it puts the capsule on the
 sharer's signed revocation list, so every later open by a client that checks the list is
 refused (``share_revoked``). It cannot erase plaintext a recipient already opened and
 kept. ``--rotate`` re-encrypts the content under a new key, so a revoked recipient who
