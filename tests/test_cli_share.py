@@ -185,6 +185,22 @@ def test_put_share_open_range_and_records(cli: Cli, people: People, tmp_path: Pa
     assert PASSPHRASE not in cli.seen
 
 
+def test_open_says_who_shared_it(cli: Cli, people: People, tmp_path: Path) -> None:
+    src = tmp_path / "from.txt"
+    src.write_text("from alice\n")
+    capsule = share(cli, people.alice, put(cli, people.alice, src), "--to", "bob")
+    alice = people.dids["alice"]
+    # bob has no contact for alice yet: the did, marked as a stranger.
+    piped = cli.ok(people.bob, "open", capsule)
+    assert piped.text == "from alice\n"  # stdout stays the plaintext alone
+    assert f"shared by {alice} (not one of your contacts)" in piped.err
+    cli.ok(people.bob, "contacts", "add", "alice", alice)
+    saved = cli.ok(people.bob, "open", capsule, "-o", str(tmp_path / "got.txt"))
+    assert f"shared by alice ({alice})" in saved.text
+    info = cli.ok(people.bob, "open", capsule, "-o", str(tmp_path / "j.txt"), "--json").json()
+    assert (info["issuer"], info["issuer_name"]) == (alice, "alice")
+
+
 def test_ranges_across_steps_and_saved(cli: Cli, people: People, tmp_path: Path) -> None:
     data = os.urandom(5 * 1024 * 1024 + 3)  # more than one range step (4 MiB)
     src = tmp_path / "big.bin"

@@ -371,11 +371,21 @@ class ShareService:
             file_key,
             allow_download=capsule.perms.download,
             capsule=capsule.cid,
+            issuer=capsule.issuer,
+            issuer_name=self._name_of(capsule.issuer),
         )
         self.db.record_open(
             OpenRow(capsule.cid, opener.did, t, checked.head, None if token is None else token.cid)
         )
         return opened
+
+    def _name_of(self, did: str) -> str | None:
+        """How this home names ``did``: a local identity's name, else a contact petname."""
+        own = self.identities.keystore.find(did)
+        if own is not None:
+            return own.name
+        contacts = self.db.contacts_for(did)
+        return contacts[0].petname if contacts else None
 
     # -- capabilities ---------------------------------------------------------------------
     async def issue_capability(
