@@ -207,11 +207,19 @@ async def test_policy_paths(people: Any, clock: Clock) -> None:
         await bob.share.open_capsule(unknown.id)
     assert "acme/geo-fence" in info.value.message and "ipfs-share/window" in info.value.hint
 
-    window = TimeWindowProvider.params(not_after=int(clock.t) + 60)
+    # [not_before, expires): the same half-open rule as the capsule's own expiry.
+    start = int(clock.t)
+    window = TimeWindowProvider.params(not_before=start + 10, expires=start + 60)
     timed = await alice.share.file(f).with_("bob", policy=("ipfs-share/window", window))
+    clock.t = start + 9
+    with pytest.raises(PolicyDeniedError, match="opens at"):
+        await bob.share.open_capsule(timed.id)
+    clock.t = start + 10  # the first second allowed
     assert await (await bob.share.open_capsule(timed.id)).read() == b"by policy"
-    clock.t += 61
-    with pytest.raises(PolicyDeniedError):
+    clock.t = start + 59  # the last second allowed
+    assert await (await bob.share.open_capsule(timed.id)).read() == b"by policy"
+    clock.t = start + 60  # the first second refused, as at a capsule's expires
+    with pytest.raises(PolicyDeniedError, match="closed at"):
         await bob.share.open_capsule(timed.id)
 
     only_carol = TimeWindowProvider.params(allow=["did:key:z6MkeveryoneButBob"])
