@@ -32,7 +32,7 @@ The tree::
     ├── NodeManagementError                           node_management_failed
     │   └── KuboInstallError                          kubo_install_failed
     ├── StoreError                                    store_error
-    └── ShareError (the share flow; codes fixed by DESIGN.md)
+    └── ShareError (the share flow; codes fixed by docs/spec/capsule.md)
         ├── IdentityNotFoundError                     identity_not_found
         ├── RecipientNotAuthorizedError               recipient_not_authorized
         ├── KeyUnwrapFailedError                      key_unwrap_failed
@@ -288,7 +288,7 @@ class StoreError(IpfsShareError):
     default_hint = "check the store directory exists, is writable, and has free space"
 
 
-# --- the share flow (codes fixed by DESIGN.md; never rename) ----------------------------
+# --- the share flow (codes fixed by docs/spec/capsule.md; never rename) -----------------
 
 
 class ShareError(IpfsShareError):
