@@ -56,8 +56,10 @@ UNIXFS_PARAMS = {
 
 BlockCodec = Literal["raw", "dag-cbor", "dag-pb"]
 
-# What add() accepts: bytes, or an async iterable of byte chunks (any sizes).
-ByteSource = bytes | AsyncIterable[bytes]
+# What add() accepts: bytes, or an async iterable of byte chunks (any sizes, any bytes-like
+# type). A chunk may still be in a socket's buffer after the next is asked for: a producer
+# must not reuse the memory of one it handed out.
+ByteSource = bytes | AsyncIterable[bytes | bytearray | memoryview]
 
 ProgressCallback = Callable[[int], None]  # called with the bytes done so far
 

@@ -255,8 +255,10 @@ class KuboStorage:
 
     @staticmethod
     def _multipart(
-        chunks: AsyncIterator[bytes] | list[bytes], filename: str = "data", size: int | None = None
-    ) -> tuple[AsyncIterator[bytes], dict[str, str]]:
+        chunks: AsyncIterator[bytes | bytearray | memoryview] | list[bytes],
+        filename: str = "data",
+        size: int | None = None,
+    ) -> tuple[AsyncIterator[bytes | bytearray | memoryview], dict[str, str]]:
         """A streaming multipart/form-data body with one file part. With the part's ``size``
         the body gets a Content-Length and goes out as is; without, HTTP chunked encoding
         frames (and copies) every piece."""
@@ -267,14 +269,14 @@ class KuboStorage:
         ).encode()
         tail = f"\r\n--{boundary}--\r\n".encode()
 
-        async def body() -> AsyncIterator[bytes]:
+        async def body() -> AsyncIterator[bytes | bytearray | memoryview]:
             yield head
             if isinstance(chunks, list):
                 for c in chunks:
                     yield c
             else:
-                async for c in chunks:
-                    yield c
+                async for piece in chunks:
+                    yield piece
             yield tail
 
         headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
@@ -344,7 +346,7 @@ class KuboStorage:
             size = len(source)
         sent = 0
 
-        async def pieces() -> AsyncIterator[bytes]:
+        async def pieces() -> AsyncIterator[bytes | bytearray | memoryview]:
             nonlocal sent
             if isinstance(source, bytes | bytearray | memoryview):
                 view = memoryview(source)
@@ -357,7 +359,7 @@ class KuboStorage:
                     sent += len(c)
                     if progress:
                         progress(sent)
-                    yield bytes(c)
+                    yield c
                 return
             # Hash piece N on a worker thread (hashlib drops the GIL) while aiohttp writes
             # it to Kubo; the builder sees the pieces in order because each feed is awaited
