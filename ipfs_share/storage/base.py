@@ -159,8 +159,12 @@ class Storage(Protocol):
         to the content CID): a node that lied about the CID would then fail every open."""
         ...
 
-    def cat(self, cid: str, *, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
-        """Stream a file's bytes from ``offset``; raise StreamTruncatedError if it ends short."""
+    def cat(
+        self, cid: str, *, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes | memoryview]:
+        """Stream a file's bytes from ``offset``; raise StreamTruncatedError if it ends short.
+        Pieces are bytes or read-only views of buffers no one else writes (the reader may
+        keep them)."""
         ...
 
     async def file_size(self, cid: str) -> int:
