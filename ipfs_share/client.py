@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ipfs_share import paths
 from ipfs_share.crypto.passphrase import KdfParams
-from ipfs_share.local.db import StateDB
+from ipfs_share.local.state import StateDB
 from ipfs_share.node.discovery import resolve_api
 from ipfs_share.services.files import FileService
 from ipfs_share.services.identities import IdentityService, PassphraseSource, env_passphrase

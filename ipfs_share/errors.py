@@ -15,6 +15,8 @@ The tree::
     │   │   ├── IpnsRecordInvalidError                ipns_record_invalid
     │   │   ├── IdentityDocumentInvalidError          identity_document_invalid
     │   │   └── ChainInvalidError                     chain_invalid
+    │   │       ├── FeedRollbackError                 feed_rollback
+    │   │       └── FeedForkError                     feed_fork
     │   ├── SignatureInvalidError                     signature_invalid
     │   ├── DecryptionError                           decryption_failed
     │   ├── PassphraseRequiredError                   passphrase_required
@@ -24,6 +26,7 @@ The tree::
     │   ├── NodeUnreachableError                      node_unreachable
     │   ├── NodeVersionError                          node_version_unsupported
     │   ├── NodeRequestError                          node_request_failed
+    │   ├── NodeTimeoutError                          node_timeout
     │   ├── NotFoundError                             not_found
     │   ├── IntegrityError                            integrity_error
     │   │   └── StreamTruncatedError                  stream_truncated
@@ -32,6 +35,7 @@ The tree::
     ├── NodeManagementError                           node_management_failed
     │   └── KuboInstallError                          kubo_install_failed
     ├── StoreError                                    store_error
+    │   └── StateMissingError                         state_missing
     └── ShareError (the share flow; codes fixed by DESIGN.md)
         ├── IdentityNotFoundError                     identity_not_found
         ├── RecipientNotAuthorizedError               recipient_not_authorized
@@ -63,6 +67,8 @@ __all__ = [
     "DecryptionError",
     "DownloadNotAllowedError",
     "FeatureUnavailableError",
+    "FeedForkError",
+    "FeedRollbackError",
     "FormatError",
     "IdentityDocumentInvalidError",
     "IdentityExistsError",
@@ -77,6 +83,7 @@ __all__ = [
     "NodeError",
     "NodeManagementError",
     "NodeRequestError",
+    "NodeTimeoutError",
     "NodeUnreachableError",
     "NodeVersionError",
     "NotFoundError",
@@ -90,6 +97,7 @@ __all__ = [
     "ShareExpiredError",
     "ShareRevokedError",
     "SignatureInvalidError",
+    "StateMissingError",
     "StoreError",
     "StreamTruncatedError",
 ]
@@ -152,6 +160,28 @@ class ChainInvalidError(FormatError):
 
     code = "chain_invalid"
     default_hint = "the chain was rewritten or is incomplete; resync, and report it if it repeats"
+
+
+class FeedRollbackError(ChainInvalidError):
+    """A feed's head older than one this home already verified: a stale answer kept too
+    long, or someone serving an old head on purpose (to hide what came after it)."""
+
+    code = "feed_rollback"
+    default_hint = (
+        "a node served an older head than one seen before; retry later, or read the feed "
+        "through another node, and report it if it repeats"
+    )
+
+
+class FeedForkError(ChainInvalidError):
+    """Two different entries at one sequence of a feed, both signed by its owner: the
+    history this home verified was rewritten (two devices writing one feed, or a lie)."""
+
+    code = "feed_fork"
+    default_hint = (
+        "the owner's feed has two histories; ask its owner whether two devices write it, "
+        "and report it if not"
+    )
 
 
 class SignatureInvalidError(InvalidInputError):
@@ -230,6 +260,16 @@ class NodeRequestError(NodeError):
     default_hint = "see the node's message above; 'ipfs-share node status' shows the node"
 
 
+class NodeTimeoutError(NodeError):
+    """A request to the node did not finish within its deadline."""
+
+    code = "node_timeout"
+    default_hint = (
+        "the node or its peers are slow or away; check 'ipfs-share node status' and that "
+        "the nodes are connected, then retry"
+    )
+
+
 class NotFoundError(NodeError):
     code = "not_found"
     default_hint = (
@@ -282,10 +322,19 @@ class KuboInstallError(NodeManagementError):
 
 
 class StoreError(IpfsShareError):
-    """The embedded on-disk store could not complete an operation."""
+    """Local state (the home's database and files, or the embedded on-disk store) could
+    not complete an operation."""
 
     code = "store_error"
     default_hint = "check the store directory exists, is writable, and has free space"
+
+
+class StateMissingError(StoreError):
+    """The home has key files but its state database is missing or empty: starting a new
+    one silently would restart the feeds it signs and forget what protects it."""
+
+    code = "state_missing"
+    default_hint = "restore state.sqlite3 from a backup, or run 'ipfs-share state recover'"
 
 
 # --- the share flow (codes fixed by DESIGN.md; never rename) ----------------------------

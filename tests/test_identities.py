@@ -151,7 +151,7 @@ async def test_publish_and_resolve_by_did_and_by_ipns_name(
     by_did = await reader.resolve(alice.did, petname="alice")
     assert by_did.did == alice.did and by_did.seq == 0
     assert by_did.enc.to_text() == alice.enc
-    assert [c.petname for c in reader.db.contacts()] == ["alice"]
+    assert [c.petname for c in reader.db.contacts.list()] == ["alice"]
 
     second = await owner.publish("alice")
     assert second.seq == 1
@@ -226,7 +226,7 @@ async def test_a_lower_sequence_never_replaces_a_higher_one(tmp_path: Path) -> N
         with pytest.raises(IdentityDocumentInvalidError) as info:
             await reader.resolve(alice.did)
         assert "seq" in info.value.message
-        assert reader.db.cached_document(alice.did).seq == 1  # type: ignore[union-attr]
+        assert reader.db.identities.cached_document(alice.did).seq == 1  # type: ignore[union-attr]
 
 
 def _record(key: SigningKey, cid: str, seq: int) -> bytes:

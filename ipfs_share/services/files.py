@@ -35,7 +35,8 @@ from ipfs_share.formats.envelope import (
     UnsizedEncryptor,
     decode_header,
 )
-from ipfs_share.local.db import FileRow, StateDB
+from ipfs_share.local.home import prepare_home
+from ipfs_share.local.state import FileRow, StateDB
 from ipfs_share.services.identities import IdentityService
 from ipfs_share.services.opened import OpenedFile
 from ipfs_share.storage.base import AddResult, ProgressCallback, Storage
@@ -163,7 +164,7 @@ class FileService:
         finally:
             closer()
         row = FileRow(added.cid, owner, name, media, size, stanza, int(self._now()))
-        self.db.add_file(row)
+        self.db.files.add(row)
         return MeshFile.of(row)
 
     async def _add_unsized(
@@ -176,8 +177,7 @@ class FileService:
     ) -> tuple[AddResult, int]:
         # The header holds the size, so for a stream of unknown length the chunks are sealed
         # first and spooled, as ciphertext only, to a temp file; then header + chunks go in.
-        spool_dir = self.home / "tmp"
-        spool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        spool_dir = prepare_home(self.home / "tmp")
         encryptor = UnsizedEncryptor(key, name=name, media_type=media)
         with tempfile.TemporaryFile(dir=spool_dir) as spool:
             async for piece in pieces:
@@ -201,7 +201,7 @@ class FileService:
 
     def get(self, cid: str) -> MeshFile:
         cid = normalize_cid(cid)
-        row = self.db.file(cid)
+        row = self.db.files.get(cid)
         if row is None:
             raise NotFoundError(
                 f"no file {cid} was put from this home", hint="see 'ipfs-share files'"
@@ -209,23 +209,23 @@ class FileService:
         return MeshFile.of(row)
 
     def list(self, *, owner: str | None = None) -> list[MeshFile]:
-        return [MeshFile.of(r) for r in self.db.files(owner=owner)]
+        return [MeshFile.of(r) for r in self.db.files.list(owner=owner)]
 
     async def remove(self, cid: str) -> MeshFile:
         """Unpin the ciphertext here (see the module docstring for what that does not do)."""
         cid = normalize_cid(cid)
-        row = self.db.file(cid)
+        row = self.db.files.get(cid)
         if row is None or row.state != "stored":
             raise NotFoundError(f"no stored file {cid} in this home")
         # The record goes first: a crash between the two leaves a pinned file marked removed
         # (harmless), never a "stored" record whose content garbage collection may delete.
-        self.db.set_file_state(cid, "removed")
+        self.db.files.set_state(cid, "removed")
         await self.storage.pin_rm(cid)
         return MeshFile.of(FileRow(**{**_as_dict(row), "state": "removed"}))
 
     def file_key(self, cid: str, my_key: EncryptionKey) -> FileKey:
         """The file key of a file we put, from the stanza wrapped to ourselves."""
-        row = self.db.file(cid)
+        row = self.db.files.get(cid)
         if row is None:
             raise NotFoundError(f"no file {cid} was put from this home")
         return unwrap([Stanza.from_bytes(row.stanza)], my_key)

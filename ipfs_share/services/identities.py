@@ -59,8 +59,8 @@ from ipfs_share.formats.identity_doc import (
 from ipfs_share.formats.ipns import ipns_name, make_record, parse_ipns_name, verify_record
 from ipfs_share.formats.keystore import IdentityKeys, KeyFile, check_name
 from ipfs_share.formats.signed import did_key, parse_did_key
-from ipfs_share.local.db import StateDB
 from ipfs_share.local.keystore import Keystore
+from ipfs_share.local.state import StateDB
 from ipfs_share.storage.base import Storage
 
 __all__ = [
@@ -210,8 +210,8 @@ class IdentityService:
             enc=key_file.enc.to_text(),
             created=key_file.created,
             encrypted=key_file.encrypted,
-            published_seq=self.db.published_seq(key_file.did),
-            default=self.db.get_meta("default_identity") == key_file.did,
+            published_seq=self.db.identities.published_seq(key_file.did),
+            default=self.db.meta.get("default_identity") == key_file.did,
         )
 
     async def create(self, name: str, *, encrypted: bool = True) -> Identity:
@@ -244,7 +244,7 @@ class IdentityService:
 
     def default(self) -> Identity:
         """The identity set with :meth:`use`, else the only one there is."""
-        chosen = self.db.get_meta("default_identity")
+        chosen = self.db.meta.get("default_identity")
         if chosen is not None:
             found = self.keystore.find(chosen)
             if found is not None:
@@ -261,7 +261,7 @@ class IdentityService:
 
     def use(self, name_or_did: str) -> Identity:
         key_file = self.keystore.get(name_or_did)
-        self.db.set_meta("default_identity", key_file.did)
+        self.db.meta.set("default_identity", key_file.did)
         return self._view(key_file)
 
     def rename(self, old: str, new: str) -> Identity:
@@ -271,7 +271,7 @@ class IdentityService:
         """How many capsules this identity issued that are still active: deleting its keys
         leaves them unrevokable (revoking needs the key)."""
         did = self.keystore.get(name_or_did).did
-        return sum(1 for s in self.db.shares(issuer=did) if s.state == "active")
+        return sum(1 for s in self.db.shares.list(issuer=did) if s.state == "active")
 
     def delete(self, name_or_did: str) -> Identity:
         """Delete the keys of an identity. What it signed and published stays valid; shares
@@ -281,9 +281,9 @@ class IdentityService:
         view = self._view(key_file)
         self.keystore.delete(key_file.did)
         self._unlocked.pop(key_file.did, None)
-        if self.db.get_meta("default_identity") == key_file.did:
-            self.db.set_meta("default_identity", None)
-        self.db.forget_published(key_file.did)
+        if self.db.meta.get("default_identity") == key_file.did:
+            self.db.meta.set("default_identity", None)
+        self.db.identities.forget_published(key_file.did)
         return view
 
     async def unlock(self, name_or_did: str | None = None) -> IdentityKeys:
@@ -340,7 +340,7 @@ class IdentityService:
         """Sign a new identity document and publish it under the identity's IPNS name."""
         keys = await self.unlock(name_or_did)
         did = keys.did
-        last = self.db.published_seq(did)
+        last = self.db.identities.published_seq(did)
         seq = 0 if last is None else last + 1
         doc = make_identity_document(
             keys.signing, keys.enc_public, seq=seq, created=int(self._now())
@@ -356,8 +356,8 @@ class IdentityService:
             now=datetime.fromtimestamp(self._now(), UTC),
         )
         await self.storage.ipns_put(name, record)
-        self.db.record_published(did, seq, cid)
-        self.db.keep_document(did, seq, cid, doc.data)
+        self.db.identities.record_published(did, seq, cid)
+        self.db.identities.keep_document(did, seq, cid, doc.data)
         return Published(did=did, ipns_name=name, cid=cid, seq=seq)
 
     async def resolve(self, did_or_name: str, *, petname: str | None = None) -> ResolvedIdentity:
@@ -389,14 +389,14 @@ class IdentityService:
                 f"expected the document of {did} to have seq {record.sequence} (its record's), "
                 f"found {doc.seq}"
             )
-        if not self.db.keep_document(did, doc.seq, doc.cid, doc.data):
-            held = self.db.cached_document(did)
+        if not self.db.identities.keep_document(did, doc.seq, doc.cid, doc.data):
+            held = self.db.identities.cached_document(did)
             raise IdentityDocumentInvalidError(
                 f"expected a document of {did} with seq >= {held.seq if held else 0}, "
                 f"found seq {doc.seq} (a replay of an older one)"
             )
         if petname is not None:
-            self.db.put_contact(petname, did)
+            self.db.contacts.put(petname, did)
         return self._resolved(doc)
 
     async def _fetch_document(self, did: str, value: str) -> IdentityDocument:
@@ -428,7 +428,7 @@ class IdentityService:
             seq=doc.seq,
             cid=doc.cid,
             revocations=doc.revocations,
-            petnames=tuple(c.petname for c in self.db.contacts_for(doc.did)),
+            petnames=tuple(c.petname for c in self.db.contacts.of(doc.did)),
         )
 
     async def document(self, did: str) -> IdentityDocument:
@@ -437,17 +437,17 @@ class IdentityService:
         one if that fails: a verified document beats none). The X25519 key is independent
         of the did's key and may change with a new document; re-resolving is how a sender
         learns of it."""
-        cached = self.db.cached_document(did)
+        cached = self.db.identities.cached_document(did)
         if cached is None:
             await self.resolve(did)
-            cached = self.db.cached_document(did)
+            cached = self.db.identities.cached_document(did)
             assert cached is not None  # resolve caches what it returns
         elif self._now() - cached.resolved_at > DOCUMENT_REFRESH and not self.keystore.find(did):
             try:
                 await asyncio.wait_for(self.resolve(did), REFRESH_TIMEOUT)
             except (IpfsShareError, TimeoutError) as exc:
                 log.info("kept the cached identity document of %s: %s", did, exc)
-            cached = self.db.cached_document(did) or cached
+            cached = self.db.identities.cached_document(did) or cached
         doc = self._documents.get((did, cached.cid))
         if doc is None:  # verify once per process, not once per open
             doc = decode_identity_document(cached.document, did=did)
@@ -458,7 +458,7 @@ class IdentityService:
     def add_contact(self, petname: str, did_or_name: str) -> str:
         check_name(petname)
         did, _ = _did_and_name(did_or_name)
-        self.db.put_contact(petname, did)
+        self.db.contacts.put(petname, did)
         return did
 
     async def recipient(self, text: str) -> Recipient:
@@ -468,7 +468,7 @@ class IdentityService:
             local = self.keystore.find(text)
             if local is not None:
                 return Recipient(local.did, local.enc, "identity")
-            contact = self.db.contact(text)
+            contact = self.db.contacts.get(text)
             if contact is None:
                 raise IdentityNotFoundError(
                     f"{text!r:.80} is neither a local identity nor a contact",

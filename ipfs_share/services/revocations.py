@@ -40,7 +40,7 @@ from ipfs_share.formats.revocation import (
     verify_history,
 )
 from ipfs_share.formats.signed import BlockWalk, check_block
-from ipfs_share.local.db import HeadRow, StateDB
+from ipfs_share.local.state import HeadRow, StateDB
 from ipfs_share.storage.base import Storage
 
 __all__ = ["CheckedList", "RevocationService", "drive"]
@@ -105,7 +105,7 @@ class RevocationService:
     # -- our own list -----------------------------------------------------------------------
     async def ensure_list(self, keys: IdentityKeys) -> RevocationHead:
         """Our list's head, publishing an empty list first if there is none yet."""
-        row = self.db.own_head(keys.did)
+        row = self.db.revocations.own_head(keys.did)
         if row is not None:
             return decode_head(row.head_block, issuer=keys.did)
         return await self.revoke(keys, [])
@@ -115,7 +115,7 @@ class RevocationService:
         ids = list(capsule_ids)
         async with self._lock:  # one writer per process; the db check covers processes
             for _ in range(10):
-                row = self.db.own_head(keys.did)
+                row = self.db.revocations.own_head(keys.did)
                 head = None if row is None else decode_head(row.head_block, issuer=keys.did)
                 done = await drive(
                     revoke(keys.signing, head, ids, updated=int(self._now())), self._get
@@ -124,7 +124,7 @@ class RevocationService:
                     await self.storage.block_put(block.data, codec="dag-cbor")
                 new = done.head
                 await self.storage.pin_add(new.cid)  # keeps every block of the list
-                if self.db.set_own_head(
+                if self.db.revocations.set_own_head(
                     HeadRow(keys.did, new.cid, new.seq, new.data),
                     expected_seq=None if head is None else head.seq,
                 ):
@@ -199,7 +199,7 @@ class RevocationService:
             raise ChainInvalidError(
                 f"expected the list head of {issuer} at seq {record.sequence}, found {head.seq}"
             )
-        seen = self.db.seen_head(issuer)
+        seen = self.db.revocations.seen_head(issuer)
         if seen is not None and seen.head != head.cid:
             known = decode_head(seen.head_block, issuer=issuer)
             if head.seq < known.seq:
@@ -210,13 +210,15 @@ class RevocationService:
             # However long the gap, a fork must not go unnoticed: walk it (each step is one
             # small block, fetched once; the next check starts from this head).
             await drive(verify_history(head, known), self._get)
-        self.db.keep_seen_head(HeadRow(issuer, head.cid, head.seq, head.data, int(self._now())))
+        self.db.revocations.keep_seen_head(
+            HeadRow(issuer, head.cid, head.seq, head.data, int(self._now()))
+        )
         return head
 
     def _stale_head(
         self, issuer: str, cause: BaseException, max_staleness: float | None
     ) -> RevocationHead:
-        seen = self.db.seen_head(issuer)
+        seen = self.db.revocations.seen_head(issuer)
         reason = cause.message if isinstance(cause, IpfsShareError) else "timed out"
         if max_staleness is None or seen is None:
             raise RevocationUnavailableError(

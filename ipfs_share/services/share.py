@@ -36,7 +36,7 @@ from ipfs_share.formats.capsule import (
 )
 from ipfs_share.formats.cid import normalize_cid
 from ipfs_share.formats.keystore import IdentityKeys
-from ipfs_share.local.db import OpenRow, ShareRow, StateDB
+from ipfs_share.local.state import OpenRow, ShareRow, StateDB
 from ipfs_share.services.files import FileService, MeshFile
 from ipfs_share.services.identities import IdentityService, Recipient
 from ipfs_share.services.opened import OpenedFile
@@ -221,7 +221,7 @@ class ShareService:
         as_: str | None,
     ) -> ShareCapsule:
         me = self.identities.get(as_)
-        row = self.db.file(content)
+        row = self.db.files.get(content)
         if row is None or row.state != "stored":
             raise NotFoundError(
                 f"no stored file {content} was put from this home",
@@ -292,7 +292,7 @@ class ShareService:
         pairs = list(
             dict.fromkeys((r.did, label) for r, label in zip(recipients, labels, strict=True))
         )
-        self.db.add_share(row, pairs)
+        self.db.shares.add(row, pairs)
         return _view(row, pairs)
 
     async def _cap_issuer(self, capability: str | None, me: str) -> str | None:
@@ -305,25 +305,26 @@ class ShareService:
     async def _ensure_published(self, keys: IdentityKeys) -> None:
         """A recipient needs our identity document (for the revocation list's name) and
         the list itself: publish both on the first share."""
-        if self.db.published_seq(keys.did) is None:
+        if self.db.identities.published_seq(keys.did) is None:
             await self.identities.publish(keys.did)
         await self.revocations.ensure_list(keys)
 
     # -- records --------------------------------------------------------------------------
     def get(self, capsule_id: str) -> ShareCapsule:
-        row = self.db.share(normalize_cid(capsule_id))
+        row = self.db.shares.get(normalize_cid(capsule_id))
         if row is None:
             raise NotFoundError(f"no share {capsule_id} was made from this home")
-        return _view(row, self.db.share_recipients(row.capsule))
+        return _view(row, self.db.shares.recipients(row.capsule))
 
     def list(self, *, content: str | None = None) -> list[ShareCapsule]:
         return [
-            _view(r, self.db.share_recipients(r.capsule)) for r in self.db.shares(content=content)
+            _view(r, self.db.shares.recipients(r.capsule))
+            for r in self.db.shares.list(content=content)
         ]
 
     def opens(self, capsule_id: str | None = None) -> Sequence[OpenRow]:
         """The opens recorded in this home (all, or of one capsule), oldest first."""
-        return self.db.opens(None if capsule_id is None else normalize_cid(capsule_id))
+        return self.db.shares.opens(None if capsule_id is None else normalize_cid(capsule_id))
 
     # -- opening --------------------------------------------------------------------------
     async def open_capsule(
@@ -372,7 +373,7 @@ class ShareService:
             allow_download=capsule.perms.download,
             capsule=capsule.cid,
         )
-        self.db.record_open(
+        self.db.shares.record_open(
             OpenRow(capsule.cid, opener.did, t, checked.head, None if token is None else token.cid)
         )
         return opened
@@ -423,7 +424,7 @@ class ShareService:
         to its recipients less these, and with ``rotate`` leaves them out of every
         re-issued capsule, so no new key reaches them. (Without ``rotate`` a dropped
         recipient who kept the old key can still decrypt the old ciphertext.)"""
-        row = self.db.share(normalize_cid(capsule_id))
+        row = self.db.shares.get(normalize_cid(capsule_id))
         if row is None:
             raise NotFoundError(
                 f"no share {capsule_id} was made from this home",
@@ -442,22 +443,22 @@ class ShareService:
         content, new_content = row.content, row.content
         if rotate:
             new_content = (await self._rekey(keys, content)).cid
-            others = [r for r in self.db.shares(content=content) if r.state == "active"]
+            others = [r for r in self.db.shares.list(content=content) if r.state == "active"]
             reissue += [r for r in others if r.capsule != row.capsule]
             revoked += [r.capsule for r in others if r.capsule != row.capsule]
         fresh: list[tuple[str, ShareCapsule]] = []  # (old capsule, its replacement)
         for old in reissue:
             # A dropped recipient gets no new capsule at all: with rotation, not even
             # through another share of the same content, or the new key would reach them.
-            pairs = [(d, n) for d, n in self.db.share_recipients(old.capsule) if d not in dropped]
+            pairs = [(d, n) for d, n in self.db.shares.recipients(old.capsule) if d not in dropped]
             if pairs:
                 fresh.append((old.capsule, await self._reissue(keys, old, new_content, pairs)))
         head = await self.revocations.revoke(keys, revoked)
-        self.db.mark_revoked(revoked, at=int(self._now()), head=head.cid)
+        self.db.shares.mark_revoked(revoked, at=int(self._now()), head=head.cid)
         # Only now, with the old capsules on the published list, are they "replaced": a
         # revoke interrupted before this point leaves them active, and a retry finishes it.
         for old_id, made in fresh:
-            self.db.mark_replaced(old_id, made.id)
+            self.db.shares.mark_replaced(old_id, made.id)
         for c in revoked:
             await self.storage.pin_rm(c)
         if rotate:

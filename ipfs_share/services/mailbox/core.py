@@ -15,7 +15,7 @@ from ipfs_share.crypto.x25519 import PublicEncryptionKey
 from ipfs_share.errors import InvalidInputError, MailboxUnsupportedError
 from ipfs_share.formats.keystore import IdentityKeys
 from ipfs_share.formats.mailbox import mailbox_key
-from ipfs_share.local.db import InboxRow, SentRow, StateDB
+from ipfs_share.local.state import InboxRow, SentRow, StateDB
 from ipfs_share.services.identities import IdentityService
 from ipfs_share.services.mailbox.pairs import _name, _Pair, notice_topic
 from ipfs_share.services.mailbox.support import log
@@ -128,7 +128,7 @@ class MailboxCore:
         return await self._pair(keys, peer, (await self.identities.recipient(peer)).enc)
 
     def _outgoing_view(self, row: SentRow) -> OutgoingCapsule:
-        share = self.db.share(row.capsule)
+        share = self.db.shares.get(row.capsule)
         state: OutgoingState
         if row.cancelled_at is not None:
             state = "cancelled"
@@ -158,7 +158,7 @@ class MailboxCore:
         local = self.identities.keystore.find(did)
         if local is not None:
             return local.name
-        contacts = self.db.contacts_for(did)
+        contacts = self.db.contacts.of(did)
         return contacts[0].petname if contacts else None
 
     # -- the inbox ------------------------------------------------------------------------

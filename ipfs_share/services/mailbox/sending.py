@@ -35,7 +35,7 @@ from ipfs_share.formats.mailbox import (
     make_ack,
     make_entry,
 )
-from ipfs_share.local.db import OutboxRow, SentRow
+from ipfs_share.local.state import OutboxRow, SentRow
 from ipfs_share.services.mailbox.core import MailboxCore
 from ipfs_share.services.mailbox.pairs import _Pair
 from ipfs_share.services.mailbox.support import _bounded, _fetch, log
@@ -87,7 +87,7 @@ class MailboxSender(MailboxCore):
         is safe. Concurrent sends, from tasks or from processes sharing the home, all
         land, each once."""
         cid = normalize_cid(capsule.id if isinstance(capsule, ShareCapsule) else capsule)
-        share = self.db.share(cid)
+        share = self.db.shares.get(cid)
         decode_capsule(await _fetch(self.storage, cid))  # a capsule, signed, or refuse now
         if share is not None and share.state != "active":
             raise InvalidInputError(
@@ -102,10 +102,10 @@ class MailboxSender(MailboxCore):
                     f"the capsule {cid} was not made here: name its recipients",
                     hint="pass --to NAME",
                 )
-            names = [d for d, _ in self.db.share_recipients(cid)]
+            names = [d for d, _ in self.db.shares.recipients(cid)]
         targets = [await self.identities.recipient(n) for n in names]
         if share is not None:
-            wrapped = {d for d, _ in self.db.share_recipients(cid)}
+            wrapped = {d for d, _ in self.db.shares.recipients(cid)}
             stray = [n for n, t in zip(names, targets, strict=True) if t.did not in wrapped]
             if stray:
                 raise InvalidInputError(
@@ -116,7 +116,9 @@ class MailboxSender(MailboxCore):
         keys = await self.identities.unlock(me.did)
         pairs = [await self._pair(keys, t.did, t.enc) for t in targets]
         await asyncio.gather(*(self._submit(keys, p, [_Body(cid)]) for p in pairs))
-        sent = {(r.recipient, r.capsule): r for r in self.db.sent(sender=me.did, capsule=cid)}
+        sent = {
+            (r.recipient, r.capsule): r for r in self.db.mailboxes.sent(sender=me.did, capsule=cid)
+        }
         return [self._outgoing_view(sent[(p.peer, cid)]) for p in pairs]
 
     async def _submit(self, keys: IdentityKeys, pair: _Pair, bodies: list[_Body]) -> None:
@@ -154,12 +156,12 @@ class MailboxSender(MailboxCore):
             todo = self._still_to_append(pair, bodies)
             if not todo:
                 return
-            row = self.db.outbox(pair.out_name)
+            row = self.db.mailboxes.outbox(pair.out_name)
             prev = None if row is None else decode_entry(row.head_block, sender=keys.did)
             entries = self._sign(keys, pair, prev, todo)
             await _bounded(self._store_entry(e) for e in entries)
             head = entries[-1]
-            moved = self.db.advance_outbox(
+            moved = self.db.mailboxes.advance_outbox(
                 OutboxRow(pair.out_name, keys.did, pair.peer, head.seq, head.cid, head.data),
                 expected_seq=None if prev is None else prev.seq,
                 sent=[
@@ -194,10 +196,10 @@ class MailboxSender(MailboxCore):
         """``bodies`` less what the chain already carries (a retry, a race, a repeat)."""
         todo: list[_Body] = []
         for b in dict.fromkeys(bodies):
-            if b.state is None and self.db.was_sent(pair.me, pair.peer, b.capsule):
+            if b.state is None and self.db.mailboxes.was_sent(pair.me, pair.peer, b.capsule):
                 continue
             if b.state is not None:
-                item = self.db.inbox_item(pair.me, b.capsule)
+                item = self.db.mailboxes.item(pair.me, b.capsule)
                 if item is not None and _ACK_RANK[item.acked] >= _ACK_RANK[b.state]:
                     continue
             todo.append(b)
@@ -227,7 +229,7 @@ class MailboxSender(MailboxCore):
         """Publish the head in the database (not the one we appended: another writer may
         be further), unless a record at that seq is already out."""
         for _ in range(APPEND_RETRIES):
-            row = self.db.outbox(pair.out_name)
+            row = self.db.mailboxes.outbox(pair.out_name)
             if row is None or (row.published_seq is not None and row.published_seq >= row.seq):
                 return
             record = head_record(
@@ -243,7 +245,7 @@ class MailboxSender(MailboxCore):
                 held = _held_sequence(exc)
                 if held is None:
                     raise
-                if self.db.outbox(pair.out_name) != row:
+                if self.db.mailboxes.outbox(pair.out_name) != row:
                     continue  # someone appended meanwhile: publish theirs
                 if held > row.seq:
                     # Only the two ends hold the key (spec section 4): the recipient wrote
@@ -257,7 +259,7 @@ class MailboxSender(MailboxCore):
                     )
                     return
                 # held == row.seq: a record for this very head is out (a republish).
-            self.db.mark_published(pair.out_name, row.seq)
+            self.db.mailboxes.mark_published(pair.out_name, row.seq)
             await self._notify(pair, record)
             return
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from ipfs_share.errors import InvalidInputError, NotFoundError
 from ipfs_share.formats.cid import normalize_cid
-from ipfs_share.local.db import StateDB
+from ipfs_share.local.state import StateDB
 from ipfs_share.services.files import FileService
 from ipfs_share.services.identities import IdentityService
 from ipfs_share.services.mailbox.support import log
@@ -35,7 +35,7 @@ class MailboxService(MailboxReader):
         state: queued, delivered, opened (acknowledged by the recipient), revoked or
         cancelled. ``refresh`` first reads the recipients' acknowledgements."""
         senders = [self.identities.get(as_).did] if as_ is not None else None
-        rows = [r for r in self.db.sent() if senders is None or r.sender in senders]
+        rows = [r for r in self.db.mailboxes.sent() if senders is None or r.sender in senders]
         if refresh:
             waiting: dict[str, set[str]] = defaultdict(set)
             for r in rows:
@@ -45,7 +45,7 @@ class MailboxService(MailboxReader):
                 report = await self.sync_report(sender, senders=sorted(peers), contacts=False)
                 for who, exc in report.failed:
                     log.warning("receipts from %s: %s", who, exc.message)
-            rows = [r for r in self.db.sent() if senders is None or r.sender in senders]
+            rows = [r for r in self.db.mailboxes.sent() if senders is None or r.sender in senders]
         return [self._outgoing_view(r) for r in rows]
 
     async def cancel(self, capsule_id: str) -> list[OutgoingCapsule]:
@@ -54,18 +54,18 @@ class MailboxService(MailboxReader):
         append-only, so the entry stays in its history (docs/spec/mailbox.md section 7).
         A capsule already delivered cannot be taken back: revoke it instead."""
         cid = normalize_cid(capsule_id)
-        share = self.db.share(cid)
+        share = self.db.shares.get(cid)
         if share is None:
             raise NotFoundError(
                 f"no share {cid} was made from this home",
                 hint="only the home that shared and sent it can cancel it",
             )
-        if not self.db.sent(capsule=cid):
+        if not self.db.mailboxes.sent(capsule=cid):
             raise InvalidInputError(
                 f"the capsule {cid} was never sent", hint="revoke it with 'ipfs-share revoke'"
             )
         await self.outgoing(as_=share.issuer)  # the freshest acknowledgements first
-        rows = self.db.sent(capsule=cid)
+        rows = self.db.mailboxes.sent(capsule=cid)
         picked = [r for r in rows if r.delivered_at is not None or r.opened_at is not None]
         if picked:
             raise InvalidInputError(
@@ -78,8 +78,8 @@ class MailboxService(MailboxReader):
             raise InvalidInputError(f"the capsule {cid} is already cancelled")
         if share.state == "active":
             await self.share.revoke(cid)
-        self.db.mark_cancelled(cid, at=int(self._now()))
-        return [self._outgoing_view(r) for r in self.db.sent(capsule=cid)]
+        self.db.mailboxes.mark_cancelled(cid, at=int(self._now()))
+        return [self._outgoing_view(r) for r in self.db.mailboxes.sent(capsule=cid)]
 
     # -- watching -------------------------------------------------------------------------
     def watch(
@@ -116,7 +116,11 @@ class MailboxService(MailboxReader):
         """What has arrived for ``as_`` (default identity), oldest first."""
         me = self.identities.get(as_).did
         states = ("pending", "delivered", "withdrawn") if include_withdrawn else None
-        rows = self.db.inbox(me) if states is None else self.db.inbox(me, states=states)
+        rows = (
+            self.db.mailboxes.inbox(me)
+            if states is None
+            else self.db.mailboxes.inbox(me, states=states)
+        )
         return [self._item_view(r) for r in rows]
 
 

@@ -26,7 +26,7 @@ from ipfs_share.formats.ipns import verify_record
 from ipfs_share.formats.keystore import IdentityKeys
 from ipfs_share.formats.mailbox import HighWater, head_from_record, verify_chain
 from ipfs_share.formats.revocation import RevocationHead, is_revoked
-from ipfs_share.local.db import InboxRow
+from ipfs_share.local.state import InboxRow
 from ipfs_share.services.mailbox.pairs import _Pair
 from ipfs_share.services.mailbox.sending import MailboxSender, _Body
 from ipfs_share.services.mailbox.support import _bounded, _fetch, log
@@ -106,11 +106,11 @@ class MailboxReader(MailboxSender):
         return SyncReport(tuple(delivered), tuple(receipts), tuple(failed), tuple(unreachable))
 
     async def _peers(self, me: str, senders: Iterable[str], *, contacts: bool) -> list[str]:
-        peers: list[str] = [c.did for c in self.db.contacts()] if contacts else []
+        peers: list[str] = [c.did for c in self.db.contacts.list()] if contacts else []
         for text in senders:
             peers.append(text if text.startswith("did:") else await self._did_of(text))
         if contacts:
-            peers += self.db.outbox_peers(me)  # receipts from everyone we sent to
+            peers += self.db.mailboxes.outbox_peers(me)  # receipts from everyone we sent to
         return list(dict.fromkeys(peers))
 
     async def _did_of(self, text: str) -> str:
@@ -122,7 +122,7 @@ class MailboxReader(MailboxSender):
         new entries (as pending items: :meth:`_settle` fetches their capsules) and the
         new mark in one transaction. Returns the receipts it carried."""
         async with self._read_locks[(pair.me, pair.in_name)]:
-            mark = self.db.high_water(pair.me, pair.in_name)
+            mark = self.db.mailboxes.high_water(pair.me, pair.in_name)
             known = None if mark is None else HighWater(*mark)
             head, head_seq = self._head(pair, record or await self._resolve(pair.in_name))
             if known is not None and head_seq < known.seq:
@@ -146,7 +146,7 @@ class MailboxReader(MailboxSender):
                 if e.capsule is not None
             ]
             acks = [(e.ack, e.state, now) for e in entries if e.ack is not None and e.state]
-            added = self.db.apply_sync(
+            added = self.db.mailboxes.apply_sync(
                 reader=pair.me,
                 name=pair.in_name,
                 sender=pair.peer,
@@ -157,7 +157,7 @@ class MailboxReader(MailboxSender):
             )
             if added is None:  # another process of this home synced it first
                 return []
-            acked = [self.db.sent_by_ack(pair.me, pair.peer, ref) for ref, _, _ in acks]
+            acked = [self.db.mailboxes.sent_by_ack(pair.me, pair.peer, ref) for ref, _, _ in acks]
             return [self._outgoing_view(r) for r in acked if r is not None]
 
     def _head(self, pair: _Pair, record: bytes) -> tuple[str, int]:
@@ -177,7 +177,7 @@ class MailboxReader(MailboxSender):
         """Fetch and check the capsules of pending items: "delivered" if it decodes and
         is not revoked, "withdrawn" if its issuer revoked it first (a cancelled send).
         A capsule that cannot be fetched now stays pending for the next sync."""
-        pending = self.db.inbox(me, states=("pending",))
+        pending = self.db.mailboxes.inbox(me, states=("pending",))
         heads: dict[str, asyncio.Future[RevocationHead | None]] = {}
         settled: list[tuple[str, str, str | None, int | None]] = []
 
@@ -198,7 +198,7 @@ class MailboxReader(MailboxSender):
             settled.append((item.capsule, state, capsule.issuer, capsule.expires))
 
         await _bounded(one(i) for i in pending)
-        self.db.settle_inbox(me, settled)
+        self.db.mailboxes.settle(me, settled)
         done = {c: (state, issuer, expires) for c, state, issuer, expires in settled}
         return [
             self._item_view(
@@ -240,7 +240,7 @@ class MailboxReader(MailboxSender):
         return await self._acknowledge(await self.identities.unlock(self.identities.get(as_).did))
 
     async def _acknowledge(self, keys: IdentityKeys) -> int:
-        due = self.db.acks_due(keys.did)
+        due = self.db.mailboxes.acks_due(keys.did)
         if not due:
             return 0
         await self.check_provider()
