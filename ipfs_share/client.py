@@ -23,6 +23,7 @@ from ipfs_share import paths
 from ipfs_share.crypto.passphrase import KdfParams
 from ipfs_share.local.state import StateDB
 from ipfs_share.node.discovery import resolve_api
+from ipfs_share.services.feeds import FeedReader, FeedWriter
 from ipfs_share.services.files import FileService
 from ipfs_share.services.identities import IdentityService, PassphraseSource, env_passphrase
 from ipfs_share.services.mailbox import MailboxService, MailShareService
@@ -31,6 +32,7 @@ from ipfs_share.services.revocations import RevocationService
 from ipfs_share.storage.base import Storage
 from ipfs_share.storage.embedded import EmbeddedStorage
 from ipfs_share.storage.kubo import KuboStorage
+from ipfs_share.storage.timed import TimedStorage
 
 __all__ = ["Mesh", "connect", "open_storage"]
 
@@ -53,7 +55,9 @@ class Mesh:
     """Storage, identities, files, shares and mailboxes, over one home.
 
     ``share`` also sends capsules through mailboxes (``send``, ``outgoing``, ``cancel``);
-    ``inbox`` reads them (``sync``, ``list``, ``watch``, events)."""
+    ``inbox`` reads them (``sync``, ``list``, ``watch``, events). ``feeds`` and ``follow``
+    are the home's feed writer and reader, which identities, revocation lists and
+    mailboxes share."""
 
     def __init__(
         self,
@@ -67,24 +71,43 @@ class Mesh:
         max_head_age: float | None = None,
         now: Callable[[], float] = time.time,
     ) -> None:
-        self.storage = storage
+        # Every call to the node has a deadline (storage/timed.py): a timeout is a typed
+        # error wherever it happens.
+        self.storage: Storage = TimedStorage(storage)
         self.home = home
         self.db = StateDB(home)
+        self.feeds = FeedWriter(self.storage, self.db, now=now)
+        self.follow = FeedReader(self.storage, self.db, now=now)
         self.identity = IdentityService(
-            home, storage, passphrase=passphrase, kdf=kdf, db=self.db, now=now
+            home,
+            self.storage,
+            passphrase=passphrase,
+            kdf=kdf,
+            db=self.db,
+            now=now,
+            writer=self.feeds,
+            reader=self.follow,
         )
-        self.files = FileService(storage, self.db, home, self.identity, now=now)
+        self.files = FileService(self.storage, self.db, home, self.identity, now=now)
         self.revocations = RevocationService(
-            storage, self.db, max_staleness=max_staleness, max_head_age=max_head_age, now=now
+            self.storage,
+            self.db,
+            max_staleness=max_staleness,
+            max_head_age=max_head_age,
+            now=now,
+            writer=self.feeds,
+            reader=self.follow,
         )
         self.share = MailShareService(
-            storage,
+            self.storage,
             self.db,
             self.identity,
             self.files,
             self.revocations,
             PolicyRegistry(policy_providers),
             now=now,
+            feed_writer=self.feeds,
+            feed_reader=self.follow,
         )
         self.inbox: MailboxService = self.share.mailbox
 

@@ -13,6 +13,7 @@ The tree::
     │   ├── BlockTooLargeError                        block_too_large
     │   ├── FormatError                               format_invalid
     │   │   ├── IpnsRecordInvalidError                ipns_record_invalid
+    │   │   │   └── IpnsRecordExpiredError            ipns_record_expired
     │   │   ├── IdentityDocumentInvalidError          identity_document_invalid
     │   │   └── ChainInvalidError                     chain_invalid
     │   │       ├── FeedRollbackError                 feed_rollback
@@ -76,6 +77,7 @@ __all__ = [
     "IntegrityError",
     "InvalidInputError",
     "IpfsShareError",
+    "IpnsRecordExpiredError",
     "IpnsRecordInvalidError",
     "KeyUnwrapFailedError",
     "KuboInstallError",
@@ -152,6 +154,17 @@ class FormatError(InvalidInputError):
 class IpnsRecordInvalidError(FormatError):
     code = "ipns_record_invalid"
     default_hint = "the IPNS record is malformed, expired, or not signed by the name's key"
+
+
+class IpnsRecordExpiredError(IpnsRecordInvalidError):
+    """A well-formed, validly signed IPNS record past its end of validity: its owner has not
+    renewed it (a renewal needs the owner's key)."""
+
+    code = "ipns_record_expired"
+    default_hint = (
+        "the record's owner must publish again with its keys (ipfs-share republish renews "
+        "records of your own when their keys are unlocked)"
+    )
 
 
 class ChainInvalidError(FormatError):

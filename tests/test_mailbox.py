@@ -342,10 +342,10 @@ async def test_bad_chains_are_refused_and_nothing_synced_is_lost(
         keys.encryption, (await alice.identity.recipient("bob")).enc, sender=me, recipient=them
     )
     name = ipns_name(box.public_key)
-    row = alice.db.mailboxes.outbox(name)
-    assert row is not None
+    row = alice.db.feeds.own(name)
+    assert row is not None and row.head_block is not None
     first = decode_entry(row.head_block)
-    mark = bob.db.mailboxes.high_water(them, name)
+    mark = bob.db.feeds.read(name).mark  # type: ignore[union-attr]
     mallory = SigningKey.generate()
 
     def entry(seq: int, prev: str, signer: SigningKey = keys.signing) -> bytes:
@@ -382,7 +382,7 @@ async def test_bad_chains_are_refused_and_nothing_synced_is_lost(
         with pytest.raises(error):
             await bob.inbox.sync()
         assert [i.id for i in bob.inbox.list()] == caps[:2]
-        assert bob.db.mailboxes.high_water(them, name) == mark
+        assert bob.db.feeds.read(name).mark == mark  # type: ignore[union-attr]
 
     await refused(SignatureInvalidError, 2, entry(2, first.cid, mallory))  # foreign signer
     await refused(SignatureInvalidError, 3, forged(3, first.cid))  # alice's name, not her key

@@ -19,6 +19,7 @@ from ipfs_share.cli.main import exit_code_for, main
 from ipfs_share.crypto.passphrase import KdfParams
 from ipfs_share.crypto.signing import SigningKey
 from ipfs_share.errors import StateMissingError, StoreError
+from ipfs_share.formats.identity_doc import decode_identity_document, identity_ipns_name
 from ipfs_share.formats.signed import did_key
 from ipfs_share.local.migrations import LATEST, MIGRATIONS, current_version
 from ipfs_share.local.state import DB_FILE, StateDB
@@ -28,6 +29,7 @@ DATA = Path(__file__).parent / "data" / "state"
 # The identities tests/data/state/make_fixtures.py used: seeds 01, 02, 03 x 32.
 ALICE = did_key(SigningKey.from_seed(b"\x01" * 32).public_key)
 BOB = did_key(SigningKey.from_seed(b"\x02" * 32).public_key)
+CAROL = did_key(SigningKey.from_seed(b"\x03" * 32).public_key)
 
 
 def old_home(tmp_path: Path, version: int) -> Path:
@@ -90,9 +92,12 @@ def test_what_each_version_stored_survives_the_migrations(tmp_path: Path, versio
     try:
         assert state.meta.get("default_identity") == ALICE
         assert [c.petname for c in state.contacts.list()] == ["bob", "carol"]
-        assert state.identities.published_seq(ALICE) == 1
-        doc = state.identities.cached_document(BOB)
-        assert doc is not None and doc.seq == 1
+        own = state.feeds.own(identity_ipns_name(ALICE))
+        assert own is not None and (own.kind, own.seq, own.published) == ("identity", 1, True)
+        assert own.pinned == own.head and own.head_block is not None
+        doc = state.feeds.read(identity_ipns_name(BOB))
+        assert doc is not None and doc.mark is not None and doc.mark.seq == 1
+        assert decode_identity_document(doc.head_block or b"", did=BOB).seq == 1
         if version >= 2:
             (row,) = state.files.list()
             assert (row.name, row.owner, len(row.stanza)) == ("plan.txt", ALICE, 80)
@@ -100,13 +105,24 @@ def test_what_each_version_stored_survives_the_migrations(tmp_path: Path, versio
             assert [s.state for s in shares] == ["revoked", "active", "active"]
             assert state.shares.recipients(shares[0].capsule) == [(BOB, "bob")]
             assert [o.opener for o in state.shares.opens()] == [BOB]
-            own = state.revocations.own_head(ALICE)
-            assert own is not None and own.seq == 1
+            (mine,) = state.feeds.own_feeds("revocation", ALICE)
+            assert (mine.seq, mine.pinned, mine.published_seq) == (1, mine.head, None)
+            alices = decode_identity_document(own.head_block or b"", did=ALICE)
+            assert mine.name == alices.revocations  # the name, from the document
+            (carols,) = state.feeds.read_feeds("revocation", CAROL)
+            assert carols.mark is not None and carols.mark.seq == 0 and carols.head_block
         if version >= 3:
             (sent,) = state.mailboxes.sent(sender=ALICE)
             assert sent.opened_at is not None and sent.delivered_at is not None
             (item,) = state.mailboxes.inbox(ALICE)
-            assert item.sender == BOB and item.state == "pending"
+            assert item.sender == BOB and item.state == "pending" and item.attempts == 0
+            (out,) = state.feeds.own_feeds("mailbox", ALICE)
+            assert (out.topic, out.seq, out.published) == (BOB, 0, True)
+            assert out.name == sent.name
+            (inbound,) = state.feeds.read_feeds("mailbox", BOB)
+            assert inbound.reader == ALICE and inbound.mark is not None
+            assert inbound.name == item.name and inbound.mark.seq == 0
+        assert state.records.list() == []  # no signed record was kept before version 4
     finally:
         state.close()
 

@@ -61,6 +61,7 @@ from ipfs_share.formats.signed import BlockWalk, link, parse_did_key
 
 __all__ = [
     "DEFAULT_BUDGET",
+    "STOP",
     "FeedEntry",
     "FeedKind",
     "FeedWalk",
@@ -79,6 +80,9 @@ __all__ = [
 # Entries one walk verifies before it stops and reports its progress, unless the caller
 # asks for another number.
 DEFAULT_BUDGET: Final = 100_000
+# Sent to a walk in place of a block: stop here and report the progress (a deadline came).
+# No block is empty, so it cannot be mistaken for one.
+STOP: Final = b""
 
 
 class Signers(Protocol):
@@ -278,7 +282,15 @@ def walk(
         new: list[FeedEntry] = []
         joined = True
     else:
-        entry = head_entry if head_entry is not None else kind.read((yield head), signers)
+        if head_entry is None:
+            data = yield head
+            if data is STOP or not data:  # stopped before anything new was verified
+                where = Mark(-1 if record_seq is None else record_seq, head)
+                return FeedWalk(
+                    where, (), False, segment, None if resume is None else resume.bottom
+                )
+            head_entry = kind.read(data, signers)
+        entry = head_entry
         _same_seq(record_seq, entry.seq)
         _not_older(kind, entry, known, "the mark verified before")
         _not_older(kind, entry, newest, "a head seen before")
@@ -350,7 +362,29 @@ def walk(
                 )
             wanted, newer = segment.below, bottom_entry
         assert wanted is not None  # checked above: an entry without prev ends the walk
-        older = kind.read((yield wanted), signers)
+        data = yield wanted
+        if not data:  # STOP: report how far the walk got
+            if isinstance(current, FeedEntry) and (segment is None or joined):
+                return FeedWalk(
+                    top, tuple(new), False, Segment(top, Mark.of(current), wanted), current
+                )
+            if isinstance(current, Mark) and resume is not None and segment is not None:
+                return FeedWalk(
+                    top,
+                    tuple(new),
+                    False,
+                    Segment(top, segment.bottom, segment.below),
+                    resume.bottom,
+                )
+            # Above an earlier segment and not joined yet: keep the earlier one alone.
+            return FeedWalk(
+                segment.top if segment else top,
+                (),
+                False,
+                segment,
+                None if resume is None else resume.bottom,
+            )
+        older = kind.read(data, signers)
         if older.seq != newer.seq - 1:
             raise ChainInvalidError(
                 f"expected seq {newer.seq - 1} before seq {newer.seq} in the {kind.name} "

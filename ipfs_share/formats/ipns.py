@@ -21,7 +21,7 @@ what is written and what is accepted. Records are V2-only: no V1 compatibility f
 >>> verify_record(name, record, now=now + timedelta(hours=2))  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-ipfs_share.errors.IpnsRecordInvalidError: expected a record valid after ..., found it expired ...
+ipfs_share.errors.IpnsRecordExpiredError: expected a record valid after ..., found it expired ...
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from ipfs_share.crypto.signing import PUBLIC_KEY_SIZE, SigningKey, VerifyKey
 from ipfs_share.errors import (
     CidInvalidError,
     FormatError,
+    IpnsRecordExpiredError,
     IpnsRecordInvalidError,
     SignatureInvalidError,
 )
@@ -228,7 +229,7 @@ def verify_record(name: str, record: bytes, *, now: datetime) -> IpnsRecord:
         )
     eol = _record_error(parse_rfc3339, entries["Validity"])
     if not eol > now:
-        raise IpnsRecordInvalidError(
+        raise IpnsRecordExpiredError(
             f"expected a record valid after {format_rfc3339(now)}, found it expired at "
             f"{format_rfc3339(eol)}"
         )

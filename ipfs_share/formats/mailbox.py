@@ -86,6 +86,7 @@ __all__ = [
     "ack_reference",
     "acknowledges",
     "decode_entry",
+    "feed_entry",
     "head_from_record",
     "head_record",
     "mailbox_key",
@@ -361,7 +362,11 @@ def _entry(
 
 
 def _feed_entry(data: bytes, signers: feed.Signers | None) -> feed.FeedEntry:
-    entry = _entry(data, sender=None, signers=signers, verify=signers is not None)
+    return feed_entry(_entry(data, sender=None, signers=signers, verify=signers is not None))
+
+
+def feed_entry(entry: MailboxEntry) -> feed.FeedEntry:
+    """A decoded entry as an entry of its feed (kind :data:`MAILBOX_FEED`)."""
     return feed.FeedEntry(
         kind="mailbox",
         seq=entry.seq,

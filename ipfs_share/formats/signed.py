@@ -38,6 +38,7 @@ the CID they need and receive its bytes, so the same pure logic serves a synchro
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -152,6 +153,13 @@ def parse_did_key(value: str) -> VerifyKey:
     """
     if type(value) is not str:
         raise FormatError(f"expected a did:key string, found {type(value).__name__}")
+    return _parse_did_key(value)
+
+
+# A feed's entries all name the same signer: one decode per did, not one per entry (the
+# key object is immutable; a did that does not parse raises every time, and is not kept).
+@functools.lru_cache(maxsize=4096)
+def _parse_did_key(value: str) -> VerifyKey:
     try:
         key = VerifyKey(decode_did_key(value))
     except (InvalidInputError, ValueError) as exc:
@@ -492,6 +500,8 @@ def peek_list_length(data: bytes, key: str) -> int | None:
     if major != 5:
         return None
     wanted = key.encode("utf-8")
+    wanted_order = (len(wanted), wanted)
+    last: tuple[int, bytes] | None = None
     budget = PEEK_BUDGET
     for _ in range(min(count, budget)):
         major, size, pos = _head(data, pos)
@@ -499,9 +509,18 @@ def peek_list_length(data: bytes, key: str) -> int | None:
             return None  # not a dag-cbor map; the strict decoder says so
         name = data[pos : pos + size]
         pos += size
+        order = (len(name), name)
+        # dag-cbor sorts map keys (shorter first, then bytewise): past the place of the
+        # wanted key, it is not there. Keys out of order are refused here, as the strict
+        # decoder would, so no input can hide its list further on.
+        if last is not None and not last < order:
+            raise FormatError("expected dag-cbor map keys in canonical order, found them unsorted")
+        last = order
         if name == wanted:
             major, length, _ = _head(data, pos)
             return length if major == 4 else None
+        if order > wanted_order:
+            return None
         pos, budget = _skip(data, pos, budget)
         if budget <= 0:
             return None

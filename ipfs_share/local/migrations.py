@@ -17,6 +17,9 @@ version  what it adds
 2        files, shares and their recipients, opens, revocation heads
 3        mailboxes: our chains, what went through them, marks of the ones we read,
          the inbox
+4        feeds: the heads we sign, the marks (and verification progress) of the feeds
+         we read, every signed IPNS record published or accepted; inbox items retry
+         missing capsules with a backoff. The per-feed tables of 1-3 move into these.
 =======  ==========================================================================
 """
 
@@ -25,8 +28,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from ipfs_share.errors import StoreError
+from ipfs_share.errors import FormatError, StoreError
+from ipfs_share.formats import dagcbor
+from ipfs_share.formats.identity_doc import identity_ipns_name
 
 __all__ = ["LATEST", "MIGRATIONS", "Migration", "current_version", "migrate"]
 
@@ -179,10 +185,156 @@ _V3 = _run(
 )
 
 
+# -- 4: feeds and records -------------------------------------------------------------
+
+_V4_TABLES = (
+    """CREATE TABLE feeds_own (
+    name TEXT PRIMARY KEY,         -- a feed this home signs: its IPNS name (k51...)
+    kind TEXT NOT NULL,            -- 'identity' | 'revocation' | 'mailbox' | ...
+    owner TEXT NOT NULL,           -- the local identity (did) that signs its entries
+    topic TEXT NOT NULL,           -- which of the owner's feeds of that kind ('' or a peer)
+    seq INTEGER NOT NULL,          -- the head entry
+    head TEXT NOT NULL,
+    head_block BLOB,               -- the head entry's bytes
+    pinned TEXT,                   -- the head pinned recursively (kinds pinned by head)
+    published_seq INTEGER          -- the newest head whose record went out (NULL: none yet)
+)""",
+    "CREATE INDEX feeds_own_owner ON feeds_own (kind, owner)",
+    """CREATE TABLE feeds_read (
+    name TEXT PRIMARY KEY,         -- a feed this home reads: its IPNS name
+    kind TEXT NOT NULL,
+    signer TEXT NOT NULL,          -- whose entries it holds
+    reader TEXT NOT NULL,          -- the local identity it is read for ('' for the home)
+    seq INTEGER,                   -- the high-water mark: newest entry verified and
+    head TEXT,                     --   connected (NULL: none yet)
+    head_block BLOB,               -- the mark's bytes (NULL: not kept)
+    checked_at INTEGER NOT NULL,   -- when the mark was last verified against the node
+    top_seq INTEGER,               -- verification progress: entries from top down to
+    top TEXT,                      --   bottom are verified but not yet connected to
+    bottom_seq INTEGER,            --   the mark; they wait in feed_staged
+    bottom TEXT,
+    below TEXT                     -- the bottom's prev: where the walk resumes
+)""",
+    "CREATE INDEX feeds_read_signer ON feeds_read (kind, signer)",
+    """CREATE TABLE feed_staged (
+    name TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    cid TEXT NOT NULL,
+    entry BLOB NOT NULL,
+    PRIMARY KEY (name, seq)
+)""",
+    """CREATE TABLE ipns_records (
+    name TEXT PRIMARY KEY,         -- the IPNS name (k51...)
+    kind TEXT NOT NULL,            -- the kind of feed it heads
+    whose TEXT NOT NULL,           -- the did whose feed it is
+    own INTEGER NOT NULL,          -- 1: this home signs it; 0: a record this home depends on
+    seq INTEGER NOT NULL,
+    eol INTEGER NOT NULL,          -- end of validity (Unix seconds)
+    value TEXT NOT NULL,           -- /ipfs/<head CID>
+    record BLOB NOT NULL,          -- the signed record, byte for byte
+    kept_at INTEGER NOT NULL,      -- when it was published or accepted
+    put_at INTEGER,                -- when it was last stored on the node
+    outcome TEXT,                  -- the last republish: reput | resigned | skipped | failed
+    error TEXT
+)""",
+    "ALTER TABLE inbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE inbox ADD COLUMN retry_at INTEGER",  # NULL: fetch at the next sync
+)
+_V4_DROPS = (
+    "DROP TABLE published",
+    "DROP TABLE identity_docs",
+    "DROP TABLE revocation_lists",
+    "DROP TABLE revocation_seen",
+    "DROP TABLE mailbox_out",
+    "DROP TABLE mailbox_read",
+)
+
+
+def _v4(conn: sqlite3.Connection) -> None:
+    """The tables of 1-3 that each held one feed's state move into ``feeds_own`` and
+    ``feeds_read``. A revocation list's IPNS name is not in its old tables: it is read
+    from the issuer's identity document (always cached before a list is written or
+    checked); a row whose name cannot be found is left out, and that list continues
+    from the network at its next write or check (the feed writer adopts a verified
+    head it finds, the reader keeps the first it verifies)."""
+    for statement in _V4_TABLES:
+        conn.execute(statement)
+    docs = {
+        str(did): (int(seq), str(cid), bytes(doc), int(at))
+        for did, seq, cid, doc, at in conn.execute(
+            "SELECT did, seq, cid, document, resolved_at FROM identity_docs"
+        )
+    }
+    own: list[tuple[Any, ...]] = [
+        (identity_ipns_name(did), "identity", did, "", seq, cid, _doc_if(docs, did, cid), cid, seq)
+        for did, seq, cid in conn.execute("SELECT did, seq, cid FROM published")
+    ]
+    for issuer, head, seq, block in conn.execute(
+        "SELECT issuer, head, seq, head_block FROM revocation_lists"
+    ):
+        name = _list_name(docs, issuer)
+        if name is not None:
+            own.append((name, "revocation", issuer, "", seq, head, bytes(block), head, None))
+    own += [
+        (name, "mailbox", sender, recipient, seq, head, bytes(block), None, published)
+        for name, sender, recipient, seq, head, block, published in conn.execute(
+            "SELECT name, sender, recipient, seq, head, head_block, published_seq FROM mailbox_out"
+        )
+    ]
+    conn.executemany(
+        "INSERT INTO feeds_own (name, kind, owner, topic, seq, head, head_block, pinned, "
+        "published_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        own,
+    )
+    read: list[tuple[Any, ...]] = [
+        (identity_ipns_name(did), "identity", did, "", seq, cid, doc, at)
+        for did, (seq, cid, doc, at) in docs.items()
+    ]
+    for issuer, head, seq, block, at in conn.execute(
+        "SELECT issuer, head, seq, head_block, checked_at FROM revocation_seen"
+    ):
+        name = _list_name(docs, issuer)
+        if name is not None:
+            read.append((name, "revocation", issuer, "", seq, head, bytes(block), at))
+    read += [
+        (name, "mailbox", sender, reader, seq, head, None, at)
+        for reader, name, sender, seq, head, at in conn.execute(
+            "SELECT reader, name, sender, seq, head, synced_at FROM mailbox_read"
+        )
+    ]
+    conn.executemany(
+        "INSERT OR IGNORE INTO feeds_read (name, kind, signer, reader, seq, head, head_block, "
+        "checked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        read,
+    )
+    for statement in _V4_DROPS:
+        conn.execute(statement)
+
+
+def _doc_if(docs: dict[str, tuple[int, str, bytes, int]], did: str, cid: str) -> bytes | None:
+    found = docs.get(did)
+    return found[2] if found is not None and found[1] == cid else None
+
+
+def _list_name(docs: dict[str, tuple[int, str, bytes, int]], issuer: str) -> str | None:
+    """The revocation list name an identity document names (decoded without its
+    signature: it was verified when it was cached)."""
+    found = docs.get(issuer)
+    if found is None:
+        return None
+    try:
+        fields: Any = dagcbor.decode(found[2])
+    except FormatError:
+        return None
+    name = fields.get("revocations") if isinstance(fields, dict) else None
+    return name if isinstance(name, str) else None
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "contacts, identity documents, what we published", _V1),
     Migration(2, "files, shares, opens, revocation heads", _V2),
     Migration(3, "mailboxes and the inbox", _V3),
+    Migration(4, "feeds, their progress, and the record store", _v4),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -11,7 +11,6 @@ a stanza (and the key commitment), and the content's integrity as it is read.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import re
 import time
@@ -46,7 +45,6 @@ from ipfs_share.storage.base import Storage
 
 __all__ = ["RevokeResult", "ShareBuilder", "ShareCapsule", "ShareService", "parse_duration"]
 
-FETCH_TIMEOUT = 30.0
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -305,7 +303,7 @@ class ShareService:
     async def _ensure_published(self, keys: IdentityKeys) -> None:
         """A recipient needs our identity document (for the revocation list's name) and
         the list itself: publish both on the first share."""
-        if self.db.identities.published_seq(keys.did) is None:
+        if self.identities.get(keys.did).published_seq is None:
             await self.identities.publish(keys.did)
         await self.revocations.ensure_list(keys)
 
@@ -343,13 +341,7 @@ class ShareService:
         long ago is accepted; by default an open fails closed."""
         capsule_id = capsule_or_id.id if isinstance(capsule_or_id, ShareCapsule) else capsule_or_id
         capsule_id = normalize_cid(capsule_id)
-        try:
-            data = await asyncio.wait_for(self.storage.block_get(capsule_id), FETCH_TIMEOUT)
-        except TimeoutError:
-            raise NotFoundError(
-                f"the capsule {capsule_id} could not be fetched in {FETCH_TIMEOUT:.0f} s",
-                hint="check the nodes are connected and the sharer's node is online",
-            ) from None
+        data = await self.storage.block_get(capsule_id)  # deadlines: storage/timed.py
         capsule = decode_capsule(data)  # size, strict encoding, fields, then the signature
         t = int(self._now() if now is None else now)
         check_expiry(capsule, t)
@@ -391,9 +383,7 @@ class ShareService:
         """A capability token letting ``audience`` open ``capsule_id``, signed by the
         identity the capsule names as its capability issuer (the owner or a vault)."""
         capsule_id = normalize_cid(capsule_id)
-        capsule = decode_capsule(
-            await asyncio.wait_for(self.storage.block_get(capsule_id), FETCH_TIMEOUT)
-        )
+        capsule = decode_capsule(await self.storage.block_get(capsule_id))
         me = self.identities.get(as_)
         if capsule.cap_issuer is None:
             raise InvalidInputError(f"the capsule {capsule_id} requires no capability")

@@ -7,14 +7,16 @@ connection (:class:`~ipfs_share.local.database.Database`):
 - ``files``: files put from this home;
 - ``shares``: capsules made here, their recipients, and opens made here;
 - ``mailboxes``: capsules sent through mailboxes, and the inbox;
-- ``identities``: identity documents seen, and what this home published;
-- ``revocations``: the heads of our revocation lists and of those we check.
+- ``feeds``: the heads of feeds this home signs and the marks of those it reads
+  (identity documents, revocation lists, mailbox chains), with verification progress;
+- ``records``: every signed IPNS record published or accepted.
 
 Opening migrates the database to the latest version (:mod:`ipfs_share.local.migrations`).
 A home that has key files but no database (deleted, or emptied) is refused with
-``state_missing``: a new database would restart what this home signs at seq 0 (its
+``state_missing``: a new database would restart every feed this home signs at seq 0 (its
 readers would see rollbacks) and forget every mark that protects it from them. ``recover``
-makes a new one on purpose.
+makes a new one on purpose; the feeds it signs then continue from the heads the network
+has (the feed writer adopts a verified head when it has none of its own).
 
 >>> import tempfile
 >>> from pathlib import Path
@@ -37,25 +39,26 @@ from ipfs_share.local.database import Database
 from ipfs_share.local.home import prepare_home
 from ipfs_share.local.migrations import LATEST, current_version, migrate
 from ipfs_share.local.state.contacts import Contact, ContactRepository
+from ipfs_share.local.state.feeds import FeedRepository, OwnHead, ReadState, StagedEntry
 from ipfs_share.local.state.files import FileRepository, FileRow
-from ipfs_share.local.state.identities import CachedDocument, IdentityDocRepository
-from ipfs_share.local.state.mailboxes import InboxRow, MailboxRepository, OutboxRow, SentRow
+from ipfs_share.local.state.mailboxes import InboxRow, MailboxRepository, SentRow
 from ipfs_share.local.state.meta import MetaRepository
-from ipfs_share.local.state.revocations import HeadRow, RevocationRepository
+from ipfs_share.local.state.records import RecordRepository, RecordRow
 from ipfs_share.local.state.shares import OpenRow, ShareRepository, ShareRow
 
 __all__ = [
     "DB_FILE",
     "SCHEMA_VERSION",
-    "CachedDocument",
     "Contact",
     "FileRow",
-    "HeadRow",
     "InboxRow",
     "OpenRow",
-    "OutboxRow",
+    "OwnHead",
+    "ReadState",
+    "RecordRow",
     "SentRow",
     "ShareRow",
+    "StagedEntry",
     "StateDB",
 ]
 
@@ -86,8 +89,8 @@ class StateDB:
         self.files = FileRepository(self.database)
         self.shares = ShareRepository(self.database)
         self.mailboxes = MailboxRepository(self.database)
-        self.identities = IdentityDocRepository(self.database)
-        self.revocations = RevocationRepository(self.database)
+        self.feeds = FeedRepository(self.database)
+        self.records = RecordRepository(self.database)
         if recover and self.meta.get("recovered_at") is None:
             self.meta.set("recovered_at", str(int(time.time())))
 
@@ -99,6 +102,11 @@ class StateDB:
         """Writes of several repositories as one transaction."""
         with self.database.transaction():
             yield
+
+    @property
+    def recovered(self) -> bool:
+        """Was this database started by ``recover`` (after the old one was lost)?"""
+        return self.meta.get("recovered_at") is not None
 
     def close(self) -> None:
         self.database.close()
@@ -123,7 +131,7 @@ def _check_present(home: Path, path: Path, *, recover: bool) -> None:
     raise StateMissingError(
         f"expected the state database {path} next to the keys in {home / KEYS_DIR}, "
         f"found it {found}",
-        hint=f"restore {DB_FILE} from a backup; or, to start a new one (what you sign then "
-        "restarts, and what protected you against old answers is forgotten), run "
-        "'ipfs-share state recover'",
+        hint=f"restore {DB_FILE} from a backup; or, to start a new one (every feed you sign "
+        "then continues from the head the network has, and marks of feeds you read start "
+        "again), run 'ipfs-share state recover'",
     )

@@ -4,27 +4,13 @@ and the inbox of what arrived. (The chains themselves are feeds:
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ipfs_share.local.database import Database
 
-__all__ = ["InboxRow", "MailboxRepository", "OutboxRow", "SentRow"]
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxRow:
-    """The head of one of our own mailboxes (a chain we write)."""
-
-    name: str
-    sender: str
-    recipient: str
-    seq: int
-    head: str
-    head_block: bytes
-    published_seq: int | None = None
+__all__ = ["InboxRow", "MailboxRepository", "SentRow"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +42,12 @@ class InboxRow:
     entry: str
     sent: int
     received_at: int
-    state: str = "pending"  # 'pending' | 'delivered' | 'withdrawn' | 'invalid'
+    state: str = "pending"  # 'pending' | 'delivered' | 'withdrawn' | 'invalid' | 'missing'
     issuer: str | None = None
     expires: int | None = None
     acked: str | None = None
+    attempts: int = 0  # fetches of the capsule that failed
+    retry_at: int | None = None  # when the next fetch is due (None: at the next sync)
 
 
 _SENT_COLS = (
@@ -67,7 +55,8 @@ _SENT_COLS = (
     "cancelled_at"
 )
 _INBOX_COLS = (
-    "reader, capsule, sender, name, seq, entry, sent, received_at, state, issuer, expires, acked"
+    "reader, capsule, sender, name, seq, entry, sent, received_at, state, issuer, expires, acked, "
+    "attempts, retry_at"
 )
 _ACK_RANK: dict[str | None, int] = {None: 0, "delivered": 1, "opened": 2}
 
@@ -81,93 +70,6 @@ def _sent(row: tuple[Any, ...]) -> SentRow:
 class MailboxRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
-
-    # -- our own chains ---------------------------------------------------------------------
-    def outbox(self, name: str) -> OutboxRow | None:
-        got = self._db.one(
-            "SELECT name, sender, recipient, seq, head, head_block, published_seq "
-            "FROM mailbox_out WHERE name = ?",
-            (name,),
-        )
-        if got is None:
-            return None
-        return OutboxRow(got[0], got[1], got[2], got[3], got[4], bytes(got[5]), got[6])
-
-    def outbox_peers(self, sender: str) -> list[str]:
-        """The recipients ``sender`` has a mailbox to (whose acknowledgements it reads)."""
-        rows = self._db.all(
-            "SELECT recipient FROM mailbox_out WHERE sender = ? ORDER BY recipient", (sender,)
-        )
-        return [str(r[0]) for r in rows]
-
-    def advance_outbox(
-        self,
-        row: OutboxRow,
-        *,
-        expected_seq: int | None,
-        sent: Sequence[SentRow] = (),
-        acked: Sequence[tuple[str, str, str]] = (),
-    ) -> bool:
-        """Move a chain's head to ``row`` and record what the new entries carry, in one
-        transaction; False, changing nothing, if the head is no longer at
-        ``expected_seq`` (another writer appended first: the caller re-reads and retries)."""
-        with self._db.transaction():
-            got = self._db.one("SELECT seq FROM mailbox_out WHERE name = ?", (row.name,))
-            if (None if got is None else int(got[0])) != expected_seq:
-                return False
-            self._db.execute(
-                "INSERT INTO mailbox_out (name, sender, recipient, seq, head, head_block) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET seq = excluded.seq, "
-                "head = excluded.head, head_block = excluded.head_block",
-                (row.name, row.sender, row.recipient, row.seq, row.head, row.head_block),
-            )
-            self.record_sent(sent, acked)
-        return True
-
-    def mark_published(self, name: str, seq: int) -> None:
-        with self._db.transaction():
-            self._db.execute(
-                "UPDATE mailbox_out SET published_seq = ? WHERE name = ? "
-                "AND (published_seq IS NULL OR published_seq < ?)",
-                (seq, name, seq),
-            )
-
-    # -- others' chains ---------------------------------------------------------------------
-    def high_water(self, reader: str, name: str) -> tuple[int, str] | None:
-        got = self._db.one(
-            "SELECT seq, head FROM mailbox_read WHERE reader = ? AND name = ?", (reader, name)
-        )
-        return None if got is None else (int(got[0]), str(got[1]))
-
-    def apply_sync(
-        self,
-        *,
-        reader: str,
-        name: str,
-        sender: str,
-        expected_seq: int | None,
-        head: tuple[int, str],
-        items: Sequence[InboxRow],
-        acks: Sequence[tuple[bytes, str, int]],
-    ) -> list[InboxRow] | None:
-        """Store what one sync of mailbox ``name`` found, and move its high-water mark to
-        ``head`` (seq, CID), in one transaction. Returns the items new to this home, or
-        None, changing nothing, if the mark is no longer at ``expected_seq``."""
-        with self._db.transaction():
-            got = self._db.one(
-                "SELECT seq FROM mailbox_read WHERE reader = ? AND name = ?", (reader, name)
-            )
-            if (None if got is None else int(got[0])) != expected_seq:
-                return None
-            self._db.execute(
-                "INSERT INTO mailbox_read (reader, name, sender, seq, head, synced_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(reader, name) DO UPDATE SET "
-                "seq = excluded.seq, head = excluded.head, synced_at = excluded.synced_at",
-                (reader, name, sender, head[0], head[1], int(time.time())),
-            )
-            added = self.file(items)
-            self.apply_acks(reader=reader, sender=sender, acks=acks)
-        return added
 
     # -- what we sent ---------------------------------------------------------------------
     def record_sent(
@@ -271,7 +173,7 @@ class MailboxRepository:
         with self._db.transaction():
             for item in items:
                 cur = self._db.execute(
-                    f"INSERT INTO inbox ({_INBOX_COLS}) VALUES ({', '.join('?' * 12)}) "
+                    f"INSERT INTO inbox ({_INBOX_COLS}) VALUES ({', '.join('?' * 14)}) "
                     "ON CONFLICT(reader, capsule) DO NOTHING",
                     (
                         item.reader,
@@ -286,6 +188,8 @@ class MailboxRepository:
                         item.issuer,
                         item.expires,
                         item.acked,
+                        item.attempts,
+                        item.retry_at,
                     ),
                 )
                 if cur.rowcount:
@@ -303,6 +207,17 @@ class MailboxRepository:
         )
         return [InboxRow(*r) for r in rows]
 
+    def due(self, reader: str, now: int, *, sender: str | None = None) -> list[InboxRow]:
+        """Pending items (of ``sender``, or of everyone) whose capsule fetch is due (never
+        tried, or its retry time has come), oldest first."""
+        rows = self._db.all(
+            f"SELECT {_INBOX_COLS} FROM inbox WHERE reader = ? AND state = 'pending' "
+            "AND (retry_at IS NULL OR retry_at <= ?) AND (? IS NULL OR sender = ?) "
+            "ORDER BY received_at, sender, seq",
+            (reader, now, sender, sender),
+        )
+        return [InboxRow(*r) for r in rows]
+
     def item(self, reader: str, capsule: str) -> InboxRow | None:
         got = self._db.one(
             f"SELECT {_INBOX_COLS} FROM inbox WHERE reader = ? AND capsule = ?",
@@ -317,9 +232,19 @@ class MailboxRepository:
         issuer, expires) each, in one transaction."""
         with self._db.transaction():
             self._db.executemany(
-                "UPDATE inbox SET state = ?, issuer = ?, expires = ? "
+                "UPDATE inbox SET state = ?, issuer = ?, expires = ?, retry_at = NULL "
                 "WHERE reader = ? AND capsule = ?",
                 [(state, issuer, expires, reader, c) for c, state, issuer, expires in settled],
+            )
+
+    def defer(self, reader: str, deferred: Sequence[tuple[str, int, int | None, str]]) -> None:
+        """Record failed fetches: (capsule, attempts, retry_at, state) each; ``state`` is
+        "pending" (retry at ``retry_at``) or "missing" (the retry budget is spent)."""
+        with self._db.transaction():
+            self._db.executemany(
+                "UPDATE inbox SET attempts = ?, retry_at = ?, state = ? "
+                "WHERE reader = ? AND capsule = ? AND state = 'pending'",
+                [(n, at, state, reader, c) for c, n, at, state in deferred],
             )
 
     def acks_due(self, reader: str) -> list[tuple[InboxRow, str]]:
