@@ -24,10 +24,12 @@ from ipfs_share.crypto.passphrase import KdfParams
 from ipfs_share.local.state import StateDB
 from ipfs_share.node.discovery import resolve_api
 from ipfs_share.services.feeds import FeedReader, FeedWriter
+from ipfs_share.services.feeds.republish import Republisher, RepublishReport
 from ipfs_share.services.files import FileService
 from ipfs_share.services.identities import IdentityService, PassphraseSource, env_passphrase
 from ipfs_share.services.mailbox import MailboxService, MailShareService
 from ipfs_share.services.policy import PolicyProvider, PolicyRegistry
+from ipfs_share.services.record_keys import UnlockedRecordKeys
 from ipfs_share.services.revocations import RevocationService
 from ipfs_share.storage.base import Storage
 from ipfs_share.storage.embedded import EmbeddedStorage
@@ -75,6 +77,7 @@ class Mesh:
         # error wherever it happens.
         self.storage: Storage = TimedStorage(storage)
         self.home = home
+        self._now = now
         self.db = StateDB(home)
         self.feeds = FeedWriter(self.storage, self.db, now=now)
         self.follow = FeedReader(self.storage, self.db, now=now)
@@ -113,6 +116,16 @@ class Mesh:
 
     def __repr__(self) -> str:
         return f"Mesh(home={str(self.home)!r}, storage={self.storage!r})"
+
+    async def republish(self, *, renew: bool = True, unlock: bool = False) -> RepublishReport:
+        """Put every signed record this home published or depends on again (the same
+        bytes: no key needed), so its feeds stay resolvable; re-sign records of its own
+        near their end of validity if their keys are unlocked (``unlock``: unlock them,
+        which may ask for passphrases). Idempotent, safe from several processes at once;
+        the agent runs it every 4 hours. Returns what it did, record by record."""
+        keys = UnlockedRecordKeys(self.identity, unlock=unlock)
+        republisher = Republisher(self.storage, self.db, self.feeds, keys, now=self._now)
+        return await republisher.republish(renew=renew)
 
     async def close(self) -> None:
         self.identity.lock()  # drop unlocked keys from memory

@@ -332,6 +332,12 @@ class IdentityService:
         self._unlocked[key_file.did] = keys
         return keys
 
+    def unlocked(self, name_or_did: str) -> IdentityKeys | None:
+        """The keys of an identity if they are unlocked in this service now (never asks
+        for a passphrase; None if they are locked or the identity is not here)."""
+        found = self.keystore.find(name_or_did)
+        return None if found is None else self._unlocked.get(found.did)
+
     def lock(self, name_or_did: str | None = None) -> None:
         """Forget unlocked keys: of one identity, or (None) of all."""
         if name_or_did is None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 from ipfs_share.services.feeds.blocks import bounded, drive, store_blocks
 from ipfs_share.services.feeds.reader import Apply, FeedReader, FeedUpdate
 from ipfs_share.services.feeds.refs import LIFETIMES, Feed, Lifetime, lifetime_of
+from ipfs_share.services.feeds.republish import RecordReport, Republisher, RepublishReport
 from ipfs_share.services.feeds.writer import Appended, Batch, FeedWriter, Make, held_sequence
 
 __all__ = [
@@ -43,6 +44,9 @@ __all__ = [
     "FeedWriter",
     "Lifetime",
     "Make",
+    "RecordReport",
+    "RepublishReport",
+    "Republisher",
     "bounded",
     "drive",
     "held_sequence",
