@@ -67,7 +67,7 @@ def _version(path: Path) -> int:
         conn.close()
 
 
-@pytest.mark.parametrize("version", [1, 2, 3])
+@pytest.mark.parametrize("version", [1, 2, 3, 4])
 def test_each_earlier_version_migrates_to_the_schema_of_a_new_home(
     tmp_path: Path, version: int
 ) -> None:
@@ -86,7 +86,7 @@ def test_each_earlier_version_migrates_to_the_schema_of_a_new_home(
     assert user_version == LATEST and legacy == str(LATEST)
 
 
-@pytest.mark.parametrize("version", [1, 2, 3])
+@pytest.mark.parametrize("version", [1, 2, 3, 4])
 def test_what_each_version_stored_survives_the_migrations(tmp_path: Path, version: int) -> None:
     state = StateDB(old_home(tmp_path, version))
     try:
@@ -115,14 +115,22 @@ def test_what_each_version_stored_survives_the_migrations(tmp_path: Path, versio
             (sent,) = state.mailboxes.sent(sender=ALICE)
             assert sent.opened_at is not None and sent.delivered_at is not None
             (item,) = state.mailboxes.inbox(ALICE)
-            assert item.sender == BOB and item.state == "pending" and item.attempts == 0
+            assert item.sender == BOB and item.state == "pending"
+            assert item.attempts == (2 if version >= 4 else 0)
             (out,) = state.feeds.own_feeds("mailbox", ALICE)
             assert (out.topic, out.seq, out.published) == (BOB, 0, True)
             assert out.name == sent.name
             (inbound,) = state.feeds.read_feeds("mailbox", BOB)
             assert inbound.reader == ALICE and inbound.mark is not None
             assert inbound.name == item.name and inbound.mark.seq == 0
-        assert state.records.list() == []  # no signed record was kept before version 4
+        if version < 4:
+            assert state.records.list() == []  # no signed record was kept before version 4
+        else:
+            (kept,) = state.records.list()
+            assert kept.own and kept.kind == "identity" and kept.record == b"\x0a\x01record"
+            assert [e.seq for e in state.feeds.staged(inbound.name)] == [8, 9]
+            assert inbound.segment is not None and inbound.segment.below == "bafyreibelow"
+        assert state.shares.rotation("bafy-anything") is None
     finally:
         state.close()
 

@@ -347,6 +347,13 @@ async def _revoke(args: argparse.Namespace, ctx: Context) -> None:
         lines.append(f"re-issued {c.id} to {', '.join(n for _, n in c.recipients)}")
     ctx.emit(data, "\n".join(lines))
     if not ctx.json:
+        for did, through in done.still_reaches:
+            who = Names().short(did)
+            ctx.note(
+                f"{who}, a recipient of the revoked share, gets the new key all the same "
+                f"through the re-issued share {through}; if they should not, run "
+                f"'ipfs-share revoke {through} --rotate --drop {who}' before you send it"
+            )
         if done.reissued:
             ctx.note(
                 "the remaining recipients need the new capsule IDs above: send each their "

@@ -20,6 +20,8 @@ version  what it adds
 4        feeds: the heads we sign, the marks (and verification progress) of the feeds
          we read, every signed IPNS record published or accepted; inbox items retry
          missing capsules with a backoff. The per-feed tables of 1-3 move into these.
+5        rotations and re-issued capsules, so a revoke --rotate interrupted at any point
+         finishes on retry without a second copy of anything
 =======  ==========================================================================
 """
 
@@ -330,11 +332,31 @@ def _list_name(docs: dict[str, tuple[int, str, bytes, int]], issuer: str) -> str
     return name if isinstance(name, str) else None
 
 
+# -- 5: rotations that survive a crash ---------------------------------------------------
+
+_V5 = _run(
+    """CREATE TABLE rotations (
+    content TEXT PRIMARY KEY,      -- content being re-keyed by revoke --rotate
+    owner TEXT NOT NULL,
+    stanza BLOB NOT NULL,          -- its new file key, wrapped to the owner (as files.stanza)
+    nonce BLOB NOT NULL,           -- the new envelope's payload nonce: a retry makes the same CID
+    started_at INTEGER NOT NULL,
+    new_content TEXT,              -- the re-encrypted content, once stored
+    done_at INTEGER                -- when the old content was unpinned
+)""",
+    """CREATE TABLE reissues (
+    capsule TEXT PRIMARY KEY,      -- a capsule a revoke re-issues (rotation or drop)
+    reissued_as TEXT NOT NULL      -- the capsule made instead (before the old one is revoked)
+)""",
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "contacts, identity documents, what we published", _V1),
     Migration(2, "files, shares, opens, revocation heads", _V2),
     Migration(3, "mailboxes and the inbox", _V3),
     Migration(4, "feeds, their progress, and the record store", _v4),
+    Migration(5, "rotations and re-issues a retried revoke finishes", _V5),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
 
+from ipfs_share.crypto.random import Rng
 from ipfs_share.crypto.stream import FileKey
 from ipfs_share.crypto.wrap import Stanza, unwrap, wrap
 from ipfs_share.crypto.x25519 import EncryptionKey, PublicEncryptionKey
@@ -137,8 +138,12 @@ class FileService:
         progress: ProgressCallback | None = None,
         file_key: FileKey | None = None,
         size: int | None = None,
+        rng: Rng | None = None,
     ) -> MeshFile:
-        """:meth:`put` for a given owner (its did and X25519 public key)."""
+        """:meth:`put` for a given owner (its did and X25519 public key). ``file_key`` and
+        ``rng`` (the source of the envelope's payload nonce) make the envelope the same for
+        the same plaintext: what a rotation retried after a crash needs (one copy, one
+        CID)."""
         if isinstance(data, str):
             data = data.encode("utf-8")
             media_type = media_type or "text/plain; charset=utf-8"
@@ -152,7 +157,7 @@ class FileService:
             if size is not None:
                 # The envelope authenticates itself (AEAD, and capsules commit to its CID),
                 # so the local CID pass is skipped: a node that lied would fail every open.
-                encryptor = Encryptor(key, name=name, media_type=media, size=size)
+                encryptor = Encryptor(key, name=name, media_type=media, size=size, rng=rng)
                 added = await self.storage.add(
                     _encrypt_sized(encryptor, pieces),
                     progress=progress,
@@ -160,7 +165,7 @@ class FileService:
                     verify=False,
                 )
             else:
-                added, size = await self._add_unsized(key, name, media, pieces, progress)
+                added, size = await self._add_unsized(key, name, media, pieces, progress, rng)
         finally:
             closer()
         row = FileRow(added.cid, owner, name, media, size, stanza, int(self._now()))
@@ -174,11 +179,12 @@ class FileService:
         media: str,
         pieces: AsyncIterator[bytes],
         progress: ProgressCallback | None,
+        rng: Rng | None = None,
     ) -> tuple[AddResult, int]:
         # The header holds the size, so for a stream of unknown length the chunks are sealed
         # first and spooled, as ciphertext only, to a temp file; then header + chunks go in.
         spool_dir = prepare_home(self.home / "tmp")
-        encryptor = UnsizedEncryptor(key, name=name, media_type=media)
+        encryptor = UnsizedEncryptor(key, name=name, media_type=media, rng=rng)
         with tempfile.TemporaryFile(dir=spool_dir) as spool:
             async for piece in pieces:
                 sealed = encryptor.push(piece)

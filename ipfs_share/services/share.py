@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from ipfs_share.crypto.stream import FileKey
+from ipfs_share.crypto.random import random_bytes
+from ipfs_share.crypto.stream import PAYLOAD_NONCE_SIZE, FileKey
+from ipfs_share.crypto.wrap import Stanza, unwrap, wrap
 from ipfs_share.errors import InvalidInputError, NotFoundError
 from ipfs_share.formats.capsule import (
     Capsule,
@@ -35,7 +37,7 @@ from ipfs_share.formats.capsule import (
 )
 from ipfs_share.formats.cid import normalize_cid
 from ipfs_share.formats.keystore import IdentityKeys
-from ipfs_share.local.state import OpenRow, ShareRow, StateDB
+from ipfs_share.local.state import OpenRow, RotationRow, ShareRow, StateDB
 from ipfs_share.services.files import FileService, MeshFile
 from ipfs_share.services.identities import IdentityService, Recipient
 from ipfs_share.services.opened import OpenedFile
@@ -135,6 +137,9 @@ class RevokeResult:
     head: str  # the revocation list head that records them
     rotated_to: str | None = None  # the new content CID, after a rotation
     reissued: tuple[ShareCapsule, ...] = field(default=())
+    # Recipients of the revoked capsule who get the new key all the same, through a
+    # re-issued share of the same content: (did, re-issued capsule ID). Drop them to stop it.
+    still_reaches: tuple[tuple[str, str], ...] = field(default=())
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -142,6 +147,7 @@ class RevokeResult:
             "revocation_head": self.head,
             "rotated_to": self.rotated_to,
             "reissued": [c.to_json() for c in self.reissued],
+            "still_reaches": [{"did": d, "through": c} for d, c in self.still_reaches],
         }
 
 
@@ -271,11 +277,17 @@ class ShareService:
         )
 
     async def _store(
-        self, capsule: Capsule, recipients: list[Recipient], labels: list[str]
+        self,
+        capsule: Capsule,
+        recipients: list[Recipient],
+        labels: list[str],
+        *,
+        reissue_of: str | None = None,
     ) -> ShareCapsule:
         await self.storage.block_put(capsule.data, codec="dag-cbor")
-        # A recursive pin on the capsule keeps its content too.
-        await self.storage.pin_add(capsule.cid)
+        if reissue_of is None:
+            # A recursive pin on the capsule keeps its content too.
+            await self.storage.pin_add(capsule.cid)
         row = ShareRow(
             capsule=capsule.cid,
             content=capsule.content.cid,
@@ -290,7 +302,11 @@ class ShareService:
         pairs = list(
             dict.fromkeys((r.did, label) for r, label in zip(recipients, labels, strict=True))
         )
-        self.db.shares.add(row, pairs)
+        self.db.shares.add(row, pairs, reissue_of=reissue_of)
+        if reissue_of is not None:
+            # Pinned once recorded (with what it re-issues): a revoke interrupted before
+            # this leaves an unpinned block, never a pinned capsule nothing knows of.
+            await self.storage.pin_add(capsule.cid)
         return _view(row, pairs)
 
     async def _cap_issuer(self, capability: str | None, me: str) -> str | None:
@@ -413,13 +429,22 @@ class ShareService:
         is unpinned. ``drop`` (recipient names or dids) re-issues the revoked capsule itself
         to its recipients less these, and with ``rotate`` leaves them out of every
         re-issued capsule, so no new key reaches them. (Without ``rotate`` a dropped
-        recipient who kept the old key can still decrypt the old ciphertext.)"""
+        recipient who kept the old key can still decrypt the old ciphertext.) A recipient
+        of the revoked capsule who gets the new key through another share is named in
+        :attr:`RevokeResult.still_reaches`.
+
+        An interrupted revoke (a crash, a kill) finishes when it is run again: the new
+        content, the re-issued capsules and the revocation are each made once, and what
+        the first run left pinned is unpinned."""
         row = self.db.shares.get(normalize_cid(capsule_id))
         if row is None:
             raise NotFoundError(
                 f"no share {capsule_id} was made from this home",
                 hint="only the home that shared it can revoke it",
             )
+        if row.revoked_at is not None and row.revocation_head is not None:
+            await self._finish(row)
+            raise InvalidInputError(f"the share {row.capsule} is already {row.state}")
         # A share marked replaced but never revoked is what an interrupted revoke leaves
         # behind; finishing the revoke must stay possible.
         if row.state != "active" and not (row.state == "replaced" and row.revoked_at is None):
@@ -432,7 +457,7 @@ class ShareService:
             reissue.append(row)
         content, new_content = row.content, row.content
         if rotate:
-            new_content = (await self._rekey(keys, content)).cid
+            new_content = await self._rekey(keys, content)
             others = [r for r in self.db.shares.list(content=content) if r.state == "active"]
             reissue += [r for r in others if r.capsule != row.capsule]
             revoked += [r.capsule for r in others if r.capsule != row.capsule]
@@ -442,34 +467,95 @@ class ShareService:
             # through another share of the same content, or the new key would reach them.
             pairs = [(d, n) for d, n in self.db.shares.recipients(old.capsule) if d not in dropped]
             if pairs:
-                fresh.append((old.capsule, await self._reissue(keys, old, new_content, pairs)))
+                fresh.append((old.capsule, await self._reissue_once(keys, old, new_content, pairs)))
         head = await self.revocations.revoke(keys, revoked)
         self.db.shares.mark_revoked(revoked, at=int(self._now()), head=head.cid)
         # Only now, with the old capsules on the published list, are they "replaced": a
         # revoke interrupted before this point leaves them active, and a retry finishes it.
         for old_id, made in fresh:
             self.db.shares.mark_replaced(old_id, made.id)
-        for c in revoked:
-            await self.storage.pin_rm(c)
-        if rotate:
-            await self.files.remove(content)
+        done = self.db.shares.get(row.capsule)
+        assert done is not None
+        await self._finish(done)
+        own = {d for d, _ in self.db.shares.recipients(row.capsule)} - dropped
+        reaches = tuple(
+            (d, made.id)
+            for old_id, made in fresh
+            if old_id != row.capsule
+            for d, _ in made.recipients
+            if d in own
+        )
         return RevokeResult(
-            tuple(revoked), head.cid, new_content if rotate else None, tuple(m for _, m in fresh)
+            tuple(revoked),
+            head.cid,
+            new_content if rotate else None,
+            tuple(m for _, m in fresh),
+            still_reaches=reaches,
         )
 
-    async def _rekey(self, keys: IdentityKeys, content: str) -> MeshFile:
-        """Re-encrypt a file we own under a new key: decrypt, encrypt, add, streaming."""
+    async def _finish(self, row: ShareRow) -> None:
+        """What a revoke does after its head is published: unpin every capsule it revoked
+        and, after a rotation, the old ciphertext. Run again, it does nothing new."""
+        assert row.revocation_head is not None
+        for c in self.db.shares.revoked_with(row.revocation_head):
+            await self.storage.pin_rm(c)
+        rotation = self.db.shares.rotation(row.content)
+        if rotation is not None and rotation.new_content is not None and rotation.done_at is None:
+            old = self.db.files.get(row.content)
+            if old is not None and old.state == "stored":
+                await self.files.remove(row.content)
+            self.db.shares.rotation_done(row.content, at=int(self._now()))
+
+    async def _rekey(self, keys: IdentityKeys, content: str) -> str:
+        """Re-encrypt a file we own under a new key: decrypt, encrypt, add, streaming.
+
+        The new key and the new envelope's nonce are recorded first, so a retry after an
+        interruption makes the very same envelope (the same CID: stored and pinned once)
+        instead of a second copy."""
+        now = int(self._now())
+        key = FileKey.generate()
+        rotation = self.db.shares.start_rotation(
+            RotationRow(
+                content=content,
+                owner=keys.did,
+                stanza=bytes(wrap(key, [keys.enc_public])[0]),
+                nonce=random_bytes(PAYLOAD_NONCE_SIZE),
+                started_at=now,
+            )
+        )
+        if rotation.new_content is not None:
+            found = self.db.files.get(rotation.new_content)
+            if found is not None and found.state == "stored":
+                return rotation.new_content
+        file_key = unwrap([Stanza.from_bytes(rotation.stanza)], keys.encryption)
+        nonce = rotation.nonce
         old = self.files.get(content)
         old_key = self.files.file_key(content, keys.encryption)
         opened = await self.files.open(content, old_key)
-        return await self.files.put_as(
+        made = await self.files.put_as(
             old.name,
             opened.__aiter__(),
             owner=keys.did,
             owner_enc=keys.enc_public,
             media_type=old.media_type,
             size=opened.size,
+            file_key=file_key,
+            rng=_fixed(nonce),
         )
+        self.db.shares.rotated(content, made.cid)
+        return made.cid
+
+    async def _reissue_once(
+        self, keys: IdentityKeys, old: ShareRow, content: str, pairs: Sequence[tuple[str, str]]
+    ) -> ShareCapsule:
+        """:meth:`_reissue`, or the capsule an interrupted revoke already made for it."""
+        made = self.db.shares.reissued_as(old.capsule)
+        if made is not None:
+            found = self.db.shares.get(made)
+            if found is not None and found.content == content and found.state == "active":
+                await self.storage.pin_add(made)  # in case the first run stopped before
+                return _view(found, self.db.shares.recipients(made))
+        return await self._reissue(keys, old, content, pairs)
 
     async def _reissue(
         self, keys: IdentityKeys, old: ShareRow, content: str, pairs: Sequence[tuple[str, str]]
@@ -493,9 +579,21 @@ class ShareService:
             policy,
             old.cap_issuer,
         )
-        made = await self._store(capsule, recipients, [n for _, n in pairs])
-        return made
+        return await self._store(capsule, recipients, [n for _, n in pairs], reissue_of=old.capsule)
 
 
 def _view(row: ShareRow, pairs: Sequence[tuple[str, str]]) -> ShareCapsule:
     return ShareCapsule.of(row, pairs)
+
+
+def _fixed(nonce: bytes) -> Callable[[int], bytes]:
+    """A source of randomness that gives ``nonce`` once, for the envelope's payload nonce
+    (the one draw an encryptor makes), and refuses anything else."""
+    given = [nonce]
+
+    def rng(n: int) -> bytes:
+        if n != len(nonce) or not given:
+            raise AssertionError(f"expected one draw of {len(nonce)} bytes, found {n}")
+        return given.pop()
+
+    return rng

@@ -44,7 +44,7 @@ from ipfs_share.local.state.files import FileRepository, FileRow
 from ipfs_share.local.state.mailboxes import InboxRow, MailboxRepository, SentRow
 from ipfs_share.local.state.meta import MetaRepository
 from ipfs_share.local.state.records import RecordRepository, RecordRow
-from ipfs_share.local.state.shares import OpenRow, ShareRepository, ShareRow
+from ipfs_share.local.state.shares import OpenRow, RotationRow, ShareRepository, ShareRow
 
 __all__ = [
     "DB_FILE",
@@ -56,6 +56,7 @@ __all__ = [
     "OwnHead",
     "ReadState",
     "RecordRow",
+    "RotationRow",
     "SentRow",
     "ShareRow",
     "StagedEntry",

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ipfs_share.local.database import Database
 
-__all__ = ["OpenRow", "ShareRepository", "ShareRow"]
+__all__ = ["OpenRow", "RotationRow", "ShareRepository", "ShareRow"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +26,19 @@ class ShareRow:
     revoked_at: int | None = None
     revocation_head: str | None = None
     replaced_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RotationRow:
+    """A re-keying of ``content`` under way or done (``revoke --rotate``)."""
+
+    content: str
+    owner: str
+    stanza: bytes = field(repr=False)  # the new file key, wrapped to the owner
+    nonce: bytes = field(repr=False)
+    started_at: int
+    new_content: str | None = None
+    done_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +67,18 @@ class ShareRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def add(self, row: ShareRow, recipients: Sequence[tuple[str, str]]) -> None:
-        """Record a capsule and its recipients (did, label) in one transaction."""
+    def add(
+        self,
+        row: ShareRow,
+        recipients: Sequence[tuple[str, str]],
+        *,
+        reissue_of: str | None = None,
+    ) -> None:
+        """Record a capsule and its recipients (did, label) in one transaction, and (with
+        ``reissue_of``) the capsule it re-issues."""
         with self._db.transaction():
+            if reissue_of is not None:
+                self.note_reissue(reissue_of, row.capsule)
             self._db.execute(
                 f"INSERT INTO shares ({_COLS}) VALUES ({', '.join('?' * 13)})",
                 (
@@ -106,6 +128,60 @@ class ShareRepository:
                 "UPDATE shares SET state = 'replaced', replaced_by = ? WHERE capsule = ?",
                 (by, capsule),
             )
+
+    # -- rotations and re-issues (a revoke interrupted anywhere finishes on retry) --------
+    def rotation(self, content: str) -> RotationRow | None:
+        got = self._db.one(
+            "SELECT content, owner, stanza, nonce, started_at, new_content, done_at "
+            "FROM rotations WHERE content = ?",
+            (content,),
+        )
+        if got is None:
+            return None
+        return RotationRow(got[0], got[1], bytes(got[2]), bytes(got[3]), *got[4:])
+
+    def start_rotation(self, row: RotationRow) -> RotationRow:
+        """Record a rotation about to start, unless one of ``content`` is recorded (then
+        that one, to be finished)."""
+        with self._db.transaction():
+            self._db.execute(
+                "INSERT INTO rotations (content, owner, stanza, nonce, started_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(content) DO NOTHING",
+                (row.content, row.owner, row.stanza, row.nonce, row.started_at),
+            )
+        found = self.rotation(row.content)
+        assert found is not None
+        return found
+
+    def rotated(self, content: str, new_content: str) -> None:
+        with self._db.transaction():
+            self._db.execute(
+                "UPDATE rotations SET new_content = ? WHERE content = ?", (new_content, content)
+            )
+
+    def rotation_done(self, content: str, *, at: int) -> None:
+        with self._db.transaction():
+            self._db.execute(
+                "UPDATE rotations SET done_at = COALESCE(done_at, ?) WHERE content = ?",
+                (at, content),
+            )
+
+    def reissued_as(self, capsule: str) -> str | None:
+        got = self._db.one("SELECT reissued_as FROM reissues WHERE capsule = ?", (capsule,))
+        return None if got is None else str(got[0])
+
+    def note_reissue(self, capsule: str, reissued_as: str) -> None:
+        with self._db.transaction():
+            self._db.execute(
+                "INSERT INTO reissues (capsule, reissued_as) VALUES (?, ?) "
+                "ON CONFLICT(capsule) DO UPDATE SET reissued_as = excluded.reissued_as",
+                (capsule, reissued_as),
+            )
+
+    def revoked_with(self, head: str) -> list[str]:
+        """The capsules one revoke put on the list (those recorded with its ``head``)."""
+        rows = self._db.all("SELECT capsule FROM shares WHERE revocation_head = ?", (head,))
+        return [str(r[0]) for r in rows]
 
     def record_open(self, row: OpenRow) -> None:
         with self._db.transaction():

@@ -87,9 +87,7 @@ class RepublishReport:
     finished: int
 
     def count(self, action: Action, *, own: bool | None = None) -> int:
-        return sum(
-            1 for r in self.records if r.action == action and (own is None or r.own == own)
-        )
+        return sum(1 for r in self.records if r.action == action and (own is None or r.own == own))
 
     @property
     def ok(self) -> bool:

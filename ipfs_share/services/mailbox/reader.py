@@ -49,6 +49,7 @@ from ipfs_share.storage.timed import until, within
 __all__ = [
     "CAPSULE_CONCURRENCY",
     "CAPSULE_DEADLINE",
+    "CAPSULE_PATIENCE",
     "CHAIN_DEADLINE",
     "MAX_BACKLOG",
     "RETRY_BUDGET",
@@ -59,7 +60,8 @@ __all__ = [
 
 # Per sender and sync (docs/spec/mailbox.md section 8):
 CHAIN_DEADLINE = 15.0  # seconds to read the sender's chain (the rest waits for next time)
-CAPSULE_DEADLINE = 5.0  # seconds to fetch the sender's new capsules
+CAPSULE_PATIENCE = 3.0  # seconds one capsule fetch may wait: longer is a failed fetch
+CAPSULE_DEADLINE = 30.0  # seconds to fetch the sender's new capsules, all together
 CAPSULE_CONCURRENCY = 64  # capsule fetches in flight per sender
 MAX_BACKLOG = 1_000_000  # entries past the mark: more is refused (chain_invalid)
 SENDER_CONCURRENCY = 64  # senders read at once
@@ -252,26 +254,33 @@ class MailboxReader:
     ) -> None:
         """Fetch and check the capsules of the sender's pending items that are due:
         "delivered" if it decodes and is not revoked, "withdrawn" if its issuer revoked it
-        first (a cancelled send), "invalid" if it does not decode. One that cannot be
-        fetched within the sender's deadline is tried again later (a backoff), and filed
-        "missing" after the retry budget; one not reached before the deadline waits for
-        the next sync without counting as a failure."""
+        first (a cancelled send), "invalid" if it does not decode. A fetch that waits
+        longer than :data:`CAPSULE_PATIENCE` (or fails) is tried again later with a
+        backoff, and filed "missing" after the retry budget. The sender's fetches stop at
+        :data:`CAPSULE_DEADLINE`, or as soon as a whole round of them failed with none
+        fetched (a sender whose capsules nobody has): what was not tried waits for the
+        next sync, without counting as a failure."""
         now = int(self._now())
         due = self.db.mailboxes.due(pair.me, now, sender=pair.peer)
         if not due:
             return
-        deadline = asyncio.get_running_loop().time() + CAPSULE_DEADLINE
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CAPSULE_DEADLINE
         settled: list[tuple[str, str, str | None, int | None]] = []
         failed: list[InboxRow] = []
 
         async def one(item: InboxRow) -> None:
-            if asyncio.get_running_loop().time() >= deadline:
-                return  # not reached this time: no attempt counted
+            start = loop.time()
+            if start >= deadline or (len(failed) >= CAPSULE_CONCURRENCY and not settled):
+                return  # not tried this time: no attempt counted
             try:
-                async with until(deadline, f"fetching the capsules of {pair.peer}"):
+                cut = min(start + CAPSULE_PATIENCE, deadline)
+                async with until(cut, f"fetching the capsules of {pair.peer}"):
                     data = await self.storage.block_get(item.capsule)
                 capsule = decode_capsule(data)
             except NodeError as exc:
+                if loop.time() - start < CAPSULE_PATIENCE and loop.time() >= deadline:
+                    return  # cut by the sender's deadline, not slow itself: next time
                 log.info("capsule %s not fetched yet: %s", item.capsule, exc.message)
                 failed.append(item)
                 return

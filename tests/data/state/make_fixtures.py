@@ -7,6 +7,8 @@ For each schema version before migrations existed (1 to 3), this takes
 runs that very code to create a home's database and fill it through its own methods with
 real objects (signed identity documents, revocation heads, mailbox entries), then writes
 the database as SQL (``v<N>.sql``; ``sqlite3 x.sqlite3 < v<N>.sql`` gives the file back).
+For version 4 and later it extracts the whole package at the commit that last wrote the
+version (``git archive``) and runs :data:`FILL_V4` with it, in a process of its own.
 The tests load each dump into a file and open it with today's code.
 """
 
@@ -32,8 +34,9 @@ from ipfs_share.formats.mailbox import mailbox_name, make_entry  # noqa: E402
 from ipfs_share.formats.revocation import revoke  # noqa: E402
 from ipfs_share.formats.signed import block_of, did_key, run_walk  # noqa: E402
 
-# The commit that last wrote each schema version of ipfs_share/local/db.py.
-COMMITS = {1: "869912c", 2: "7faeec4", 3: "d74ade2"}
+# The commit that last wrote each schema version (ipfs_share/local/db.py for 1-3, the
+# ipfs_share package from 4 on).
+COMMITS = {1: "869912c", 2: "7faeec4", 3: "d74ade2", 4: "4bec3d2"}
 T = 1_800_000_000
 
 
@@ -125,16 +128,77 @@ def fill(version: int, old: ModuleType, home: Path) -> None:
     db.close()
 
 
+# Version 4, written through its repositories: what 1-3 hold (migrated), plus the record
+# store, staged progress of a feed being read, and an inbox item with failed fetches.
+FILL_V4 = r"""
+import sqlite3, sys
+from pathlib import Path
+from ipfs_share.local.migrations import LATEST
+from ipfs_share.local.state import RecordRow, StagedEntry, StateDB
+from ipfs_share.formats.feed import Mark, Segment
+
+assert LATEST == 4, LATEST
+home = Path(sys.argv[1])
+conn = sqlite3.connect(home / "state.sqlite3")
+conn.executescript(Path(sys.argv[2]).read_text())
+conn.close()
+state = StateDB(home)
+(own,) = state.feeds.own_feeds("identity")
+state.records.keep(
+    RecordRow(own.name, "identity", own.owner, True, own.seq, 1_900_000_000,
+              "/ipfs/" + own.head, b"\x0a\x01record", 1_800_000_100, 1_800_000_100)
+)
+(inbound,) = state.feeds.read_feeds("mailbox")
+segment = Segment(Mark(9, "bafyreitop"), Mark(8, "bafyreibottom"), "bafyreibelow")
+staged = [StagedEntry(9, "bafyreitop", b"\x01"), StagedEntry(8, "bafyreibottom", b"\x02")]
+assert state.feeds.stage(inbound, staged, segment)
+(item,) = state.mailboxes.inbox(inbound.reader)
+state.mailboxes.defer(inbound.reader, [(item.capsule, 2, 1_800_000_500, "pending")])
+state.close()
+"""
+
+
+def _dump_file(path: Path) -> str:
+    """The database as SQL, with its user_version (which a dump leaves out)."""
+    conn = sqlite3.connect(path)
+    try:
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        tail = f"PRAGMA user_version = {version};\n" if version else ""
+        return "\n".join(conn.iterdump()) + "\n" + tail
+    finally:
+        conn.close()
+
+
+def dump_package_version(version: int) -> str:
+    """The database version ``version`` of the package writes (FILL_V4), from the
+    package as it was at COMMITS[version], over the previous version's dump."""
+    root = Path(tempfile.mkdtemp())
+    archive = subprocess.run(
+        ["git", "archive", COMMITS[version], "ipfs_share"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+    home = root / "home"
+    home.mkdir()
+    subprocess.run(
+        [sys.executable, "-c", FILL_V4, str(home), str(HERE / f"v{version - 1}.sql")],
+        cwd=root,
+        env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
+        check=True,
+    )
+    return _dump_file(home / "state.sqlite3")
+
+
 def dump(version: int) -> str:
+    if version >= 4:
+        return dump_package_version(version)
     old = _old_module(COMMITS[version])
     assert version == old.SCHEMA_VERSION, (COMMITS[version], old.SCHEMA_VERSION)
     home = Path(tempfile.mkdtemp())
     fill(version, old, home)
-    conn = sqlite3.connect(home / "state.sqlite3")
-    try:
-        return "\n".join(conn.iterdump()) + "\n"
-    finally:
-        conn.close()
+    return _dump_file(home / "state.sqlite3")
 
 
 def expected_names() -> dict[str, str]:
