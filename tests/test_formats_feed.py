@@ -126,6 +126,18 @@ def test_resuming_meets_the_mark_exactly() -> None:
     assert exact.complete and exact.entries == ()
 
 
+def test_a_segment_whose_bottom_does_not_follow_the_mark_is_a_fork() -> None:
+    entries = chain(6)
+    store = Store(*entries)
+    part = run(store, entries[-1].cid, budget=3)  # segment 5..3, bottom seq 3
+    assert part.segment is not None and part.segment.bottom.seq == 3
+    other = [make_entry(KEY, None, capsule=block_of({"x": 1}).cid, sent=5)]
+    for _ in range(2):  # another seq 0, 1, 2: the mark at seq 2 is not what seq 3 follows
+        other.append(make_entry(KEY, other[-1], capsule=CAP, sent=5))
+    with pytest.raises(FeedForkError, match="the mark"):
+        run(store, entries[-1].cid, known=Mark.of(other[2]), resume=part.resume)
+
+
 def test_a_head_older_than_the_segment_seen_is_a_rollback() -> None:
     entries = chain(6)
     store = Store(*entries)
