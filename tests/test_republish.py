@@ -170,3 +170,36 @@ async def test_cli_republish_reports_each_record_and_counts(
     code = await asyncio.to_thread(main, ["republish"])
     text = capsys.readouterr().out
     assert code == 0 and "records put again" in text and "identity" in text
+
+
+async def test_a_home_that_kept_no_records_takes_them_from_the_node_and_puts_them_again(
+    kubo: RunningNode, tmp_path: Path
+) -> None:
+    """A home from before the record store (schema 4) knows its heads but kept no signed
+    record: a republish takes the node's record of exactly each head, verified, no key."""
+    alice, bob, cap = await shared_and_sent(kubo.api_url, tmp_path)
+    assert [i.id for i in await bob.inbox.sync()] == [cap]
+    alice_did = alice.identity.get().did
+    for mesh in (alice, bob):
+        mesh.db.database.execute("DELETE FROM ipns_records")
+        await mesh.close()
+    alice = Mesh(
+        await KuboStorage.connect(kubo.api_url),
+        tmp_path / "alice",
+        passphrase=no_passphrase,
+        kdf=KdfParams.fastest(),
+    )
+    report = await alice.republish()
+    assert report.count("reput", own=True) == 3 and report.ok
+    await alice.close()
+    bob = Mesh(
+        await KuboStorage.connect(kubo.api_url),
+        tmp_path / "bob",
+        passphrase=no_passphrase,
+        kdf=KdfParams.fastest(),
+    )
+    report = await bob.republish()
+    alices = [r for r in report.records if r.whose == alice_did]
+    assert sorted(r.kind for r in alices) == ["identity", "mailbox", "revocation"]
+    assert {r.action for r in alices} == {"reput"}
+    await bob.close()

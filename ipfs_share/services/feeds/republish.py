@@ -20,14 +20,16 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from ipfs_share.crypto.signing import SigningKey
 from ipfs_share.errors import IpfsShareError, IpnsRecordInvalidError, NodeRequestError
 from ipfs_share.formats.feed import kind_named
+from ipfs_share.formats.ipns import verify_record
 from ipfs_share.local.state import OwnHead, RecordRow, StateDB
 from ipfs_share.services.feeds.blocks import bounded
+from ipfs_share.services.feeds.records import keep_record
 from ipfs_share.services.feeds.refs import Feed, lifetime_of
 from ipfs_share.services.feeds.writer import FeedWriter, held_sequence
 from ipfs_share.storage.base import Storage
@@ -126,6 +128,7 @@ class Republisher:
         Returns what it did, record by record."""
         started = int(self._now())
         reports: list[RecordReport] = []
+        await self._recover_records()
         own = {f.name: f for f in self._state.feeds.own_feeds()}
         kept = {r.name: r for r in self._state.records.list()}
 
@@ -136,6 +139,37 @@ class Republisher:
         order = {n: i for i, n in enumerate(sorted(set(kept) | set(own)))}
         reports.sort(key=lambda r: (not r.own, r.kind, order[r.name]))
         return RepublishReport(tuple(reports), started, int(self._now()))
+
+    async def _recover_records(self) -> None:
+        """Keep the records the node still has of feeds whose head this home verified but
+        whose record it did not keep (a home from before the record store): a record
+        naming exactly that head, verified under the name, is the one to put again."""
+        kept = {r.name for r in self._state.records.list()}
+        heads = [
+            (f.name, f.kind, f.owner, f.head, True)
+            for f in self._state.feeds.own_feeds()
+            if f.name not in kept and f.published
+        ]
+        heads += [
+            (f.name, f.kind, f.signer, f.mark.cid, False)
+            for f in self._state.feeds.read_feeds()
+            if f.name not in kept and f.mark is not None
+        ]
+
+        async def one(name: str, kind: str, whose: str, head: str, own: bool) -> None:
+            try:
+                data = await self.storage.ipns_get(name)
+                parsed = verify_record(name, data, now=datetime.fromtimestamp(self._now(), UTC))
+            except IpfsShareError:
+                return
+            if parsed.value != f"/ipfs/{head}":
+                return
+            feed = Feed(kind_named(kind), name, whose)
+            keep_record(
+                self._state.records, feed, data, parsed, own=own, at=int(self._now()), put=False
+            )
+
+        await bounded((one(*h) for h in heads), limit=CONCURRENCY)
 
     async def _one(
         self, row: RecordRow | None, head: OwnHead | None, *, renew: bool
