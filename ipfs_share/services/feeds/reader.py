@@ -64,7 +64,7 @@ __all__ = ["BATCH", "STALE_RETRY_DELAY", "Apply", "FeedReader", "FeedUpdate"]
 
 log = logging.getLogger("ipfs_share.feeds")
 
-BATCH = 5_000  # entries verified between two saves of progress
+BATCH = 1_000  # entries verified between two saves of progress
 STALE_RETRY_DELAY = 0.5  # a head older than the mark: resolve once more before refusing
 
 Apply = Callable[[Sequence[FeedEntry]], None]
@@ -129,13 +129,16 @@ class FeedReader:
         apply: Apply | None = None,
         deadline: float | None = None,
         max_backlog: int | None = None,
+        verified: Callable[[Sequence[FeedEntry]], None] | None = None,
     ) -> FeedUpdate:
         """Bring this home's mark of ``feed`` up to its newest head.
 
         ``record``: a head record already in hand (else the name is resolved). ``apply``:
         files the new entries, atomically with the mark. ``deadline`` (the event loop's
         clock): stop there, keeping the progress. ``max_backlog``: refuse a head more
-        than that many entries past the mark."""
+        than that many entries past the mark. ``verified``: told of the entries verified,
+        batch by batch, while the walk goes on (to start work on them early; nothing is
+        filed until the walk connects)."""
         state = self.mark(feed) or ReadState(
             name=feed.name,
             kind=feed.kind.name,
@@ -161,7 +164,7 @@ class FeedReader:
             head, seq = head_of_record(parsed)
         try:
             return await self._walk(
-                feed, state, head, seq, data, parsed, apply, deadline, max_backlog
+                feed, state, head, seq, data, parsed, apply, deadline, max_backlog, verified
             )
         except (ChainInvalidError, SignatureInvalidError, FormatError):
             if state.segment is not None:  # it can never connect: forget it
@@ -179,6 +182,7 @@ class FeedReader:
         apply: Apply | None,
         deadline: float | None,
         max_backlog: int | None,
+        verified: Callable[[Sequence[FeedEntry]], None] | None,
     ) -> FeedUpdate:
         resume = self._resume(feed, state)
         here: dict[int, FeedEntry] = {}  # verified by this read
@@ -195,6 +199,8 @@ class FeedReader:
             )
             found, stopped = await self._drive(walk, deadline)
             here.update((e.seq, e) for e in found.entries)
+            if verified is not None and found.entries:
+                verified(found.entries)
             if found.complete:
                 return self._commit(feed, state, found, here, data, parsed, apply)
             if found.segment is not None and found.entries:

@@ -65,6 +65,7 @@ CAPSULE_DEADLINE = 30.0  # seconds to fetch the sender's new capsules, all toget
 CAPSULE_CONCURRENCY = 64  # capsule fetches in flight per sender
 MAX_BACKLOG = 1_000_000  # entries past the mark: more is refused (chain_invalid)
 SENDER_CONCURRENCY = 64  # senders read at once
+PREFETCH_CAP = 20_000  # capsules fetched ahead while one sender's chain is read
 # A capsule that could not be fetched is tried again after RETRY_FIRST seconds, then
 # twice as long each time up to RETRY_MAX; after RETRY_BUDGET failed fetches it is missing.
 RETRY_FIRST = 60
@@ -79,6 +80,43 @@ def retry_delay(attempts: int) -> int:
     [60, 120, 240, 86400]
     """
     return int(min(RETRY_MAX, RETRY_FIRST * 2 ** (attempts - 1)))
+
+
+class _Prefetch:
+    """Capsules fetched while a sender's chain is still being read: the walk waits on one
+    block at a time, and the node serves the capsules of what it verified meanwhile. A
+    fetch waits :data:`CAPSULE_PATIENCE` at most, like any capsule fetch; at most
+    :data:`PREFETCH_CAP` are kept."""
+
+    def __init__(self, storage: Storage, sender: str) -> None:
+        self.storage = storage
+        self.sender = sender
+        self.got: dict[str, bytes] = {}
+        self.failed: set[str] = set()
+        self.pending: dict[str, asyncio.Task[None]] = {}
+        self._gate = asyncio.Semaphore(CAPSULE_CONCURRENCY)
+
+    def add(self, entries: Sequence[FeedEntry]) -> None:
+        for e in entries:
+            capsule = e.value.capsule
+            if capsule is None or capsule.cid in self.pending or capsule.cid in self.got:
+                continue
+            if len(self.got) + len(self.pending) >= PREFETCH_CAP:
+                return
+            self.pending[capsule.cid] = asyncio.ensure_future(self._one(capsule.cid))
+
+    async def _one(self, cid: str) -> None:
+        async with self._gate:
+            try:
+                async with within(CAPSULE_PATIENCE, f"fetching the capsules of {self.sender}"):
+                    self.got[cid] = await self.storage.block_get(cid)
+            except IpfsShareError:
+                self.failed.add(cid)
+
+    async def close(self) -> None:
+        for task in self.pending.values():
+            task.cancel()
+        await asyncio.gather(*self.pending.values(), return_exceptions=True)
 
 
 @dataclass
@@ -218,12 +256,18 @@ class MailboxReader:
         heads: dict[str, asyncio.Future[RevocationHead | None]],
     ) -> _Sender:
         result = _Sender()
-        async with self._read_locks[(pair.me, pair.in_name)]:
-            await self._read_chain(pair, record, result)
-        await self._settle(pair, heads, result)
+        prefetch = _Prefetch(self.storage, pair.peer)
+        try:
+            async with self._read_locks[(pair.me, pair.in_name)]:
+                await self._read_chain(pair, record, result, prefetch)
+            await self._settle(pair, heads, result, prefetch)
+        finally:
+            await prefetch.close()
         return result
 
-    async def _read_chain(self, pair: _Pair, record: bytes | None, result: _Sender) -> None:
+    async def _read_chain(
+        self, pair: _Pair, record: bytes | None, result: _Sender, prefetch: _Prefetch
+    ) -> None:
         """Read the peer's chain to us (resolved without cache unless a record is given)
         and file its new entries (pending items, receipts) with the new mark, atomically."""
         now = int(self._now())
@@ -242,7 +286,12 @@ class MailboxReader:
 
         deadline = asyncio.get_running_loop().time() + CHAIN_DEADLINE
         update = await self.feeds.read(
-            pair.inbox, record=record, apply=file, deadline=deadline, max_backlog=MAX_BACKLOG
+            pair.inbox,
+            record=record,
+            apply=file,
+            deadline=deadline,
+            max_backlog=MAX_BACKLOG,
+            verified=prefetch.add,
         )
         result.partial = not update.complete
 
@@ -251,6 +300,7 @@ class MailboxReader:
         pair: _Pair,
         heads: dict[str, asyncio.Future[RevocationHead | None]],
         result: _Sender,
+        prefetch: _Prefetch,
     ) -> None:
         """Fetch and check the capsules of the sender's pending items that are due:
         "delivered" if it decodes and is not revoked, "withdrawn" if its issuer revoked it
@@ -270,13 +320,23 @@ class MailboxReader:
         failed: list[InboxRow] = []
 
         async def one(item: InboxRow) -> None:
+            ahead = prefetch.pending.get(item.capsule)
+            if ahead is not None:  # fetched while the chain was read (or still being)
+                await asyncio.shield(ahead)
+                if item.capsule in prefetch.failed:
+                    failed.append(item)
+                    return
             start = loop.time()
-            if start >= deadline or (len(failed) >= CAPSULE_CONCURRENCY and not settled):
+            if item.capsule not in prefetch.got and (
+                start >= deadline or (len(failed) >= CAPSULE_CONCURRENCY and not settled)
+            ):
                 return  # not tried this time: no attempt counted
             try:
-                cut = min(start + CAPSULE_PATIENCE, deadline)
-                async with until(cut, f"fetching the capsules of {pair.peer}"):
-                    data = await self.storage.block_get(item.capsule)
+                data = prefetch.got.get(item.capsule)
+                if data is None:
+                    cut = min(start + CAPSULE_PATIENCE, deadline)
+                    async with until(cut, f"fetching the capsules of {pair.peer}"):
+                        data = await self.storage.block_get(item.capsule)
                 capsule = decode_capsule(data)
             except NodeError as exc:
                 if loop.time() - start < CAPSULE_PATIENCE and loop.time() >= deadline:
