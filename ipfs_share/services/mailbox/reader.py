@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -85,13 +85,15 @@ def retry_delay(attempts: int) -> int:
 class _Prefetch:
     """Capsules fetched while a sender's chain is still being read: the walk waits on one
     block at a time, and the node serves the capsules of what it verified meanwhile. A
-    fetch waits :data:`CAPSULE_PATIENCE` at most, like any capsule fetch; at most
-    :data:`PREFETCH_CAP` are kept."""
+    fetch waits :data:`CAPSULE_PATIENCE` at most, like any capsule fetch. ``got`` is the
+    reader's cache of capsule blocks (immutable, named by their CID), kept across syncs
+    (a walk cut by its deadline files its entries at a later sync) and capped at
+    :data:`PREFETCH_CAP`."""
 
-    def __init__(self, storage: Storage, sender: str) -> None:
+    def __init__(self, storage: Storage, sender: str, got: OrderedDict[str, bytes]) -> None:
         self.storage = storage
         self.sender = sender
-        self.got: dict[str, bytes] = {}
+        self.got = got
         self.failed: set[str] = set()
         self.pending: dict[str, asyncio.Task[None]] = {}
         self._gate = asyncio.Semaphore(CAPSULE_CONCURRENCY)
@@ -112,6 +114,12 @@ class _Prefetch:
                     self.got[cid] = await self.storage.block_get(cid)
             except IpfsShareError:
                 self.failed.add(cid)
+                return
+            while len(self.got) > PREFETCH_CAP:
+                self.got.popitem(last=False)
+
+    def take(self, cid: str) -> bytes | None:
+        return self.got.pop(cid, None)
 
     async def close(self) -> None:
         for task in self.pending.values():
@@ -160,6 +168,7 @@ class MailboxReader:
         self.share = share
         self._now = now
         self._read_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._capsules: OrderedDict[str, bytes] = OrderedDict()  # fetched ahead (_Prefetch)
 
     async def sync(
         self, as_: str | None = None, *, senders: Iterable[str] = (), strict: bool = True
@@ -256,7 +265,7 @@ class MailboxReader:
         heads: dict[str, asyncio.Future[RevocationHead | None]],
     ) -> _Sender:
         result = _Sender()
-        prefetch = _Prefetch(self.storage, pair.peer)
+        prefetch = _Prefetch(self.storage, pair.peer, self._capsules)
         try:
             async with self._read_locks[(pair.me, pair.in_name)]:
                 await self._read_chain(pair, record, result, prefetch)
@@ -332,7 +341,7 @@ class MailboxReader:
             ):
                 return  # not tried this time: no attempt counted
             try:
-                data = prefetch.got.get(item.capsule)
+                data = prefetch.take(item.capsule)
                 if data is None:
                     cut = min(start + CAPSULE_PATIENCE, deadline)
                     async with until(cut, f"fetching the capsules of {pair.peer}"):
