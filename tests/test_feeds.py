@@ -332,3 +332,34 @@ async def test_the_writer_refuses_entries_that_do_not_continue_the_head(
     with pytest.raises(FormatError, match="at seq 0"):
         await writer.append(feed, wrong, adopt=False)
     assert writer.head(feed) is None
+
+
+async def test_a_head_found_only_in_an_expired_record_is_still_continued(
+    tmp_path: Path,
+) -> None:
+    """The writer adopts what the network holds even past its end of validity: the record
+    is authentic, and starting over at seq 0 would fork the feed for its readers."""
+    from ipfs_share.storage.embedded import EmbeddedStorage
+
+    keys = IdentityKeys.generate()
+    feed = Feed(IDENTITY_FEED, ipns_name(keys.signing.public_key), keys.did)
+    async with EmbeddedStorage(tmp_path / "store") as store:
+        old = make_identity_document(keys.signing, keys.enc_public, seq=6, created=1)
+        await store.block_put(old.data, codec="dag-cbor")
+        record = make_record(
+            keys.signing,
+            f"/ipfs/{old.cid}",
+            sequence=6,
+            validity=datetime(2020, 1, 1, tzinfo=UTC),
+            ttl_seconds=1,
+            now=datetime(2019, 1, 1, tzinfo=UTC),
+        )
+        (store.root / "records" / feed.name).write_bytes(record)  # a node that kept it
+
+        async def next_doc(prev: Any) -> Batch:
+            assert prev is not None and prev.seq == 6
+            doc = make_identity_document(keys.signing, keys.enc_public, seq=7, created=2)
+            return Batch([IDENTITY_FEED.read(doc.data, None)])
+
+        done = await FeedWriter(store, StateDB(tmp_path / "home")).append(feed, next_doc)
+        assert done.head is not None and done.head.seq == 7
