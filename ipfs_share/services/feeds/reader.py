@@ -217,27 +217,22 @@ class FeedReader:
         self, walk: BlockWalk[FeedWalk], deadline: float | None
     ) -> tuple[FeedWalk, bool]:
         """Run the walk against the node; at ``deadline`` stop it where it is (it reports
-        what it verified). Returns the walk's result and whether the deadline stopped it."""
-        loop = asyncio.get_running_loop()
-        stopped = False
+        what it verified). Returns the walk's result and whether the deadline stopped it.
+        One timer for the whole walk, not one a block."""
         try:
             cid = next(walk)
-            while True:
-                if deadline is not None and loop.time() >= deadline:
-                    stopped = True
-                    cid = walk.send(feeds.STOP)
-                    continue
-                try:
-                    async with _until(deadline):
+            try:
+                async with _until(deadline):
+                    while True:
                         block = await self.storage.block_get(cid)
-                except TimeoutError:
-                    stopped = True
-                    cid = walk.send(feeds.STOP)
-                    continue
-                cid = walk.send(check_block(cid, block))
+                        cid = walk.send(check_block(cid, block))
+            except TimeoutError:
+                pass
+            walk.send(feeds.STOP)
         except StopIteration as done:
             result: FeedWalk = done.value
-            return result, stopped
+            return result, not result.complete and deadline is not None and _past(deadline)
+        raise AssertionError("the walk did not stop when told to")  # pragma: no cover
 
     def _resume(self, feed: Feed, state: ReadState) -> Resume | None:
         if state.segment is None:
@@ -292,6 +287,10 @@ class FeedReader:
 
     def _when(self) -> datetime:
         return datetime.fromtimestamp(self._now(), UTC)
+
+
+def _past(deadline: float) -> bool:
+    return asyncio.get_running_loop().time() >= deadline
 
 
 def _until(deadline: float | None) -> contextlib.AbstractAsyncContextManager[object]:
