@@ -286,7 +286,8 @@ def make_acks(
 ) -> MailboxEntry:
     """The entry after ``previous`` acknowledging ``capsules`` (1 to :data:`MAX_ACKS`,
     all through mailbox ``via``) as ``state``; the references go in sorted order."""
-    refs = sorted({ack_reference(via, c) for c in capsules})
+    ack_key = _ack_key(via)
+    refs = sorted({hmac.digest(ack_key, bytes(_link(c)), "sha256") for c in capsules})
     return _make(key, previous, {"acks": refs, "state": state}, sent)
 
 
@@ -297,8 +298,11 @@ def ack_reference(via: SigningKey, capsule: str | Link) -> bytes:
     ack key = HKDF(mailbox seed, "", LABEL_ACK_KEY, 32);
     reference = HMAC-SHA-256(ack key, binary capsule CID).
     """
-    ack_key = hkdf(via.seed_bytes(), salt=b"", info=LABEL_ACK_KEY, length=32)
-    return hmac.digest(ack_key, bytes(_link(capsule)), "sha256")
+    return hmac.digest(_ack_key(via), bytes(_link(capsule)), "sha256")
+
+
+def _ack_key(via: SigningKey) -> bytes:
+    return hkdf(via.seed_bytes(), salt=b"", info=LABEL_ACK_KEY, length=32)
 
 
 def acknowledges(entry: MailboxEntry, via: SigningKey, capsule: str | Link) -> bool:

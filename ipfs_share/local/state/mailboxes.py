@@ -129,6 +129,33 @@ class MailboxRepository:
         )
         return got is not None
 
+    def already_sent(self, sender: str, recipient: str, capsules: Sequence[str]) -> set[str]:
+        """Which of ``capsules`` are in our mailbox to ``recipient`` (and not cancelled)."""
+        found: set[str] = set()
+        for i in range(0, len(capsules), 500):
+            part = list(capsules[i : i + 500])
+            marks = ", ".join("?" * len(part))
+            rows = self._db.all(
+                f"SELECT capsule FROM mailbox_sent WHERE sender = ? AND recipient = ? "
+                f"AND cancelled_at IS NULL AND capsule IN ({marks})",
+                (sender, recipient, *part),
+            )
+            found.update(str(r[0]) for r in rows)
+        return found
+
+    def acked(self, reader: str, capsules: Sequence[str]) -> dict[str, str | None]:
+        """The acknowledgement last sent for each of ``capsules`` in ``reader``'s inbox."""
+        found: dict[str, str | None] = {}
+        for i in range(0, len(capsules), 500):
+            part = list(capsules[i : i + 500])
+            marks = ", ".join("?" * len(part))
+            rows = self._db.all(
+                f"SELECT capsule, acked FROM inbox WHERE reader = ? AND capsule IN ({marks})",
+                (reader, *part),
+            )
+            found.update((str(c), a) for c, a in rows)
+        return found
+
     def sent_by_ack(self, sender: str, recipient: str, ack_ref: bytes) -> SentRow | None:
         got = self._db.one(
             f"SELECT {_SENT_COLS} FROM mailbox_sent WHERE ack_ref = ? AND sender = ? "

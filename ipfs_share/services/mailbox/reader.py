@@ -377,17 +377,15 @@ class MailboxReader:
             self.db.mailboxes.settle(pair.me, settled)
             self.db.mailboxes.defer(pair.me, deferred)
         done = {c: (state, issuer, expires) for c, state, issuer, expires in settled}
+        name = self.views.name_of(pair.peer)  # once for all of this sender's items
         result.delivered = [
             self.views.item(
-                replace(
-                    r,
-                    state=done[r.capsule][0],
-                    issuer=done[r.capsule][1],
-                    expires=done[r.capsule][2],
-                )
+                replace(r, state=state, issuer=issuer, expires=expires), sender_name=name
             )
             for r in due
-            if r.capsule in done and done[r.capsule][0] == "delivered"
+            if r.capsule in done
+            for state, issuer, expires in [done[r.capsule]]
+            if state == "delivered"
         ]
 
     async def _revocation_head(self, issuer: str) -> RevocationHead | None:

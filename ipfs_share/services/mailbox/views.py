@@ -157,12 +157,13 @@ class Views:
             seq=row.seq,
         )
 
-    def item(self, row: InboxRow) -> InboxItem:
+    def item(self, row: InboxRow, *, sender_name: str | None = None) -> InboxItem:
+        """``sender_name``: the sender's name, when the caller looked it up already."""
         return InboxItem(
             id=row.capsule,
             reader=row.reader,
             sender=row.sender,
-            sender_name=self.name_of(row.sender),
+            sender_name=sender_name if sender_name is not None else self.name_of(row.sender),
             issuer=row.issuer,
             expires=row.expires,
             sent=row.sent,

@@ -194,15 +194,17 @@ class MailboxWriter:
 
     def _still_to_append(self, pair: _Pair, bodies: list[Body]) -> list[Body]:
         """``bodies`` less what the chain already carries (a retry, a race, a repeat)."""
-        todo: list[Body] = []
+        unique = list(dict.fromkeys(bodies))
         rank = self.db.mailboxes.ack_rank
-        for b in dict.fromkeys(bodies):
-            if b.state is None and self.db.mailboxes.was_sent(pair.me, pair.peer, b.capsule):
+        capsules = [b.capsule for b in unique if b.state is None]
+        sent = self.db.mailboxes.already_sent(pair.me, pair.peer, capsules)
+        acked = self.db.mailboxes.acked(pair.me, [b.capsule for b in unique if b.state])
+        todo: list[Body] = []
+        for b in unique:
+            if b.state is None and b.capsule in sent:
                 continue
-            if b.state is not None:
-                item = self.db.mailboxes.item(pair.me, b.capsule)
-                if item is not None and rank(item.acked) >= rank(b.state):
-                    continue
+            if b.state is not None and rank(acked.get(b.capsule)) >= rank(b.state):
+                continue
             todo.append(b)
         return todo
 
