@@ -81,6 +81,16 @@ async def test_48_missing_capsules_add_one_bounded_wait_and_never_hold_back_anot
     again = await bob.inbox.sync_report()  # the 48 are backed off: nothing waits now
     assert time.monotonic() - start < 3 and again.deferred == () and again.new == ()
 
+    # Their retry time come (no fetch ahead this time: the chain has nothing new), the
+    # retries cost one wait again, and count.
+    bob.db.database.execute("UPDATE inbox SET retry_at = 0 WHERE state = 'pending'")
+    start = time.monotonic()
+    retried = await bob.inbox.sync_report()
+    assert time.monotonic() - start < CAPSULE_PATIENCE + 6
+    assert retried.deferred == ((mallory_did, 48),)
+    rows = bob.db.mailboxes.inbox(bob.identity.get().did, states=("pending",))
+    assert {r.attempts for r in rows} == {2}
+
     # One of them, past its budget, is given up on and said so.
     row = rows[0]
     bob.db.database.execute(
