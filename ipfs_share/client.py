@@ -29,6 +29,7 @@ from ipfs_share.services.files import FileService
 from ipfs_share.services.identities import IdentityService, PassphraseSource, env_passphrase
 from ipfs_share.services.mailbox import MailboxService, MailShareService
 from ipfs_share.services.policy import PolicyProvider, PolicyRegistry
+from ipfs_share.services.remote_pins import RemotePins
 from ipfs_share.services.revocations import RevocationService
 from ipfs_share.storage.base import Storage
 from ipfs_share.storage.cluster import ClusterStorage
@@ -125,7 +126,8 @@ class Mesh:
     """Storage, identities, files, shares and mailboxes, over one home.
 
     ``share`` also sends capsules through mailboxes (``send``, ``outgoing``, ``cancel``);
-    ``inbox`` reads them (``sync``, ``list``, ``watch``, events)."""
+    ``inbox`` reads them (``sync``, ``list``, ``watch``, events); ``remote_pins`` asks
+    pinning services (the Pinning Service API) to keep copies."""
 
     def __init__(
         self,
@@ -159,6 +161,7 @@ class Mesh:
             now=now,
         )
         self.inbox: MailboxService = self.share.mailbox
+        self.remote_pins = RemotePins(home, storage)
 
     def __repr__(self) -> str:
         return f"Mesh(home={str(self.home)!r}, storage={self.storage!r})"

@@ -80,6 +80,15 @@ class TestCluster:
         finally:
             self.start(index)
 
+    @contextmanager
+    def restarted(self, index: int) -> Iterator[None]:
+        """Peer ``index`` started again when the block ends (the block may kill it)."""
+        try:
+            yield
+        finally:
+            self.stop(index)  # whatever still runs of it; clears what a kill left behind
+            self.start(index)
+
     def stop(self, index: int, *, kill: bool = False) -> list[int]:
         return self.local.stop_peer(index, kill=kill)
 

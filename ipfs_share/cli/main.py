@@ -45,8 +45,8 @@ the integrity code rather than 3.
 
 Adding a command: put a module in ``ipfs_share/cli/`` exposing ``register(subparsers)``
 (see :mod:`ipfs_share.cli.common`); it is found automatically. Modules must not define
-``--api``, ``--json`` or ``--as`` themselves: every subcommand accepts the global options
-(``--as NAME`` arrives as ``args.as_``: None means the default identity).
+``--api``, ``--cluster``, ``--json`` or ``--as`` themselves: every subcommand accepts the
+global options (``--as NAME`` arrives as ``args.as_``: None means the default identity).
 
 >>> main(["--version"])                                # doctest: +ELLIPSIS
 ipfs-share ... (Kubo v0...)
@@ -137,6 +137,14 @@ def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         "node, /ip4/127.0.0.1/tcp/5001)",
     )
     group.add_argument(
+        "--cluster",
+        metavar="URL",
+        default=None if top else default,
+        help="store on IPFS Cluster: a peer's REST API (comma-separated for failover), or "
+        "'local' for the one 'ipfs-share cluster up' runs (default: $IPFS_SHARE_CLUSTER; "
+        "its peers' Kubo APIs: $IPFS_SHARE_CLUSTER_KUBO)",
+    )
+    group.add_argument(
         "--json",
         action="store_true",
         default=False if top else default,
@@ -205,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, and usage errors (already printed)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    ctx = Context(json=args.json, api=args.api)
+    ctx = Context(json=args.json, api=args.api, cluster=args.cluster)
     handler = getattr(args, "handler", None)
     if handler is None:
         # A command group given without its subcommand, or no command at all.

@@ -43,7 +43,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +51,7 @@ from typing import Any
 
 from ipfs_share import paths
 from ipfs_share.errors import InvalidInputError, NodeManagementError
+from ipfs_share.local.files import write_atomic
 from ipfs_share.node.cluster_install import ClusterBinaries, find_cluster, install_cluster
 from ipfs_share.node.daemon import (
     KuboDaemon,
@@ -147,18 +148,8 @@ def _get_json(url: str, timeout: float = 2.0, headers: dict[str, str] | None = N
 
 
 def _write_private(path: Path, text: str) -> None:
-    """Write a 0600 file atomically (a reader sees the old file or the whole new one)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """A 0600 file, written atomically (it may hold the cluster secret or a token)."""
+    write_atomic(path, text.encode("utf-8"), mode=0o600)
 
 
 class ServiceDaemon:
@@ -437,9 +428,14 @@ class LocalCluster:
         plan = [PeerPorts(*ports[width * i : width * (i + 1)]) for i in range(count)]
         kubos = [self.kubo_daemon(i) for i in range(count)]
         services = [self.service_daemon(i) for i in range(count)]
-        for i in range(count):
+
+        def init(i: int) -> None:
             kubos[i].init(ports=NodePorts(api=plan[i].kubo_api, gateway=0, swarm=plan[i].swarm))
             services[i].init()
+
+        # Short-lived commands (init, config), so worker threads may run them.
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            list(pool.map(init, range(count)))
         kubo_ids = [k.peer_id() or "" for k in kubos]
         ids = [s.peer_id() for s in services]
         secret = secrets.token_hex(32)
@@ -542,19 +538,21 @@ class LocalCluster:
 
         Every process is spawned from the calling thread: with ``die_with_parent`` the
         kernel signals a child when the thread that forked it ends, so a worker thread
-        must not spawn. Waiting is parallel."""
+        must not spawn."""
         kubos = {i: self.kubo_daemon(i) for i in indexes}
         for kubo in kubos.values():
             if kubo.running_pid() is None:
                 kubo.start(die_with_parent=die_with_parent)
         nodes = {i: kubo.wait_ready(timeout) for i, kubo in kubos.items()}
+        # One service at a time, each once it answers: a peer that another dials in the
+        # moment between opening its host and starting its block exchange never learns
+        # that one can serve blocks, and the pins it needs from it then stall for a
+        # minute. Started in turn, every connection comes after both ends are up.
         for i in indexes:
             service = self.service_daemon(i)
-            if service.running_pid() is not None:
-                continue
-            service.start(die_with_parent=die_with_parent)
-        with ThreadPoolExecutor(max_workers=len(indexes)) as pool:
-            list(pool.map(lambda i: self._wait_peer(i, nodes[i], timeout), indexes))
+            if service.running_pid() is None:
+                service.start(die_with_parent=die_with_parent)
+            self._wait_peer(i, nodes[i], timeout)
 
     def _wait_peer(self, index: int, node: RunningNode, timeout: float) -> None:
         service = self.service_daemon(index)
@@ -614,33 +612,43 @@ class LocalCluster:
 
     def _probe_pins(self, docs: list[dict[str, Any]], deadline: float) -> None:
         """Pin a throwaway identity CID (its bytes are in the CID: nothing to fetch) on each
-        peer and wait until every peer has pinned all of them; then unpin them."""
+        peer and wait until every peer pinned all of them; then unpin each on its own peer
+        and wait until no peer lists any: every peer's updates reach every other."""
         rests = [f"http://127.0.0.1:{d['ports']['rest']}" for d in docs]
         probes = [_identity_cid(secrets.token_bytes(16)) for _ in rests]
+
+        def pinned_everywhere(probe: str) -> bool:
+            info = _get_json(f"{rests[0]}/pins/{probe}", timeout=2.0)
+            states = [v.get("status") for v in ((info or {}).get("peer_map") or {}).values()]
+            return len(states) == len(docs) and all(st == "pinned" for st in states)
+
+        def gone_everywhere(probe: str) -> bool:
+            return all(_status(f"{rest}/allocations/{probe}") == 404 for rest in rests)
+
         try:
             for rest, probe in zip(rests, probes, strict=True):
                 _request(f"{rest}/pins/{probe}", "POST")
-            waiting = set(probes)
-            while waiting:
-                for probe in list(waiting):
-                    info = _get_json(f"{rests[0]}/pins/{probe}", timeout=2.0)
-                    states = [
-                        v.get("status") for v in ((info or {}).get("peer_map") or {}).values()
-                    ]
-                    if len(states) == len(docs) and all(st == "pinned" for st in states):
-                        waiting.discard(probe)
-                if not waiting:
-                    break
-                if time.monotonic() >= deadline:
-                    raise NodeManagementError(
-                        f"expected a pin to reach all {len(docs)} peers, found "
-                        f"{len(waiting)} of {len(probes)} probes still on their way",
-                        hint=f"see the logs in {self.folder}/peer*/service/{LOG_FILE}",
-                    )
-                time.sleep(0.2)
+            self._wait_all(probes, pinned_everywhere, deadline, "reach")
         finally:
-            for probe in probes:
-                _request(f"{rests[0]}/pins/{probe}", "DELETE")
+            for rest, probe in zip(rests, probes, strict=True):
+                _request(f"{rest}/pins/{probe}", "DELETE")
+        self._wait_all(probes, gone_everywhere, deadline, "leave")
+
+    def _wait_all(
+        self, probes: list[str], done: Callable[[str], bool], deadline: float, verb: str
+    ) -> None:
+        waiting = set(probes)
+        while True:
+            waiting = {p for p in waiting if not done(p)}
+            if not waiting:
+                return
+            if time.monotonic() >= deadline:
+                raise NodeManagementError(
+                    f"expected probe pins to {verb} all peers, found {len(waiting)} of "
+                    f"{len(probes)} still on their way",
+                    hint=f"see the logs in {self.folder}/peer*/service/{LOG_FILE}",
+                )
+            time.sleep(0.1)
 
     def _fetch_token(self) -> None:
         if self.token() is not None:
@@ -742,6 +750,18 @@ def _identity_cid(data: bytes) -> str:
     return "b" + base64.b32encode(raw).decode().rstrip("=").lower()
 
 
+def _status(url: str, timeout: float = 2.0) -> int:
+    """The HTTP status of a GET to a loopback URL (0 when nothing answered)."""
+    request = urllib.request.Request(url)  # noqa: S310 - http only
+    try:
+        with _OPENER.open(request, timeout=timeout) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except (OSError, urllib.error.URLError):
+        return 0
+
+
 def _request(url: str, method: str, timeout: float = 5.0) -> bool:
     """POST/DELETE a loopback URL; True if it answered 2xx."""
     request = urllib.request.Request(url, data=b"", method=method)  # noqa: S310 - http only
@@ -802,6 +822,12 @@ def _configure(
     ipfs = doc["ipfs_connector"]["ipfshttp"]
     ipfs["connect_swarms_delay"] = "1s"
     ipfs["pin_timeout"] = f"{pin_timeout:g}s"
+    # Metrics are sent every half TTL, and a peer can only be allocated pins while its
+    # metrics are fresh: a short TTL makes a new peer usable within seconds and a dead
+    # one drop out of allocations within seconds (30 s by default).
+    for informer in doc["informer"].values():
+        informer["metric_ttl"] = "4s"
+    doc["monitor"]["pubsubmon"]["check_interval"] = "2s"
     pebble = doc["datastore"]["pebble"]["pebble_options"]
     pebble["cache_size_bytes"] = 16 << 20  # 1 GiB by default: too much for a laptop's three
     pebble["mem_table_size"] = 8 << 20

@@ -586,6 +586,15 @@ class ClusterStorage:
     async def capabilities(self) -> NodeCapabilities:
         return await self._first("capabilities", lambda n: n.capabilities())
 
+    async def swarm_connect(self, multiaddr: str) -> None:
+        """Connect every Kubo peer that answers to ``multiaddr`` (one is enough)."""
+        results = await asyncio.gather(
+            *(n.swarm_connect(multiaddr) for n in self.kubo), return_exceptions=True
+        )
+        if not any(r is None for r in results):
+            error = next((r for r in results if isinstance(r, IpfsShareError)), None)
+            raise error or NodeUnreachableError("swarm/connect: no Kubo node answered")
+
 
 async def _pieces(source: ByteSource) -> AsyncIterator[bytes]:
     if isinstance(source, bytes | bytearray | memoryview):
