@@ -87,14 +87,19 @@ async def test_replication_2_pins_on_two_and_the_third_node_opens_with_a_holder_
         async with await KuboStorage.connect(cluster.kubo[third]) as node:
             assert not await node.block_has(f.cid)  # the third node holds no copy
 
+        # Capsules pin the file they link to (recursively), so they are pinned where the
+        # file is, whatever the session's replication says now: covering the file must
+        # not copy it to the third peer.
+        assert isinstance(alice.storage, ClusterStorage)
+        alice.storage.replication = 3
         # A revoked capsule: the list exists, so the open below really checks one.
         revoked = await alice.share.file(f).with_("bob")
         await alice.share.revoke(revoked.id)
         cap = await alice.share.file(f).with_("bob")
-        # The capsule is pinned where its file is: covering the file copies nothing.
         capsule_where = (await alice.files.placements([cap.id]) or {})[cap.id]
         assert {p.peer_id for p in capsule_where.pinned} == {p.peer_id for p in where.pinned}
-        assert await kubo_pins(cluster, f.cid) == holders
+        async with await KuboStorage.connect(cluster.kubo[third]) as node:
+            assert not await node.block_has(f.cid)
         await bob.close()
 
         with cluster.stopped_peer(holders[0]):
@@ -232,16 +237,22 @@ async def test_writes_need_a_majority_of_kubo_peers(cluster: TestCluster) -> Non
             await one.ipns_get(name)
 
 
-async def test_a_lookup_takes_the_freshest_record_any_peer_holds(cluster: TestCluster) -> None:
+async def test_a_lookup_takes_the_freshest_record_of_all_answers(
+    cluster: TestCluster, kubo: Any
+) -> None:
     key = SigningKey.generate()
     name = ipns_name(key.public_key)
     old, new = (_record(key, "/ipfs/" + cid_for(RAW, v), s) for v, s in ((b"o", 1), (b"n", 2)))
+    # The session's own node (not in the cluster's network, so it cannot find seq 2 by
+    # itself) answers first with seq 1; two cluster peers have seq 2.
+    async with await KuboStorage.connect(kubo.api_url) as alone:
+        await alone.ipns_put(name, old)
     async with await cluster.storage() as store:
-        await store.ipns_put(name, old)
-        async with await KuboStorage.connect(cluster.kubo[2]) as last:
-            await last.ipns_put(name, new)  # only the last peer has seq 2
-        assert await store.ipns_get(name) == new
-        assert await store.ipns_resolve(name) == "/ipfs/" + cid_for(RAW, b"n")
+        await store.ipns_put(name, new)
+    mixed = await ClusterStorage.connect(cluster.rest, kubo=[kubo.api_url, *cluster.kubo[:2]])
+    async with mixed:
+        assert await mixed.ipns_get(name) == new
+        assert await mixed.ipns_resolve(name) == "/ipfs/" + cid_for(RAW, b"n")
 
 
 async def test_reads_fail_over_to_the_next_kubo_peer(cluster: TestCluster) -> None:
@@ -276,3 +287,26 @@ async def test_a_pin_the_peers_cannot_complete_fails_and_is_removed(cluster: Tes
             await store.pin_add(nobody_has)
         assert "within 2 s" in info.value.message and info.value.hint
         assert nobody_has not in await store.pin_ls()  # not left half-pinned
+
+
+async def test_a_read_whose_peer_dies_mid_stream_goes_on_from_the_next(
+    cluster: TestCluster,
+) -> None:
+    data = os.urandom(24 << 20)
+    async with await cluster.storage(replication=3) as store:
+        added = await store.add(data)
+    # Reads start on peer 2's Kubo; it is killed a few MiB in.
+    reader = await ClusterStorage.connect(cluster.rest, kubo=[cluster.kubo[2], *cluster.kubo[:2]])
+    digest = hashlib.sha256()
+    got = 0
+    killed: list[int] = []
+    async with reader:
+        with cluster.restarted(2):
+            async for piece in reader.cat(added.cid):
+                digest.update(piece)
+                got += len(piece)
+                if got >= 4 << 20 and not killed:
+                    killed = cluster.stop(2, kill=True)
+            assert killed and got == len(data)
+            assert digest.digest() == hashlib.sha256(data).digest()
+        await reader.pin_rm(added.cid)
