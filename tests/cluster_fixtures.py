@@ -39,7 +39,7 @@ CLUSTERS: list[LocalCluster] = []
 
 # Short enough that a pin nobody can fetch fails within a test, long enough for a loaded
 # machine to pin what is there.
-PIN_TIMEOUT = 20.0
+PIN_TIMEOUT = 10.0
 
 
 @dataclass

@@ -128,23 +128,32 @@ class ClusterPeer:
         }
 
 
-def _get_json(url: str, timeout: float = 2.0, headers: dict[str, str] | None = None) -> Any:
-    """GET a loopback URL and decode its JSON, or its JSON lines as a list (None on any
-    failure)."""
-    request = urllib.request.Request(url, headers=headers or {})  # noqa: S310 - http only
+def _get(url: str, timeout: float) -> bytes | None:
+    request = urllib.request.Request(url)  # noqa: S310 - http only
     try:
         with _OPENER.open(request, timeout=timeout) as response:
-            body = response.read()
+            body: bytes = response.read()
+            return body
     except (OSError, urllib.error.URLError, ValueError):
         return None
+
+
+def _get_json(url: str, timeout: float = 2.0) -> Any:
+    """GET a loopback URL and decode its JSON (None on any failure)."""
+    body = _get(url, timeout)
     try:
-        return json.loads(body)
-    except ValueError:
-        pass
-    try:  # Cluster streams lists as one JSON object a line
-        return [json.loads(line) for line in body.splitlines() if line.strip()]
+        return None if body is None else json.loads(body)
     except ValueError:
         return None
+
+
+def _get_lines(url: str, timeout: float = 2.0) -> list[Any]:
+    """GET a list Cluster streams as one JSON value a line (empty on any failure)."""
+    body = _get(url, timeout)
+    try:
+        return [json.loads(line) for line in (body or b"").splitlines() if line.strip()]
+    except ValueError:
+        return []
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -594,7 +603,7 @@ class LocalCluster:
         for doc in docs:
             rest = f"http://127.0.0.1:{doc['ports']['rest']}"
             while True:
-                peers = _get_json(f"{rest}/peers", timeout=2.0)
+                peers = _get_lines(f"{rest}/peers")
                 metrics = _get_json(f"{rest}/monitor/metrics/freespace", timeout=2.0)
                 seen = _ids(peers)
                 measured = {m.get("peer") for m in metrics or [] if isinstance(m, dict)}
@@ -772,9 +781,7 @@ def _request(url: str, method: str, timeout: float = 5.0) -> bool:
         return False
 
 
-def _ids(peers: Any) -> set[str]:
-    if not isinstance(peers, list):
-        return set()
+def _ids(peers: list[Any]) -> set[str]:
     return {
         str(p["id"]) for p in peers if isinstance(p, dict) and p.get("id") and not p.get("error")
     }

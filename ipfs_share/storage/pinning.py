@@ -106,7 +106,10 @@ def check_service_url(url: str) -> str:
             hint="give the token with --token-file (or on stdin), never in the URL",
         )
     if parts.query or parts.fragment:
-        raise InvalidInputError(f"expected a URL without query or fragment, found {url!r:.80}")
+        raise InvalidInputError(
+            f"expected a URL without query or fragment, found {url!r:.80}",
+            hint="give the service's API endpoint alone; the token goes in --token-file",
+        )
     if parts.scheme == "http" and not _loopback(parts.hostname):
         raise InvalidInputError(
             "expected an https URL for a pinning service (a token goes with every request), "
