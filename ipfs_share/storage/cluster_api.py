@@ -41,8 +41,9 @@ CLUSTER_HINT = (
 )
 
 # Statuses in which an allocated peer may still get to "pinned" by itself: queued or
-# pinning, or not yet aware of the pin ("unpinned" until the shared state reaches it).
-PENDING = frozenset({"pin_queued", "pinning", "queued", "unpinned", "undefined"})
+# pinning, or not yet aware of the pin or of its new allocations ("unpinned", "remote"
+# until the shared state reaches it).
+PENDING = frozenset({"pin_queued", "pinning", "queued", "unpinned", "undefined", "remote"})
 
 
 def _message(body: bytes) -> str:
