@@ -310,3 +310,37 @@ async def test_a_read_whose_peer_dies_mid_stream_goes_on_from_the_next(
             assert killed and got == len(data)
             assert digest.digest() == hashlib.sha256(data).digest()
         await reader.pin_rm(added.cid)
+
+
+# -- mailboxes over the cluster -----------------------------------------------------------
+
+
+async def test_a_mailbox_send_syncs_and_its_receipt_flows_back_across_peers(
+    cluster: TestCluster, tmp_path: Path
+) -> None:
+    # Alice writes through peer 0's REST API first, Bob reads through peer 2's: every block
+    # and record either writes must be on the other's side.
+    alice = Mesh(await cluster.storage(replication=2), tmp_path / "alice", **FAST)
+    bob_store = await ClusterStorage.connect(
+        cluster.rest[::-1], kubo=cluster.kubo[::-1], replication=2
+    )
+    bob = Mesh(bob_store, tmp_path / "bob", **FAST)
+    try:
+        for mesh, name in ((alice, "alice"), (bob, "bob")):
+            await mesh.identity.create(name)
+            await mesh.identity.publish()
+        await alice.identity.resolve(bob.identity.get().did, petname="bob")
+        await bob.identity.resolve(alice.identity.get().did, petname="alice")
+        f = await alice.files.put("plan.txt", b"meet at noon")
+        cap = await alice.share.file(f).with_("bob")
+        await alice.share.send(cap)
+        new = await bob.inbox.sync()
+        assert [(i.id, i.sender_name) for i in new] == [(cap.id, "alice")]
+        opened = await bob.share.open_capsule(cap.id)
+        assert await opened.read() == b"meet at noon"
+        await bob.inbox.sync()  # sends the receipts back through Bob's mailbox to Alice
+        (out,) = await alice.share.outgoing()
+        assert out.state in ("delivered", "opened")
+    finally:
+        await alice.close()
+        await bob.close()
