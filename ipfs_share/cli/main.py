@@ -22,11 +22,14 @@ exit  meaning                       error codes
                                     ipns_record_invalid, passphrase_required, ...)
 4     node unreachable              node_unreachable
 5     the node refused or failed    node_error, node_request_failed,
-                                    node_version_unsupported, feature_unavailable
+                                    node_version_unsupported, feature_unavailable,
+                                    replication_failed (a cluster), pin_service_failed,
+                                    pin_service_unauthorized, remote_pin_failed
 6     not found                     not_found, identity_not_found
 7     integrity: data changed,      integrity_error, stream_truncated,
       forged or damaged             signature_invalid, chain_invalid, decryption_failed
-8     node management failed        node_management_failed, kubo_install_failed
+8     node management failed        node_management_failed, kubo_install_failed,
+                                    cluster_install_failed
 9     local store                   store_error
 10    access denied                 recipient_not_authorized, key_unwrap_failed,
                                     policy_provider_required, policy_denied,
