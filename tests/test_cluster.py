@@ -175,6 +175,7 @@ async def test_killing_a_peer_mid_put_leaves_nothing_half_pinned_or_recorded(
                     size=40 << 20,
                 )
             except IpfsShareError as exc:
+                print(f"put with {victim} killed: {exc.code}: {exc.message} (hint: {exc.hint})")
                 assert exc.hint  # a clear error, with what to do
                 assert alice.files.list() == []  # nothing recorded as stored
                 assert await alice.storage.pin_ls() == before  # nothing left pinned

@@ -3,8 +3,8 @@
 ::
 
     $ ipfs-share cluster up --peers 3
-    started a 3-peer cluster in ~/.local/share/ipfs-share/cluster
-    peer0  12D3KooW...  rest http://127.0.0.1:41234  kubo http://127.0.0.1:41240  running
+    created and started a 3-peer cluster in ~/.local/share/ipfs-share/cluster
+    peer0   12D3KooW...  rest http://127.0.0.1:41234  kubo http://127.0.0.1:41240  ...  running
     ...
     $ ipfs-share --cluster local put --replication 2 report.pdf
     $ ipfs-share --cluster local files          # where each file is pinned

@@ -55,6 +55,7 @@ from ipfs_share.errors import (
     IpfsShareError,
     IpnsRecordInvalidError,
     NodeError,
+    NodeRequestError,
     NodeUnreachableError,
     NotFoundError,
     ReplicationError,
@@ -327,6 +328,13 @@ class ClusterStorage:
             params["replication-min"] = params["replication-max"] = str(self.replication)
         try:
             added = await self.api.add(body, headers, params, started=lambda: started)
+        except NodeRequestError as exc:
+            # The cluster failed the add itself (a peer it streamed blocks to went away,
+            # it could not pin): say so in the cluster's terms.
+            await self._unpin_tagged(tag, exc)
+            raise ReplicationError(
+                f"add: the cluster could not store the copies asked for: {exc.message}"
+            ) from exc
         except BaseException as exc:
             await self._unpin_tagged(tag, exc)
             raise
@@ -386,7 +394,7 @@ class ClusterStorage:
                 return placement
             if pinned + pending < need:
                 bad = ", ".join(
-                    f"{p.name}: {p.status}{' (' + p.error + ')' if p.error else ''}"
+                    f"{p.name}: {p.status}" + (f" ({p.error[:100]})" if p.error else "")
                     for p in mine
                     if p.status != "pinned"
                 )
