@@ -32,6 +32,7 @@ from ipfs_share.formats.unixfs import FileBuilder
 from ipfs_share.node.ports import free_port
 from ipfs_share.storage.cluster import ClusterStorage
 from ipfs_share.storage.kubo import KuboStorage
+from ipfs_share.storage.timed import innermost
 
 FAST: dict[str, Any] = {"passphrase": lambda _: b"pw", "kdf": KdfParams.fastest()}
 
@@ -90,8 +91,9 @@ async def test_replication_2_pins_on_two_and_the_third_node_opens_with_a_holder_
         # Capsules pin the file they link to (recursively), so they are pinned where the
         # file is, whatever the session's replication says now: covering the file must
         # not copy it to the third peer.
-        assert isinstance(alice.storage, ClusterStorage)
-        alice.storage.replication = 3
+        backend = innermost(alice.storage)
+        assert isinstance(backend, ClusterStorage)
+        backend.replication = 3
         # A revoked capsule: the list exists, so the open below really checks one.
         revoked = await alice.share.file(f).with_("bob")
         await alice.share.revoke(revoked.id)
@@ -111,7 +113,7 @@ async def test_replication_2_pins_on_two_and_the_third_node_opens_with_a_holder_
             try:
                 opened = await on_third.share.open_capsule(cap.id)
                 assert hashlib.sha256(await opened.read()).digest() == hashlib.sha256(data).digest()
-                head = on_third.db.opens(cap.id)[-1].revocation_head
+                head = on_third.db.shares.opens(cap.id)[-1].revocation_head
                 assert head is not None  # the revocation list was resolved and checked
                 with pytest.raises(ShareRevokedError):
                     await on_third.share.open_capsule(revoked.id)
