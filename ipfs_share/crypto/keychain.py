@@ -7,7 +7,7 @@
 - sealed name     = nonce(24) || XChaCha20-Poly1305(HKDF(secret, "", LABEL_KEYCHAIN_NAME),
   nonce, LABEL_KEYCHAIN_NAME, name);
 - sealed message  = 0x01 || key fingerprint (32) || nonce (24) || XChaCha20-Poly1305(key,
-  nonce, LABEL_KEYCHAIN_SEAL || 0x01 || fingerprint || nonce || ad, data).
+  nonce, LABEL_KEYCHAIN_SEAL || ad, data).
 
 >>> key = KeychainKey(bytes(32))
 >>> fp = key_fingerprint(key)
@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Final
+from collections.abc import Mapping
+from typing import Final, NoReturn
 
 import nacl.bindings
 import nacl.exceptions
@@ -39,7 +40,7 @@ from ipfs_share.crypto.labels import (
     LABEL_KEYCHAIN_SEAL,
 )
 from ipfs_share.crypto.random import Rng, Secret, random_bytes
-from ipfs_share.errors import DecryptionError, FormatError
+from ipfs_share.errors import DecryptionError, FormatError, RecipientNotAuthorizedError
 
 __all__ = [
     "FINGERPRINT_SIZE",
@@ -55,6 +56,7 @@ __all__ = [
     "open_box",
     "open_message",
     "open_name",
+    "open_with",
     "seal_box",
     "seal_message",
     "seal_name",
@@ -152,8 +154,11 @@ def open_name(secret: KeychainSecret, sealed: bytes) -> bytes:
 
 
 # --- sealed messages (encrypt / decrypt) --------------------------------------------------
-# The hot path of keychain encrypt/decrypt: one AEAD call, a random nonce, two small
+# The hot path of keychain encrypt/decrypt: one AEAD call, a random nonce, a few slices and
 # concatenations; nothing else, so the cost stays that of the AEAD (bench/keychain_bench.py).
+# The header is not in the AAD because each of its fields is bound already: the nonce by
+# the AEAD, the fingerprint by choosing the key (another fingerprint picks another key,
+# which fails), the version by the parser.
 
 
 def seal_message(
@@ -164,32 +169,62 @@ def seal_message(
     A random 24-byte nonce is safe for any number of messages under one key (XChaCha20)."""
     nonce = _urandom(NONCE_SIZE) if rng is None else random_bytes(NONCE_SIZE, rng)
     header = _VERSION_BYTE + fingerprint + nonce
-    return header + _xencrypt(data, LABEL_KEYCHAIN_SEAL + header + ad, nonce, key.secret_bytes())
+    return header + _xencrypt(data, _SEAL_LABEL + ad, nonce, key._secret)
 
 
 def sealed_fingerprint(sealed: bytes) -> bytes:
     """The fingerprint of the key a sealed message names (checked: version, length)."""
-    if len(sealed) < HEADER_SIZE + TAG_SIZE:
-        raise FormatError(
-            f"expected a sealed message of at least {HEADER_SIZE + TAG_SIZE} bytes, "
-            f"found {len(sealed)}"
-        )
-    if sealed[0] != SEALED_VERSION:
-        raise FormatError(f"expected sealed message version {SEALED_VERSION}, found {sealed[0]}")
-    return sealed[1 : 1 + FINGERPRINT_SIZE]
+    if len(sealed) < _MIN_SEALED or sealed[0] != SEALED_VERSION:
+        _refuse(sealed)
+    return sealed[1:_FP_END]
 
 
 def open_message(key: KeychainKey, sealed: bytes, ad: bytes = b"") -> bytes:
     """The plaintext of a sealed message; :class:`DecryptionError` if anything was changed,
     the ``ad`` differs, or the key is not the one the message names."""
-    sealed_fingerprint(sealed)
-    header = sealed[:HEADER_SIZE]
+    if len(sealed) < _MIN_SEALED or sealed[0] != SEALED_VERSION:
+        _refuse(sealed)
     try:
         return _xdecrypt(
             sealed[HEADER_SIZE:],
-            LABEL_KEYCHAIN_SEAL + header + ad,
-            header[1 + FINGERPRINT_SIZE :],
-            key.secret_bytes(),
+            _SEAL_LABEL + ad,
+            sealed[_FP_END:HEADER_SIZE],
+            key._secret,
         )
     except _CryptoError:
         raise DecryptionError(MESSAGE_FAILED) from None
+
+
+def open_with(keys: Mapping[bytes, KeychainKey], sealed: bytes, ad: bytes = b"") -> bytes:
+    """:func:`open_message` with the key the message names, looked up in ``keys`` (by
+    fingerprint); :class:`RecipientNotAuthorizedError` if it is not there."""
+    if len(sealed) < _MIN_SEALED or sealed[0] != SEALED_VERSION:
+        _refuse(sealed)
+    key = keys.get(sealed[1:_FP_END])
+    if key is None:
+        raise RecipientNotAuthorizedError(
+            "expected a message sealed under a key this member holds, found another key",
+            hint="ask a member with allow_sharing to share that key ('keychain share --key')",
+        )
+    try:
+        return _xdecrypt(
+            sealed[HEADER_SIZE:],
+            _SEAL_LABEL + ad,
+            sealed[_FP_END:HEADER_SIZE],
+            key._secret,
+        )
+    except _CryptoError:
+        raise DecryptionError(MESSAGE_FAILED) from None
+
+
+_SEAL_LABEL: Final = LABEL_KEYCHAIN_SEAL
+_FP_END: Final = 1 + FINGERPRINT_SIZE
+_MIN_SEALED: Final = HEADER_SIZE + TAG_SIZE
+
+
+def _refuse(sealed: bytes) -> NoReturn:
+    if len(sealed) < _MIN_SEALED:
+        raise FormatError(
+            f"expected a sealed message of at least {_MIN_SEALED} bytes, found {len(sealed)}"
+        )
+    raise FormatError(f"expected sealed message version {SEALED_VERSION}, found {sealed[0]}")

@@ -37,6 +37,7 @@ True
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -251,11 +252,20 @@ class SetPermissions:
     management: bool | None = None
 
     def changes(self) -> dict[str, bool]:
-        return {n: v for n in PERMISSION_NAMES if (v := getattr(self, n)) is not None}
+        out = {}
+        if self.sharing is not None:
+            out["sharing"] = self.sharing
+        if self.rotation is not None:
+            out["rotation"] = self.rotation
+        if self.deletion is not None:
+            out["deletion"] = self.deletion
+        if self.management is not None:
+            out["management"] = self.management
+        return out
 
     @property
     def reduces(self) -> bool:
-        return any(v is False for v in self.changes().values())
+        return False in (self.sharing, self.rotation, self.deletion, self.management)
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,14 +296,8 @@ class Op:
     body: Body
     cid: str
     data: bytes = field(repr=False)
-
-    @property
-    def deps(self) -> tuple[str, ...]:
-        """Every op this one depends on: ``prev``, ``parents`` and the offer it answers."""
-        out = self.parents if self.prev is None else (self.prev, *self.parents)
-        if isinstance(self.body, OfferRef | Release) and self.body.offer not in out:
-            out = (*out, self.body.offer)
-        return out
+    # Every op this one depends on: prev, parents and the offer it answers.
+    deps: tuple[str, ...] = field(repr=False, default=())
 
     @property
     def reduces_authority(self) -> bool:
@@ -518,21 +522,52 @@ def load_op(data: bytes, cid: str) -> Op:
     return _op(dagcbor.decode_trusted(data), Block(cid, data))
 
 
+# Binary CID -> text, for the links of ops: an op's prev and parents are recent ops and its
+# kc is the same for all, so nearly every lookup hits, and base32 (pure Python in the
+# standard library) is the largest cost of loading an op otherwise.
+_CID_TEXT: dict[bytes, str] = {}
+_CID_TEXT_MAX: Final = 1 << 17
+_DAG_CBOR_SHA256: Final = b"\x01\x71\x12\x20"
+
+
+def _text(link: Link) -> str:
+    raw = bytes(link)
+    text = _CID_TEXT.get(raw)
+    if text is None:
+        text = link.cid
+        _remember(raw, text)
+    return text
+
+
+def _remember(raw: bytes, text: str) -> None:
+    if len(_CID_TEXT) >= _CID_TEXT_MAX:
+        _CID_TEXT.clear()
+    _CID_TEXT[raw] = text
+
+
 def _op(value: dict[str, Any], block: Block) -> Op:
     kind: Kind = next(k for k in KINDS if k in value)
     prev = value["prev"]
+    _remember(_DAG_CBOR_SHA256 + hashlib.sha256(block.data).digest(), block.cid)
+    body = _body(kind, value[kind])
+    prev_cid = None if prev is None else _text(prev)
+    parents = tuple(_text(p) for p in value["parents"])
+    deps = parents if prev_cid is None else (prev_cid, *parents)
+    if isinstance(body, OfferRef | Release) and body.offer not in deps:
+        deps = (*deps, body.offer)
     return Op(
         kind=kind,
-        keychain=block.cid if kind == "create" else value["kc"].cid,
+        keychain=block.cid if kind == "create" else _text(value["kc"]),
         author=value["author"],
         seq=value["seq"],
-        prev=None if prev is None else prev.cid,
-        parents=tuple(p.cid for p in value["parents"]),
+        prev=prev_cid,
+        parents=parents,
         chain=value["chain"],
         time=value["time"],
-        body=_body(kind, value[kind]),
+        body=body,
         cid=block.cid,
         data=block.data,
+        deps=deps,
     )
 
 
@@ -550,9 +585,9 @@ def _body(kind: Kind, v: dict[str, Any]) -> Body:
     if kind == "share":
         return Share(v["to"], tuple(v["keys"]), v["expires"], Permissions(**v["perms"]))
     if kind in ("accept", "cancel"):
-        return OfferRef(v["offer"].cid)
+        return OfferRef(_text(v["offer"]))
     if kind == "release":
-        return Release(v["offer"].cid, _delivery(v["delivery"]))
+        return Release(_text(v["offer"]), _delivery(v["delivery"]))
     if kind == "grant":
         return Grant(tuple(v["keys"]), _delivery(v["delivery"]))
     if kind == "permissions":

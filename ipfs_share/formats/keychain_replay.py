@@ -20,7 +20,8 @@ When every ready op is blocked, bans go first. Timestamps never decide anything.
 Validity. An op is valid if its rule holds in the replayed state *and* in its own causal
 past: the op that made its author a member, the op that gave it each permission it uses
 and the op that gave it each key it shares must all be in its causal past (ancestry is
-read from vector clocks). Invalid ops are kept, ignored, with a reason (:class:`Rejection`).
+read from ancestor bitsets). Invalid ops are kept, ignored, with a reason
+(:class:`Rejection`).
 
 Incremental. The replica keeps the replayed state and checkpoints of it. New ops that
 become ready only after everything already replayed are applied to the state directly
@@ -52,7 +53,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Final, Literal
 
 from ipfs_share.errors import IntegrityError, IpfsShareError
@@ -181,6 +182,30 @@ class Offer:
     release: str | None = None
     ended_by: str | None = None
 
+    def moved(
+        self,
+        status: OfferStatus,
+        *,
+        accept: str | None = None,
+        release: str | None = None,
+        ended_by: str | None = None,
+    ) -> Offer:
+        """This offer in another state (``dataclasses.replace`` costs four times more, and
+        every share and cancel of a long log goes through here)."""
+        return Offer(
+            self.cid,
+            self.sharer,
+            self.to,
+            self.keys,
+            self.expires,
+            self.perms,
+            self.time,
+            status,
+            accept or self.accept,
+            release or self.release,
+            ended_by or self.ended_by,
+        )
+
 
 class State:
     """The replayed state of a keychain. Read it through the methods; the replica owns it."""
@@ -297,7 +322,8 @@ class _Invalid(Exception):  # a control-flow signal inside the replay, never rai
 class _Node:
     op: Op
     key: bytes  # sha256 of the block: the binary CID order
-    vc: dict[str, int] = field(default_factory=dict)
+    id: int = -1  # the order in which ops became complete: this op's bit in ``anc``
+    anc: int = 0  # a bitset of every op in this op's causal past
     complete: bool = False
     waiting: int = 0  # deps not yet complete
 
@@ -324,6 +350,7 @@ class Replica:
         self._new: list[str] = []  # complete, not replayed yet
         self._new_forks: set[str] = set()
         self._heads: set[str] = set()
+        self._next_id = 0
         self._checkpoints: list[tuple[int, State]] = [(0, State())]
 
     # -- ingestion --------------------------------------------------------------------------
@@ -372,14 +399,13 @@ class Replica:
                         op.cid, "chain_invalid", f"prev is not {op.author}'s op at seq {op.seq - 1}"
                     )
                     continue
-            vc: dict[str, int] = {}
+            anc = 0
             for dep in op.deps:
-                for author, seq in self.nodes[dep].vc.items():
-                    if vc.get(author, -1) < seq:
-                        vc[author] = seq
-            if vc.get(op.author, -1) < op.seq:
-                vc[op.author] = op.seq
-            node.vc = vc
+                d = self.nodes[dep]
+                anc |= d.anc | (1 << d.id)
+            node.anc = anc
+            node.id = self._next_id
+            self._next_id += 1
             node.complete = True
             self._heads.difference_update(op.deps)
             self._heads.add(op.cid)
@@ -411,10 +437,17 @@ class Replica:
 
     def in_past(self, ancestor: str, op: str) -> bool:
         """Is ``ancestor`` in the causal past of ``op`` (both complete)?"""
-        if ancestor == op:
-            return False
-        a = self.nodes[ancestor].op
-        return self.nodes[op].vc.get(a.author, -1) >= a.seq
+        return bool(self.nodes[op].anc >> self.nodes[ancestor].id & 1)
+
+    def cutoff(self, ban: str, member: str) -> int:
+        """The greatest seq of ``member``'s ops in the causal past of ``ban`` (-1: none);
+        its ops are a chain, so exactly those up to this seq are in that past."""
+        anc = self.nodes[ban].anc
+        best = -1
+        for seq, cids in self._seqs.get(member, {}).items():
+            if seq > best and any(anc >> self.nodes[c].id & 1 for c in cids):
+                best = seq
+        return best
 
     # -- replay -----------------------------------------------------------------------------
     def update(self) -> list[str]:
@@ -447,7 +480,7 @@ class Replica:
             if len(old) == len(op.deps):  # becomes ready right after its last dependency
                 point = min(point, 1 + max(old, default=-1))
             if isinstance(op.body, Ban):  # holds back the target's concurrent ops
-                cut = self.nodes[cid].vc.get(op.body.member, -1)
+                cut = self.cutoff(cid, op.body.member)
                 point = min(point, self._first_applied(op.body.member, cut + 1))
         for author in self._new_forks:
             point = min(point, self._first_applied(author, self._forks[author]))
@@ -498,7 +531,7 @@ class Replica:
             indegree[cid] = count
             if isinstance(op.body, Ban):
                 target = op.body.member
-                bans.setdefault(target, []).append((nodes[cid].vc.get(target, -1), cid))
+                bans.setdefault(target, []).append((self.cutoff(cid, target), cid))
         heap: list[tuple[int, int, int, int, bytes, str, int]] = []
         version: dict[str, int] = {}
         ready_by_author: dict[str, set[str]] = {}
@@ -660,7 +693,7 @@ class Replica:
         s = self.state
         for o in s.open_offers():
             if did in (o.sharer, o.to):
-                s.offers[o.cid] = replace(o, status="dead", ended_by=by)
+                s.offers[o.cid] = o.moved("dead", ended_by=by)
 
     def _offer(self, body: OfferRef | Release) -> Offer:
         o = self.state.offers.get(body.offer)
@@ -727,7 +760,7 @@ class Replica:
             raise _Invalid("not_offer_recipient", f"the offer is for {o.to}")
         if o.status != "pending":
             raise _Invalid(_ANSWERED[o.status], f"the offer is {o.status}")
-        self.state.offers[o.cid] = replace(o, status="accepted", accept=op.cid)
+        self.state.offers[o.cid] = o.moved("accepted", accept=op.cid)
         return set()
 
     def _cancel(self, op: Op, body: OfferRef) -> set[str]:
@@ -737,7 +770,7 @@ class Replica:
         if o.status not in ("pending", "accepted"):
             reason = "already_cancelled" if o.status == "cancelled" else _ANSWERED[o.status]
             raise _Invalid(reason, f"the offer is {o.status}")
-        self.state.offers[o.cid] = replace(o, status="cancelled", ended_by=op.cid)
+        self.state.offers[o.cid] = o.moved("cancelled", ended_by=op.cid)
         return set()
 
     def _release(self, op: Op, body: Release) -> set[str]:
@@ -757,7 +790,7 @@ class Replica:
         self._grants(op, m, o.perms)
         if body.delivery.to != (o.to,):
             raise _Invalid("bad_delivery", f"a release delivers to the offer's recipient {o.to}")
-        s.offers[o.cid] = replace(o, status="released", release=op.cid)
+        s.offers[o.cid] = o.moved("released", release=op.cid)
         joined = set()
         if not s.is_member(o.to):
             self._join(o.to, op, op.author, o.perms)
@@ -783,17 +816,18 @@ class Replica:
         target = self._target(op, body.member)
         if target.did == s.creator and op.author != s.creator:
             raise _Invalid("creator_protected", "only the creator changes its own permissions")
-        perms = target.perms
+        flags = [getattr(target.perms, n) for n in PERMISSION_NAMES]
         ops = list(target.perm_ops)
         for name, value in body.changes().items():
             i = PERMISSION_NAMES.index(name)
-            current = getattr(perms, name)
-            if value and not current and not self.in_past(ops[i], op.cid):
+            if value and not flags[i] and not self.in_past(ops[i], op.cid):
                 continue  # a concurrent deny of this flag was replayed: deny wins
-            if value != current or value is False:
-                perms = replace(perms, **{name: value})
+            if value != flags[i] or value is False:
+                flags[i] = value
                 ops[i] = op.cid
-        s.members[target.did] = replace(target, perms=perms, perm_ops=tuple(ops))  # type: ignore[arg-type]
+        s.members[target.did] = replace(
+            target, perms=Permissions(*flags), perm_ops=(ops[0], ops[1], ops[2], ops[3])
+        )
         return set()
 
     def _ban(self, op: Op, body: Ban, m: Member) -> set[str]:
@@ -804,7 +838,7 @@ class Replica:
                 raise _Invalid("creator_protected", "the creator cannot be banned by others")
         target = self._target(op, body.member)
         s.members[target.did] = replace(target, status="banned", ended_by=op.cid)
-        s.cutoffs[target.did] = (self.nodes[op.cid].vc.get(target.did, -1), op.cid)
+        s.cutoffs[target.did] = (self.cutoff(op.cid, target.did), op.cid)
         self._end_offers(target.did, op.cid)
         return {target.did}
 
