@@ -26,6 +26,7 @@ from ipfs_share.formats.keychain import (
     open_delivery,
     parse_fingerprint,
 )
+from ipfs_share.formats.keychain_file import decode_keychain_file, open_file_key
 
 VECTORS = Path(__file__).parent / "vectors"
 FOLDER = VECTORS / "keychain"
@@ -97,7 +98,15 @@ def _delivery(v: vectorfile.Vector) -> str:
     return "success"
 
 
-READERS = {"replay": _replay, "sealed": _sealed, "delivery": _delivery}
+def _file(v: vectorfile.Vector) -> str:
+    assert v.body is not None
+    opened = decode_keychain_file(v.body)
+    file_key = open_file_key(opened, KeychainKey(v.hex("key")))
+    assert file_key.secret_bytes() == v.hex("file_key")
+    return "success"
+
+
+READERS = {"replay": _replay, "sealed": _sealed, "delivery": _delivery, "file": _file}
 
 
 @pytest.mark.parametrize("vector", VECTOR_FILES, ids=lambda v: v.name)

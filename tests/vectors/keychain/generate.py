@@ -29,16 +29,19 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent.parent))
 
 import vectorfile  # noqa: E402
-from keychain_world import World  # noqa: E402
+from keychain_world import T0, World  # noqa: E402
 
 from ipfs_share.crypto.keychain import (  # noqa: E402
     KeychainKey,
     key_fingerprint,
     seal_message,
 )
-from ipfs_share.crypto.labels import LABEL_KEYCHAIN_OP  # noqa: E402
+from ipfs_share.crypto.labels import LABEL_KEYCHAIN_FILE, LABEL_KEYCHAIN_OP  # noqa: E402
 from ipfs_share.crypto.random import DeterministicRng  # noqa: E402
+from ipfs_share.crypto.signing import SigningKey  # noqa: E402
+from ipfs_share.crypto.stream import FileKey  # noqa: E402
 from ipfs_share.formats import dagcbor  # noqa: E402
+from ipfs_share.formats.dagcbor import Link  # noqa: E402
 from ipfs_share.formats.keychain import (  # noqa: E402
     SCHEMAS,
     Op,
@@ -47,6 +50,7 @@ from ipfs_share.formats.keychain import (  # noqa: E402
     fingerprint_text,
     make_delivery,
 )
+from ipfs_share.formats.keychain_file import KEYCHAIN_FILE, make_keychain_file  # noqa: E402
 from ipfs_share.formats.keychain_replay import Replica, State  # noqa: E402
 from ipfs_share.formats.signed import sign_object  # noqa: E402
 
@@ -132,6 +136,7 @@ def build() -> dict[str, str]:
     _replays(files)
     _sealed(files)
     _deliveries(files)
+    _files(files)
     return files
 
 
@@ -423,6 +428,37 @@ def _deliveries(files: dict[str, str]) -> None:
         slipped,
         dave,
     )
+
+
+def _files(files: dict[str, str]) -> None:
+    rng = DeterministicRng(b"ipfs-share/vectors/keychain/file")
+    owner, other = SigningKey.generate(rng), SigningKey.generate(rng)
+    key, wrong = KeychainKey.generate(rng), KeychainKey.generate(rng)
+    file_key = FileKey.generate(rng)
+    content = "bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq"
+    elsewhere = "bafkreid3dn3d52hwf24i4r2cu5qpsewqwgn42wfsxfejtf4exlgblj7u24"
+    kc = _world("file").create("owner").cid
+    made = make_keychain_file(
+        owner, content=content, keychain=kc, key=key, file_key=file_key, created=T0, rng=rng
+    )
+
+    def vector(name: str, expect: str, comment: str, body: bytes, k: KeychainKey, **x: Any) -> None:
+        fields = {"expect": expect, "kind": "file", "comment": comment, "key": k.secret_bytes()}
+        files[name] = vectorfile.dump({**fields, **x}, body=body)
+
+    vector("file_success", "success", "a keychain file", made.data, key,
+           file_key=file_key.secret_bytes())  # fmt: skip
+    vector("file_wrong_key", "key_unwrap_failed", "opened with another key", made.data, wrong)
+    # The owner re-points the sealed key at other content: the ad no longer matches.
+    fields = {k: v for k, v in dagcbor.decode(made.data).items() if k not in ("v", "sig")}
+    fields["content"] = Link(elsewhere)
+    moved = sign_object(KEYCHAIN_FILE, fields, owner).data
+    vector("file_other_content", "key_unwrap_failed", "the sealed key of another content CID",
+           moved, key)  # fmt: skip
+    body = {k: v for k, v in dagcbor.decode(made.data).items() if k != "sig"}
+    body["sig"] = other.sign(LABEL_KEYCHAIN_FILE + dagcbor.encode(body))
+    vector("file_forged_owner", "signature_invalid", "names the owner, signed by another key",
+           dagcbor.encode(body), key)  # fmt: skip
 
 
 def main() -> None:
