@@ -44,11 +44,11 @@ from ipfs_share.crypto.random import DeterministicRng
 from ipfs_share.crypto.signing import SigningKey
 from ipfs_share.crypto.x25519 import EncryptionKey
 from ipfs_share.formats.keychain import (
+    Accept,
     AddKey,
     Ban,
     Body,
-    Kind,
-    OfferRef,
+    Cancel,
     Op,
     Permissions,
     Release,
@@ -110,14 +110,12 @@ class LogBuilder:
         self.heads: list[str] = [self.ops[0].cid]
         self.clock = T0
 
-    def write(
-        self, who: _Person, body: Body, kind: Kind | None = None, *, stale: bool = False
-    ) -> Op:
+    def write(self, who: _Person, body: Body, *, stale: bool = False) -> Op:
         if who.writer is None:
             who.writer = Writer(who.signing, self.ops[0])
         self.clock += 1
         parents = self.heads[:-1] if stale and len(self.heads) > 1 else self.heads
-        op = who.writer.write(body, time=self.clock, parents=parents, kind=kind)
+        op = who.writer.write(body, time=self.clock, parents=parents)
         self.ops.append(op)
         covered = set(op.deps)
         self.heads = [h for h in self.heads if h not in covered] + [op.cid]
@@ -131,7 +129,7 @@ class LogBuilder:
 
     def invite(self, sharer: _Person, to: _Person, perms: Permissions) -> Op:
         offer = self.write(sharer, Share(to.did, (self.recent,), None, perms))
-        self.write(to, OfferRef(offer.cid), kind="accept")
+        self.write(to, Accept(offer.cid, bytes(to.enc.public_key)))
         return self.write(sharer, Release(offer.cid, self.deliver([self.recent], [to])))
 
     def rotate(self, who: _Person, to: list[_Person]) -> Op:
@@ -156,7 +154,7 @@ def busy_log(size: int = LOG_SIZE) -> tuple[LogBuilder, list[_Person]]:
         if roll < 0.45:
             outsider = _Person(b.rng)
             offer = b.write(who, Share(outsider.did, (b.recent,), None, Permissions()))
-            b.write(who, OfferRef(offer.cid), kind="cancel", stale=pick.random() < 0.2)
+            b.write(who, Cancel(offer.cid), stale=pick.random() < 0.2)
         elif roll < 0.75:
             b.write(
                 b.owner,

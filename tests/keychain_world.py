@@ -16,14 +16,14 @@ from ipfs_share.crypto.random import DeterministicRng
 from ipfs_share.crypto.signing import SigningKey
 from ipfs_share.crypto.x25519 import EncryptionKey
 from ipfs_share.formats.keychain import (
+    Accept,
     AddKey,
     Ban,
     Body,
+    Cancel,
     Create,
     Grant,
-    Kind,
     Leave,
-    OfferRef,
     Op,
     Permissions,
     Release,
@@ -100,11 +100,11 @@ class World:
         self.ops.append(op)
         return op
 
-    def write(self, name: str, body: Body, *, kind: Kind | None = None, apply: bool = True) -> Op:
+    def write(self, name: str, body: Body, *, apply: bool = True) -> Op:
         p = self.person(name)
         self._ensure(p)
         assert p.writer is not None and p.replica is not None
-        op = p.writer.write(body, time=self.tick(), parents=p.replica.heads(), kind=kind)
+        op = p.writer.write(body, time=self.tick(), parents=p.replica.heads())
         self.ops.append(op)
         if apply:
             self._receive(p, [op])
@@ -193,10 +193,10 @@ class World:
         return self.write(name, body, apply=apply)
 
     def accept(self, name: str, offer: Op) -> Op:
-        return self.write(name, OfferRef(offer.cid), kind="accept")
+        return self.write(name, Accept(offer.cid, bytes(self.person(name).enc.public_key)))
 
     def cancel(self, name: str, offer: Op) -> Op:
-        return self.write(name, OfferRef(offer.cid), kind="cancel")
+        return self.write(name, Cancel(offer.cid))
 
     def release(self, name: str, offer: Op, *, keys: Sequence[KeychainKey] | None = None) -> Op:
         p = self.person(name)

@@ -98,14 +98,15 @@ __all__ = [
     "MAX_OP_SIZE",
     "MAX_PARENTS",
     "PERMISSION_NAMES",
+    "Accept",
     "AddKey",
     "Ban",
     "Body",
+    "Cancel",
     "Create",
     "Delivery",
     "Grant",
     "Leave",
-    "OfferRef",
     "Op",
     "Permissions",
     "Release",
@@ -199,6 +200,7 @@ class Delivery:
 @dataclass(frozen=True, slots=True)
 class Create:
     nonce: bytes  # random: makes every keychain distinct and salts its members' chain keys
+    enc: bytes  # the creator's X25519 public key: where others deliver keys to it
     name: bytes = field(repr=False)  # sealed under the keychain secret
     key: bytes  # fingerprint of the first key
     expires: int | None
@@ -223,10 +225,20 @@ class Share:
 
 
 @dataclass(frozen=True, slots=True)
-class OfferRef:
-    """The body of an accept or a cancel: the offer it answers."""
+class Cancel:
+    """The sharer withdraws ``offer``."""
 
     offer: str
+
+
+@dataclass(frozen=True, slots=True)
+class Accept:
+    """The recipient accepts ``offer``; ``enc`` is its X25519 public key, where the
+    release (and every later delivery) wraps keys for it. The accept is signed by the
+    recipient's identity key, which binds the two as an identity document does."""
+
+    offer: str
+    enc: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,7 +290,7 @@ class Leave:
     pass
 
 
-Body = Create | AddKey | Share | OfferRef | Release | Grant | SetPermissions | Ban | Leave
+Body = Create | AddKey | Share | Accept | Cancel | Release | Grant | SetPermissions | Ban | Leave
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -410,6 +422,7 @@ _BODIES: Final[dict[str, Check]] = {
     "create": closed_map(
         {
             "nonce": bytes_of(NONCE_SIZE),
+            "enc": bytes_of(32),
             "name": _bytes_up_to(40, _MAX_SEALED_NAME),
             "key": _FP,
             "expires": nullable(uint),
@@ -425,7 +438,7 @@ _BODIES: Final[dict[str, Check]] = {
             "perms": _PERMS,
         }
     ),
-    "accept": closed_map({"offer": link()}),
+    "accept": closed_map({"offer": link(), "enc": bytes_of(32)}),
     "cancel": closed_map({"offer": link()}),
     "release": closed_map({"offer": link(), "delivery": _DELIVERY}),
     "grant": closed_map({"keys": list_of(_FP, MAX_KEYS, min_count=1), "delivery": _DELIVERY}),
@@ -553,7 +566,7 @@ def _op(value: dict[str, Any], block: Block) -> Op:
     prev_cid = None if prev is None else _text(prev)
     parents = tuple(_text(p) for p in value["parents"])
     deps = parents if prev_cid is None else (prev_cid, *parents)
-    if isinstance(body, OfferRef | Release) and body.offer not in deps:
+    if isinstance(body, Accept | Cancel | Release) and body.offer not in deps:
         deps = (*deps, body.offer)
     return Op(
         kind=kind,
@@ -579,13 +592,17 @@ def _delivery(value: dict[str, Any]) -> Delivery:
 
 def _body(kind: Kind, v: dict[str, Any]) -> Body:
     if kind == "create":
-        return Create(v["nonce"], v["name"], v["key"], v["expires"], _delivery(v["delivery"]))
+        return Create(
+            v["nonce"], v["enc"], v["name"], v["key"], v["expires"], _delivery(v["delivery"])
+        )
     if kind == "add_key":
         return AddKey(v["key"], v["expires"], _delivery(v["delivery"]))
     if kind == "share":
         return Share(v["to"], tuple(v["keys"]), v["expires"], Permissions(**v["perms"]))
-    if kind in ("accept", "cancel"):
-        return OfferRef(_text(v["offer"]))
+    if kind == "accept":
+        return Accept(_text(v["offer"]), v["enc"])
+    if kind == "cancel":
+        return Cancel(_text(v["offer"]))
     if kind == "release":
         return Release(_text(v["offer"]), _delivery(v["delivery"]))
     if kind == "grant":
@@ -606,7 +623,13 @@ def _encode_delivery(d: Delivery) -> dict[str, Any]:
 
 def _encode_body(body: Body) -> tuple[Kind, dict[str, Any]]:
     if isinstance(body, Create):
-        fields = {"nonce": body.nonce, "name": body.name, "key": body.key, "expires": body.expires}
+        fields = {
+            "nonce": body.nonce,
+            "enc": body.enc,
+            "name": body.name,
+            "key": body.key,
+            "expires": body.expires,
+        }
         return "create", {**fields, "delivery": _encode_delivery(body.delivery)}
     if isinstance(body, AddKey):
         fields = {"key": body.key, "expires": body.expires}
@@ -619,6 +642,10 @@ def _encode_body(body: Body) -> tuple[Kind, dict[str, Any]]:
             "expires": body.expires,
             "perms": perms,
         }
+    if isinstance(body, Accept):
+        return "accept", {"offer": Link(body.offer), "enc": body.enc}
+    if isinstance(body, Cancel):
+        return "cancel", {"offer": Link(body.offer)}
     if isinstance(body, Release):
         return "release", {"offer": Link(body.offer), "delivery": _encode_delivery(body.delivery)}
     if isinstance(body, Grant):
@@ -644,23 +671,15 @@ def make_op(
     parents: Sequence[str] = (),
     time: int,
     chain: bytes | None = None,
-    kind: Kind | None = None,
 ) -> Op:
     """Sign the op after ``prev`` (the author's previous op; ``None``: the author's first).
 
     ``chain`` is required for a first op (the author's chain public key, from
-    :func:`chain_key`); ``kind`` tells an accept from a cancel (both carry an
-    :class:`OfferRef`). The writer applies the reader's checks: what it returns decodes."""
+    :func:`chain_key`). The writer applies the reader's checks: what it returns decodes."""
     author = did_key(key.public_key)
     if prev is not None and prev.author != author:
         raise InvalidInputError(f"expected a previous op by {author}, found one by {prev.author}")
-    name: Kind
-    if isinstance(body, OfferRef):
-        if kind not in ("accept", "cancel"):
-            raise TypeError("an OfferRef body needs kind='accept' or kind='cancel'")
-        name, encoded = kind, {"offer": Link(body.offer)}
-    else:
-        name, encoded = _encode_body(body)
+    name, encoded = _encode_body(body)
     fields: dict[str, Any] = {
         "author": author,
         "seq": 0 if prev is None else prev.seq + 1,
@@ -697,8 +716,13 @@ def make_create(
             f"expected a keychain name of 1 to {MAX_NAME_SIZE} bytes, found {len(encoded)}"
         )
     nonce = random_bytes(NONCE_SIZE, rng)
+    me = did_key(key.public_key)
+    own = [enc for did_, enc in recipients if did_ == me]
+    if len(recipients) != 1 or not own:
+        raise InvalidInputError("expected the creator alone as the recipient of its first key")
     body = Create(
         nonce=nonce,
+        enc=bytes(own[0]),
         name=seal_name(secret, encoded, rng),
         key=key_fingerprint(first),
         expires=expires,
@@ -846,9 +870,7 @@ class Writer:
     def chain_key(self) -> SigningKey:
         return chain_key(self.identity, self.nonce)
 
-    def write(
-        self, body: Body, *, time: int, parents: Sequence[str] = (), kind: Kind | None = None
-    ) -> Op:
+    def write(self, body: Body, *, time: int, parents: Sequence[str] = ()) -> Op:
         """Sign the next op; ``parents`` are the heads seen (the own previous op and
         repeats are dropped; at most :data:`MAX_PARENTS`, the first ones given kept)."""
         own = None if self.last is None else self.last.cid
@@ -862,7 +884,6 @@ class Writer:
             parents=named,
             time=time,
             chain=chain,
-            kind=kind,
         )
         self.last = op
         return op

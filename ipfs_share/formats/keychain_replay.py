@@ -59,12 +59,13 @@ from typing import Final, Literal
 from ipfs_share.errors import IntegrityError, IpfsShareError
 from ipfs_share.formats.keychain import (
     PERMISSION_NAMES,
+    Accept,
     AddKey,
     Ban,
+    Cancel,
     Create,
     Grant,
     Leave,
-    OfferRef,
     Op,
     Permissions,
     Release,
@@ -143,6 +144,7 @@ class Member:
     time: int
     rank: int  # seniority: 0 for the creator, then in the order members joined
     perm_ops: tuple[str, str, str, str]  # the op that last set each permission
+    enc: bytes  # its X25519 key, named in its create or accept: deliveries wrap keys for it
     ended_by: str | None = None  # the leave or ban
 
 
@@ -613,9 +615,9 @@ class Replica:
         body = op.body
         if isinstance(body, Create):
             return self._create(op, body)
-        if isinstance(body, OfferRef):
-            if op.kind == "accept":
-                return self._accept(op, body)
+        if isinstance(body, Accept):
+            return self._accept(op, body)
+        if isinstance(body, Cancel):
             return self._cancel(op, body)
         if isinstance(body, Release):
             return self._release(op, body)
@@ -682,10 +684,10 @@ class Replica:
         if fp not in held:  # the first holding is the one "since"
             held[fp] = Holding(fp, did, op.cid, by, op.time, expires)
 
-    def _join(self, did: str, op: Op, by: str, perms: Permissions) -> None:
+    def _join(self, did: str, op: Op, by: str, perms: Permissions, enc: bytes) -> None:
         s = self.state
         s.members[did] = Member(
-            did, perms, "member", op.cid, by, op.time, s.next_rank, (op.cid,) * 4
+            did, perms, "member", op.cid, by, op.time, s.next_rank, (op.cid,) * 4, enc
         )
         s.next_rank += 1
 
@@ -695,7 +697,7 @@ class Replica:
             if did in (o.sharer, o.to):
                 s.offers[o.cid] = o.moved("dead", ended_by=by)
 
-    def _offer(self, body: OfferRef | Release) -> Offer:
+    def _offer(self, body: Accept | Cancel | Release) -> Offer:
         o = self.state.offers.get(body.offer)
         if o is None:
             why = self.state.invalid.get(body.offer)
@@ -711,7 +713,7 @@ class Replica:
         if body.delivery.to != (op.author,):
             raise _Invalid("bad_delivery", "create delivers its first key to its creator only")
         s.creator = op.author
-        self._join(op.author, op, op.author, Permissions.all())
+        self._join(op.author, op, op.author, Permissions.all(), body.enc)
         s.keys[body.key] = KeyInfo(body.key, op.author, op.cid, op.time, body.expires, 0)
         self._hold(op.author, body.key, op, op.author, None)
         return {op.author}
@@ -754,7 +756,7 @@ class Replica:
         )
         return set()
 
-    def _accept(self, op: Op, body: OfferRef) -> set[str]:
+    def _accept(self, op: Op, body: Accept) -> set[str]:
         o = self._offer(body)
         if op.author != o.to:
             raise _Invalid("not_offer_recipient", f"the offer is for {o.to}")
@@ -763,7 +765,7 @@ class Replica:
         self.state.offers[o.cid] = o.moved("accepted", accept=op.cid)
         return set()
 
-    def _cancel(self, op: Op, body: OfferRef) -> set[str]:
+    def _cancel(self, op: Op, body: Cancel) -> set[str]:
         o = self._offer(body)
         if op.author != o.sharer:
             raise _Invalid("not_offer_author", f"the offer is {o.sharer}'s")
@@ -791,10 +793,14 @@ class Replica:
         if body.delivery.to != (o.to,):
             raise _Invalid("bad_delivery", f"a release delivers to the offer's recipient {o.to}")
         s.offers[o.cid] = o.moved("released", release=op.cid)
+        accept = self.nodes[o.accept].op.body
+        assert isinstance(accept, Accept)
         joined = set()
         if not s.is_member(o.to):
-            self._join(o.to, op, op.author, o.perms)
+            self._join(o.to, op, op.author, o.perms, accept.enc)
             joined.add(o.to)
+        elif s.members[o.to].enc != accept.enc:  # the member named a new key
+            s.members[o.to] = replace(s.members[o.to], enc=accept.enc)
         for fp in o.keys:
             self._hold(o.to, fp, op, op.author, o.expires)
         return joined
