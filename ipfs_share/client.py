@@ -22,9 +22,11 @@ from pathlib import Path
 from ipfs_share import paths
 from ipfs_share.crypto.passphrase import KdfParams
 from ipfs_share.local.db import StateDB
+from ipfs_share.local.keychains import KeychainRepository
 from ipfs_share.node.discovery import resolve_api
 from ipfs_share.services.files import FileService
 from ipfs_share.services.identities import IdentityService, PassphraseSource, env_passphrase
+from ipfs_share.services.keychains import KeychainService
 from ipfs_share.services.mailbox import MailboxService, MailShareService
 from ipfs_share.services.policy import PolicyProvider, PolicyRegistry
 from ipfs_share.services.revocations import RevocationService
@@ -50,10 +52,11 @@ async def open_storage(
 
 
 class Mesh:
-    """Storage, identities, files, shares and mailboxes, over one home.
+    """Storage, identities, files, shares, mailboxes and keychains, over one home.
 
     ``share`` also sends capsules through mailboxes (``send``, ``outgoing``, ``cancel``);
-    ``inbox`` reads them (``sync``, ``list``, ``watch``, events)."""
+    ``inbox`` reads them (``sync``, ``list``, ``watch``, events); ``keychains`` holds the
+    keychains this home belongs to (``create``, ``share_*``, ``sync``, ``encrypt``, ...)."""
 
     def __init__(
         self,
@@ -73,7 +76,12 @@ class Mesh:
         self.identity = IdentityService(
             home, storage, passphrase=passphrase, kdf=kdf, db=self.db, now=now
         )
-        self.files = FileService(storage, self.db, home, self.identity, now=now)
+        self.keychains = KeychainService(
+            storage, KeychainRepository(self.db.path), self.identity, now=now
+        )
+        self.files = FileService(
+            storage, self.db, home, self.identity, now=now, keychains=self.keychains
+        )
         self.revocations = RevocationService(
             storage, self.db, max_staleness=max_staleness, max_head_age=max_head_age, now=now
         )
@@ -94,6 +102,7 @@ class Mesh:
     async def close(self) -> None:
         self.identity.lock()  # drop unlocked keys from memory
         await self.storage.close()
+        self.keychains.repo.close()
         self.db.close()
 
     async def __aenter__(self) -> Mesh:

@@ -32,6 +32,10 @@ The tree::
     ├── NodeManagementError                           node_management_failed
     │   └── KuboInstallError                          kubo_install_failed
     ├── StoreError                                    store_error
+    ├── KeychainError                                 keychain_error
+    │   ├── KeychainNotFoundError                     keychain_not_found
+    │   ├── PermissionDeniedError                     permission_denied
+    │   └── KeychainConflictError                     keychain_conflict
     └── ShareError (the share flow; codes fixed by DESIGN.md)
         ├── IdentityNotFoundError                     identity_not_found
         ├── RecipientNotAuthorizedError               recipient_not_authorized
@@ -72,6 +76,9 @@ __all__ = [
     "IpfsShareError",
     "IpnsRecordInvalidError",
     "KeyUnwrapFailedError",
+    "KeychainConflictError",
+    "KeychainError",
+    "KeychainNotFoundError",
     "KuboInstallError",
     "MailboxUnsupportedError",
     "NodeError",
@@ -82,6 +89,7 @@ __all__ = [
     "NotFoundError",
     "PassphraseInvalidError",
     "PassphraseRequiredError",
+    "PermissionDeniedError",
     "PolicyDeniedError",
     "PolicyProviderRequiredError",
     "RecipientNotAuthorizedError",
@@ -286,6 +294,33 @@ class StoreError(IpfsShareError):
 
     code = "store_error"
     default_hint = "check the store directory exists, is writable, and has free space"
+
+
+# --- keychains (docs/spec/keychain.md) ---------------------------------------------------
+
+
+class KeychainError(IpfsShareError):
+    code = "keychain_error"
+
+
+class KeychainNotFoundError(KeychainError):
+    code = "keychain_not_found"
+    default_hint = "see 'ipfs-share keychain list'; a keychain shared with you arrives by sync"
+
+
+class PermissionDeniedError(KeychainError):
+    """The op would be ignored by every replica: refused before it is written. The code is
+    also the reason replicas give such an op when someone writes it anyway."""
+
+    code = "permission_denied"
+    default_hint = "ask a member with allow_management to grant the permission"
+
+
+class KeychainConflictError(KeychainError):
+    """Another process of this home wrote to the same chain at the same time."""
+
+    code = "keychain_conflict"
+    default_hint = "retry: another ipfs-share process wrote to this keychain just now"
 
 
 # --- the share flow (codes fixed by DESIGN.md; never rename) ----------------------------

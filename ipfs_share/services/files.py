@@ -15,13 +15,14 @@ unpinned too; the ciphertext is useless without a key, but it is not erased.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import mimetypes
 import os
 import tempfile
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from ipfs_share.crypto.stream import FileKey
 from ipfs_share.crypto.wrap import Stanza, unwrap, wrap
@@ -39,6 +40,9 @@ from ipfs_share.local.db import FileRow, StateDB
 from ipfs_share.services.identities import IdentityService
 from ipfs_share.services.opened import OpenedFile
 from ipfs_share.storage.base import AddResult, ProgressCallback, Storage
+
+if TYPE_CHECKING:
+    from ipfs_share.services.keychains import KeychainService
 
 __all__ = ["FileService", "MeshFile", "PutSource", "media_type_for"]
 
@@ -65,9 +69,10 @@ class MeshFile:
     owner: str  # did
     created: int
     state: str = "stored"
+    keychain_file: str | None = None  # after a put with a keychain: what members open
 
     def to_json(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "cid": self.cid,
             "name": self.name,
             "size": self.size,
@@ -76,6 +81,9 @@ class MeshFile:
             "created": self.created,
             "state": self.state,
         }
+        if self.keychain_file is not None:
+            out["keychain_file"] = self.keychain_file
+        return out
 
     @classmethod
     def of(cls, row: FileRow) -> MeshFile:
@@ -91,11 +99,13 @@ class FileService:
         identities: IdentityService,
         *,
         now: Callable[[], float],
+        keychains: KeychainService | None = None,
     ) -> None:
         self.storage = storage
         self.db = db
         self.home = home
         self.identities = identities
+        self.keychains = keychains
         self._now = now
 
     async def put(
@@ -107,23 +117,38 @@ class FileService:
         media_type: str | None = None,
         progress: ProgressCallback | None = None,
         size: int | None = None,
+        keychain: str | None = None,
     ) -> MeshFile:
         """Encrypt ``data`` and store it, pinned, as the acting identity's file.
 
         ``data`` is bytes, str (stored as UTF-8 text), a path, a binary file object or an
         async iterator of bytes; memory stays flat whatever its size. ``size`` may be given
         for an async iterator whose length is known, which saves spooling its ciphertext.
-        No passphrase is needed: the file key is wrapped to the owner's public key."""
+        No passphrase is needed: the file key is wrapped to the owner's public key.
+
+        With ``keychain`` (a fingerprint) the file key is also sealed under that keychain's
+        most recent key, in a keychain file (``MeshFile.keychain_file``): every member
+        holding the key opens it, also one who joins later and is shared the key."""
         me = self.identities.get(as_)
-        return await self.put_as(
+        file_key = FileKey.generate()
+        if keychain is not None:
+            if self.keychains is None:
+                raise InvalidInputError("expected a home with keychains, found none")
+            await self.keychains.show(keychain, as_=as_)  # fails before any upload
+        stored = await self.put_as(
             name,
             data,
             owner=me.did,
             owner_enc=PublicEncryptionKey.from_text(me.enc),
             media_type=media_type,
             progress=progress,
+            file_key=file_key,
             size=size,
         )
+        if keychain is None or self.keychains is None:
+            return stored
+        made = await self.keychains.seal_file(keychain, stored.cid, file_key, as_=as_)
+        return dataclasses.replace(stored, keychain_file=made.cid)
 
     async def put_as(
         self,

@@ -1,0 +1,34 @@
+"""Keychains: keys with rotation, shares, four permissions, participants and bans,
+enforced by signatures over a log every member replays (docs/spec/keychain.md).
+
+- :mod:`.service`: :class:`KeychainService` (``mesh.keychains``), the API;
+- :mod:`.chains`: member chains on the network (publish, read, fetch);
+- :mod:`.keyring`: the keys one member holds, opened from its deliveries;
+- :mod:`.views`: what the API returns.
+"""
+
+from ipfs_share.services.keychains.service import EVENTS, KeychainService, Notifier
+from ipfs_share.services.keychains.views import (
+    BanResult,
+    KeychainView,
+    KeyReceived,
+    KeyView,
+    OutgoingShare,
+    Participant,
+    Rejected,
+    SyncReport,
+)
+
+__all__ = [
+    "EVENTS",
+    "BanResult",
+    "KeyReceived",
+    "KeyView",
+    "KeychainService",
+    "KeychainView",
+    "Notifier",
+    "OutgoingShare",
+    "Participant",
+    "Rejected",
+    "SyncReport",
+]

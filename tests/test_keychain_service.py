@@ -1,0 +1,194 @@
+"""Keychains on two real Kubo nodes: owner's home on node A; bob's and carol's (and the
+fourth identities') on node B. Ops travel as blocks over bitswap and member chains as IPNS
+records; offers and accepts are handed over by CID (``receive``), as the mailbox does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ipfs_share.client import Mesh
+from ipfs_share.crypto.passphrase import KdfParams
+from ipfs_share.errors import PermissionDeniedError, RecipientNotAuthorizedError
+from ipfs_share.formats.keychain import Share
+from ipfs_share.formats.keychain_replay import Replica
+from ipfs_share.node.daemon import RunningNode
+from ipfs_share.services.keychains import KeychainView, KeyReceived, SyncReport
+from ipfs_share.services.keychains.chains import ChainNetwork
+from ipfs_share.storage.kubo import KuboStorage
+
+FAST: dict[str, Any] = {"passphrase": lambda _: b"pw", "kdf": KdfParams.fastest()}
+
+
+async def person(api: str, home: Path, name: str) -> Mesh:
+    mesh = Mesh(await KuboStorage.connect(api), home, **FAST)
+    await mesh.identity.create(name)
+    await mesh.identity.publish()
+    return mesh
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
+    """Poll ``check`` until it holds: an IPNS record put on one node reaches the other
+    after a moment."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout} s")
+        await asyncio.sleep(0.3)
+
+
+def did(mesh: Mesh) -> str:
+    return mesh.identity.get().did
+
+
+async def synced_until(mesh: Mesh, check: Callable[[SyncReport], bool]) -> SyncReport:
+    found: list[SyncReport] = []
+
+    async def once() -> bool:
+        report = await mesh.keychains.sync()
+        found.append(report)
+        return check(report)
+
+    await eventually(once)
+    return found[-1]
+
+
+async def invite(sharer: Mesh, to: Mesh, fp: str, **options: Any) -> None:
+    """Share the most recent key; the recipient accepts; the sharer releases; the
+    recipient opens it. CIDs are handed over as the mailbox would."""
+    offer = await sharer.keychains.share_most_recent_key(fp, did(to), **options)
+    report = await to.keychains.receive(offer.offer)
+    assert report.accepted == (offer.offer,), report
+    (accept,) = report.wrote
+    report = await sharer.keychains.receive(accept)
+    assert report.released == (offer.offer,), report
+    await synced_until(to, lambda r: len(r.received) >= 1)
+
+
+@dataclass
+class Team:
+    owner: Mesh
+    bob: Mesh
+    carol: Mesh
+    dave: Mesh
+    erin: Mesh
+    fp: str
+
+
+@pytest.fixture(scope="module")
+async def team(
+    kubo_pair: tuple[RunningNode, RunningNode], tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Team]:
+    a, b = kubo_pair
+    root = tmp_path_factory.mktemp("keychains")
+    owner = await person(a.api_url, root / "owner", "owner")
+    others = [await person(b.api_url, root / n, n) for n in ("bob", "carol", "dave", "erin")]
+    kc = await owner.keychains.create("team secrets")
+    yield Team(owner, *others, fp=kc.fingerprint)
+    for mesh in (owner, *others):
+        await mesh.close()
+
+
+async def test_create_names_and_first_key(team: Team) -> None:
+    view = await team.owner.keychains.show(team.fp)
+    assert view.name == "team secrets"
+    assert view.status == "member" and view.permissions.management
+    assert [k.most_recent for k in view.keys] == [True]
+
+
+async def test_reshare_refused_share_and_forced_op(team: Team) -> None:
+    events: list[str] = []
+    unsubscribe = team.bob.keychains.on("keychain_updated", lambda v: events.append("updated"))
+    team.bob.keychains.on("key_received", lambda r: events.append("received"))
+    await invite(team.owner, team.bob, team.fp, allow_sharing=True)
+    assert events == ["updated", "received"]
+    unsubscribe()
+    bob_view = await team.bob.keychains.show(team.fp)
+    assert bob_view.name == "team secrets" and bob_view.permissions.sharing
+
+    await invite(team.bob, team.carol, team.fp)  # bob re-shares; carol gets no sharing
+    holders = team.carol.keychains.participants(team.fp, (await team.carol.keychains.show(
+        team.fp)).keys[0].fingerprint)  # fmt: skip
+    carol_row = next(p for p in holders if p.did == did(team.carol))
+    assert carol_row.key_added_by == did(team.bob)
+
+    with pytest.raises(PermissionDeniedError, match="allow_sharing"):
+        await team.carol.keychains.share_most_recent_key(team.fp, did(team.dave))
+    # carol's client writes it anyway: every replica ignores it
+    loaded = team.carol.keychains._keychain(team.fp)
+    key = next(iter(loaded.keyring.keys))
+    forced = await team.carol.keychains._write(
+        loaded, Share(did(team.dave), (key,), None, loaded.replica.state.members[did(
+            team.carol)].perms))  # fmt: skip
+    for mesh in (team.owner, team.bob, team.carol):
+
+        async def ignored(m: Mesh = mesh) -> bool:
+            await m.keychains.sync()
+            view = await m.keychains.show(team.fp)
+            return any(r.op == forced.cid and r.reason == "permission_denied" for r in view.ignored)
+
+        await eventually(ignored)
+
+
+async def test_cancel_before_acceptance_leaves_nothing(team: Team) -> None:
+    offer = await team.owner.keychains.share_most_recent_key(team.fp, did(team.dave))
+    cancelled = await team.owner.keychains.delete_outgoing_shared_key(did(team.dave))
+    assert [c.offer for c in cancelled] == [offer.offer] and cancelled[0].status == "cancelled"
+    assert not team.owner.keychains.outgoing_shared_keys()
+    await team.dave.keychains.receive(offer.offer)
+    report = await synced_until(team.dave, lambda r: True)
+    assert not report.received
+    view = await team.dave.keychains.show(team.fp)
+    assert not any(k.held for k in view.keys) and view.status == "invited"
+    with pytest.raises(RecipientNotAuthorizedError):
+        await team.dave.keychains.encrypt(team.fp, b"nothing to encrypt with")
+
+
+async def test_ban_with_rotation(team: Team) -> None:
+    before = await team.owner.keychains.encrypt(team.fp, b"before the ban", ad=b"doc")
+    await synced_until(team.owner, lambda r: True)
+    result = await team.owner.keychains.ban(did(team.carol), team.fp)
+    assert result.rotated_to is not None and result.delivered_to == 2  # owner and bob
+    after = await team.owner.keychains.encrypt(team.fp, b"after the ban", ad=b"doc")
+    await synced_until(team.bob, lambda r: any(x.fingerprint == result.rotated_to
+                                               for x in r.received))  # fmt: skip
+    assert await team.bob.keychains.decrypt(team.fp, after, ad=b"doc") == b"after the ban"
+    await synced_until(team.carol, lambda r: True)
+    carol = await team.carol.keychains.show(team.fp)
+    assert carol.status == "banned"
+    with pytest.raises(RecipientNotAuthorizedError):
+        await team.carol.keychains.decrypt(team.fp, after, ad=b"doc")
+    # a ban cannot take back keys already held
+    assert await team.carol.keychains.decrypt(team.fp, before, ad=b"doc") == b"before the ban"
+
+
+async def test_a_fresh_replica_from_the_cids_alone_agrees(team: Team) -> None:
+    owner = team.owner.keychains._keychain(team.fp)
+    replica = Replica(team.fp)
+    net = ChainNetwork(team.bob.storage, now=time.time)  # the other node
+    await net.fill(replica, owner.replica.heads())
+    replica.update()
+    assert replica.state.digest() == owner.replica.state.digest()
+
+
+async def test_a_keychain_file_opens_for_a_member_added_after_the_put(team: Team) -> None:
+    stored = await team.owner.files.put("plan.txt", b"the plan", keychain=team.fp)
+    assert stored.keychain_file is not None
+    await invite(team.owner, team.erin, team.fp)  # erin joins after the put
+    data = await team.erin.storage.block_get(stored.keychain_file)
+    file, file_key = await team.erin.keychains.open_file(data)
+    opened = await team.erin.files.open(file.content.cid, file_key)
+    assert b"".join([p async for p in opened]) == b"the plan"
+
+
+def test_views_serialize(team: Team) -> None:
+    views = team.owner.keychains.list()
+    assert isinstance(views[0], KeychainView) and views[0].to_json()["fingerprint"] == team.fp
+    assert KeyReceived("a", "b", "c", "d", "e").to_json()["fingerprint"] == "c"
