@@ -36,7 +36,7 @@ The tree::
     │   ├── KeychainNotFoundError                     keychain_not_found
     │   ├── PermissionDeniedError                     permission_denied
     │   └── KeychainConflictError                     keychain_conflict
-    └── ShareError (the share flow; codes fixed by DESIGN.md)
+    └── ShareError (the share flow; codes fixed by docs/spec/capsule.md)
         ├── IdentityNotFoundError                     identity_not_found
         ├── RecipientNotAuthorizedError               recipient_not_authorized
         ├── KeyUnwrapFailedError                      key_unwrap_failed
@@ -323,7 +323,7 @@ class KeychainConflictError(KeychainError):
     default_hint = "retry: another ipfs-share process wrote to this keychain just now"
 
 
-# --- the share flow (codes fixed by DESIGN.md; never rename) ----------------------------
+# --- the share flow (codes fixed by docs/spec/capsule.md; never rename) -----------------
 
 
 class ShareError(IpfsShareError):

@@ -10,8 +10,11 @@
 
 Open checks, in order, and fails closed: the capsule's signature, its expiry, the
 sharer's revocation list (resolved fresh), the policy, the capability, the unwrap of the
-file key, and the content's integrity as it is read. A view-only share (``--no-download``)
-makes ``-o`` refuse; that is advice to honest clients, which a modified client can ignore.
+file key (and its commitment to the capsule's issuer and terms), and the content's
+integrity as it is read. It says who shared what it opened (on stderr when the plaintext
+goes to stdout; ``issuer`` and ``issuer_name`` with ``--json``). A view-only share
+(``--no-download``) makes ``-o`` refuse; that is advice to honest clients, which a
+modified client can ignore.
 """
 
 from __future__ import annotations
@@ -124,7 +127,19 @@ def _describe(opened: OpenedFile) -> dict[str, object]:
         "media_type": opened.media_type,
         "size": opened.size,
         "allow_download": opened.allow_download,
+        "issuer": opened.issuer,
+        "issuer_name": opened.issuer_name,
     }
+
+
+def _shared_by(opened: OpenedFile) -> str:
+    """Who issued the capsule, as a person should read it: a name this home gave that did,
+    or the did marked as a stranger."""
+    if opened.issuer is None:
+        return "shared by an unknown issuer"
+    if opened.issuer_name is None:
+        return f"shared by {opened.issuer} (not one of your contacts)"
+    return f"shared by {opened.issuer_name} ({opened.issuer})"
 
 
 async def _open(args: argparse.Namespace, ctx: Context) -> None:
@@ -144,13 +159,19 @@ async def _open(args: argparse.Namespace, ctx: Context) -> None:
                 f"the owner shared {opened.name or capsule} for viewing only; not saved",
                 hint=VIEW_ONLY_HINT,
             )
+        if args.output is None:  # stdout carries the plaintext: say who shared it on stderr
+            ctx.note(f"opening {opened.name or capsule}, {_shared_by(opened)}")
         if span is not None:
             await _output_range(args, ctx, opened, *span)
         elif args.output is not None:
             with progress(ctx, f"open {opened.name or capsule}", opened.size) as bar:
                 saved = await opened.save(args.output, progress=bar.update)
             info = {**_describe(opened), "saved_to": str(saved)}
-            ctx.emit(info, f"saved {opened.name or 'the file'} ({opened.size} bytes) to {saved}")
+            ctx.emit(
+                info,
+                f"saved {opened.name or 'the file'} ({opened.size} bytes) to {saved}, "
+                f"{_shared_by(opened)}",
+            )
         else:
             with progress(ctx, f"open {opened.name or capsule}", opened.size) as bar:
                 await _to_stdout(ctx, aiter(opened), bar)
@@ -171,7 +192,11 @@ async def _output_range(
         await opened.save(args.output, offset=offset, length=end - offset, progress=bar.update)
     last = end - 1
     info = {**_describe(opened), "saved_to": str(args.output), "range": [offset, last]}
-    ctx.emit(info, f"saved bytes {offset}-{last} ({end - offset} bytes) to {args.output}")
+    ctx.emit(
+        info,
+        f"saved bytes {offset}-{last} ({end - offset} bytes) to {args.output}, "
+        f"{_shared_by(opened)}",
+    )
 
 
 def _refuse_binary_on_tty(ctx: Context, sample: bytes) -> None:
