@@ -32,10 +32,9 @@ The tree::
     ├── NodeManagementError                           node_management_failed
     │   └── KuboInstallError                          kubo_install_failed
     ├── StoreError                                    store_error
-    ├── KeychainError                                 keychain_error
-    │   ├── KeychainNotFoundError                     keychain_not_found
-    │   ├── PermissionDeniedError                     permission_denied
     │   └── KeychainConflictError                     keychain_conflict
+    ├── KeychainNotFoundError                         keychain_not_found
+    ├── PermissionDeniedError                         permission_denied
     └── ShareError (the share flow; codes fixed by docs/spec/capsule.md)
         ├── IdentityNotFoundError                     identity_not_found
         ├── RecipientNotAuthorizedError               recipient_not_authorized
@@ -77,7 +76,6 @@ __all__ = [
     "IpnsRecordInvalidError",
     "KeyUnwrapFailedError",
     "KeychainConflictError",
-    "KeychainError",
     "KeychainNotFoundError",
     "KuboInstallError",
     "MailboxUnsupportedError",
@@ -299,16 +297,12 @@ class StoreError(IpfsShareError):
 # --- keychains (docs/spec/keychain.md) ---------------------------------------------------
 
 
-class KeychainError(IpfsShareError):
-    code = "keychain_error"
-
-
-class KeychainNotFoundError(KeychainError):
+class KeychainNotFoundError(IpfsShareError):
     code = "keychain_not_found"
     default_hint = "see 'ipfs-share keychain list'; a keychain shared with you arrives by sync"
 
 
-class PermissionDeniedError(KeychainError):
+class PermissionDeniedError(IpfsShareError):
     """The op would be ignored by every replica: refused before it is written. The code is
     also the reason replicas give such an op when someone writes it anyway."""
 
@@ -316,7 +310,7 @@ class PermissionDeniedError(KeychainError):
     default_hint = "ask a member with allow_management to grant the permission"
 
 
-class KeychainConflictError(KeychainError):
+class KeychainConflictError(StoreError):
     """Another process of this home wrote to the same chain at the same time."""
 
     code = "keychain_conflict"

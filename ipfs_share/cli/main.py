@@ -23,14 +23,15 @@ exit  meaning                       error codes
 4     node unreachable              node_unreachable
 5     the node refused or failed    node_error, node_request_failed,
                                     node_version_unsupported, feature_unavailable
-6     not found                     not_found, identity_not_found
+6     not found                     not_found, identity_not_found, keychain_not_found
 7     integrity: data changed,      integrity_error, stream_truncated,
       forged or damaged             signature_invalid, chain_invalid, decryption_failed
 8     node management failed        node_management_failed, kubo_install_failed
 9     local store                   store_error
 10    access denied                 recipient_not_authorized, key_unwrap_failed,
                                     policy_provider_required, policy_denied,
-                                    capability_required, capability_invalid
+                                    capability_required, capability_invalid,
+                                    permission_denied (a keychain permission not held)
 11    share no longer valid         share_expired, share_revoked
 12    revocation not checkable      revocation_unavailable (retry, or --max-staleness)
 13    download not allowed          download_not_allowed (view-only share: read it to
@@ -88,6 +89,7 @@ EXIT_CODES: dict[str, int] = {
     "node_error": 5,
     "not_found": 6,
     "identity_not_found": 6,
+    "keychain_not_found": 6,
     "integrity_error": 7,
     "signature_invalid": 7,
     "chain_invalid": 7,
@@ -100,6 +102,7 @@ EXIT_CODES: dict[str, int] = {
     "policy_denied": 10,
     "capability_required": 10,
     "capability_invalid": 10,
+    "permission_denied": 10,
     "share_expired": 11,
     "share_revoked": 11,
     "revocation_unavailable": 12,

@@ -56,6 +56,12 @@ def register(subparsers: Subparsers) -> None:
     put.add_argument(
         "--type", dest="media_type", metavar="MEDIA", help="media type (default: from the name)"
     )
+    put.add_argument(
+        "--keychain",
+        metavar="FP",
+        help="also seal the file key under this keychain's most recent key: every member "
+        "holding it opens the file ('ipfs-share open ID' with the keychain file ID printed)",
+    )
     put.set_defaults(handler=_put)
 
     files = subparsers.add_parser(
@@ -132,8 +138,12 @@ async def _put(args: argparse.Namespace, ctx: Context) -> None:
                 as_=me.did,
                 media_type=args.media_type,
                 progress=bar.update,
+                keychain=args.keychain,
             )
     ctx.emit(put.to_json(), put.cid)
+    if put.keychain_file is not None and not ctx.json:
+        ctx.note(f"keychain file {put.keychain_file}: members open it with "
+                 f"'ipfs-share open {put.keychain_file}'")  # fmt: skip
     if not ctx.json:
         label = put.name or "stdin"
         ctx.note(

@@ -39,6 +39,7 @@ from ipfs_share.crypto.random import Rng
 from ipfs_share.crypto.signing import SigningKey
 from ipfs_share.crypto.stream import FILE_KEY_SIZE, FileKey
 from ipfs_share.errors import DecryptionError, FormatError, KeyUnwrapFailedError
+from ipfs_share.formats import dagcbor
 from ipfs_share.formats.cid import DAG_PB, RAW
 from ipfs_share.formats.dagcbor import Link
 from ipfs_share.formats.signed import (
@@ -57,6 +58,7 @@ __all__ = [
     "MAX_KEYCHAIN_FILE_SIZE",
     "KeychainFile",
     "decode_keychain_file",
+    "looks_like_keychain_file",
     "make_keychain_file",
     "open_file_key",
 ]
@@ -149,6 +151,16 @@ def decode_keychain_file(data: bytes) -> KeychainFile:
         cid=block.cid,
         data=block.data,
     )
+
+
+def looks_like_keychain_file(data: bytes) -> bool:
+    """Does ``data`` have a keychain file's shape (strict dag-cbor, its key set)? Says
+    which decoder to use; :func:`decode_keychain_file` still checks everything."""
+    try:
+        value = dagcbor.decode(data, max_size=MAX_KEYCHAIN_FILE_SIZE)
+    except FormatError:
+        return False
+    return type(value) is dict and value.keys() == KEYCHAIN_FILE.keys
 
 
 def open_file_key(file: KeychainFile, key: KeychainKey) -> FileKey:

@@ -37,6 +37,7 @@ SCHEMA = (
     member TEXT NOT NULL,          -- the local identity (did) in it
     role TEXT NOT NULL,            -- 'creator' | 'invited'
     joined_at INTEGER NOT NULL,
+    name TEXT,                     -- its name, once opened (as file names are kept: locally)
     PRIMARY KEY (kc, member)
 )""",
     """CREATE TABLE IF NOT EXISTS keychain_ops (
@@ -81,6 +82,7 @@ class KeychainRow:
     member: str
     role: str
     joined_at: int
+    name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,11 +173,16 @@ class KeychainRepository:
 
     def keychains(self, *, member: str | None = None) -> list[KeychainRow]:
         rows = self._all(
-            "SELECT kc, member, role, joined_at FROM keychains WHERE (? IS NULL OR member = ?) "
-            "ORDER BY joined_at, kc",
+            "SELECT kc, member, role, joined_at, name FROM keychains "
+            "WHERE (? IS NULL OR member = ?) ORDER BY joined_at, kc",
             (member, member),
         )
         return [KeychainRow(*r) for r in rows]
+
+    def set_name(self, keychain: str, member: str, name: str) -> None:
+        self._conn.execute(
+            "UPDATE keychains SET name = ? WHERE kc = ? AND member = ?", (name, keychain, member)
+        )
 
     # -- ops --------------------------------------------------------------------------------
     def add_ops(self, keychain: str, ops: Iterable[StoredOp], *, at: int) -> None:

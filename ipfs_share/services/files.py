@@ -36,6 +36,7 @@ from ipfs_share.formats.envelope import (
     UnsizedEncryptor,
     decode_header,
 )
+from ipfs_share.formats.keychain_file import looks_like_keychain_file
 from ipfs_share.local.db import FileRow, StateDB
 from ipfs_share.services.identities import IdentityService
 from ipfs_share.services.opened import OpenedFile
@@ -254,6 +255,40 @@ class FileService:
         if row is None:
             raise NotFoundError(f"no file {cid} was put from this home")
         return unwrap([Stanza.from_bytes(row.stanza)], my_key)
+
+    async def is_keychain_file(self, block_id: str) -> bool:
+        """Is the dag-cbor block ``block_id`` a keychain file (else, say, a capsule)? A block
+        that cannot be fetched is :class:`NotFoundError` here, as it would be for a capsule."""
+        cid = normalize_cid(block_id)
+        try:
+            data = await asyncio.wait_for(self.storage.block_get(cid), 30)
+        except TimeoutError:
+            raise NotFoundError(
+                f"the capsule {cid} could not be fetched in 30 s",
+                hint="check the nodes are connected and the sharer's node is online",
+            ) from None
+        return looks_like_keychain_file(data)
+
+    async def open_keychain_file(self, file_id: str, *, as_: str | None = None) -> OpenedFile:
+        """Open a file put with ``keychain=``, as a member holding the key it names."""
+        if self.keychains is None:
+            raise InvalidInputError("expected a home with keychains, found none")
+        cid = normalize_cid(file_id)
+        try:
+            data = await asyncio.wait_for(self.storage.block_get(cid), 30)
+        except TimeoutError:
+            raise NotFoundError(
+                f"the keychain file {cid} could not be fetched in 30 s",
+                hint="check the nodes are connected and the owner's node is online",
+            ) from None
+        file, file_key = await self.keychains.open_file(data, as_=as_)
+        return await self.open(
+            file.content.cid,
+            file_key,
+            capsule=file.cid,
+            issuer=file.owner,
+            issuer_name=self.keychains.name_of(file.owner),
+        )
 
     async def open(
         self,

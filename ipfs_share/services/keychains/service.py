@@ -108,6 +108,7 @@ class _Loaded:
     replica: Replica
     keyring: Keyring
     stored: set[str] = field(default_factory=set)  # op CIDs in the repository
+    name: str | None = None  # as stored once opened (so a listing needs no key)
 
     @property
     def create(self) -> Op:
@@ -178,6 +179,8 @@ class KeychainService:
         if found is None:
             replica = Replica(keychain)
             found = _Loaded(keychain, member, role, replica, Keyring(keychain, member))
+            row = [r for r in self.repo.keychains(member=member) if r.keychain == keychain]
+            found.name = row[0].name if row else None
             for cid, (reason, message) in self.repo.refused(keychain).items():
                 replica.rejected[cid] = Rejection(cid, reason, message)
             self._loaded[(keychain, member)] = found
@@ -230,7 +233,12 @@ class KeychainService:
         if not loaded.keyring.pending(loaded.replica):
             return []
         keys = keys or await self.identities.unlock(loaded.member)
-        return loaded.keyring.refresh(loaded.replica, keys.encryption, loaded.create_body.name)
+        opened = loaded.keyring.refresh(loaded.replica, keys.encryption, loaded.create_body.name)
+        if loaded.name is None:
+            loaded.name = loaded.keyring.name(loaded.create_body.name)
+            if loaded.name is not None:
+                self.repo.set_name(loaded.keychain, loaded.member, loaded.name)
+        return opened
 
     async def _ready(self, fingerprint: str, as_: str | None) -> _Loaded:
         loaded = self._keychain(fingerprint, as_)
@@ -435,7 +443,10 @@ class KeychainService:
             raise InvalidInputError("expected a recipient other than yourself, found yourself")
         target = state.members.get(recipient.did)
         if target is not None and target.status == "banned":
-            raise PermissionDeniedError(f"expected a recipient not banned, found {recipient.did}")
+            raise PermissionDeniedError(
+                f"expected a recipient not banned, found {recipient.did} banned",
+                hint="a banned identity cannot be offered keys of this keychain again",
+            )
         for fp in fps:
             if fp not in loaded.keyring.keys:
                 raise PermissionDeniedError(
@@ -824,7 +835,7 @@ class KeychainService:
         )  # fmt: skip
         return KeychainView(
             fingerprint=loaded.keychain,
-            name=loaded.keyring.name(loaded.create_body.name),
+            name=loaded.name,
             member=loaded.member,
             status=status,
             creator=state.creator or loaded.create.author,
@@ -871,6 +882,10 @@ class KeychainService:
             joined_at=m.time,
             added_by=m.added_by,
         )
+
+    def name_of(self, did: str) -> str | None:
+        """How this home calls ``did``: a local identity's name, else a contact's petname."""
+        return self._name_of(did)
 
     def _name_of(self, did: str) -> str | None:
         local = self.identities.keystore.find(did)
