@@ -131,6 +131,20 @@ def test_a_permission_granted_concurrently_does_not_count() -> None:
     assert reason(w.fresh(), later.cid) is None
 
 
+def test_ops_written_before_the_release_arrived_do_not_count() -> None:
+    w = three()
+    offer = w.share("bob", "dave", perms=SHARING)
+    w.sync("dave", "bob")
+    w.accept("dave", offer)
+    w.sync("bob", "dave")
+    early = w.share("dave", "erin", keys=[first_key(w)])  # concurrent with the release
+    w.release("bob", offer)
+    w.sync_all()
+    fresh = w.fresh()
+    assert fresh.state.is_member(w.person("dave").did)
+    assert reason(fresh, early.cid) == "not_a_member"
+
+
 def test_release_needs_the_acceptance_in_its_past() -> None:
     w = three()
     offer = w.share("bob", "dave")

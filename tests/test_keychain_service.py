@@ -9,6 +9,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ import pytest
 from ipfs_share.client import Mesh
 from ipfs_share.crypto.passphrase import KdfParams
 from ipfs_share.errors import PermissionDeniedError, RecipientNotAuthorizedError
-from ipfs_share.formats.keychain import Share
+from ipfs_share.formats.ipns import ipns_name, make_record
+from ipfs_share.formats.keychain import Share, chain_key
 from ipfs_share.formats.keychain_replay import Replica
 from ipfs_share.node.daemon import RunningNode
 from ipfs_share.services.keychains import KeychainView, KeyReceived, SyncReport
@@ -119,10 +121,13 @@ async def test_reshare_refused_share_and_forced_op(team: Team) -> None:
     carol_row = next(p for p in holders if p.did == did(team.carol))
     assert carol_row.key_added_by == did(team.bob)
 
+    loaded = team.carol.keychains._keychain(team.fp)
+    before = (len(loaded.replica.nodes), team.carol.keychains.repo.mark(team.fp, did(team.carol)))
     with pytest.raises(PermissionDeniedError, match="allow_sharing"):
         await team.carol.keychains.share_most_recent_key(team.fp, did(team.dave))
+    mark = team.carol.keychains.repo.mark(team.fp, did(team.carol))
+    assert (len(loaded.replica.nodes), mark) == before  # refused before anything was signed
     # carol's client writes it anyway: every replica ignores it
-    loaded = team.carol.keychains._keychain(team.fp)
     key = next(iter(loaded.keyring.keys))
     forced = await team.carol.keychains._write(
         loaded, Share(did(team.dave), (key,), None, loaded.replica.state.members[did(
@@ -167,6 +172,33 @@ async def test_ban_with_rotation(team: Team) -> None:
         await team.carol.keychains.decrypt(team.fp, after, ad=b"doc")
     # a ban cannot take back keys already held
     assert await team.carol.keychains.decrypt(team.fp, before, ad=b"doc") == b"before the ban"
+
+
+async def test_a_rolled_back_chain_is_refused(team: Team, kubo: RunningNode) -> None:
+    fp = (await team.owner.keychains.create("rollback")).fingerprint
+    await invite(team.owner, team.bob, fp)  # the owner's chain: create, share, release
+    await synced_until(team.bob, lambda r: True)
+    owner = team.owner.identity.get().did
+    mark = team.bob.keychains.repo.mark(fp, owner)
+    assert mark is not None and mark.seq == 2
+    loaded = team.bob.keychains._keychain(fp)
+    older = next(
+        n.op for n in loaded.replica.nodes.values() if n.op.author == owner and n.op.seq == 1
+    )
+    keys = await team.owner.identity.unlock()
+    key = chain_key(keys.signing, loaded.create_body.nonce)
+    record = make_record(
+        key, f"/ipfs/{older.cid}", sequence=1, validity=timedelta(days=1), ttl_seconds=1
+    )
+    elsewhere = await KuboStorage.connect(kubo.api_url)  # a node that has the older head only
+    await elsewhere.ipns_put(ipns_name(key.public_key), record)
+    bob_elsewhere = Mesh(elsewhere, team.bob.home, **FAST)
+    try:
+        report = await bob_elsewhere.keychains.sync()
+    finally:
+        await bob_elsewhere.close()
+    assert any("rollback" in p and owner in p for p in report.problems), report.problems
+    assert team.bob.keychains.repo.mark(fp, owner) == mark
 
 
 async def test_a_fresh_replica_from_the_cids_alone_agrees(team: Team) -> None:

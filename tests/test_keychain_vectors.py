@@ -136,3 +136,30 @@ def test_the_named_scenarios_are_there() -> None:
         "ban_race",
         "cancel",
     } <= names
+
+
+def test_a_keychain_file_cannot_be_pointed_at_other_content() -> None:
+    from ipfs_share.crypto.signing import SigningKey
+    from ipfs_share.crypto.stream import FileKey
+    from ipfs_share.errors import KeyUnwrapFailedError
+    from ipfs_share.formats import dagcbor
+    from ipfs_share.formats.dagcbor import Link
+    from ipfs_share.formats.keychain_file import KEYCHAIN_FILE, make_keychain_file
+    from ipfs_share.formats.signed import sign_object
+
+    owner, key = SigningKey.from_seed(bytes(32)), KeychainKey(bytes(32))
+    kc = "bafyreifqwkmiw256ojf2zws6tzjeonw6bpd5vza4i22ccpcq4hjv2ts7cm"
+    made = make_keychain_file(
+        owner,
+        content="bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq",
+        keychain=kc,
+        key=key,
+        file_key=FileKey(b"\x02" * 32),
+        created=1,
+    )
+    assert open_file_key(decode_keychain_file(made.data), key) == FileKey(b"\x02" * 32)
+    fields = {k: v for k, v in dagcbor.decode(made.data).items() if k not in ("v", "sig")}
+    fields["content"] = Link("bafkreid3dn3d52hwf24i4r2cu5qpsewqwgn42wfsxfejtf4exlgblj7u24")
+    moved = decode_keychain_file(sign_object(KEYCHAIN_FILE, fields, owner).data)
+    with pytest.raises(KeyUnwrapFailedError):
+        open_file_key(moved, key)
