@@ -422,3 +422,84 @@ def test_both_merge_orders_converge(scenario: str) -> None:
             replica.add(op.data)
         replica.update()
         assert replica.state.digest() == expected, (first, second)
+
+
+# --- random worlds ------------------------------------------------------------------------
+
+PEOPLE = ("owner", "bob", "carol", "dave")
+ACTIONS = ("share", "rotate", "perms", "ban", "leave", "cancel", "sync", "sync")
+
+
+def _act(w: World, who: str, action: str, other: str, flag: bool) -> None:
+    """One step of a random world: ops that may well be invalid (that is the point)."""
+    p = w.person(who)
+    if p.replica is None or not p.secret:
+        return
+    state = p.replica.state
+    if action == "share" and other != who:
+        held = list(p.keys)
+        if held:
+            perms = Permissions(sharing=flag, rotation=not flag)
+            offer = w.share(who, other, keys=held[:1], perms=perms)
+            w.sync(other, who)
+            w.accept(other, offer)
+            w.sync(who, other)
+            if (
+                state.offers.get(offer.cid) is not None
+                and state.offers[offer.cid].status == "accepted"
+            ):
+                w.release(who, offer)
+    elif action == "rotate":
+        w.rotate(who, to=[m for m in PEOPLE if m != who and state.is_member(w.person(m).did)])
+    elif action == "perms" and state.is_member(w.person(other).did):
+        w.set_perms(who, other, sharing=flag)
+    elif action == "ban" and state.is_member(w.person(other).did):
+        w.ban(who, other)
+    elif action == "leave" and who != "owner":
+        w.leave(who)
+    elif action == "cancel":
+        offers = state.open_offers(sharer=p.did)
+        if offers:
+            w.cancel(who, p.replica.nodes[offers[0].cid].op)
+    else:
+        w.sync(who, other)
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(PEOPLE),
+            st.sampled_from(ACTIONS),
+            st.sampled_from(PEOPLE),
+            st.booleans(),
+        ),
+        min_size=4,
+        max_size=12,
+    ),
+    data=st.data(),
+)
+def test_random_worlds_converge(
+    steps: list[tuple[str, str, str, bool]], data: st.DataObject
+) -> None:
+    w = World(b"random")
+    for name in PEOPLE:
+        w.person(name)
+    w.create("owner")
+    w.invite("owner", "bob", Permissions.all())
+    for who, action, other, flag in steps:
+        _act(w, who, action, other, flag)
+    w.sync_all()
+    expected = w.fresh()
+    for p in w.people.values():
+        if p.replica is not None:
+            assert p.replica.state.digest() == expected.state.digest(), p.name
+    order = data.draw(st.permutations(w.ops))
+    cuts = data.draw(st.sets(st.integers(0, len(order)), max_size=5))
+    replica = Replica(w.keychain)
+    for i, op in enumerate(order):
+        replica.add(op.data)
+        if i in cuts:
+            replica.update()
+    replica.update()
+    assert replica.state.digest() == expected.state.digest()
