@@ -91,6 +91,7 @@ class StoredOp:
     author: str
     seq: int
     data: bytes
+    row: int = 0  # its place in the table: reload only what is new with ops(after=)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,12 +194,14 @@ class KeychainRepository:
             [(keychain, o.cid, o.author, o.seq, o.data, at) for o in ops],
         )
 
-    def ops(self, keychain: str) -> list[StoredOp]:
+    def ops(self, keychain: str, *, after: int = 0) -> list[StoredOp]:
+        """The ops of ``keychain`` stored after row ``after`` (0: all), in storing order."""
         rows = self._all(
-            "SELECT cid, author, seq, data FROM keychain_ops WHERE kc = ? ORDER BY rowid",
-            (keychain,),
+            "SELECT cid, author, seq, data, rowid FROM keychain_ops WHERE kc = ? AND rowid > ? "
+            "ORDER BY rowid",
+            (keychain, after),
         )
-        return [StoredOp(c, a, s, bytes(d)) for c, a, s, d in rows]
+        return [StoredOp(c, a, s, bytes(d), r) for c, a, s, d, r in rows]
 
     def count_ops(self, keychain: str) -> int:
         row = self._conn.execute(

@@ -108,6 +108,7 @@ class _Loaded:
     replica: Replica
     keyring: Keyring
     stored: set[str] = field(default_factory=set)  # op CIDs in the repository
+    row: int = 0  # the last repository row loaded
     name: str | None = None  # as stored once opened (so a listing needs no key)
 
     @property
@@ -189,11 +190,12 @@ class KeychainService:
 
     def _reload(self, loaded: _Loaded) -> None:
         """Take the ops another process of this home stored since (verified already)."""
-        stored = self.repo.ops(loaded.keychain)
-        fresh = [s for s in stored if s.cid not in loaded.stored]
+        fresh = self.repo.ops(loaded.keychain, after=loaded.row)
         for s in fresh:
-            loaded.replica.add_op(load_op(s.data, s.cid))
-            loaded.stored.add(s.cid)
+            if s.cid not in loaded.stored:
+                loaded.replica.add_op(load_op(s.data, s.cid))
+                loaded.stored.add(s.cid)
+            loaded.row = max(loaded.row, s.row)
         if fresh:
             loaded.replica.update()
 
@@ -252,8 +254,10 @@ class KeychainService:
             stored = [StoredOp(o.cid, o.author, o.seq, o.data) for o in new]
             self.repo.add_ops(loaded.keychain, stored, at=self._t())
             loaded.stored.update(o.cid for o in new)
+        refused = self.repo.refused(loaded.keychain)
         for cid, rejection in loaded.replica.rejected.items():
-            self.repo.refuse(loaded.keychain, cid, rejection.reason, rejection.message)
+            if cid not in refused:
+                self.repo.refuse(loaded.keychain, cid, rejection.reason, rejection.message)
 
     async def _write(self, loaded: _Loaded, body: Body, keys: IdentityKeys | None = None) -> Op:
         """Sign ``body`` as the next op of this member's chain, store it (compare-and-set
@@ -730,7 +734,7 @@ class KeychainService:
                 continue
             heads.append(head)
         report.fetched += await self.net.fill(replica, [h.cid for h in heads])
-        self._store(loaded, [n.op for n in replica.nodes.values()])
+        self._store(loaded, [n.op for c, n in replica.nodes.items() if c not in loaded.stored])
         replica.update()
         for head in heads:
             node = replica.nodes.get(head.cid)
