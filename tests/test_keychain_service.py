@@ -16,10 +16,14 @@ from typing import Any
 import pytest
 
 from ipfs_share.client import Mesh
+from ipfs_share.crypto.keychain import KeychainKey, key_fingerprint
+from ipfs_share.crypto.labels import LABEL_KEYCHAIN_OP
 from ipfs_share.crypto.passphrase import KdfParams
+from ipfs_share.crypto.signing import SigningKey
 from ipfs_share.errors import PermissionDeniedError, RecipientNotAuthorizedError
+from ipfs_share.formats import dagcbor
 from ipfs_share.formats.ipns import ipns_name, make_record
-from ipfs_share.formats.keychain import Share, chain_key
+from ipfs_share.formats.keychain import Op, Permissions, Share, Writer, chain_key
 from ipfs_share.formats.keychain_replay import Replica
 from ipfs_share.node.daemon import RunningNode
 from ipfs_share.services.keychains import KeychainView, KeyReceived, SyncReport
@@ -208,6 +212,55 @@ async def test_a_fresh_replica_from_the_cids_alone_agrees(team: Team) -> None:
     await net.fill(replica, owner.replica.heads())
     replica.update()
     assert replica.state.digest() == owner.replica.state.digest()
+
+
+async def test_forged_ops_are_ignored_by_a_fresh_replica(team: Team) -> None:
+    """Ops nobody honest links to, planted on the owner's node and handed to a new replica
+    on the other node by CID: a bad signature and a wrong author are refused, a share by
+    someone without allow_sharing and a share of a key no add_key introduced are ignored."""
+    owner = team.owner.keychains._keychain(team.fp)
+    heads = owner.replica.heads()
+    dave = team.dave.keychains._keychain(team.fp)  # dave: invited once, never a member
+    dave_keys = await team.dave.identity.unlock()
+    bob_keys = await team.bob.identity.unlock()
+    held = sorted(owner.replica.state.keys)[0]
+    writer = Writer(dave_keys.signing, owner.create)
+    not_allowed = writer.write(
+        Share(did(team.erin), (held,), None, Permissions()), time=1, parents=heads
+    )
+    bobs = team.bob.keychains._keychain(team.fp)
+    bob_head = team.bob.keychains.repo.mark(team.fp, did(team.bob))
+    assert bob_head is not None
+    bob_writer = Writer(bob_keys.signing, owner.create, last=bobs.replica.nodes[bob_head.cid].op)
+    stray = key_fingerprint(KeychainKey(bytes(range(32))))
+    slipped = bob_writer.write(Share(did(team.erin), (stray,), None, Permissions()), time=2)
+    tampered = bytearray(slipped.data)
+    tampered[tampered.index(b"\x63sig\x58\x40") + 6] ^= 1
+    wrong_author = _forge(not_allowed, bob_keys.signing)  # names dave, signed by bob
+    planted = [not_allowed.data, slipped.data, bytes(tampered), wrong_author]
+    cids = [await team.owner.storage.block_put(b, codec="dag-cbor") for b in planted]
+    del dave
+
+    replica = Replica(team.fp)
+    net = ChainNetwork(team.bob.storage, now=time.time)
+    await net.fill(replica, [*heads, *cids])
+    replica.update()
+    state = replica.state
+    assert state.invalid[cids[0]].reason == "not_a_member"
+    assert state.invalid[cids[1]].reason == "unknown_key"
+    assert replica.rejected[cids[2]].reason == "signature_invalid"
+    assert replica.rejected[cids[3]].reason == "signature_invalid"
+    honest = owner.replica.state
+    assert state.members == honest.members and state.holdings == honest.holdings
+    assert [(k.fp, k.op) for k in state.keys_in_order()] == [
+        (k.fp, k.op) for k in honest.keys_in_order()
+    ]
+
+
+def _forge(op: Op, key: SigningKey) -> bytes:
+    body = {k: v for k, v in dagcbor.decode(op.data).items() if k != "sig"}
+    body["sig"] = key.sign(LABEL_KEYCHAIN_OP + dagcbor.encode(body))
+    return dagcbor.encode(body)
 
 
 async def test_a_keychain_file_opens_for_a_member_added_after_the_put(team: Team) -> None:
