@@ -778,6 +778,8 @@ class KeychainService:
                 report.problems.append(f"{loaded.keychain}: release of {o.cid}: {exc.message}")
 
     async def _release(self, loaded: _Loaded, offer: Offer) -> str:
+        me = self._me(loaded)  # the checks every replica makes, before signing anything
+        self._need(me, "sharing", *(n for n in PERMISSION_NAMES if getattr(offer.perms, n)))
         await self._open_keys(loaded)
         keyring = loaded.keyring
         if keyring.secret is None:
