@@ -23,8 +23,16 @@ from ipfs_share.crypto.signing import SigningKey
 from ipfs_share.errors import PermissionDeniedError, RecipientNotAuthorizedError
 from ipfs_share.formats import dagcbor
 from ipfs_share.formats.ipns import ipns_name, make_record
-from ipfs_share.formats.keychain import Op, Permissions, Share, Writer, chain_key
+from ipfs_share.formats.keychain import (
+    Op,
+    Permissions,
+    SetPermissions,
+    Share,
+    Writer,
+    chain_key,
+)
 from ipfs_share.formats.keychain_replay import Replica
+from ipfs_share.local.keychains import StoredOp
 from ipfs_share.node.daemon import RunningNode
 from ipfs_share.services.keychains import KeychainView, KeyReceived, SyncReport
 from ipfs_share.services.keychains.chains import ChainNetwork
@@ -271,6 +279,47 @@ async def test_a_keychain_file_opens_for_a_member_added_after_the_put(team: Team
     file, file_key = await team.erin.keychains.open_file(data)
     opened = await team.erin.files.open(file.content.cid, file_key)
     assert b"".join([p async for p in opened]) == b"the plan"
+
+
+async def test_a_write_that_loses_the_race_signs_again_after_the_winner(team: Team) -> None:
+    """Another process of the home commits an op between this writer's read of its head and
+    its compare-and-set: the writer must not sign a second op at that seq (a fork), but
+    take the winner's op and write after it."""
+    kc = team.owner.keychains
+    loaded = kc._keychain(team.fp)
+    me = loaded.member
+    keys = await team.owner.identity.unlock()
+    head = kc.repo.mark(team.fp, me)
+    assert head is not None
+    # the other process's op, signed after the same head
+    rival = Writer(keys.signing, loaded.create, last=loaded.replica.nodes[head.cid].op).write(
+        SetPermissions(did(team.bob), deletion=True), time=int(time.time())
+    )
+    real_mark = kc.repo.mark
+    raced = []
+
+    def read_then_lose(keychain: str, author: str) -> Any:
+        found = real_mark(keychain, author)
+        if author == me and not raced and found == head:  # the writer just read its head
+            raced.append(True)
+            with kc.repo.transaction():  # ... and the rival commits before its CAS
+                assert kc.repo.set_mark(
+                    team.fp, me, seq=rival.seq, cid=rival.cid, record=None, at=1,
+                    expect=head.cid,
+                )  # fmt: skip
+                kc.repo.add_ops(team.fp, [StoredOp(rival.cid, me, rival.seq, rival.data)], at=1)
+        return found
+
+    kc.repo.mark = read_then_lose  # type: ignore[method-assign]
+    try:
+        key = await kc.rotate(team.fp)
+    finally:
+        kc.repo.mark = real_mark  # type: ignore[method-assign]
+    assert raced
+    ops = {n.op.cid: n.op for n in loaded.replica.nodes.values()}
+    rotation = ops[key.op]
+    assert (rotation.seq, rotation.prev) == (rival.seq + 1, rival.cid)
+    assert not [r for r in (await kc.show(team.fp)).ignored if r.reason == "fork"]
 
 
 def test_views_serialize(team: Team) -> None:

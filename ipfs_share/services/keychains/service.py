@@ -20,6 +20,7 @@ import builtins
 import contextlib
 import inspect
 import logging
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from ipfs_share.errors import (
     IpfsShareError,
     KeychainConflictError,
     KeychainNotFoundError,
+    NodeError,
     PermissionDeniedError,
     RecipientNotAuthorizedError,
 )
@@ -87,6 +89,7 @@ __all__ = ["EVENTS", "KeychainService", "Notifier"]
 log = logging.getLogger("ipfs_share.keychains")
 
 EVENTS = ("keychain_updated", "key_received")
+WRITE_RETRIES = 20  # another process of this home wrote to the chain first: reload, retry
 Event = Literal["keychain_updated", "key_received"]
 Callback = Callable[[Any], object]
 
@@ -261,32 +264,38 @@ class KeychainService:
 
     async def _write(self, loaded: _Loaded, body: Body, keys: IdentityKeys | None = None) -> Op:
         """Sign ``body`` as the next op of this member's chain, store it (compare-and-set
-        on the chain's head, so two processes never sign two ops at one seq), replay it,
-        put it on the node and publish the chain's new head."""
+        on the chain's head, so two processes never sign two ops at one seq: the loser
+        reloads and signs again after the winner's op), replay it, put it on the node and
+        publish the chain's head."""
         async with self._write_lock:
             keys = keys or await self.identities.unlock(loaded.member)
-            self._reload(loaded)
-            mark = self.repo.mark(loaded.keychain, loaded.member)
-            last = None if mark is None else loaded.replica.nodes[mark.cid].op
-            writer = Writer(keys.signing, loaded.create, last=last)
-            op = writer.write(body, time=self._t(), parents=loaded.replica.heads())
-            with self.repo.transaction():
-                expect = "" if mark is None else mark.cid
-                moved = self.repo.set_mark(
-                    loaded.keychain,
-                    loaded.member,
-                    seq=op.seq,
-                    cid=op.cid,
-                    record=None,
-                    at=self._t(),
-                    expect=expect,
-                )
-                if not moved:
-                    raise KeychainConflictError(
-                        f"expected the head of {loaded.member}'s chain to be {expect or 'none'}, "
-                        "found another"
+            for attempt in range(WRITE_RETRIES):
+                self._reload(loaded)
+                mark = self.repo.mark(loaded.keychain, loaded.member)
+                last = None if mark is None else loaded.replica.nodes[mark.cid].op
+                writer = Writer(keys.signing, loaded.create, last=last)
+                op = writer.write(body, time=self._t(), parents=loaded.replica.heads())
+                with self.repo.transaction():
+                    moved = self.repo.set_mark(
+                        loaded.keychain,
+                        loaded.member,
+                        seq=op.seq,
+                        cid=op.cid,
+                        record=None,
+                        at=self._t(),
+                        expect="" if mark is None else mark.cid,
                     )
-                self._store(loaded, [op])
+                    if moved:
+                        self._store(loaded, [op])
+                if moved:
+                    break
+                log.debug("keychain %s: another process wrote first; retrying", loaded.keychain)
+                await asyncio.sleep(random.uniform(0.005, 0.05) * (attempt + 1))  # noqa: S311
+            else:
+                raise KeychainConflictError(
+                    f"expected to write the next op of {loaded.member}'s chain, found it moved "
+                    f"by another process {WRITE_RETRIES} times"
+                )
             loaded.replica.add_op(op)
             loaded.replica.update()
             await self._publish(loaded, op, writer)
@@ -294,7 +303,13 @@ class KeychainService:
 
     async def _publish(self, loaded: _Loaded, op: Op, writer: Writer) -> None:
         await self.net.put(op)
-        record = await self.net.publish(writer.chain_key(), op)
+        try:
+            record = await self.net.publish(writer.chain_key(), op)
+        except NodeError:
+            mark = self.repo.mark(loaded.keychain, loaded.member)
+            if mark is not None and mark.seq > op.seq:
+                return  # another process wrote after us and publishes the newer head
+            raise
         self.repo.set_mark(
             loaded.keychain, loaded.member, seq=op.seq, cid=op.cid, record=record, at=self._t()
         )
