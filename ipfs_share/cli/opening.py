@@ -216,7 +216,9 @@ def _write_all(ctx: Context, data: bytes) -> None:
     out.flush()
 
 
-async def _to_stdout(ctx: Context, pieces: AsyncIterator[bytes], bar: Progress) -> None:
+async def _to_stdout(
+    ctx: Context, pieces: AsyncIterator[bytes] | AsyncIterator[bytearray], bar: Progress
+) -> None:
     """Write plaintext pieces to stdout; on a terminal, only if the first looks like text
     (it is looked at before any byte is written)."""
     out = binary_stdout(ctx)
@@ -224,7 +226,7 @@ async def _to_stdout(ctx: Context, pieces: AsyncIterator[bytes], bar: Progress) 
     first = True
     async for piece in pieces:
         if first and ctx.stdout.isatty():
-            _refuse_binary_on_tty(ctx, piece[:SNIFF])
+            _refuse_binary_on_tty(ctx, bytes(piece[:SNIFF]))
         first = False
         await asyncio.to_thread(out.write, piece)
         done += len(piece)
