@@ -510,19 +510,19 @@ class KeychainService:
     async def delete_outgoing_shared_key(
         self,
         to: str,
-        key: str | None = None,
+        key_fp: str | None = None,
         *,
         keychain: str | None = None,
         as_: str | None = None,
     ) -> builtins.list[OutgoingShare]:
-        """Cancel the open offers to ``to`` (in ``keychain``, and naming ``key`` if given);
-        returns them, cancelled. Offers already released cannot be cancelled: the keys
-        were delivered."""
+        """Cancel the open offers to ``to`` (in ``keychain``, and naming ``key_fp`` if
+        given); returns them, cancelled. Offers already released cannot be cancelled: the
+        keys were delivered."""
         recipient = await self.identities.recipient(to)
         targets = [self._keychain(keychain, as_)] if keychain else self._all_loaded(as_)
         cancelled = []
         for loaded in targets:
-            fp = None if key is None else resolve_key(loaded.replica, key)
+            fp = None if key_fp is None else resolve_key(loaded.replica, key_fp)
             for o in loaded.replica.state.open_offers(sharer=loaded.member, to=recipient.did):
                 if fp is not None and fp not in o.keys:
                     continue
@@ -537,16 +537,16 @@ class KeychainService:
         return cancelled
 
     def participants(
-        self, fingerprint: str, key: str | None = None, *, as_: str | None = None
+        self, fingerprint: str, key_fp: str | None = None, *, as_: str | None = None
     ) -> builtins.list[Participant]:
-        """Members (current, left and banned), or with ``key`` who holds that key, since
-        when and added by whom."""
+        """Members (current, left and banned), or with ``key_fp`` who holds that key, since
+        when and added by whom, with their permissions."""
         loaded = self._keychain(fingerprint, as_)
         state = loaded.replica.state
-        if key is None:
+        if key_fp is None:
             members = sorted(state.members.values(), key=lambda m: m.rank)
             return [self._participant(m) for m in members]
-        fp = resolve_key(loaded.replica, key)
+        fp = resolve_key(loaded.replica, key_fp)
         out = []
         for h in state.holders(fp):
             m = state.members[h.holder]
