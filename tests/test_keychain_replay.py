@@ -503,3 +503,15 @@ def test_random_worlds_converge(
             replica.update()
     replica.update()
     assert replica.state.digest() == expected.state.digest()
+
+
+def test_ops_are_frozen_however_they_were_built() -> None:
+    import dataclasses
+
+    w = three()
+    share = next(op for op in w.ops if op.kind == "share")
+    for op in (share, w.fresh().nodes[share.cid].op):  # made, and decoded
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            op.seq = 99  # type: ignore[misc]
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            op.body.to = "did:key:z6Mk..."  # type: ignore[misc,union-attr]
