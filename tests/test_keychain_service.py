@@ -322,6 +322,20 @@ async def test_a_write_that_loses_the_race_signs_again_after_the_winner(team: Te
     assert not [r for r in (await kc.show(team.fp)).ignored if r.reason == "fork"]
 
 
+async def test_without_auto_accept_an_offer_waits_for_accept(team: Team) -> None:
+    fp = (await team.owner.keychains.create("by hand")).fingerprint
+    offer = await team.owner.keychains.share_most_recent_key(fp, did(team.erin))
+    team.erin.keychains.auto_accept = False
+    try:
+        report = await team.erin.keychains.receive(offer.offer)
+        assert report.accepted == ()
+        accept = await team.erin.keychains.accept(offer.offer)
+    finally:
+        team.erin.keychains.auto_accept = True
+    report = await team.owner.keychains.receive(accept)
+    assert report.released == (offer.offer,)
+
+
 def test_views_serialize(team: Team) -> None:
     views = team.owner.keychains.list()
     assert isinstance(views[0], KeychainView) and views[0].to_json()["fingerprint"] == team.fp

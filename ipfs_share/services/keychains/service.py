@@ -680,6 +680,25 @@ class KeychainService:
         loaded = await self._ready(file.keychain, as_)
         return file, open_file_key(file, loaded.keyring.key(file.key))
 
+    async def accept(self, offer: str, *, as_: str | None = None) -> str:
+        """Accept one open offer addressed to this member (what sync does by itself unless
+        the service was made with ``auto_accept=False``); returns the accept op's CID."""
+        for loaded in self._all_loaded(as_):
+            o = loaded.replica.state.offers.get(offer)
+            if o is None or o.to != loaded.member:
+                continue
+            if o.status != "pending":
+                raise PermissionDeniedError(f"expected an open offer, found it {o.status}")
+            keys = await self.identities.unlock(loaded.member)
+            op = await self._write(loaded, Accept(o.cid, bytes(keys.enc_public)), keys)
+            self._ignored(loaded, op)
+            await self._notify(loaded.member, o.sharer, op.cid)
+            return op.cid
+        raise KeychainNotFoundError(
+            f"expected an offer {offer} for this home among its keychains, found none",
+            hint="take it first with receive(CID), or sync",
+        )
+
     # -- syncing --------------------------------------------------------------------------
     async def receive(self, op: str, *, as_: str | None = None) -> SyncReport:
         """Take the CID of an op handed over (an offer for this home, or an accept of one
