@@ -26,7 +26,7 @@ from ipfs_share.local.keychains import KeychainRepository
 from ipfs_share.node.discovery import resolve_api
 from ipfs_share.services.files import FileService
 from ipfs_share.services.identities import IdentityService, PassphraseSource, env_passphrase
-from ipfs_share.services.keychains import KeychainService
+from ipfs_share.services.keychains import KeychainService, MailboxNotifier
 from ipfs_share.services.mailbox import MailboxService, MailShareService
 from ipfs_share.services.policy import PolicyProvider, PolicyRegistry
 from ipfs_share.services.revocations import RevocationService
@@ -95,6 +95,9 @@ class Mesh:
             now=now,
         )
         self.inbox: MailboxService = self.share.mailbox
+        # Offers and accepts travel as mailbox entries that point at keychain ops.
+        self.inbox.keychain_ops = self.keychains.file_pointers
+        self.keychains.notifier = MailboxNotifier(self.inbox)
 
     def __repr__(self) -> str:
         return f"Mesh(home={str(self.home)!r}, storage={self.storage!r})"

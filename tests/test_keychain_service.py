@@ -336,6 +336,22 @@ async def test_without_auto_accept_an_offer_waits_for_accept(team: Team) -> None
     assert report.released == (offer.offer,)
 
 
+async def test_offers_and_accepts_travel_through_the_mailbox(team: Team) -> None:
+    """Contacts of each other need nothing but sync: the offer reaches bob through the
+    owner's mailbox for him, the accept comes back through bob's for the owner."""
+    for x, y in ((team.owner, team.bob), (team.bob, team.owner)):
+        me = y.identity.get()
+        x.identity.add_contact(me.name, me.did)
+    fp = (await team.owner.keychains.create("through the mailbox")).fingerprint
+    offer = await team.owner.keychains.share_most_recent_key(fp, did(team.bob))
+    await synced_until(team.bob, lambda r: offer.offer in r.accepted)
+    await synced_until(team.owner, lambda r: offer.offer in r.released)
+    report = await synced_until(team.bob, lambda r: any(x.keychain == fp for x in r.received))
+    assert [x.added_by for x in report.received if x.keychain == fp] == [did(team.owner)]
+    assert (await team.bob.keychains.show(fp)).name == "through the mailbox"
+    assert not [i for i in team.bob.inbox.list() if i.id == offer.offer]  # not a capsule
+
+
 def test_views_serialize(team: Team) -> None:
     views = team.owner.keychains.list()
     assert isinstance(views[0], KeychainView) and views[0].to_json()["fingerprint"] == team.fp

@@ -12,9 +12,10 @@ observer cannot tell whom a mailbox is for. Entries are signed by the sender's i
 key; the mailbox key only signs the IPNS record, which points at the newest entry (the
 head) with IPNS sequence = the entry's seq.
 
-Two kinds of entry share the chain: a capsule entry (``"capsule"``: a share for the
-recipient) and an acknowledgement (``"ack"`` + ``"state"``: the recipient telling the
-sender, in the reverse mailbox, that a share was delivered or opened). An acknowledgement
+Three kinds of entry share the chain: a capsule entry (``"capsule"``: a share for the
+recipient), an acknowledgement (``"ack"`` + ``"state"``: the recipient telling the
+sender, in the reverse mailbox, that a share was delivered or opened), and a keychain
+entry (``"keychain"``: a keychain op for the recipient to look at, docs/spec/keychain.md). An acknowledgement
 names its capsule by a MAC only the two ends can compute (:func:`ack_reference`): a link
 would tell everyone that its writer received that capsule.
 
@@ -81,6 +82,7 @@ __all__ = [
     "mailbox_name",
     "make_ack",
     "make_entry",
+    "make_keychain_entry",
     "verify_chain",
 ]
 
@@ -119,7 +121,18 @@ ACK_ENTRY: Final = Schema(
     max_size=MAX_ENTRY_SIZE,
     rules=_entry_rules,
 )
-_KINDS: Final = (CAPSULE_ENTRY, ACK_ENTRY)
+# A keychain op for the recipient to look at: an offer for it, or an accept of its offer
+# (docs/spec/keychain.md section 6). The op is a public block anyway; the entry only tells
+# the recipient where to look.
+KEYCHAIN_ENTRY: Final = Schema(
+    name="mailbox keychain entry",
+    label=LABEL_MAILBOX_ENTRY,
+    fields={**_COMMON, "keychain": link()},
+    signer="sender",
+    max_size=MAX_ENTRY_SIZE,
+    rules=_entry_rules,
+)
+_KINDS: Final = (CAPSULE_ENTRY, ACK_ENTRY, KEYCHAIN_ENTRY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,9 +149,12 @@ class MailboxEntry:
     state: AckState | None
     cid: str
     data: bytes = field(repr=False)
+    op: Link | None = None  # kind "keychain": the keychain op it points at
 
     @property
-    def kind(self) -> Literal["capsule", "ack"]:
+    def kind(self) -> Literal["capsule", "ack", "keychain"]:
+        if self.op is not None:
+            return "keychain"
         return "capsule" if self.state is None else "ack"
 
 
@@ -278,7 +294,16 @@ def _make(
         **body,
     }
     schema = ACK_ENTRY if "ack" in body else CAPSULE_ENTRY
+    if "keychain" in body:
+        schema = KEYCHAIN_ENTRY
     return decode_entry(sign_object(schema, fields, key).data)
+
+
+def make_keychain_entry(
+    key: SigningKey, previous: MailboxEntry | None, *, op: str | Link, sent: int
+) -> MailboxEntry:
+    """The entry after ``previous`` pointing the recipient at keychain op ``op``."""
+    return _make(key, previous, {"keychain": _link(op)}, sent)
 
 
 def decode_entry(data: bytes, *, sender: str | None = None) -> MailboxEntry:
@@ -287,16 +312,18 @@ def decode_entry(data: bytes, *, sender: str | None = None) -> MailboxEntry:
     schema, fields = decode_signed_any(_KINDS, data, signer=sender)
     block: Block = block_from_bytes(data)
     acked = schema is ACK_ENTRY
+    op = fields["keychain"] if schema is KEYCHAIN_ENTRY else None
     return MailboxEntry(
         seq=fields["seq"],
         prev=fields["prev"],
         sender=fields["sender"],
         sent=fields["sent"],
-        capsule=None if acked else fields["capsule"],
+        capsule=None if acked or op is not None else fields["capsule"],
         ack=fields["ack"] if acked else None,
         state=fields["state"] if acked else None,
         cid=block.cid,
         data=block.data,
+        op=op,
     )
 
 

@@ -7,7 +7,12 @@ enforced by signatures over a log every member replays (docs/spec/keychain.md).
 - :mod:`.views`: what the API returns.
 """
 
-from ipfs_share.services.keychains.service import EVENTS, KeychainService, Notifier
+from ipfs_share.services.keychains.service import (
+    EVENTS,
+    KeychainService,
+    MailboxNotifier,
+    Notifier,
+)
 from ipfs_share.services.keychains.views import (
     BanResult,
     KeychainView,
@@ -26,6 +31,7 @@ __all__ = [
     "KeyView",
     "KeychainService",
     "KeychainView",
+    "MailboxNotifier",
     "Notifier",
     "OutgoingShare",
     "Participant",

@@ -84,7 +84,7 @@ from ipfs_share.services.keychains.views import (
 )
 from ipfs_share.storage.base import Storage
 
-__all__ = ["EVENTS", "KeychainService", "Notifier"]
+__all__ = ["EVENTS", "KeychainService", "MailboxNotifier", "Notifier"]
 
 log = logging.getLogger("ipfs_share.keychains")
 
@@ -95,10 +95,30 @@ Callback = Callable[[Any], object]
 
 
 class Notifier(Protocol):
-    """Tells ``recipient`` (a did) about op ``op`` of ``sender``: an offer for it, or an
-    accept of its offer (the mailbox does, with an entry that links to the op)."""
+    """How ops reach a member who may not read the keychain yet (the mailbox, wired by the
+    facade): ``notify`` points ``recipient`` (a did) at op ``op`` of ``sender`` (an offer
+    for it, or an accept of its offer); ``poll`` reads what was pointed at ``member`` and
+    files it (:meth:`KeychainService.file_pointers`)."""
 
     async def notify(self, sender: str, recipient: str, op: str) -> None: ...
+
+    async def poll(self, member: str) -> None: ...
+
+
+class MailboxNotifier:
+    """:class:`Notifier` over the mailbox: an entry of kind ``keychain`` in our mailbox for
+    the recipient; a poll is an inbox sync (which files the pointers it finds)."""
+
+    def __init__(self, mailbox: Any) -> None:
+        self.mailbox = mailbox  # services.mailbox.MailboxService (a layer beside this one)
+
+    async def notify(self, sender: str, recipient: str, op: str) -> None:
+        await self.mailbox.send_op(op, recipient, as_=sender)
+
+    async def poll(self, member: str) -> None:
+        report = await self.mailbox.sync_report(member)
+        for who, exc in report.failed:
+            log.info("keychain pointers: the mailbox from %s: %s", who, exc.message)
 
 
 @dataclass(slots=True)
@@ -699,6 +719,11 @@ class KeychainService:
             hint="take it first with receive(CID), or sync",
         )
 
+    def file_pointers(self, member: str, sender: str, ops: Sequence[str]) -> None:
+        """File ops pointed at ``member`` (by the mailbox): the next sync takes them."""
+        for op in ops:
+            self.repo.add_notice(member, op, sender=sender, at=self._t())
+
     # -- syncing --------------------------------------------------------------------------
     async def receive(self, op: str, *, as_: str | None = None) -> SyncReport:
         """Take the CID of an op handed over (an offer for this home, or an accept of one
@@ -714,6 +739,11 @@ class KeychainService:
         report = _Report()
         members = [self.identities.get(as_).did] if as_ else [i.did for i in self.identities.list()]
         for me in members:
+            if self.notifier is not None:
+                try:
+                    await self.notifier.poll(me)
+                except IpfsShareError as exc:
+                    report.problems.append(f"reading the mailboxes of {me}: {exc.message}")
             await self._take_notices(me, report)
         for loaded in self._all_loaded(as_):
             try:

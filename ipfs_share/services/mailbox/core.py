@@ -57,6 +57,9 @@ class MailboxCore:
         self._boxes: dict[str, _Box] = {}
         self._read_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
         self._subscribers: dict[str, list[Callback]] = {e: [] for e in EVENTS}
+        # Files the keychain ops a sync finds pointers to: (reader, sender, op CIDs). Set
+        # by the facade to the keychain service's (docs/spec/keychain.md section 6).
+        self.keychain_ops: Callable[[str, str, list[str]], None] | None = None
 
     def __repr__(self) -> str:
         return f"MailboxService({self.storage!r})"

@@ -34,6 +34,7 @@ from ipfs_share.formats.mailbox import (
     head_record,
     make_ack,
     make_entry,
+    make_keychain_entry,
 )
 from ipfs_share.local.db import OutboxRow, SentRow
 from ipfs_share.services.mailbox.core import MailboxCore
@@ -55,10 +56,12 @@ _ACK_RANK: dict[str | None, int] = {None: 0, "delivered": 1, "opened": 2}
 
 @dataclass(frozen=True, slots=True)
 class _Body:
-    """One entry to append: a capsule (``state`` None) or an acknowledgement of one."""
+    """One entry to append: a capsule (``state`` None) or an acknowledgement of one, or
+    (``op``) a keychain op for the recipient to look at (``capsule`` is then its CID)."""
 
     capsule: str
     state: AckState | None = None
+    op: bool = False
 
 
 @dataclass
@@ -119,6 +122,16 @@ class MailboxSender(MailboxCore):
         sent = {(r.recipient, r.capsule): r for r in self.db.sent(sender=me.did, capsule=cid)}
         return [self._outgoing_view(sent[(p.peer, cid)]) for p in pairs]
 
+    async def send_op(self, op: str, recipient: str, *, as_: str | None = None) -> None:
+        """Point ``recipient`` (a name, petname or did) at keychain op ``op`` (an offer for
+        it, or an accept of its offer) through our mailbox for it
+        (docs/spec/keychain.md section 6)."""
+        target = await self.identities.recipient(recipient)
+        await self.check_provider()
+        keys = await self.identities.unlock(self.identities.get(as_).did)
+        pair = await self._pair(keys, target.did, target.enc)
+        await self._submit(keys, pair, [_Body(normalize_cid(op), op=True)])
+
     async def _submit(self, keys: IdentityKeys, pair: _Pair, bodies: list[_Body]) -> None:
         """Append ``bodies`` to our chain for ``pair.peer`` and publish, together with
         whatever other tasks queued for the same chain meanwhile."""
@@ -174,7 +187,7 @@ class MailboxSender(MailboxCore):
                         sent_at=e.sent,
                     )
                     for b, e in zip(todo, entries, strict=True)
-                    if b.state is None
+                    if b.state is None and not b.op
                 ],
                 acked=[(keys.did, b.capsule, b.state) for b in todo if b.state is not None],
             )
@@ -194,6 +207,9 @@ class MailboxSender(MailboxCore):
         """``bodies`` less what the chain already carries (a retry, a race, a repeat)."""
         todo: list[_Body] = []
         for b in dict.fromkeys(bodies):
+            if b.op:  # the recipient files an op once, however often it is pointed at it
+                todo.append(b)
+                continue
             if b.state is None and self.db.was_sent(pair.me, pair.peer, b.capsule):
                 continue
             if b.state is not None:
@@ -209,7 +225,9 @@ class MailboxSender(MailboxCore):
         sent = int(self._now())
         entries: list[MailboxEntry] = []
         for b in bodies:
-            if b.state is None:
+            if b.op:
+                prev = make_keychain_entry(keys.signing, prev, op=b.capsule, sent=sent)
+            elif b.state is None:
                 prev = make_entry(keys.signing, prev, capsule=b.capsule, sent=sent)
             else:
                 prev = make_ack(

@@ -157,6 +157,9 @@ class MailboxReader(MailboxSender):
             )
             if added is None:  # another process of this home synced it first
                 return []
+            ops = [e.op.cid for e in entries if e.op is not None]
+            if ops and self.keychain_ops is not None:  # pointers to keychain ops, filed
+                self.keychain_ops(pair.me, pair.peer, ops)
             acked = [self.db.sent_by_ack(pair.me, pair.peer, ref) for ref, _, _ in acks]
             return [self._outgoing_view(r) for r in acked if r is not None]
 
