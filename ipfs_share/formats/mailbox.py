@@ -15,8 +15,8 @@ head) with IPNS sequence = the entry's seq.
 Three kinds of entry share the chain: a capsule entry (``"capsule"``: a share for the
 recipient), an acknowledgement (``"ack"`` + ``"state"``: the recipient telling the
 sender, in the reverse mailbox, that a share was delivered or opened), and a keychain
-entry (``"keychain"``: a keychain op for the recipient to look at, docs/spec/keychain.md). An acknowledgement
-names its capsule by a MAC only the two ends can compute (:func:`ack_reference`): a link
+entry (``"keychain"``: a keychain op for the recipient to look at, docs/spec/keychain.md).
+An acknowledgement names its capsule by a MAC only the two ends can compute (:func:`ack_reference`): a link
 would tell everyone that its writer received that capsule.
 
 >>> from ipfs_share.crypto.signing import SigningKey
