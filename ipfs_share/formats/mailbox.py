@@ -16,8 +16,8 @@ Three kinds of entry share the chain: a capsule entry (``"capsule"``: a share fo
 recipient), an acknowledgement (``"ack"`` + ``"state"``: the recipient telling the
 sender, in the reverse mailbox, that a share was delivered or opened), and a keychain
 entry (``"keychain"``: a keychain op for the recipient to look at, docs/spec/keychain.md).
-An acknowledgement names its capsule by a MAC only the two ends can compute (:func:`ack_reference`): a link
-would tell everyone that its writer received that capsule.
+An acknowledgement names its capsule by a MAC only the two ends can compute
+(:func:`ack_reference`): a link would tell everyone that its writer received that capsule.
 
 >>> from ipfs_share.crypto.signing import SigningKey
 >>> from ipfs_share.formats.signed import did_key, run_walk
