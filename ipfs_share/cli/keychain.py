@@ -205,9 +205,9 @@ async def _share(args: argparse.Namespace, ctx: Context) -> None:
     ctx.emit(offer.to_json(), _outgoing_line(offer))
     if not ctx.json:
         ctx.note(
-            "the keys are released when the recipient accepts (their next sync); if they do "
-            f"not know the keychain yet, they can take the offer with: ipfs-share keychain "
-            f"receive {offer.offer}"
+            "the keys are released when the recipient accepts: their next 'keychain sync' "
+            "finds the offer in your mailbox for them if you are their contact; else they "
+            f"can take it with: ipfs-share keychain receive {offer.offer}"
         )
 
 
