@@ -30,6 +30,7 @@ from ipfs_share.formats.keychain import (
     Share,
     Writer,
     chain_key,
+    chain_name,
 )
 from ipfs_share.formats.keychain_replay import Replica
 from ipfs_share.local.keychains import StoredOp
@@ -350,6 +351,23 @@ async def test_offers_and_accepts_travel_through_the_mailbox(team: Team) -> None
     assert [x.added_by for x in report.received if x.keychain == fp] == [did(team.owner)]
     assert (await team.bob.keychains.show(fp)).name == "through the mailbox"
     assert not [i for i in team.bob.inbox.list() if i.id == offer.offer]  # not a capsule
+
+
+async def test_republish_puts_every_chain_record_again(team: Team, kubo: RunningNode) -> None:
+    fp = (await team.owner.keychains.create("kept alive")).fingerprint
+    await invite(team.owner, team.bob, fp)
+    await synced_until(team.bob, lambda r: True)
+    elsewhere = await KuboStorage.connect(kubo.api_url)  # a node that never had them
+    bob = Mesh(elsewhere, team.bob.home, **FAST)
+    try:
+        put = await bob.keychains.republish()
+        marks = [m for m in bob.keychains.repo.marks(fp) if m.record is not None]
+        assert len(marks) == 2 and put >= 2  # bob's own chain and the owner's, read
+        for mark in marks:
+            chain = bob.keychains._keychain(fp).replica.chains()[mark.author]
+            assert await elsewhere.ipns_get(chain_name(chain)) == mark.record
+    finally:
+        await bob.close()
 
 
 def test_views_serialize(team: Team) -> None:

@@ -55,6 +55,7 @@ from ipfs_share.formats.keychain import (
     SetPermissions,
     Share,
     Writer,
+    chain_name,
     decode_op,
     fingerprint_text,
     load_op,
@@ -870,6 +871,26 @@ class KeychainService:
             )
             report.received.append(received)
             await self._emit("key_received", received)
+
+    async def republish(self) -> int:
+        """Put every stored chain record again, byte for byte (ours and those read; no key
+        needed), so the DHT keeps them past its 48-hour horizon. Returns how many were put;
+        the agent runs this on its schedule."""
+        put = 0
+        for row in self.repo.keychains():
+            loaded = self._load(row.keychain, row.member, row.role)
+            chains = loaded.replica.chains()
+            for mark in self.repo.marks(row.keychain):
+                chain = chains.get(mark.author)
+                if mark.record is None or chain is None:
+                    continue
+                try:
+                    await self.net.repost(chain_name(chain), mark.record)
+                    put += 1
+                except IpfsShareError as exc:
+                    log.info("keychain %s: record of %s not put: %s", row.keychain, mark.author,
+                             exc.message)  # fmt: skip
+        return put
 
     async def watch(
         self, *, interval: float = 5.0, stop: asyncio.Event | None = None, as_: str | None = None
