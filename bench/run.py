@@ -17,6 +17,7 @@ from typing import Any
 
 from bench import (
     crypto_bench,
+    feeds_bench,
     formats_bench,
     keychain_bench,
     mailbox_bench,
@@ -32,6 +33,7 @@ ENTRIES: dict[str, Entry] = {
     "formats": formats_bench.run,
     "share": share_bench.run,
     "mailbox": mailbox_bench.run,
+    "feeds": feeds_bench.run,
     "keychain": keychain_bench.run,
 }
 

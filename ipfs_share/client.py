@@ -21,18 +21,22 @@ from pathlib import Path
 
 from ipfs_share import paths
 from ipfs_share.crypto.passphrase import KdfParams
-from ipfs_share.local.db import StateDB
 from ipfs_share.local.keychains import KeychainRepository
+from ipfs_share.local.state import StateDB
 from ipfs_share.node.discovery import resolve_api
+from ipfs_share.services.feeds import FeedReader, FeedWriter
+from ipfs_share.services.feeds.republish import Republisher, RepublishReport
 from ipfs_share.services.files import FileService
 from ipfs_share.services.identities import IdentityService, PassphraseSource, env_passphrase
-from ipfs_share.services.keychains import KeychainService, MailboxNotifier
+from ipfs_share.services.keychains import KeychainService
 from ipfs_share.services.mailbox import MailboxService, MailShareService
 from ipfs_share.services.policy import PolicyProvider, PolicyRegistry
+from ipfs_share.services.record_keys import UnlockedRecordKeys
 from ipfs_share.services.revocations import RevocationService
 from ipfs_share.storage.base import Storage
 from ipfs_share.storage.embedded import EmbeddedStorage
 from ipfs_share.storage.kubo import KuboStorage
+from ipfs_share.storage.timed import TimedStorage
 
 __all__ = ["Mesh", "connect", "open_storage"]
 
@@ -55,8 +59,10 @@ class Mesh:
     """Storage, identities, files, shares, mailboxes and keychains, over one home.
 
     ``share`` also sends capsules through mailboxes (``send``, ``outgoing``, ``cancel``);
-    ``inbox`` reads them (``sync``, ``list``, ``watch``, events); ``keychains`` holds the
-    keychains this home belongs to (``create``, ``share_*``, ``sync``, ``encrypt``, ...)."""
+    ``inbox`` reads them (``sync``, ``list``, ``watch``, events). ``feeds`` and ``follow``
+    are the home's feed writer and reader, which identities, revocation lists and
+    mailboxes share. ``keychains`` holds the keychains this home belongs to (``create``,
+    ``share_*``, ``sync``, ``encrypt``, ...)."""
 
     def __init__(
         self,
@@ -70,37 +76,64 @@ class Mesh:
         max_head_age: float | None = None,
         now: Callable[[], float] = time.time,
     ) -> None:
-        self.storage = storage
+        # Every call to the node has a deadline (storage/timed.py): a timeout is a typed
+        # error wherever it happens.
+        self.storage: Storage = TimedStorage(storage)
         self.home = home
+        self._now = now
         self.db = StateDB(home)
+        self.feeds = FeedWriter(self.storage, self.db, now=now)
+        self.follow = FeedReader(self.storage, self.db, now=now)
         self.identity = IdentityService(
-            home, storage, passphrase=passphrase, kdf=kdf, db=self.db, now=now
+            home,
+            self.storage,
+            passphrase=passphrase,
+            kdf=kdf,
+            db=self.db,
+            now=now,
+            writer=self.feeds,
+            reader=self.follow,
         )
         self.keychains = KeychainService(
-            storage, KeychainRepository(self.db.path), self.identity, now=now
+            self.storage, KeychainRepository(self.db.path), self.identity, now=now
         )
         self.files = FileService(
-            storage, self.db, home, self.identity, now=now, keychains=self.keychains
+            self.storage, self.db, home, self.identity, now=now, keychains=self.keychains
         )
         self.revocations = RevocationService(
-            storage, self.db, max_staleness=max_staleness, max_head_age=max_head_age, now=now
+            self.storage,
+            self.db,
+            max_staleness=max_staleness,
+            max_head_age=max_head_age,
+            now=now,
+            writer=self.feeds,
+            reader=self.follow,
         )
         self.share = MailShareService(
-            storage,
+            self.storage,
             self.db,
             self.identity,
             self.files,
             self.revocations,
             PolicyRegistry(policy_providers),
             now=now,
+            feed_writer=self.feeds,
+            feed_reader=self.follow,
         )
         self.inbox: MailboxService = self.share.mailbox
-        # Offers and accepts travel as mailbox entries that point at keychain ops.
-        self.inbox.keychain_ops = self.keychains.file_pointers
-        self.keychains.notifier = MailboxNotifier(self.inbox)
 
     def __repr__(self) -> str:
         return f"Mesh(home={str(self.home)!r}, storage={self.storage!r})"
+
+    async def republish(self, *, renew: bool = True, unlock: bool = False) -> RepublishReport:
+        """Put every signed record this home published or depends on again (the same
+        bytes: no key needed), so its feeds stay resolvable; re-sign records of its own
+        near their end of validity if their keys are unlocked (``unlock``: unlock them,
+        which may ask for passphrases). Idempotent, safe from several processes at once;
+        the agent runs it every 4 hours. Returns what it did, record by record."""
+        keys = UnlockedRecordKeys(self.identity, unlock=unlock)
+        republisher = Republisher(self.storage, self.db, self.feeds, keys, now=self._now)
+        return await republisher.republish(renew=renew)
 
     async def close(self) -> None:
         self.identity.lock()  # drop unlocked keys from memory

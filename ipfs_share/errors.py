@@ -13,8 +13,11 @@ The tree::
     │   ├── BlockTooLargeError                        block_too_large
     │   ├── FormatError                               format_invalid
     │   │   ├── IpnsRecordInvalidError                ipns_record_invalid
+    │   │   │   └── IpnsRecordExpiredError            ipns_record_expired
     │   │   ├── IdentityDocumentInvalidError          identity_document_invalid
     │   │   └── ChainInvalidError                     chain_invalid
+    │   │       ├── FeedRollbackError                 feed_rollback
+    │   │       └── FeedForkError                     feed_fork
     │   ├── SignatureInvalidError                     signature_invalid
     │   ├── DecryptionError                           decryption_failed
     │   ├── PassphraseRequiredError                   passphrase_required
@@ -24,6 +27,7 @@ The tree::
     │   ├── NodeUnreachableError                      node_unreachable
     │   ├── NodeVersionError                          node_version_unsupported
     │   ├── NodeRequestError                          node_request_failed
+    │   ├── NodeTimeoutError                          node_timeout
     │   ├── NotFoundError                             not_found
     │   ├── IntegrityError                            integrity_error
     │   │   └── StreamTruncatedError                  stream_truncated
@@ -32,6 +36,7 @@ The tree::
     ├── NodeManagementError                           node_management_failed
     │   └── KuboInstallError                          kubo_install_failed
     ├── StoreError                                    store_error
+    │   ├── StateMissingError                         state_missing
     │   └── KeychainConflictError                     keychain_conflict
     ├── KeychainNotFoundError                         keychain_not_found
     ├── PermissionDeniedError                         permission_denied
@@ -66,6 +71,8 @@ __all__ = [
     "DecryptionError",
     "DownloadNotAllowedError",
     "FeatureUnavailableError",
+    "FeedForkError",
+    "FeedRollbackError",
     "FormatError",
     "IdentityDocumentInvalidError",
     "IdentityExistsError",
@@ -73,6 +80,7 @@ __all__ = [
     "IntegrityError",
     "InvalidInputError",
     "IpfsShareError",
+    "IpnsRecordExpiredError",
     "IpnsRecordInvalidError",
     "KeyUnwrapFailedError",
     "KeychainConflictError",
@@ -82,6 +90,7 @@ __all__ = [
     "NodeError",
     "NodeManagementError",
     "NodeRequestError",
+    "NodeTimeoutError",
     "NodeUnreachableError",
     "NodeVersionError",
     "NotFoundError",
@@ -96,6 +105,7 @@ __all__ = [
     "ShareExpiredError",
     "ShareRevokedError",
     "SignatureInvalidError",
+    "StateMissingError",
     "StoreError",
     "StreamTruncatedError",
 ]
@@ -152,12 +162,45 @@ class IpnsRecordInvalidError(FormatError):
     default_hint = "the IPNS record is malformed, expired, or not signed by the name's key"
 
 
+class IpnsRecordExpiredError(IpnsRecordInvalidError):
+    """A well-formed, validly signed IPNS record past its end of validity: its owner has not
+    renewed it (a renewal needs the owner's key)."""
+
+    code = "ipns_record_expired"
+    default_hint = (
+        "the record's owner must publish again with its keys (ipfs-share republish renews "
+        "records of your own when their keys are unlocked)"
+    )
+
+
 class ChainInvalidError(FormatError):
     """A signed chain (mailbox entries, revocation heads) with a gap, a fork or a rollback:
     each block may be well formed, but together they are not one history."""
 
     code = "chain_invalid"
     default_hint = "the chain was rewritten or is incomplete; resync, and report it if it repeats"
+
+
+class FeedRollbackError(ChainInvalidError):
+    """A feed's head older than one this home already verified: a stale answer kept too
+    long, or someone serving an old head on purpose (to hide what came after it)."""
+
+    code = "feed_rollback"
+    default_hint = (
+        "a node served an older head than one seen before; retry later, or read the feed "
+        "through another node, and report it if it repeats"
+    )
+
+
+class FeedForkError(ChainInvalidError):
+    """Two different entries at one sequence of a feed, both signed by its owner: the
+    history this home verified was rewritten (two devices writing one feed, or a lie)."""
+
+    code = "feed_fork"
+    default_hint = (
+        "the owner's feed has two histories; ask its owner whether two devices write it, "
+        "and report it if not"
+    )
 
 
 class SignatureInvalidError(InvalidInputError):
@@ -236,6 +279,16 @@ class NodeRequestError(NodeError):
     default_hint = "see the node's message above; 'ipfs-share node status' shows the node"
 
 
+class NodeTimeoutError(NodeError):
+    """A request to the node did not finish within its deadline."""
+
+    code = "node_timeout"
+    default_hint = (
+        "the node or its peers are slow or away; check 'ipfs-share node status' and that "
+        "the nodes are connected, then retry"
+    )
+
+
 class NotFoundError(NodeError):
     code = "not_found"
     default_hint = (
@@ -288,10 +341,19 @@ class KuboInstallError(NodeManagementError):
 
 
 class StoreError(IpfsShareError):
-    """The embedded on-disk store could not complete an operation."""
+    """Local state (the home's database and files, or the embedded on-disk store) could
+    not complete an operation."""
 
     code = "store_error"
     default_hint = "check the store directory exists, is writable, and has free space"
+
+
+class StateMissingError(StoreError):
+    """The home has key files but its state database is missing or empty: starting a new
+    one silently would restart the feeds it signs and forget what protects it."""
+
+    code = "state_missing"
+    default_hint = "restore state.sqlite3 from a backup, or run 'ipfs-share state recover'"
 
 
 # --- keychains (docs/spec/keychain.md) ---------------------------------------------------

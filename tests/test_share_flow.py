@@ -93,7 +93,7 @@ async def test_share_to_one_and_to_three_each_opens(people: Any) -> None:
     assert {n for _, n in three.recipients} == {"bob", "carol", "dave"}
     for who in (bob, carol, dave):
         assert await (await who.share.open_capsule(three.id)).read() == data
-    assert [r.opener for r in bob.db.opens(three.id)] == [bob.identity.get().did]
+    assert [r.opener for r in bob.db.shares.opens(three.id)] == [bob.identity.get().did]
 
 
 async def test_text_streams_and_save(people: Any, tmp_path: Path) -> None:
@@ -156,7 +156,8 @@ async def test_revoke_then_open_is_refused(people: Any) -> None:
     assert alice.share.get(cap.id).state == "revoked"
     with pytest.raises(ShareRevokedError):
         await bob.share.open_capsule(cap.id)
-    assert bob.db.seen_head(alice.identity.get().did).head == result.head  # type: ignore[union-attr]
+    (seen,) = bob.db.feeds.read_feeds("revocation", alice.identity.get().did)
+    assert seen.mark is not None and seen.mark.cid == result.head
 
 
 async def test_rotate_refuses_the_revoked_and_the_others_still_open(people: Any) -> None:

@@ -25,8 +25,8 @@ from ipfs_share.cli.passphrase import passphrase_source
 from ipfs_share.cli.progress import Progress
 from ipfs_share.client import Mesh, connect
 from ipfs_share.errors import InvalidInputError
-from ipfs_share.local.db import StateDB
 from ipfs_share.local.keystore import Keystore
+from ipfs_share.local.state import StateDB
 
 __all__ = [
     "BIG",
@@ -130,7 +130,7 @@ class Names:
         self._names = {k.did: k.name for k in Keystore(home).list()}
         db = StateDB(home)
         try:
-            for c in db.contacts():
+            for c in db.contacts.list():
                 self._names.setdefault(c.did, c.petname)
         finally:
             db.close()

@@ -150,9 +150,18 @@ async def _inbox(args: argparse.Namespace, ctx: Context) -> int:
             "inbox": [i.to_json() for i in items],
             "unreachable": list(report.unreachable),
             "failed": failed,
+            "partial": list(report.partial),
+            "deferred": [{"sender": who, "capsules": n} for who, n in report.deferred],
+            "missing": [{"sender": who, "capsules": n} for who, n in report.missing],
         },
         "\n".join(lines),
     )
+    for who in report.partial:
+        ctx.note(f"the mailbox from {who} is long: the rest is read at the next sync")
+    for who, n in report.deferred:
+        ctx.note(f"{n} capsules from {who} could not be fetched yet; tried again later")
+    for who, n in report.missing:
+        ctx.note(f"{n} capsules from {who} could not be fetched after every retry: missing")
     for who, exc in report.failed:  # the others were synced and stored all the same
         print(f"ipfs-share: error: the mailbox from {who}: {exc.message}", file=ctx.stderr)
         if exc.hint:

@@ -21,13 +21,14 @@ exit  meaning                       error codes
                                     block_too_large, format_invalid,
                                     ipns_record_invalid, passphrase_required, ...)
 4     node unreachable              node_unreachable
-5     the node refused or failed    node_error, node_request_failed,
+5     the node refused or failed    node_error, node_request_failed, node_timeout,
                                     node_version_unsupported, feature_unavailable
 6     not found                     not_found, identity_not_found, keychain_not_found
 7     integrity: data changed,      integrity_error, stream_truncated,
-      forged or damaged             signature_invalid, chain_invalid, decryption_failed
+      forged or damaged             signature_invalid, chain_invalid (feed_rollback,
+                                    feed_fork), decryption_failed
 8     node management failed        node_management_failed, kubo_install_failed
-9     local store                   store_error
+9     local store                   store_error, state_missing
 10    access denied                 recipient_not_authorized, key_unwrap_failed,
                                     policy_provider_required, policy_denied,
                                     capability_required, capability_invalid,
@@ -93,9 +94,12 @@ EXIT_CODES: dict[str, int] = {
     "integrity_error": 7,
     "signature_invalid": 7,
     "chain_invalid": 7,
+    "feed_rollback": 7,
+    "feed_fork": 7,
     "decryption_failed": 7,
     "node_management_failed": 8,
     "store_error": 9,
+    "state_missing": 9,
     "recipient_not_authorized": 10,
     "key_unwrap_failed": 10,
     "policy_provider_required": 10,

@@ -30,7 +30,7 @@ from ipfs_share.cli.common import Context, Subparsers
 from ipfs_share.cli.progress import Progress, human_size
 from ipfs_share.errors import InvalidInputError
 from ipfs_share.formats.cid import normalize_cid
-from ipfs_share.local.db import StateDB
+from ipfs_share.local.state import StateDB
 from ipfs_share.services.files import PIECE, MeshFile
 from ipfs_share.services.identities import IdentityService
 
@@ -163,7 +163,7 @@ def _list(args: argparse.Namespace, ctx: Context) -> None:
         owner = IdentityService(home, None).get(acting(args)).did
     db = StateDB(home)
     try:
-        found = [MeshFile.of(r) for r in db.files(owner=owner)]
+        found = [MeshFile.of(r) for r in db.files.list(owner=owner)]
     finally:
         db.close()
     names = Names()

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
+from ipfs_share.crypto.random import Rng
 from ipfs_share.crypto.stream import FileKey
 from ipfs_share.crypto.wrap import Stanza, unwrap, wrap
 from ipfs_share.crypto.x25519 import EncryptionKey, PublicEncryptionKey
@@ -37,7 +38,8 @@ from ipfs_share.formats.envelope import (
     decode_header,
 )
 from ipfs_share.formats.keychain_file import looks_like_keychain_file
-from ipfs_share.local.db import FileRow, StateDB
+from ipfs_share.local.home import prepare_home
+from ipfs_share.local.state import FileRow, StateDB
 from ipfs_share.services.identities import IdentityService
 from ipfs_share.services.opened import OpenedFile
 from ipfs_share.storage.base import AddResult, ProgressCallback, Storage
@@ -168,8 +170,12 @@ class FileService:
         progress: ProgressCallback | None = None,
         file_key: FileKey | None = None,
         size: int | None = None,
+        rng: Rng | None = None,
     ) -> MeshFile:
-        """:meth:`put` for a given owner (its did and X25519 public key)."""
+        """:meth:`put` for a given owner (its did and X25519 public key). ``file_key`` and
+        ``rng`` (the source of the envelope's payload nonce) make the envelope the same for
+        the same plaintext: what a rotation retried after a crash needs (one copy, one
+        CID)."""
         if isinstance(data, str):
             data = data.encode("utf-8")
             media_type = media_type or "text/plain; charset=utf-8"
@@ -183,7 +189,7 @@ class FileService:
                 # so the local CID pass is skipped: a node that lied would fail every open.
                 size = source.size if source.size is not None else size
                 assert size is not None
-                encryptor = Encryptor(key, name=name, media_type=media, size=size)
+                encryptor = Encryptor(key, name=name, media_type=media, size=size, rng=rng)
                 added = await self.storage.add(
                     source.sealed(encryptor),
                     progress=progress,
@@ -191,11 +197,11 @@ class FileService:
                     verify=False,
                 )
             else:
-                added, size = await self._add_unsized(key, name, media, source, progress)
+                added, size = await self._add_unsized(key, name, media, source, progress, rng)
         finally:
             source.close()
         row = FileRow(added.cid, owner, name, media, size, stanza, int(self._now()))
-        self.db.add_file(row)
+        self.db.files.add(row)
         return MeshFile.of(row)
 
     async def _add_unsized(
@@ -205,12 +211,12 @@ class FileService:
         media: str,
         source: _Source,
         progress: ProgressCallback | None,
+        rng: Rng | None = None,
     ) -> tuple[AddResult, int]:
         # The header holds the size, so for a stream of unknown length the chunks are sealed
         # first and spooled, as ciphertext only, to a temp file; then header + chunks go in.
-        spool_dir = self.home / "tmp"
-        spool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        encryptor = UnsizedEncryptor(key, name=name, media_type=media)
+        spool_dir = prepare_home(self.home / "tmp")
+        encryptor = UnsizedEncryptor(key, name=name, media_type=media, rng=rng)
         with tempfile.TemporaryFile(dir=spool_dir) as spool:
             async for piece in source.pieces():
                 sealed = encryptor.push(piece)
@@ -233,7 +239,7 @@ class FileService:
 
     def get(self, cid: str) -> MeshFile:
         cid = normalize_cid(cid)
-        row = self.db.file(cid)
+        row = self.db.files.get(cid)
         if row is None:
             raise NotFoundError(
                 f"no file {cid} was put from this home", hint="see 'ipfs-share files'"
@@ -241,23 +247,23 @@ class FileService:
         return MeshFile.of(row)
 
     def list(self, *, owner: str | None = None) -> list[MeshFile]:
-        return [MeshFile.of(r) for r in self.db.files(owner=owner)]
+        return [MeshFile.of(r) for r in self.db.files.list(owner=owner)]
 
     async def remove(self, cid: str) -> MeshFile:
         """Unpin the ciphertext here (see the module docstring for what that does not do)."""
         cid = normalize_cid(cid)
-        row = self.db.file(cid)
+        row = self.db.files.get(cid)
         if row is None or row.state != "stored":
             raise NotFoundError(f"no stored file {cid} in this home")
         # The record goes first: a crash between the two leaves a pinned file marked removed
         # (harmless), never a "stored" record whose content garbage collection may delete.
-        self.db.set_file_state(cid, "removed")
+        self.db.files.set_state(cid, "removed")
         await self.storage.pin_rm(cid)
         return MeshFile.of(FileRow(**{**_as_dict(row), "state": "removed"}))
 
     def file_key(self, cid: str, my_key: EncryptionKey) -> FileKey:
         """The file key of a file we put, from the stanza wrapped to ourselves."""
-        row = self.db.file(cid)
+        row = self.db.files.get(cid)
         if row is None:
             raise NotFoundError(f"no file {cid} was put from this home")
         return unwrap([Stanza.from_bytes(row.stanza)], my_key)

@@ -174,6 +174,12 @@ class Storage(Protocol):
     # -- pins -----------------------------------------------------------------------------
     async def pin_add(self, cid: str, *, recursive: bool = True) -> None: ...
 
+    async def pin_update(self, old: str, new: str, *, unpin: bool = True) -> None:
+        """Pin ``new`` recursively, starting from the recursive pin of ``old`` (only what
+        ``new`` adds is walked: a chain moves its pin in O(new) blocks); with ``unpin``,
+        ``old``'s pin goes (what ``new`` still links to stays pinned through it)."""
+        ...
+
     async def pin_rm(self, cid: str) -> None: ...
 
     async def pin_ls(self) -> frozenset[str]:
@@ -181,8 +187,14 @@ class Storage(Protocol):
         ...
 
     # -- IPNS (records are built and signed by the caller; keys never reach the node) --------
-    async def ipns_put(self, name: str, record: bytes) -> None:
-        """Store a signed IPNS record under ``name`` (a k51... libp2p-key CID)."""
+    async def ipns_put(self, name: str, record: bytes, *, renew: bool = False) -> None:
+        """Store a signed IPNS record under ``name`` (a k51... libp2p-key CID).
+
+        A node keeps the better of two records for a name: the higher sequence, then the
+        later end of validity. It refuses a record with a lower sequence than the one it
+        holds, and (unless ``renew``) another record with the same sequence; the same bytes
+        again are accepted (a republish). ``renew``: the caller verified ``record`` and it
+        renews the one held (same sequence, later end of validity)."""
         ...
 
     async def ipns_get(self, name: str) -> bytes:
