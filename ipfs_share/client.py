@@ -21,14 +21,13 @@ from pathlib import Path
 
 from ipfs_share import paths
 from ipfs_share.crypto.passphrase import KdfParams
-from ipfs_share.local.keychains import KeychainRepository
 from ipfs_share.local.state import StateDB
 from ipfs_share.node.discovery import resolve_api
 from ipfs_share.services.feeds import FeedReader, FeedWriter
 from ipfs_share.services.feeds.republish import Republisher, RepublishReport
 from ipfs_share.services.files import FileService
 from ipfs_share.services.identities import IdentityService, PassphraseSource, env_passphrase
-from ipfs_share.services.keychains import KeychainService
+from ipfs_share.services.keychains import KeychainService, MailboxNotifier
 from ipfs_share.services.mailbox import MailboxService, MailShareService
 from ipfs_share.services.policy import PolicyProvider, PolicyRegistry
 from ipfs_share.services.record_keys import UnlockedRecordKeys
@@ -95,7 +94,7 @@ class Mesh:
             reader=self.follow,
         )
         self.keychains = KeychainService(
-            self.storage, KeychainRepository(self.db.path), self.identity, now=now
+            self.storage, self.db, self.identity, writer=self.feeds, reader=self.follow, now=now
         )
         self.files = FileService(
             self.storage, self.db, home, self.identity, now=now, keychains=self.keychains
@@ -121,6 +120,8 @@ class Mesh:
             feed_reader=self.follow,
         )
         self.inbox: MailboxService = self.share.mailbox
+        # Offers and accepts travel as mailbox entries that point at keychain ops.
+        self.keychains.notifier = MailboxNotifier(self.inbox)
 
     def __repr__(self) -> str:
         return f"Mesh(home={str(self.home)!r}, storage={self.storage!r})"
@@ -138,7 +139,6 @@ class Mesh:
     async def close(self) -> None:
         self.identity.lock()  # drop unlocked keys from memory
         await self.storage.close()
-        self.keychains.repo.close()
         self.db.close()
 
     async def __aenter__(self) -> Mesh:

@@ -22,8 +22,10 @@ from ipfs_share.crypto.passphrase import KdfParams
 from ipfs_share.crypto.signing import SigningKey
 from ipfs_share.errors import PermissionDeniedError, RecipientNotAuthorizedError
 from ipfs_share.formats import dagcbor
+from ipfs_share.formats.feed import FeedEntry
 from ipfs_share.formats.ipns import ipns_name, make_record
 from ipfs_share.formats.keychain import (
+    KEYCHAIN_FEED,
     Op,
     Permissions,
     SetPermissions,
@@ -31,10 +33,13 @@ from ipfs_share.formats.keychain import (
     Writer,
     chain_key,
     chain_name,
+    feed_entry,
 )
 from ipfs_share.formats.keychain_replay import Replica
-from ipfs_share.local.keychains import StoredOp
+from ipfs_share.local.state import StateDB
+from ipfs_share.local.state.keychains import StoredOp
 from ipfs_share.node.daemon import RunningNode
+from ipfs_share.services.feeds import Batch, Feed, FeedWriter
 from ipfs_share.services.keychains import KeychainView, KeyReceived, SyncReport
 from ipfs_share.services.keychains.chains import ChainNetwork
 from ipfs_share.storage.kubo import KuboStorage
@@ -61,6 +66,17 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20.0
 
 def did(mesh: Mesh) -> str:
     return mesh.identity.get().did
+
+
+def chain_feed(mesh: Mesh, fp: str, author: str) -> Feed:
+    """``author``'s chain in keychain ``fp``, as ``mesh`` knows it (from its first op)."""
+    chain = mesh.keychains._keychain(fp).replica.chains()[author]
+    return Feed(KEYCHAIN_FEED, chain_name(chain), author, reader=did(mesh))
+
+
+def own_head(mesh: Mesh, fp: str) -> Any:
+    """The head of ``mesh``'s own chain in ``fp`` (the feed writer's state)."""
+    return mesh.feeds.head(chain_feed(mesh, fp, did(mesh)))
 
 
 async def synced_until(mesh: Mesh, check: Callable[[SyncReport], bool]) -> SyncReport:
@@ -135,11 +151,11 @@ async def test_reshare_refused_share_and_forced_op(team: Team) -> None:
     assert carol_row.key_added_by == did(team.bob)
 
     loaded = team.carol.keychains._keychain(team.fp)
-    before = (len(loaded.replica.nodes), team.carol.keychains.repo.mark(team.fp, did(team.carol)))
+    before = (len(loaded.replica.nodes), own_head(team.carol, team.fp))
     with pytest.raises(PermissionDeniedError, match="allow_sharing"):
         await team.carol.keychains.share_most_recent_key(team.fp, did(team.dave))
-    mark = team.carol.keychains.repo.mark(team.fp, did(team.carol))
-    assert (len(loaded.replica.nodes), mark) == before  # refused before anything was signed
+    after = (len(loaded.replica.nodes), own_head(team.carol, team.fp))
+    assert after == before  # refused before anything was signed
     # carol's client writes it anyway: every replica ignores it
     key = next(iter(loaded.keyring.keys))
     forced = await team.carol.keychains._write(
@@ -192,8 +208,8 @@ async def test_a_rolled_back_chain_is_refused(team: Team, kubo: RunningNode) -> 
     await invite(team.owner, team.bob, fp)  # the owner's chain: create, share, release
     await synced_until(team.bob, lambda r: True)
     owner = team.owner.identity.get().did
-    mark = team.bob.keychains.repo.mark(fp, owner)
-    assert mark is not None and mark.seq == 2
+    state = team.bob.follow.mark(chain_feed(team.bob, fp, owner))
+    assert state is not None and state.mark is not None and state.mark.seq == 2
     loaded = team.bob.keychains._keychain(fp)
     older = next(
         n.op for n in loaded.replica.nodes.values() if n.op.author == owner and n.op.seq == 1
@@ -204,6 +220,7 @@ async def test_a_rolled_back_chain_is_refused(team: Team, kubo: RunningNode) -> 
         key, f"/ipfs/{older.cid}", sequence=1, validity=timedelta(days=1), ttl_seconds=1
     )
     elsewhere = await KuboStorage.connect(kubo.api_url)  # a node that has the older head only
+    await elsewhere.block_put(older.data, codec="dag-cbor")
     await elsewhere.ipns_put(ipns_name(key.public_key), record)
     bob_elsewhere = Mesh(elsewhere, team.bob.home, **FAST)
     try:
@@ -211,13 +228,14 @@ async def test_a_rolled_back_chain_is_refused(team: Team, kubo: RunningNode) -> 
     finally:
         await bob_elsewhere.close()
     assert any("rollback" in p and owner in p for p in report.problems), report.problems
-    assert team.bob.keychains.repo.mark(fp, owner) == mark
+    again = team.bob.follow.mark(chain_feed(team.bob, fp, owner))
+    assert again is not None and again.mark == state.mark
 
 
 async def test_a_fresh_replica_from_the_cids_alone_agrees(team: Team) -> None:
     owner = team.owner.keychains._keychain(team.fp)
     replica = Replica(team.fp)
-    net = ChainNetwork(team.bob.storage, now=time.time)  # the other node
+    net = ChainNetwork(team.bob.storage)  # the other node
     await net.fill(replica, owner.replica.heads())
     replica.update()
     assert replica.state.digest() == owner.replica.state.digest()
@@ -238,9 +256,9 @@ async def test_forged_ops_are_ignored_by_a_fresh_replica(team: Team) -> None:
         Share(did(team.erin), (held,), None, Permissions()), time=1, parents=heads
     )
     bobs = team.bob.keychains._keychain(team.fp)
-    bob_head = team.bob.keychains.repo.mark(team.fp, did(team.bob))
+    bob_head = own_head(team.bob, team.fp)
     assert bob_head is not None
-    bob_writer = Writer(bob_keys.signing, owner.create, last=bobs.replica.nodes[bob_head.cid].op)
+    bob_writer = Writer(bob_keys.signing, owner.create, last=bobs.replica.nodes[bob_head.head].op)
     stray = key_fingerprint(KeychainKey(bytes(range(32))))
     slipped = bob_writer.write(Share(did(team.erin), (stray,), None, Permissions()), time=2)
     tampered = bytearray(slipped.data)
@@ -251,7 +269,7 @@ async def test_forged_ops_are_ignored_by_a_fresh_replica(team: Team) -> None:
     del dave
 
     replica = Replica(team.fp)
-    net = ChainNetwork(team.bob.storage, now=time.time)
+    net = ChainNetwork(team.bob.storage)
     await net.fill(replica, [*heads, *cids])
     replica.update()
     state = replica.state
@@ -283,43 +301,46 @@ async def test_a_keychain_file_opens_for_a_member_added_after_the_put(team: Team
 
 
 async def test_a_write_that_loses_the_race_signs_again_after_the_winner(team: Team) -> None:
-    """Another process of the home commits an op between this writer's read of its head and
-    its compare-and-set: the writer must not sign a second op at that seq (a fork), but
-    take the winner's op and write after it."""
+    """Another process of the home appends to our chain between this writer's make and its
+    compare-and-set: the writer must not sign a second op at that seq (a fork), but take
+    the winner's op and write after it."""
     kc = team.owner.keychains
     loaded = kc._keychain(team.fp)
-    me = loaded.member
     keys = await team.owner.identity.unlock()
-    head = kc.repo.mark(team.fp, me)
-    assert head is not None
-    # the other process's op, signed after the same head
-    rival = Writer(keys.signing, loaded.create, last=loaded.replica.nodes[head.cid].op).write(
-        SetPermissions(did(team.bob), deletion=True), time=int(time.time())
-    )
-    real_mark = kc.repo.mark
-    raced = []
+    feed = chain_feed(team.owner, team.fp, did(team.owner))
+    rival_state = StateDB(team.owner.home)  # its own connection: another process's
+    rival_writer = FeedWriter(team.owner.storage, rival_state)
+    made: list[Op] = []
 
-    def read_then_lose(keychain: str, author: str) -> Any:
-        found = real_mark(keychain, author)
-        if author == me and not raced and found == head:  # the writer just read its head
+    async def rival(prev: FeedEntry | None) -> Batch:
+        assert prev is not None
+        op = Writer(keys.signing, loaded.create, last=prev.value).write(
+            SetPermissions(did(team.bob), deletion=True), time=int(time.time())
+        )
+        made.append(op)
+        return Batch([feed_entry(op)])
+
+    real_pin = team.owner.feeds._pin
+    raced: list[bool] = []
+
+    async def pin_after_the_rival(*args: Any) -> Any:
+        if not raced:  # between our make and our compare-and-set
             raced.append(True)
-            with kc.repo.transaction():  # ... and the rival commits before its CAS
-                assert kc.repo.set_mark(
-                    team.fp, me, seq=rival.seq, cid=rival.cid, record=None, at=1,
-                    expect=head.cid,
-                )  # fmt: skip
-                kc.repo.add_ops(team.fp, [StoredOp(rival.cid, me, rival.seq, rival.data)], at=1)
-        return found
+            await rival_writer.append(feed, rival)
+            rival_state.keychains.add_ops(
+                team.fp, [StoredOp(made[0].cid, made[0].author, made[0].seq, made[0].data)], at=1
+            )
+        return await real_pin(*args)
 
-    kc.repo.mark = read_then_lose  # type: ignore[method-assign]
+    team.owner.feeds._pin = pin_after_the_rival  # type: ignore[method-assign]
     try:
         key = await kc.rotate(team.fp)
     finally:
-        kc.repo.mark = real_mark  # type: ignore[method-assign]
-    assert raced
-    ops = {n.op.cid: n.op for n in loaded.replica.nodes.values()}
-    rotation = ops[key.op]
-    assert (rotation.seq, rotation.prev) == (rival.seq + 1, rival.cid)
+        team.owner.feeds._pin = real_pin  # type: ignore[method-assign]
+        rival_state.close()
+    assert raced and made
+    rotation = loaded.replica.nodes[key.op].op
+    assert (rotation.seq, rotation.prev) == (made[0].seq + 1, made[0].cid)
     assert not [r for r in (await kc.show(team.fp)).ignored if r.reason == "fork"]
 
 
@@ -360,12 +381,13 @@ async def test_republish_puts_every_chain_record_again(team: Team, kubo: Running
     elsewhere = await KuboStorage.connect(kubo.api_url)  # a node that never had them
     bob = Mesh(elsewhere, team.bob.home, **FAST)
     try:
-        put = await bob.keychains.republish()
-        marks = [m for m in bob.keychains.repo.marks(fp) if m.record is not None]
-        assert len(marks) == 2 and put >= 2  # bob's own chain and the owner's, read
-        for mark in marks:
-            chain = bob.keychains._keychain(fp).replica.chains()[mark.author]
-            assert await elsewhere.ipns_get(chain_name(chain)) == mark.record
+        report = await bob.republish(renew=False)
+        chains = [chain_feed(team.bob, fp, who) for who in (did(team.bob), did(team.owner))]
+        put = {r.name for r in report.records if r.kind == "keychain" and r.action == "reput"}
+        assert {c.name for c in chains} <= put  # bob's own chain and the owner's, read
+        for chain in chains:
+            kept = bob.db.records.get(chain.name)
+            assert kept is not None and await elsewhere.ipns_get(chain.name) == kept.record
     finally:
         await bob.close()
 

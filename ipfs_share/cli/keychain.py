@@ -70,14 +70,6 @@ def register(subparsers: Subparsers) -> None:
 
     _cmd(sub, "sync", "accept what was shared with you, merge members' logs", _sync)
 
-    _cmd(
-        sub,
-        "republish",
-        "put every member chain record again (no key needed; run it within 48 h)",
-        _republish,
-        passphrase=False,
-    )
-
     p = _cmd(sub, "receive", "take an offer (or an accept) handed over by its CID", _receive)
     p.add_argument("op", metavar="CID", help="the op's CID, as the sharer printed it")
 
@@ -235,12 +227,6 @@ async def _sync(args: argparse.Namespace, ctx: Context) -> None:
     async with open_mesh(args, ctx) as mesh:
         report = await mesh.keychains.sync(as_=acting(args))
     ctx.emit(report.to_json(), _sync_text(report))
-
-
-async def _republish(args: argparse.Namespace, ctx: Context) -> None:
-    async with open_mesh(args, ctx) as mesh:
-        put = await mesh.keychains.republish()
-    ctx.emit({"put": put}, f"{put} chain records put again")
 
 
 async def _receive(args: argparse.Namespace, ctx: Context) -> None:

@@ -69,7 +69,7 @@ from ipfs_share.errors import (
     KeyUnwrapFailedError,
     RecipientNotAuthorizedError,
 )
-from ipfs_share.formats import dagcbor
+from ipfs_share.formats import dagcbor, feed
 from ipfs_share.formats.dagcbor import Link
 from ipfs_share.formats.ipns import ipns_name
 from ipfs_share.formats.signed import (
@@ -919,3 +919,40 @@ class Writer:
 
 
 __all__ += ["Writer"]
+
+
+# --- a member's chain as a feed -----------------------------------------------------------
+
+
+def _feed_entry(data: bytes, signers: feed.Signers | None) -> feed.FeedEntry:
+    """A chain entry for the feed walk: decoded and verified, signed by whom ``signers``
+    accepts (``None``: bytes this home verified before; nothing is checked again)."""
+    if signers is None:
+        op = load_op(data, block_from_bytes(data).cid)
+    else:
+        op = decode_op(data)
+        signers.key_for(op.author)  # refuses any other signer
+    return feed_entry(op)
+
+
+def feed_entry(op: Op) -> feed.FeedEntry:
+    """An op as an entry of its author's chain (kind :data:`KEYCHAIN_FEED`)."""
+    return feed.FeedEntry(
+        kind="keychain",
+        seq=op.seq,
+        prev=op.prev,
+        signer=op.author,
+        cid=op.cid,
+        data=op.data,
+        value=op,
+    )
+
+
+# A member's ops in one keychain form a linked feed, read from seq 0 by a new reader. One
+# recursive pin of the head keeps the member's ops and, through their parents, the
+# causal past of the keychain it had seen.
+KEYCHAIN_FEED: Final = feed.register(
+    feed.FeedKind(name="keychain", read=_feed_entry, linked=True, history=True, pin="head")
+)
+
+__all__ += ["KEYCHAIN_FEED", "feed_entry"]

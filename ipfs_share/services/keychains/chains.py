@@ -1,111 +1,61 @@
-"""Member chains on the network: publishing our own head, reading others', fetching ops.
+"""Member chains on the network: what the feed primitive does not (docs/spec/keychain.md 5).
 
-Every member publishes its ops in a keychain as a chain whose head is an IPNS record,
-signed in Python by a key derived from the member's identity and the keychain
-(docs/spec/keychain.md section 5); records are stored with ``name/put``, never through
-Kubo's keystore. Reading a chain resolves the record without cache, refuses a head older
-than one already read (a rollback), and walks back along ``prev`` only to the first op the
-replica already holds, so a sync reads only what is new.
+Each member's ops in a keychain are a feed of kind ``keychain``
+(:data:`~ipfs_share.formats.keychain.KEYCHAIN_FEED`): the home's feed writer appends and
+publishes our own chain (compare-and-set on its head, records signed here and kept for
+republishing), its feed reader follows the others' (high-water marks, rollbacks and forks
+refused). This module adds what a keychain needs besides: fetching the ops other members'
+ops depend on (their parents, the offer an accept answers) by CID, and the two things a
+feed kind registers with the feed services (its record lifetime and how its record key
+comes from the owner's identity, for re-signing at republish time).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from ipfs_share.crypto.signing import SigningKey
-from ipfs_share.errors import (
-    ChainInvalidError,
-    FormatError,
-    IntegrityError,
-    IpfsShareError,
-    NotFoundError,
-)
-from ipfs_share.formats.dagcbor import Link
-from ipfs_share.formats.ipns import IpnsRecord, ipns_name, make_record, verify_record
-from ipfs_share.formats.keychain import Op, chain_name
+from ipfs_share.errors import ChainInvalidError, IntegrityError, IpfsShareError
+from ipfs_share.formats.keychain import chain_key
 from ipfs_share.formats.keychain_replay import Replica
-from ipfs_share.formats.signed import link
+from ipfs_share.formats.keystore import IdentityKeys
+from ipfs_share.local.state import OwnHead
+from ipfs_share.services import record_keys
+from ipfs_share.services.feeds.refs import LIFETIMES
+from ipfs_share.services.identities import IdentityService
 from ipfs_share.storage.base import Storage
 
-__all__ = ["CHAIN_TTL_SECONDS", "CHAIN_VALIDITY", "ChainHead", "ChainNetwork"]
+__all__ = ["CONCURRENCY", "MAX_FETCH", "ChainNetwork"]
 
 log = logging.getLogger("ipfs_share.keychains")
 
-# A year of validity: readers resolve without cache anyway, and the agent's republish
-# re-puts the same bytes long before the DHT forgets them; a short TTL keeps resolvers fresh.
-CHAIN_VALIDITY: Final = timedelta(days=365)
-CHAIN_TTL_SECONDS: Final = 10
-FETCH_TIMEOUT: Final = 20.0
-RESOLVE_TIMEOUT: Final = 20.0
 # The most ops one sync fetches for one keychain (a bound on what a hostile chain costs).
 MAX_FETCH: Final = 200_000
 CONCURRENCY: Final = 16  # blocks fetched at once
 
+# Records of member chains: as mailboxes' (a short TTL: a member's next op should be seen
+# at once), re-signed by their owner when a third of their validity is left.
+LIFETIMES.setdefault("keychain", LIFETIMES["mailbox"])
 
-@dataclass(frozen=True, slots=True)
-class ChainHead:
-    author: str
-    name: str  # the chain's IPNS name
-    cid: str
-    seq: int
-    record: bytes
+
+async def _record_key(keys: IdentityKeys, head: OwnHead, ids: IdentityService) -> SigningKey:
+    """A member chain's record key: the chain key of the owner in the keychain whose create
+    op has the nonce the feed's topic holds (hex)."""
+    return chain_key(keys.signing, bytes.fromhex(head.topic))
+
+
+record_keys.register("keychain", _record_key)
 
 
 class ChainNetwork:
-    def __init__(self, storage: Storage, *, now: Callable[[], float]) -> None:
+    def __init__(self, storage: Storage) -> None:
         self.storage = storage
-        self._now = now
-
-    async def put(self, op: Op) -> None:
-        """Store an op's block, pinned (a recursive pin keeps its whole causal past)."""
-        cid = await self.storage.block_put(op.data, codec="dag-cbor", pin=True)
-        if cid != op.cid:
-            raise FormatError(f"expected the node to store {op.cid}, found {cid}")
-
-    async def publish(self, key: SigningKey, op: Op) -> bytes:
-        """Make ``op`` the head of the chain ``key`` signs; returns the record."""
-        record = make_record(
-            key,
-            f"/ipfs/{op.cid}",
-            sequence=op.seq,
-            validity=CHAIN_VALIDITY,
-            ttl_seconds=CHAIN_TTL_SECONDS,
-            now=datetime.fromtimestamp(self._now(), UTC),
-        )
-        await self.storage.ipns_put(ipns_name(key.public_key), record)
-        return record
-
-    async def repost(self, name: str, record: bytes) -> None:
-        """Put a record again, byte for byte (no key needed)."""
-        await self.storage.ipns_put(name, record)
-
-    async def head(self, author: str, chain: bytes) -> ChainHead:
-        """The verified head record of ``author``'s chain (its public key ``chain``)."""
-        name = chain_name(chain)
-        try:
-            data = await asyncio.wait_for(self.storage.ipns_get(name), RESOLVE_TIMEOUT)
-        except TimeoutError:
-            raise NotFoundError(
-                f"no record for the chain of {author} in {RESOLVE_TIMEOUT:.0f} s",
-                hint="check the nodes are connected; the member's node must be reachable",
-            ) from None
-        record = verify_record(name, data, now=datetime.fromtimestamp(self._now(), UTC))
-        cid = _head_cid(record)
-        return ChainHead(author, name, cid, record.sequence, data)
 
     async def fetch(self, cid: str) -> bytes:
-        try:
-            return await asyncio.wait_for(self.storage.block_get(cid), FETCH_TIMEOUT)
-        except TimeoutError:
-            raise NotFoundError(
-                f"the op {cid} could not be fetched in {FETCH_TIMEOUT:.0f} s",
-                hint="check the nodes are connected and the member's node is online",
-            ) from None
+        """One op's block (the storage's own deadline applies: a timeout is typed)."""
+        return await self.storage.block_get(cid)
 
     async def fill(self, replica: Replica, start: list[str], *, budget: int = MAX_FETCH) -> int:
         """Fetch ``start`` and every dependency the replica lacks, transitively, until it
@@ -142,12 +92,3 @@ class ChainNetwork:
                     fetched += 1
             todo = sorted(replica.missing() - unavailable)
         return fetched
-
-
-def _head_cid(record: IpnsRecord) -> str:
-    value = record.value
-    if not value.startswith("/ipfs/"):
-        raise FormatError(f"expected a chain record value /ipfs/<cid>, found {value[:80]!r}")
-    head = Link(value.removeprefix("/ipfs/"))
-    link()(head, "record.value")
-    return head.cid

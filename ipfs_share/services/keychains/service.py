@@ -20,25 +20,26 @@ import builtins
 import contextlib
 import inspect
 import logging
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from ipfs_share.crypto.keychain import KeychainKey, key_fingerprint
+from ipfs_share.crypto.signing import SigningKey
 from ipfs_share.crypto.stream import FileKey
 from ipfs_share.crypto.x25519 import PublicEncryptionKey
 from ipfs_share.errors import (
     InvalidInputError,
     IpfsShareError,
-    KeychainConflictError,
     KeychainNotFoundError,
-    NodeError,
     PermissionDeniedError,
     RecipientNotAuthorizedError,
 )
+from ipfs_share.formats.feed import FeedEntry
+from ipfs_share.formats.ipns import ipns_name
 from ipfs_share.formats.keychain import (
+    KEYCHAIN_FEED,
     MAX_DELIVERY,
     PERMISSION_NAMES,
     Accept,
@@ -55,8 +56,10 @@ from ipfs_share.formats.keychain import (
     SetPermissions,
     Share,
     Writer,
+    chain_key,
     chain_name,
     decode_op,
+    feed_entry,
     fingerprint_text,
     load_op,
     make_delivery,
@@ -69,7 +72,9 @@ from ipfs_share.formats.keychain_file import (
 )
 from ipfs_share.formats.keychain_replay import Member, Offer, Rejection, Replica
 from ipfs_share.formats.keystore import IdentityKeys
-from ipfs_share.local.keychains import KeychainRepository, StoredOp
+from ipfs_share.local.state import StateDB
+from ipfs_share.local.state.keychains import StoredOp
+from ipfs_share.services.feeds import Batch, Feed, FeedReader, FeedWriter
 from ipfs_share.services.identities import IdentityService
 from ipfs_share.services.keychains.chains import ChainNetwork
 from ipfs_share.services.keychains.keyring import Keyring, resolve_key
@@ -83,6 +88,7 @@ from ipfs_share.services.keychains.views import (
     Rejected,
     SyncReport,
 )
+from ipfs_share.services.mailbox import MailboxService
 from ipfs_share.storage.base import Storage
 
 __all__ = ["EVENTS", "KeychainService", "MailboxNotifier", "Notifier"]
@@ -90,7 +96,7 @@ __all__ = ["EVENTS", "KeychainService", "MailboxNotifier", "Notifier"]
 log = logging.getLogger("ipfs_share.keychains")
 
 EVENTS = ("keychain_updated", "key_received")
-WRITE_RETRIES = 20  # another process of this home wrote to the chain first: reload, retry
+SYNC_SECONDS = 60.0  # how long one sync may spend reading one member's chain
 Event = Literal["keychain_updated", "key_received"]
 Callback = Callable[[Any], object]
 
@@ -99,7 +105,8 @@ class Notifier(Protocol):
     """How ops reach a member who may not read the keychain yet (the mailbox, wired by the
     facade): ``notify`` points ``recipient`` (a did) at op ``op`` of ``sender`` (an offer
     for it, or an accept of its offer); ``poll`` reads what was pointed at ``member`` and
-    files it (:meth:`KeychainService.file_pointers`)."""
+    files it (the mailbox reader files pointers with its mark, in the state's
+    ``keychain_notices``)."""
 
     async def notify(self, sender: str, recipient: str, op: str) -> None: ...
 
@@ -110,8 +117,8 @@ class MailboxNotifier:
     """:class:`Notifier` over the mailbox: an entry of kind ``keychain`` in our mailbox for
     the recipient; a poll is an inbox sync (which files the pointers it finds)."""
 
-    def __init__(self, mailbox: Any) -> None:
-        self.mailbox = mailbox  # services.mailbox.MailboxService (a layer beside this one)
+    def __init__(self, mailbox: MailboxService) -> None:
+        self.mailbox = mailbox
 
     async def notify(self, sender: str, recipient: str, op: str) -> None:
         await self.mailbox.send_op(op, recipient, as_=sender)
@@ -150,17 +157,22 @@ class KeychainService:
     def __init__(
         self,
         storage: Storage,
-        repo: KeychainRepository,
+        state: StateDB,
         identities: IdentityService,
         *,
+        writer: FeedWriter,
+        reader: FeedReader,
         now: Callable[[], float] = time.time,
         auto_accept: bool = True,
         notifier: Notifier | None = None,
     ) -> None:
         self.storage = storage
-        self.repo = repo
+        self.state = state
+        self.repo = state.keychains
         self.identities = identities
-        self.net = ChainNetwork(storage, now=now)
+        self.writer = writer
+        self.reader = reader
+        self.net = ChainNetwork(storage)
         self.auto_accept = auto_accept
         self.notifier = notifier
         self._now = now
@@ -283,57 +295,41 @@ class KeychainService:
             if cid not in refused:
                 self.repo.refuse(loaded.keychain, cid, rejection.reason, rejection.message)
 
+    def _own_feed(self, loaded: _Loaded, keys: IdentityKeys) -> tuple[Feed, SigningKey]:
+        """This member's chain in the keychain, and the key that signs its records."""
+        key = chain_key(keys.signing, loaded.create_body.nonce)
+        name = ipns_name(key.public_key)
+        return Feed(KEYCHAIN_FEED, name, loaded.member, topic=loaded.create_body.nonce.hex()), key
+
+    def _their_feed(self, loaded: _Loaded, author: str, chain: bytes) -> Feed:
+        return Feed(KEYCHAIN_FEED, chain_name(chain), author, reader=loaded.member)
+
     async def _write(self, loaded: _Loaded, body: Body, keys: IdentityKeys | None = None) -> Op:
-        """Sign ``body`` as the next op of this member's chain, store it (compare-and-set
-        on the chain's head, so two processes never sign two ops at one seq: the loser
-        reloads and signs again after the winner's op), replay it, put it on the node and
-        publish the chain's head."""
+        """Sign ``body`` as the next op of this member's chain and append it with the feed
+        writer (compare-and-set on the chain's head, so two processes never sign two ops
+        at one seq: the loser signs again after the winner's op), stored with the head in
+        one transaction; replay it; publish the chain's head."""
         async with self._write_lock:
             keys = keys or await self.identities.unlock(loaded.member)
-            for attempt in range(WRITE_RETRIES):
+            feed, record_key = self._own_feed(loaded, keys)
+            made: list[Op] = []
+
+            async def make(prev: FeedEntry | None) -> Batch:
                 self._reload(loaded)
-                mark = self.repo.mark(loaded.keychain, loaded.member)
-                last = None if mark is None else loaded.replica.nodes[mark.cid].op
+                last = None if prev is None else prev.value
                 writer = Writer(keys.signing, loaded.create, last=last)
                 op = writer.write(body, time=self._t(), parents=loaded.replica.heads())
-                with self.repo.transaction():
-                    moved = self.repo.set_mark(
-                        loaded.keychain,
-                        loaded.member,
-                        seq=op.seq,
-                        cid=op.cid,
-                        record=None,
-                        at=self._t(),
-                        expect="" if mark is None else mark.cid,
-                    )
-                    if moved:
-                        self._store(loaded, [op])
-                if moved:
-                    break
-                log.debug("keychain %s: another process wrote first; retrying", loaded.keychain)
-                await asyncio.sleep(random.uniform(0.005, 0.05) * (attempt + 1))  # noqa: S311
-            else:
-                raise KeychainConflictError(
-                    f"expected to write the next op of {loaded.member}'s chain, found it moved "
-                    f"by another process {WRITE_RETRIES} times"
-                )
+                made[:] = [op]
+                return Batch([feed_entry(op)])
+
+            await self.writer.append(
+                feed, make, then=lambda entries: self._store(loaded, [e.value for e in entries])
+            )
+            op = made[0]
             loaded.replica.add_op(op)
             loaded.replica.update()
-            await self._publish(loaded, op, writer)
+            await self.writer.publish(feed, record_key)
             return op
-
-    async def _publish(self, loaded: _Loaded, op: Op, writer: Writer) -> None:
-        await self.net.put(op)
-        try:
-            record = await self.net.publish(writer.chain_key(), op)
-        except NodeError:
-            mark = self.repo.mark(loaded.keychain, loaded.member)
-            if mark is not None and mark.seq > op.seq:
-                return  # another process wrote after us and publishes the newer head
-            raise
-        self.repo.set_mark(
-            loaded.keychain, loaded.member, seq=op.seq, cid=op.cid, record=record, at=self._t()
-        )
 
     def _ignored(self, loaded: _Loaded, op: Op) -> None:
         """Raise if the replay ignored an op this home just wrote (a local check missed)."""
@@ -380,12 +376,17 @@ class KeychainService:
             expires=None if expires_in is None else now + expires_in,
         )
         op = writer.created
-        with self.repo.transaction():
+        with self.state.transaction():
             self.repo.add_keychain(op.cid, me.did, role="creator", at=now)
-            self.repo.set_mark(op.cid, me.did, seq=0, cid=op.cid, record=None, at=now, expect="")
             self.repo.add_ops(op.cid, [StoredOp(op.cid, op.author, 0, op.data)], at=now)
         loaded = self._load(op.cid, me.did, "creator")
-        await self._publish(loaded, op, writer)
+        feed, record_key = self._own_feed(loaded, keys)
+
+        async def first(prev: FeedEntry | None) -> Batch:
+            return Batch([] if prev is not None else [feed_entry(op)])
+
+        await self.writer.append(feed, first, adopt=False)
+        await self.writer.publish(feed, record_key)
         await self._open_keys(loaded, keys)
         return self._view(loaded)
 
@@ -720,11 +721,6 @@ class KeychainService:
             hint="take it first with receive(CID), or sync",
         )
 
-    def file_pointers(self, member: str, sender: str, ops: Sequence[str]) -> None:
-        """File ops pointed at ``member`` (by the mailbox): the next sync takes them."""
-        for op in ops:
-            self.repo.add_notice(member, op, sender=sender, at=self._t())
-
     # -- syncing --------------------------------------------------------------------------
     async def receive(self, op: str, *, as_: str | None = None) -> SyncReport:
         """Take the CID of an op handed over (an offer for this home, or an accept of one
@@ -781,39 +777,31 @@ class KeychainService:
         report.keychains += 1
         self._reload(loaded)
         replica = loaded.replica
-        heads = []
+
+        def filed(entries: Sequence[FeedEntry]) -> None:  # with the mark, in one transaction
+            self._store(loaded, [e.value for e in entries])
+
         for author, chain in sorted(replica.chains().items()):
             if author == loaded.member:
                 continue
+            feed = self._their_feed(loaded, author, chain)
             try:
-                head = await self.net.head(author, chain)
-            except IpfsShareError as exc:
+                update = await self.reader.read(feed, apply=filed, deadline=self._deadline())
+            except IpfsShareError as exc:  # unreachable, a rollback, a fork: say so, go on
                 report.problems.append(f"{loaded.keychain} {author}: {exc.message}")
                 continue
-            mark = self.repo.mark(loaded.keychain, author)
-            if mark is not None and head.seq < mark.seq:
-                report.problems.append(
-                    f"{loaded.keychain} {author}: a head at seq {head.seq} after seq {mark.seq} "
-                    "was read: a rollback, ignored"
-                )
-                continue
-            heads.append(head)
-        report.fetched += await self.net.fill(replica, [h.cid for h in heads])
+            for entry in update.new:
+                if entry.value.keychain == loaded.keychain:
+                    replica.add_op(entry.value)
+                    report.fetched += 1
+        report.fetched += await self.net.fill(replica, sorted(replica.missing()))
         self._store(loaded, [n.op for c, n in replica.nodes.items() if c not in loaded.stored])
         replica.update()
-        for head in heads:
-            node = replica.nodes.get(head.cid)
-            if node is not None and node.op.author == head.author and node.op.seq == head.seq:
-                self.repo.set_mark(
-                    loaded.keychain,
-                    head.author,
-                    seq=head.seq,
-                    cid=head.cid,
-                    record=head.record,
-                    at=self._t(),
-                )
         await self._act(loaded, report)
         await self._announce(loaded, report)
+
+    def _deadline(self) -> float:
+        return asyncio.get_running_loop().time() + SYNC_SECONDS
 
     async def _act(self, loaded: _Loaded, report: _Report) -> None:
         """Accept offers to this member, release its accepted offers."""
@@ -871,26 +859,6 @@ class KeychainService:
             )
             report.received.append(received)
             await self._emit("key_received", received)
-
-    async def republish(self) -> int:
-        """Put every stored chain record again, byte for byte (ours and those read; no key
-        needed), so the DHT keeps them past its 48-hour horizon. Returns how many were put;
-        the agent runs this on its schedule."""
-        put = 0
-        for row in self.repo.keychains():
-            loaded = self._load(row.keychain, row.member, row.role)
-            chains = loaded.replica.chains()
-            for mark in self.repo.marks(row.keychain):
-                chain = chains.get(mark.author)
-                if mark.record is None or chain is None:
-                    continue
-                try:
-                    await self.net.repost(chain_name(chain), mark.record)
-                    put += 1
-                except IpfsShareError as exc:
-                    log.info("keychain %s: record of %s not put: %s", row.keychain, mark.author,
-                             exc.message)  # fmt: skip
-        return put
 
     async def watch(
         self, *, interval: float = 5.0, stop: asyncio.Event | None = None, as_: str | None = None
@@ -982,7 +950,7 @@ class KeychainService:
         local = self.identities.keystore.find(did)
         if local is not None:
             return local.name
-        contacts = self.identities.db.contacts_for(did)
+        contacts = self.identities.db.contacts.of(did)
         return contacts[0].petname if contacts else None
 
     def _did_of(self, who: str) -> str:
@@ -991,7 +959,7 @@ class KeychainService:
         local = self.identities.keystore.find(who)
         if local is not None:
             return local.did
-        contact = self.identities.db.contact(who)
+        contact = self.identities.db.contacts.get(who)
         if contact is None:
             raise InvalidInputError(f"expected a did, an identity or a contact, found {who!r:.60}")
         return contact.did
