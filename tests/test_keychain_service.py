@@ -42,6 +42,7 @@ from ipfs_share.node.daemon import RunningNode
 from ipfs_share.services.feeds import Batch, Feed, FeedWriter
 from ipfs_share.services.keychains import KeychainView, KeyReceived, SyncReport
 from ipfs_share.services.keychains.chains import ChainNetwork
+from ipfs_share.services.record_keys import UnlockedRecordKeys
 from ipfs_share.storage.kubo import KuboStorage
 
 FAST: dict[str, Any] = {"passphrase": lambda _: b"pw", "kdf": KdfParams.fastest()}
@@ -390,6 +391,14 @@ async def test_republish_puts_every_chain_record_again(team: Team, kubo: Running
             assert kept is not None and await elsewhere.ipns_get(chain.name) == kept.record
     finally:
         await bob.close()
+
+
+async def test_our_chain_records_can_be_re_signed_at_republish(team: Team) -> None:
+    own = own_head(team.owner, team.fp)
+    assert own is not None and own.kind == "keychain"
+    await team.owner.identity.unlock()
+    key = await UnlockedRecordKeys(team.owner.identity)(own)  # derived from the topic
+    assert key is not None and ipns_name(key.public_key) == own.name
 
 
 def test_views_serialize(team: Team) -> None:

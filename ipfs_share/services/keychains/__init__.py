@@ -2,7 +2,8 @@
 enforced by signatures over a log every member replays (docs/spec/keychain.md).
 
 - :mod:`.service`: :class:`KeychainService` (``mesh.keychains``), the API;
-- :mod:`.chains`: member chains on the network (publish, read, fetch);
+- :mod:`.chains`: what member chains need besides the feed primitive (fetching the ops
+  others' ops depend on; the kind's record lifetime and record key);
 - :mod:`.keyring`: the keys one member holds, opened from its deliveries;
 - :mod:`.views`: what the API returns.
 """
