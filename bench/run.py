@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import (
+    cluster_bench,
     crypto_bench,
     feeds_bench,
     formats_bench,
@@ -34,6 +35,7 @@ ENTRIES: dict[str, Entry] = {
     "share": share_bench.run,
     "mailbox": mailbox_bench.run,
     "feeds": feeds_bench.run,
+    "cluster": cluster_bench.run,
     "keychain": keychain_bench.run,
 }
 

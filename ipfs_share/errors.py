@@ -32,9 +32,14 @@ The tree::
     │   ├── IntegrityError                            integrity_error
     │   │   └── StreamTruncatedError                  stream_truncated
     │   ├── FeatureUnavailableError                   feature_unavailable
-    │   └── MailboxUnsupportedError                   mailbox_unsupported
+    │   ├── MailboxUnsupportedError                   mailbox_unsupported
+    │   ├── ReplicationError                          replication_failed
+    │   └── PinServiceError                           pin_service_failed
+    │       ├── PinServiceAuthError                   pin_service_unauthorized
+    │       └── RemotePinFailedError                  remote_pin_failed
     ├── NodeManagementError                           node_management_failed
-    │   └── KuboInstallError                          kubo_install_failed
+    │   ├── KuboInstallError                          kubo_install_failed
+    │   └── ClusterInstallError                       cluster_install_failed
     ├── StoreError                                    store_error
     │   ├── StateMissingError                         state_missing
     │   └── KeychainConflictError                     keychain_conflict
@@ -68,6 +73,7 @@ __all__ = [
     "CapabilityRequiredError",
     "ChainInvalidError",
     "CidInvalidError",
+    "ClusterInstallError",
     "DecryptionError",
     "DownloadNotAllowedError",
     "FeatureUnavailableError",
@@ -97,9 +103,13 @@ __all__ = [
     "PassphraseInvalidError",
     "PassphraseRequiredError",
     "PermissionDeniedError",
+    "PinServiceAuthError",
+    "PinServiceError",
     "PolicyDeniedError",
     "PolicyProviderRequiredError",
     "RecipientNotAuthorizedError",
+    "RemotePinFailedError",
+    "ReplicationError",
     "RevocationUnavailableError",
     "ShareError",
     "ShareExpiredError",
@@ -327,6 +337,46 @@ class MailboxUnsupportedError(NodeError):
     )
 
 
+class ReplicationError(NodeError):
+    """IPFS Cluster could not place or confirm the copies asked for: too few peers
+    answered, accepted a write, or reported the pin as pinned in time. Whatever was
+    half-done is undone before this is raised."""
+
+    code = "replication_failed"
+    default_hint = (
+        "check the cluster's peers with 'ipfs-share cluster status' (or ipfs-cluster-ctl "
+        "peers ls), then retry, or ask for fewer copies with --replication"
+    )
+
+
+class PinServiceError(NodeError):
+    """A remote pinning service (the IPFS Pinning Service API) refused or failed a request."""
+
+    code = "pin_service_failed"
+    default_hint = (
+        "check the service's URL with 'ipfs-share pin remote ls' and that the service is up"
+    )
+
+
+class PinServiceAuthError(PinServiceError):
+    code = "pin_service_unauthorized"
+    default_hint = (
+        "the service refused the access token: register it again with a valid one, "
+        "'ipfs-share pin remote add NAME URL --token-file FILE'"
+    )
+
+
+class RemotePinFailedError(PinServiceError):
+    """The service accepted the pin request but did not pin it: it reported ``failed``,
+    or had not pinned it when we stopped waiting."""
+
+    code = "remote_pin_failed"
+    default_hint = (
+        "the service could not fetch the content: check it can reach this node (its "
+        "addresses were sent as origins), then retry the put with --pin-remote"
+    )
+
+
 class NodeManagementError(IpfsShareError):
     code = "node_management_failed"
     default_hint = "see 'ipfs-share node status' and the node log in the ipfs-share home"
@@ -337,6 +387,14 @@ class KuboInstallError(NodeManagementError):
     default_hint = (
         "install Go >= 1.26.5 and retry 'ipfs-share node install', or run Kubo in Docker: "
         "docker compose -f docker/compose.yml up -d"
+    )
+
+
+class ClusterInstallError(NodeManagementError):
+    code = "cluster_install_failed"
+    default_hint = (
+        "install Go and retry 'ipfs-share cluster install', or run a cluster in Docker: "
+        "docker compose -f docker/cluster-compose.yml up -d"
     )
 
 

@@ -22,12 +22,15 @@ exit  meaning                       error codes
                                     ipns_record_invalid, passphrase_required, ...)
 4     node unreachable              node_unreachable
 5     the node refused or failed    node_error, node_request_failed, node_timeout,
-                                    node_version_unsupported, feature_unavailable
+                                    node_version_unsupported, feature_unavailable,
+                                    replication_failed (a cluster), pin_service_failed,
+                                    pin_service_unauthorized, remote_pin_failed
 6     not found                     not_found, identity_not_found, keychain_not_found
 7     integrity: data changed,      integrity_error, stream_truncated,
       forged or damaged             signature_invalid, chain_invalid (feed_rollback,
                                     feed_fork), decryption_failed
-8     node management failed        node_management_failed, kubo_install_failed
+8     node management failed        node_management_failed, kubo_install_failed,
+                                    cluster_install_failed
 9     local store                   store_error, state_missing
 10    access denied                 recipient_not_authorized, key_unwrap_failed,
                                     policy_provider_required, policy_denied,
@@ -47,8 +50,8 @@ the integrity code rather than 3.
 
 Adding a command: put a module in ``ipfs_share/cli/`` exposing ``register(subparsers)``
 (see :mod:`ipfs_share.cli.common`); it is found automatically. Modules must not define
-``--api``, ``--json`` or ``--as`` themselves: every subcommand accepts the global options
-(``--as NAME`` arrives as ``args.as_``: None means the default identity).
+``--api``, ``--cluster``, ``--json`` or ``--as`` themselves: every subcommand accepts the
+global options (``--as NAME`` arrives as ``args.as_``: None means the default identity).
 
 >>> main(["--version"])                                # doctest: +ELLIPSIS
 ipfs-share ... (Kubo v0...)
@@ -144,6 +147,14 @@ def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         "node, /ip4/127.0.0.1/tcp/5001)",
     )
     group.add_argument(
+        "--cluster",
+        metavar="URL",
+        default=None if top else default,
+        help="store on IPFS Cluster: a peer's REST API (comma-separated for failover), or "
+        "'local' for the one 'ipfs-share cluster up' runs (default: $IPFS_SHARE_CLUSTER; "
+        "its peers' Kubo APIs: $IPFS_SHARE_CLUSTER_KUBO)",
+    )
+    group.add_argument(
         "--json",
         action="store_true",
         default=False if top else default,
@@ -212,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, and usage errors (already printed)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    ctx = Context(json=args.json, api=args.api)
+    ctx = Context(json=args.json, api=args.api, cluster=args.cluster)
     handler = getattr(args, "handler", None)
     if handler is None:
         # A command group given without its subcommand, or no command at all.

@@ -19,7 +19,7 @@ import dataclasses
 import mimetypes
 import os
 import tempfile
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
@@ -42,7 +42,8 @@ from ipfs_share.local.home import prepare_home
 from ipfs_share.local.state import FileRow, StateDB
 from ipfs_share.services.identities import IdentityService
 from ipfs_share.services.opened import OpenedFile
-from ipfs_share.storage.base import AddResult, ProgressCallback, Storage
+from ipfs_share.storage.base import AddResult, Placement, Placing, ProgressCallback, Storage
+from ipfs_share.storage.timed import innermost
 
 if TYPE_CHECKING:
     from ipfs_share.services.keychains import KeychainService
@@ -248,6 +249,15 @@ class FileService:
 
     def list(self, *, owner: str | None = None) -> list[MeshFile]:
         return [MeshFile.of(r) for r in self.db.files.list(owner=owner)]
+
+    async def placements(self, cids: Sequence[str]) -> dict[str, Placement] | None:
+        """Where each CID is pinned, peer by peer, when the storage replicates (IPFS
+        Cluster); None for a storage that is one node."""
+        backend = innermost(self.storage)
+        if not isinstance(backend, Placing):
+            return None
+        found = await backend.placements([normalize_cid(c) for c in cids])
+        return {normalize_cid(p.cid): p for p in found}
 
     async def remove(self, cid: str) -> MeshFile:
         """Unpin the ciphertext here (see the module docstring for what that does not do)."""
