@@ -20,6 +20,7 @@ from bench import (
     crypto_bench,
     feeds_bench,
     formats_bench,
+    keychain_bench,
     mailbox_bench,
     share_bench,
     storage_bench,
@@ -35,6 +36,7 @@ ENTRIES: dict[str, Entry] = {
     "mailbox": mailbox_bench.run,
     "feeds": feeds_bench.run,
     "cluster": cluster_bench.run,
+    "keychain": keychain_bench.run,
 }
 
 

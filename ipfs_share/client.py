@@ -29,6 +29,7 @@ from ipfs_share.services.feeds import FeedReader, FeedWriter
 from ipfs_share.services.feeds.republish import Republisher, RepublishReport
 from ipfs_share.services.files import FileService
 from ipfs_share.services.identities import IdentityService, PassphraseSource, env_passphrase
+from ipfs_share.services.keychains import KeychainService, MailboxNotifier
 from ipfs_share.services.mailbox import MailboxService, MailShareService
 from ipfs_share.services.policy import PolicyProvider, PolicyRegistry
 from ipfs_share.services.record_keys import UnlockedRecordKeys
@@ -127,13 +128,14 @@ async def open_storage(
 
 
 class Mesh:
-    """Storage, identities, files, shares and mailboxes, over one home.
+    """Storage, identities, files, shares, mailboxes and keychains, over one home.
 
     ``share`` also sends capsules through mailboxes (``send``, ``outgoing``, ``cancel``);
     ``inbox`` reads them (``sync``, ``list``, ``watch``, events). ``feeds`` and ``follow``
     are the home's feed writer and reader, which identities, revocation lists and
     mailboxes share; ``remote_pins`` asks pinning services (the Pinning Service API) to
-    keep copies."""
+    keep copies. ``keychains`` holds the keychains this home belongs to (``create``,
+    ``share_*``, ``sync``, ``encrypt``, ...)."""
 
     def __init__(
         self,
@@ -165,7 +167,12 @@ class Mesh:
             writer=self.feeds,
             reader=self.follow,
         )
-        self.files = FileService(self.storage, self.db, home, self.identity, now=now)
+        self.keychains = KeychainService(
+            self.storage, self.db, self.identity, writer=self.feeds, reader=self.follow, now=now
+        )
+        self.files = FileService(
+            self.storage, self.db, home, self.identity, now=now, keychains=self.keychains
+        )
         self.revocations = RevocationService(
             self.storage,
             self.db,
@@ -188,6 +195,8 @@ class Mesh:
         )
         self.inbox: MailboxService = self.share.mailbox
         self.remote_pins = RemotePins(home, storage)
+        # Offers and accepts travel as mailbox entries that point at keychain ops.
+        self.keychains.notifier = MailboxNotifier(self.inbox)
 
     def __repr__(self) -> str:
         return f"Mesh(home={str(self.home)!r}, storage={self.storage!r})"

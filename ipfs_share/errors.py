@@ -41,7 +41,10 @@ The tree::
     │   ├── KuboInstallError                          kubo_install_failed
     │   └── ClusterInstallError                       cluster_install_failed
     ├── StoreError                                    store_error
-    │   └── StateMissingError                         state_missing
+    │   ├── StateMissingError                         state_missing
+    │   └── KeychainConflictError                     keychain_conflict
+    ├── KeychainNotFoundError                         keychain_not_found
+    ├── PermissionDeniedError                         permission_denied
     └── ShareError (the share flow; codes fixed by docs/spec/capsule.md)
         ├── IdentityNotFoundError                     identity_not_found
         ├── RecipientNotAuthorizedError               recipient_not_authorized
@@ -86,6 +89,8 @@ __all__ = [
     "IpnsRecordExpiredError",
     "IpnsRecordInvalidError",
     "KeyUnwrapFailedError",
+    "KeychainConflictError",
+    "KeychainNotFoundError",
     "KuboInstallError",
     "MailboxUnsupportedError",
     "NodeError",
@@ -97,6 +102,7 @@ __all__ = [
     "NotFoundError",
     "PassphraseInvalidError",
     "PassphraseRequiredError",
+    "PermissionDeniedError",
     "PinServiceAuthError",
     "PinServiceError",
     "PolicyDeniedError",
@@ -406,6 +412,29 @@ class StateMissingError(StoreError):
 
     code = "state_missing"
     default_hint = "restore state.sqlite3 from a backup, or run 'ipfs-share state recover'"
+
+
+# --- keychains (docs/spec/keychain.md) ---------------------------------------------------
+
+
+class KeychainNotFoundError(IpfsShareError):
+    code = "keychain_not_found"
+    default_hint = "see 'ipfs-share keychain list'; a keychain shared with you arrives by sync"
+
+
+class PermissionDeniedError(IpfsShareError):
+    """The op would be ignored by every replica: refused before it is written. The code is
+    also the reason replicas give such an op when someone writes it anyway."""
+
+    code = "permission_denied"
+    default_hint = "ask a member with allow_management to grant the permission"
+
+
+class KeychainConflictError(StoreError):
+    """Another process of this home wrote to the same chain at the same time."""
+
+    code = "keychain_conflict"
+    default_hint = "retry: another ipfs-share process wrote to this keychain just now"
 
 
 # --- the share flow (codes fixed by docs/spec/capsule.md; never rename) -----------------

@@ -67,7 +67,7 @@ def _version(path: Path) -> int:
         conn.close()
 
 
-@pytest.mark.parametrize("version", [1, 2, 3, 4])
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5])
 def test_each_earlier_version_migrates_to_the_schema_of_a_new_home(
     tmp_path: Path, version: int
 ) -> None:
@@ -86,7 +86,7 @@ def test_each_earlier_version_migrates_to_the_schema_of_a_new_home(
     assert user_version == LATEST and legacy == str(LATEST)
 
 
-@pytest.mark.parametrize("version", [1, 2, 3, 4])
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5])
 def test_what_each_version_stored_survives_the_migrations(tmp_path: Path, version: int) -> None:
     state = StateDB(old_home(tmp_path, version))
     try:
@@ -131,6 +131,12 @@ def test_what_each_version_stored_survives_the_migrations(tmp_path: Path, versio
             assert [e.seq for e in state.feeds.staged(inbound.name)] == [8, 9]
             assert inbound.segment is not None and inbound.segment.below == "bafyreibelow"
         assert state.shares.rotation("bafy-anything") is None
+        if version >= 5:
+            (row,) = state.files.list()
+            rotation = state.shares.rotation(row.cid)
+            assert rotation is not None and rotation.nonce == b"\x06" * 16
+            assert state.shares.reissued_as(state.shares.list()[1].capsule) == "bafyreireissued"
+        assert state.keychains.keychains() == []  # version 6: keychains, empty at first
     finally:
         state.close()
 

@@ -25,7 +25,7 @@ exit  meaning                       error codes
                                     node_version_unsupported, feature_unavailable,
                                     replication_failed (a cluster), pin_service_failed,
                                     pin_service_unauthorized, remote_pin_failed
-6     not found                     not_found, identity_not_found
+6     not found                     not_found, identity_not_found, keychain_not_found
 7     integrity: data changed,      integrity_error, stream_truncated,
       forged or damaged             signature_invalid, chain_invalid (feed_rollback,
                                     feed_fork), decryption_failed
@@ -34,7 +34,8 @@ exit  meaning                       error codes
 9     local store                   store_error, state_missing
 10    access denied                 recipient_not_authorized, key_unwrap_failed,
                                     policy_provider_required, policy_denied,
-                                    capability_required, capability_invalid
+                                    capability_required, capability_invalid,
+                                    permission_denied (a keychain permission not held)
 11    share no longer valid         share_expired, share_revoked
 12    revocation not checkable      revocation_unavailable (retry, or --max-staleness)
 13    download not allowed          download_not_allowed (view-only share: read it to
@@ -92,6 +93,7 @@ EXIT_CODES: dict[str, int] = {
     "node_error": 5,
     "not_found": 6,
     "identity_not_found": 6,
+    "keychain_not_found": 6,
     "integrity_error": 7,
     "signature_invalid": 7,
     "chain_invalid": 7,
@@ -107,6 +109,7 @@ EXIT_CODES: dict[str, int] = {
     "policy_denied": 10,
     "capability_required": 10,
     "capability_invalid": 10,
+    "permission_denied": 10,
     "share_expired": 11,
     "share_revoked": 11,
     "revocation_unavailable": 12,

@@ -64,6 +64,12 @@ def register(subparsers: Subparsers) -> None:
         "--type", dest="media_type", metavar="MEDIA", help="media type (default: from the name)"
     )
     put.add_argument(
+        "--keychain",
+        metavar="FP",
+        help="also seal the file key under this keychain's most recent key: every member "
+        "holding it opens the file ('ipfs-share open ID' with the keychain file ID printed)",
+    )
+    put.add_argument(
         "--replication",
         type=int,
         metavar="N",
@@ -168,6 +174,7 @@ async def _put(args: argparse.Namespace, ctx: Context) -> None:
                 as_=me.did,
                 media_type=args.media_type,
                 progress=bar.update,
+                keychain=args.keychain,
             )
         placements = await mesh.files.placements([put.cid])
         if args.pin_remote is not None:
@@ -186,6 +193,9 @@ async def _put(args: argparse.Namespace, ctx: Context) -> None:
             remote.to_json() if remote is not None else {"service": args.pin_remote, "error": True}
         )
     ctx.emit(result, put.cid)
+    if put.keychain_file is not None and not ctx.json:
+        ctx.note(f"keychain file {put.keychain_file}: members open it with "
+                 f"'ipfs-share open {put.keychain_file}'")  # fmt: skip
     if not ctx.json:
         label = put.name or "stdin"
         pinned = "pinned" if where is None else f"pinned on {_peer_names(where) or 'no peer'}"

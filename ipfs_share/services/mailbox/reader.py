@@ -289,6 +289,9 @@ class MailboxReader:
                 if e.capsule is not None
             ]
             self.db.mailboxes.file(items)
+            for e in mail:  # pointers to keychain ops: the keychain service takes them up
+                if e.op is not None:
+                    self.db.keychains.add_notice(pair.me, e.op.cid, sender=pair.peer, at=now)
             acks = [(ref, e.state, now) for e in mail if e.state for ref in e.acks]
             touched = self.db.mailboxes.apply_acks(reader=pair.me, sender=pair.peer, acks=acks)
             result.receipts = [self.views.outgoing(r) for r in _unique(touched)]
