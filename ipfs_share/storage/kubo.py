@@ -4,7 +4,8 @@ aioipfs carries the plain JSON calls; uploads and streams go through aiohttp dir
 aioipfs's own session, so there is one connection pool), because aioipfs buffers whole
 bodies and cannot stream an upload from an async iterator. This is the only module that
 knows aioipfs, and :func:`_translated` is the one place its errors, aiohttp's and Kubo's
-become ours.
+become ours. ``block_get``, the call a feed walk makes thousands of times in a row, goes
+through a small keep-alive client of its own instead (:mod:`ipfs_share.storage.kubo_http`).
 
 Never trust a 200 alone: Kubo reports a failure that happens mid-stream in an HTTP trailer
 that aiohttp does not read. So every CID is computed locally and compared with Kubo's,
@@ -50,6 +51,7 @@ from ipfs_share.errors import (
     StreamTruncatedError,
 )
 from ipfs_share.formats.cid import DAG_PB, RAW, SHA2_256, normalize_cid, parse_cid
+from ipfs_share.formats.dagcbor import MAX_BLOCK_SIZE
 from ipfs_share.formats.unixfs import FileBuilder, decode_file_node, plan_read
 from ipfs_share.node.discovery import multiaddr_to_url
 from ipfs_share.storage.base import (
@@ -63,6 +65,7 @@ from ipfs_share.storage.base import (
     PubsubMessage,
     block_cid,
 )
+from ipfs_share.storage.kubo_http import KeepAliveClient, ProtocolError
 from ipfs_share.storage.leaves import Leaf, verified_leaves
 
 __all__ = ["MIN_KUBO_VERSION", "KuboStorage", "check_kubo_version"]
@@ -173,6 +176,7 @@ class KuboStorage:
         self._version: tuple[int, int, int] | None = None
         self._caps: NodeCapabilities | None = None
         self._streams: aiohttp.ClientSession | None = None  # long cats (see _cat_raw)
+        self._blocks: KeepAliveClient | None = None  # block/get (see block_get)
 
     def __repr__(self) -> str:
         return f"KuboStorage({self.url!r})"
@@ -206,6 +210,9 @@ class KuboStorage:
         return session
 
     async def close(self) -> None:
+        if self._blocks is not None:
+            self._blocks.close()
+            self._blocks = None
         if self._streams is not None:
             await self._streams.close()
             self._streams = None
@@ -320,18 +327,57 @@ class KuboStorage:
     async def block_get(self, cid: str, *, offline: bool = False) -> bytes:
         parsed = parse_cid(cid)
 
-        async def go() -> bytes:
-            params: dict[str, str | int] = {"arg": cid}
-            if offline:
-                params["offline"] = "true"
-            resp = await self._request("block/get", params)
-            async with resp:
-                return await resp.read()
+        params = [("arg", cid)] + ([("offline", "true")] if offline else [])
+        client = self._block_client()
+        if client is None:  # not plain http: aiohttp does TLS
 
-        data = await _translated("block/get", go())
+            async def go() -> bytes:
+                resp = await self._request("block/get", params)
+                async with resp:
+                    return await resp.read()
+
+            data = await _translated("block/get", go())
+        else:
+            data = await self._lean("block/get", client, params)
         if parsed.hash_code == 0x12 and hashlib.sha256(data).digest() != parsed.digest:
             raise IntegrityError(f"block/get: the bytes the node returned do not hash to {cid}")
         return data
+
+    def _block_client(self) -> KeepAliveClient | None:
+        if self._blocks is None and self.url.startswith("http://"):
+            host, _, port = self.url[len("http://") :].rpartition(":")
+            if port.isdigit():
+                self._blocks = KeepAliveClient(
+                    host.strip("[]"), int(port), max_body=MAX_BLOCK_SIZE + 1024
+                )
+        return self._blocks
+
+    async def _lean(
+        self, path: str, client: KeepAliveClient, params: list[tuple[str, str]]
+    ) -> bytes:
+        """One short RPC answer through the keep-alive client (errors as :func:`_request`'s)."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                answer = await client.post(path, params)
+        except TimeoutError as exc:
+            raise NodeTimeoutError(f"{path}: the node did not answer in time") from exc
+        except ConnectionRefusedError as exc:
+            raise NodeUnreachableError(f"{path}: no node answered at {self.url} ({exc})") from exc
+        except (ConnectionError, asyncio.IncompleteReadError) as exc:
+            raise StreamTruncatedError(f"{path}: the node closed the stream early ({exc})") from exc
+        except ProtocolError as exc:
+            raise NodeRequestError(
+                f"{path}: {self.url} did not answer as Kubo does: {exc}"
+            ) from exc
+        except OSError as exc:
+            raise NodeUnreachableError(f"{path}: no node answered at {self.url} ({exc})") from exc
+        if answer.status != 200:
+            if answer.status == 404 and not answer.body.strip().startswith(b"{"):
+                raise NodeRequestError(f"{path}: the node has no such endpoint (is it Kubo?)")
+            raise _classify(_kubo_message(answer.body), path)
+        if answer.stream_error is not None:
+            raise _classify(answer.stream_error, path)
+        return answer.body
 
     async def block_has(self, cid: str) -> bool:
         parse_cid(cid)

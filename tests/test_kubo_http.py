@@ -1,0 +1,171 @@
+"""The keep-alive client under block_get, against real Kubo and a real proxy in front of it
+that tells lies in the HTTP framing (a trailer error, a cut body, a huge chunk, a closed
+idle connection, silence)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from ipfs_share.errors import (
+    IntegrityError,
+    NodeRequestError,
+    NodeTimeoutError,
+    NotFoundError,
+    StreamTruncatedError,
+)
+from ipfs_share.formats.cid import RAW, cid_for
+from ipfs_share.node.ports import free_port
+from ipfs_share.storage.kubo import KuboStorage
+
+
+async def test_blocks_come_over_one_kept_alive_connection(kubo: Any) -> None:
+    async with await KuboStorage.connect(kubo.api_url) as store:
+        blocks = [os.urandom(100 + i) for i in range(40)]
+        cids = [await store.block_put(b) for b in blocks]
+        assert [await store.block_get(c) for c in cids] == blocks
+        client = store._blocks
+        assert client is not None and len(client._idle) == 1  # one connection, reused
+        got = await asyncio.gather(*(store.block_get(c) for c in cids))
+        assert got == blocks and 1 <= len(client._idle) <= 16
+
+
+async def test_kubo_errors_keep_their_types(kubo: Any) -> None:
+    async with await KuboStorage.connect(kubo.api_url) as store:
+        with pytest.raises(NotFoundError, match="block/get"):
+            await store.block_get(cid_for(RAW, os.urandom(32)), offline=True)
+        data = os.urandom(64)  # the connection that carried the error carries the next read
+        assert await store.block_get(await store.block_put(data)) == data
+
+
+@pytest.fixture
+async def liar(kubo: Any) -> AsyncIterator[dict[str, Any]]:
+    """A raw TCP server in front of the real node: it reads one request head, asks the real
+    node the same thing, and writes the answer back framed as ``liar["mode"]`` says."""
+    port = free_port()
+    state: dict[str, Any] = {"url": f"http://127.0.0.1:{port}", "mode": "honest", "conns": 0}
+    session = aiohttp.ClientSession()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        state["conns"] += 1
+        try:
+            for _ in range(100):  # requests on this connection
+                head = await reader.readuntil(b"\r\n\r\n")
+                target = head.split(b" ", 2)[1].decode()
+                async with session.post(kubo.api_url + target) as upstream:
+                    body = await upstream.read()
+                mode = state["mode"]
+                if mode == "silent":
+                    await asyncio.sleep(30)
+                    return
+                frame = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                if mode == "trailer":
+                    frame += b"%x\r\n%s\r\n0\r\nX-Stream-Error: disk on fire\r\n\r\n" % (
+                        len(body),
+                        body,
+                    )
+                elif mode == "cut":
+                    frame += b"%x\r\n%s" % (len(body), body[: len(body) // 2])
+                elif mode == "huge":
+                    frame += b"7fffffff\r\n"
+                elif mode == "other-bytes":
+                    frame += b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), bytes(len(body)))
+                else:
+                    frame += b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+                writer.write(frame)
+                await writer.drain()
+                if mode in ("cut", "huge", "close-idle"):
+                    return  # the connection ends here (after one honest answer for close-idle)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", port)
+    try:
+        yield state
+    finally:
+        server.close()
+        await server.wait_closed()
+        await session.close()
+
+
+async def _stored(kubo: Any) -> tuple[str, bytes]:
+    data = os.urandom(300)
+    async with await KuboStorage.connect(kubo.api_url) as store:
+        return await store.block_put(data), data
+
+
+async def test_an_error_in_the_trailer_is_an_error(kubo: Any, liar: dict[str, Any]) -> None:
+    cid, _ = await _stored(kubo)
+    liar["mode"] = "trailer"
+    async with KuboStorage(liar["url"]) as store:
+        with pytest.raises(NodeRequestError, match="disk on fire"):
+            await store.block_get(cid)
+
+
+@pytest.mark.parametrize(
+    ("mode", "error"),
+    [("cut", StreamTruncatedError), ("huge", NodeRequestError), ("other-bytes", IntegrityError)],
+)
+async def test_a_lying_answer_is_refused_and_its_connection_dropped(
+    kubo: Any, liar: dict[str, Any], mode: str, error: type[Exception]
+) -> None:
+    cid, data = await _stored(kubo)
+    liar["mode"] = mode
+    async with KuboStorage(liar["url"]) as store:
+        with pytest.raises(error):
+            await store.block_get(cid)
+        assert store._blocks is not None
+        liar["mode"] = "honest"
+        assert await store.block_get(cid) == data
+        if mode != "other-bytes":  # a framing lie closes the connection: a new one follows
+            assert liar["conns"] == 2
+
+
+async def test_a_connection_the_node_closed_while_idle_is_replaced(
+    kubo: Any, liar: dict[str, Any]
+) -> None:
+    cid, data = await _stored(kubo)
+    liar["mode"] = "close-idle"
+    async with KuboStorage(liar["url"]) as store:
+        assert await store.block_get(cid) == data
+        await asyncio.sleep(0.1)  # the server has closed the pooled connection by now
+        assert await store.block_get(cid) == data
+    assert liar["conns"] == 2
+
+
+async def test_a_node_that_goes_silent_times_out(kubo: Any, liar: dict[str, Any]) -> None:
+    cid, data = await _stored(kubo)
+    liar["mode"] = "silent"
+    async with KuboStorage(liar["url"], timeout=0.5) as store:
+        with pytest.raises(NodeTimeoutError):
+            await store.block_get(cid)
+        assert store._blocks is not None and not store._blocks._idle  # not reused
+        liar["mode"] = "honest"
+        assert await store.block_get(cid) == data
+
+
+async def test_a_server_that_is_not_kubo_is_named(kubo: Any) -> None:
+    from aiohttp import web
+
+    async def not_kubo(request: web.Request) -> web.Response:
+        return web.Response(status=404, text="nope")
+
+    port = free_port()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", not_kubo)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with KuboStorage(f"http://127.0.0.1:{port}") as store:
+            with pytest.raises(NodeRequestError, match="is it Kubo"):
+                await store.block_get(cid_for(RAW, b"x"))
+    finally:
+        await runner.cleanup()
