@@ -120,27 +120,49 @@ async def _line(reader: asyncio.StreamReader) -> bytes:
     return line[:-2]
 
 
-async def _headers(reader: asyncio.StreamReader) -> dict[str, str]:
-    found: dict[str, str] = {}
+async def _head(reader: asyncio.StreamReader) -> tuple[bytes, dict[str, str]]:
+    """The status line and the headers, read in one go (up to the blank line)."""
+    try:
+        block = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.LimitOverrunError as exc:
+        raise ProtocolError(f"expected headers of at most {_MAX_LINE * 2} bytes") from exc
+    except asyncio.IncompleteReadError as exc:
+        if not exc.partial:
+            raise ProtocolError("the connection closed") from exc
+        raise
+    status, *lines = block[:-4].split(b"\r\n")
+    return status, _fields(lines)
+
+
+async def _trailers(reader: asyncio.StreamReader) -> dict[str, str]:
+    lines: list[bytes] = []
     for _ in range(_MAX_HEADERS + 1):
         line = await _line(reader)
         if not line:
-            return found
+            return _fields(lines)
+        lines.append(line)
+    raise ProtocolError(f"expected at most {_MAX_HEADERS} trailer lines")
+
+
+def _fields(lines: list[bytes]) -> dict[str, str]:
+    if len(lines) > _MAX_HEADERS:
+        raise ProtocolError(f"expected at most {_MAX_HEADERS} header lines")
+    found: dict[str, str] = {}
+    for line in lines:
         name, sep, value = line.partition(b":")
         if not sep:
             raise ProtocolError(f"expected a header line, found {line[:40]!r}")
         found[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
-    raise ProtocolError(f"expected at most {_MAX_HEADERS} header lines")
+    return found
 
 
 async def _read_answer(reader: asyncio.StreamReader, max_body: int) -> tuple[Answer, bool]:
     """One answer; returns it and whether the connection may carry another."""
-    status_line = await _line(reader)
+    status_line, headers = await _head(reader)
     parts = status_line.split(b" ", 2)
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
         raise ProtocolError(f"expected an HTTP status line, found {status_line[:40]!r}")
     status = int(parts[1])
-    headers = await _headers(reader)
     keep = parts[0] == b"HTTP/1.1" and headers.get("connection", "").lower() != "close"
     trailers: dict[str, str] = {}
     length = headers.get("content-length")
@@ -154,7 +176,7 @@ async def _read_answer(reader: asyncio.StreamReader, max_body: int) -> tuple[Ans
             except ValueError as exc:
                 raise ProtocolError(f"expected a chunk size, found {size_text[:20]!r}") from exc
             if size == 0:
-                trailers = await _headers(reader)
+                trailers = await _trailers(reader)
                 break
             total += size
             if total > max_body:
