@@ -22,6 +22,8 @@ version  what it adds
          missing capsules with a backoff. The per-feed tables of 1-3 move into these.
 5        rotations and re-issued capsules, so a revoke --rotate interrupted at any point
          finishes on retry without a second copy of anything
+6        inbox items say which capsule they re-issue (a capsule's ``replaces``), so an
+         open of a revoked capsule names the one that replaced it
 =======  ==========================================================================
 """
 
@@ -351,12 +353,22 @@ _V5 = _run(
 )
 
 
+# -- 6: what a re-issued capsule replaces -------------------------------------------------
+
+_V6 = _run(
+    # The capsule an inbox item re-issues (its "replaces", version 3): NULL for the rest.
+    "ALTER TABLE inbox ADD COLUMN replaces TEXT",
+    "CREATE INDEX inbox_replaces ON inbox (reader, replaces) WHERE replaces IS NOT NULL",
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "contacts, identity documents, what we published", _V1),
     Migration(2, "files, shares, opens, revocation heads", _V2),
     Migration(3, "mailboxes and the inbox", _V3),
     Migration(4, "feeds, their progress, and the record store", _v4),
     Migration(5, "rotations and re-issues a retried revoke finishes", _V5),
+    Migration(6, "inbox items name the capsule they re-issue", _V6),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -8,7 +8,8 @@ runs that very code to create a home's database and fill it through its own meth
 real objects (signed identity documents, revocation heads, mailbox entries), then writes
 the database as SQL (``v<N>.sql``; ``sqlite3 x.sqlite3 < v<N>.sql`` gives the file back).
 For version 4 and later it extracts the whole package at the commit that last wrote the
-version (``git archive``) and runs :data:`FILL_V4` with it, in a process of its own.
+version (``git archive``) and runs its fill script (:data:`FILLS`) with it, in a process
+of its own.
 The tests load each dump into a file and open it with today's code.
 """
 
@@ -36,7 +37,7 @@ from ipfs_share.formats.signed import block_of, did_key, run_walk  # noqa: E402
 
 # The commit that last wrote each schema version (ipfs_share/local/db.py for 1-3, the
 # ipfs_share package from 4 on).
-COMMITS = {1: "869912c", 2: "7faeec4", 3: "d74ade2", 4: "4bec3d2"}
+COMMITS = {1: "869912c", 2: "7faeec4", 3: "d74ade2", 4: "4bec3d2", 5: "0559c3f"}
 T = 1_800_000_000
 
 
@@ -158,6 +159,34 @@ state.close()
 """
 
 
+# Version 5: what 4 holds (migrated), plus a rotation under way with a re-issue recorded,
+# and the inbox item delivered.
+FILL_V5 = r"""
+import sqlite3, sys
+from pathlib import Path
+from ipfs_share.local.migrations import LATEST
+from ipfs_share.local.state import RotationRow, StateDB
+
+assert LATEST == 5, LATEST
+home = Path(sys.argv[1])
+conn = sqlite3.connect(home / "state.sqlite3")
+conn.executescript(Path(sys.argv[2]).read_text())
+conn.close()
+state = StateDB(home)
+(row,) = state.files.list()
+state.shares.start_rotation(
+    RotationRow(row.cid, row.owner, b"\x05" * 80, b"\x06" * 24, 1_800_000_600)
+)
+active = [s for s in state.shares.list() if s.state == "active"]
+state.shares.note_reissue(active[0].capsule, active[1].capsule)
+(inbound,) = state.feeds.read_feeds("mailbox")
+(item,) = state.mailboxes.inbox(inbound.reader)
+state.mailboxes.settle(inbound.reader, [(item.capsule, "delivered", item.sender, None)])
+state.close()
+"""
+FILLS = {4: FILL_V4, 5: FILL_V5}
+
+
 def _dump_file(path: Path) -> str:
     """The database as SQL, with its user_version (which a dump leaves out)."""
     conn = sqlite3.connect(path)
@@ -170,7 +199,7 @@ def _dump_file(path: Path) -> str:
 
 
 def dump_package_version(version: int) -> str:
-    """The database version ``version`` of the package writes (FILL_V4), from the
+    """The database version ``version`` of the package writes (FILLS), from the
     package as it was at COMMITS[version], over the previous version's dump."""
     root = Path(tempfile.mkdtemp())
     archive = subprocess.run(
@@ -183,7 +212,7 @@ def dump_package_version(version: int) -> str:
     home = root / "home"
     home.mkdir()
     subprocess.run(
-        [sys.executable, "-c", FILL_V4, str(home), str(HERE / f"v{version - 1}.sql")],
+        [sys.executable, "-c", FILLS[version], str(home), str(HERE / f"v{version - 1}.sql")],
         cwd=root,
         env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
         check=True,
