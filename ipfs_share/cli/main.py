@@ -32,7 +32,8 @@ exit  meaning                       error codes
 10    access denied                 recipient_not_authorized, key_unwrap_failed,
                                     policy_provider_required, policy_denied,
                                     capability_required, capability_invalid
-11    share no longer valid         share_expired, share_revoked
+11    share no longer valid         share_expired, share_revoked, share_replaced (a
+                                    re-issued one names the capsule to open instead)
 12    revocation not checkable      revocation_unavailable (retry, or --max-staleness)
 13    download not allowed          download_not_allowed (view-only share: read it to
                                     stdout instead of saving; advice, not enforcement)
@@ -47,7 +48,9 @@ the integrity code rather than 3.
 Adding a command: put a module in ``ipfs_share/cli/`` exposing ``register(subparsers)``
 (see :mod:`ipfs_share.cli.common`); it is found automatically. Modules must not define
 ``--api``, ``--json`` or ``--as`` themselves: every subcommand accepts the global options
-(``--as NAME`` arrives as ``args.as_``: None means the default identity).
+(``--as NAME`` arrives as ``args.as_``: None means the default identity). A command about
+the whole home rather than one identity sets ``as_applies=False`` in its defaults, and
+``--as`` then gets a note that it changes nothing.
 
 >>> main(["--version"])                                # doctest: +ELLIPSIS
 ipfs-share ... (Kubo v0...)
@@ -71,6 +74,7 @@ import ipfs_share
 import ipfs_share.cli
 from ipfs_share import paths
 from ipfs_share.cli.common import Context
+from ipfs_share.cli.hints import cli_hint
 from ipfs_share.errors import IpfsShareError
 
 __all__ = ["EXIT_CODES", "build_parser", "exit_code_for", "main"]
@@ -106,12 +110,13 @@ EXIT_CODES: dict[str, int] = {
     "capability_invalid": 10,
     "share_expired": 11,
     "share_revoked": 11,
+    "share_replaced": 11,
     "revocation_unavailable": 12,
     "download_not_allowed": 13,
 }
 
 # Modules in ipfs_share/cli/ that are not commands.
-_NOT_COMMANDS = frozenset({"main", "common"})
+_NOT_COMMANDS = frozenset({"main", "common", "hints"})
 
 
 def exit_code_for(exc: IpfsShareError) -> int:
@@ -210,6 +215,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, and usage errors (already printed)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     ctx = Context(json=args.json, api=args.api)
+    if args.as_ is not None and getattr(args, "as_applies", True) is False:
+        # A command about the whole home (set_defaults(as_applies=False)): say so rather
+        # than let --as look honoured.
+        ctx.note(f"note: --as {args.as_} changes nothing here: this command is about the home")
     handler = getattr(args, "handler", None)
     if handler is None:
         # A command group given without its subcommand, or no command at all.
@@ -222,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = asyncio.run(_await(result))
     except IpfsShareError as exc:
         exit_code = exit_code_for(exc)
-        _report(ctx, exc.code, exc.message, exc.hint, exit_code)
+        _report(ctx, exc.code, exc.message, cli_hint(exc), exit_code)
         return exit_code
     except KeyboardInterrupt:
         print("ipfs-share: interrupted", file=ctx.stderr)
