@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from bench import (
+    cluster_bench,
     crypto_bench,
     feeds_bench,
     formats_bench,
+    keychain_bench,
     mailbox_bench,
     share_bench,
     storage_bench,
@@ -33,6 +35,8 @@ ENTRIES: dict[str, Entry] = {
     "share": share_bench.run,
     "mailbox": mailbox_bench.run,
     "feeds": feeds_bench.run,
+    "cluster": cluster_bench.run,
+    "keychain": keychain_bench.run,
 }
 
 

@@ -36,11 +36,19 @@ The tree::
     │   ├── IntegrityError                            integrity_error
     │   │   └── StreamTruncatedError                  stream_truncated
     │   ├── FeatureUnavailableError                   feature_unavailable
-    │   └── MailboxUnsupportedError                   mailbox_unsupported
+    │   ├── MailboxUnsupportedError                   mailbox_unsupported
+    │   ├── ReplicationError                          replication_failed
+    │   └── PinServiceError                           pin_service_failed
+    │       ├── PinServiceAuthError                   pin_service_unauthorized
+    │       └── RemotePinFailedError                  remote_pin_failed
     ├── NodeManagementError                           node_management_failed
-    │   └── KuboInstallError                          kubo_install_failed
+    │   ├── KuboInstallError                          kubo_install_failed
+    │   └── ClusterInstallError                       cluster_install_failed
     ├── StoreError                                    store_error
-    │   └── StateMissingError                         state_missing
+    │   ├── StateMissingError                         state_missing
+    │   └── KeychainConflictError                     keychain_conflict
+    ├── KeychainNotFoundError                         keychain_not_found
+    ├── PermissionDeniedError                         permission_denied
     └── ShareError (the share flow; codes fixed by docs/spec/capsule.md)
         ├── IdentityNotFoundError                     identity_not_found
         ├── RecipientNotAuthorizedError               recipient_not_authorized
@@ -70,6 +78,7 @@ __all__ = [
     "CapabilityRequiredError",
     "ChainInvalidError",
     "CidInvalidError",
+    "ClusterInstallError",
     "DecryptionError",
     "DownloadNotAllowedError",
     "FeatureUnavailableError",
@@ -85,6 +94,8 @@ __all__ = [
     "IpnsRecordExpiredError",
     "IpnsRecordInvalidError",
     "KeyUnwrapFailedError",
+    "KeychainConflictError",
+    "KeychainNotFoundError",
     "KuboInstallError",
     "MailboxUnsupportedError",
     "NodeError",
@@ -96,9 +107,14 @@ __all__ = [
     "NotFoundError",
     "PassphraseInvalidError",
     "PassphraseRequiredError",
+    "PermissionDeniedError",
+    "PinServiceAuthError",
+    "PinServiceError",
     "PolicyDeniedError",
     "PolicyProviderRequiredError",
     "RecipientNotAuthorizedError",
+    "RemotePinFailedError",
+    "ReplicationError",
     "RevocationUnavailableError",
     "ShareError",
     "ShareExpiredError",
@@ -334,6 +350,46 @@ class MailboxUnsupportedError(NodeError):
     )
 
 
+class ReplicationError(NodeError):
+    """IPFS Cluster could not place or confirm the copies asked for: too few peers
+    answered, accepted a write, or reported the pin as pinned in time. Whatever was
+    half-done is undone before this is raised."""
+
+    code = "replication_failed"
+    default_hint = (
+        "check the cluster's peers with 'ipfs-share cluster status' (or ipfs-cluster-ctl "
+        "peers ls), then retry, or ask for fewer copies with --replication"
+    )
+
+
+class PinServiceError(NodeError):
+    """A remote pinning service (the IPFS Pinning Service API) refused or failed a request."""
+
+    code = "pin_service_failed"
+    default_hint = (
+        "check the service's URL with 'ipfs-share pin remote ls' and that the service is up"
+    )
+
+
+class PinServiceAuthError(PinServiceError):
+    code = "pin_service_unauthorized"
+    default_hint = (
+        "the service refused the access token: register it again with a valid one, "
+        "'ipfs-share pin remote add NAME URL --token-file FILE'"
+    )
+
+
+class RemotePinFailedError(PinServiceError):
+    """The service accepted the pin request but did not pin it: it reported ``failed``,
+    or had not pinned it when we stopped waiting."""
+
+    code = "remote_pin_failed"
+    default_hint = (
+        "the service could not fetch the content: check it can reach this node (its "
+        "addresses were sent as origins), then retry the put with --pin-remote"
+    )
+
+
 class NodeManagementError(IpfsShareError):
     code = "node_management_failed"
     default_hint = "see the node's state and its log in the ipfs-share home"
@@ -342,6 +398,14 @@ class NodeManagementError(IpfsShareError):
 class KuboInstallError(NodeManagementError):
     code = "kubo_install_failed"
     default_hint = "install Go >= 1.26.5 and retry, or run Kubo in Docker (docker/compose.yml)"
+
+
+class ClusterInstallError(NodeManagementError):
+    code = "cluster_install_failed"
+    default_hint = (
+        "install Go and retry 'ipfs-share cluster install', or run a cluster in Docker: "
+        "docker compose -f docker/cluster-compose.yml up -d"
+    )
 
 
 class StoreError(IpfsShareError):
@@ -361,6 +425,29 @@ class StateMissingError(StoreError):
         "restore state.sqlite3 from a backup, or start a new database on purpose "
         "(StateDB(home, recover=True))"
     )
+
+
+# --- keychains (docs/spec/keychain.md) ---------------------------------------------------
+
+
+class KeychainNotFoundError(IpfsShareError):
+    code = "keychain_not_found"
+    default_hint = "see 'ipfs-share keychain list'; a keychain shared with you arrives by sync"
+
+
+class PermissionDeniedError(IpfsShareError):
+    """The op would be ignored by every replica: refused before it is written. The code is
+    also the reason replicas give such an op when someone writes it anyway."""
+
+    code = "permission_denied"
+    default_hint = "ask a member with allow_management to grant the permission"
+
+
+class KeychainConflictError(StoreError):
+    """Another process of this home wrote to the same chain at the same time."""
+
+    code = "keychain_conflict"
+    default_hint = "retry: another ipfs-share process wrote to this keychain just now"
 
 
 # --- the share flow (codes fixed by docs/spec/capsule.md; never rename) -----------------

@@ -26,6 +26,7 @@ from ipfs_share.errors import (
     NodeTimeoutError,
     ShareRevokedError,
 )
+from ipfs_share.formats.feed import Mark
 from ipfs_share.formats.identity_doc import IDENTITY_FEED, make_identity_document, revocation_key
 from ipfs_share.formats.ipns import ipns_name, make_record, verify_record
 from ipfs_share.formats.keystore import IdentityKeys
@@ -149,6 +150,62 @@ async def test_rollback_and_fork_served_by_a_node_are_refused_and_change_nothing
     assert kept is not None and kept.seq == 5 and kept.record != later  # the honest one
 
 
+async def test_entries_the_feeds_signer_did_not_sign_are_refused_and_change_nothing(
+    store: KuboStorage, tmp_path: Path
+) -> None:
+    """Whoever holds the name's key (both ends hold a mailbox's) points the feed at an
+    entry that names the sender but carries another key's signature: as the head, then
+    below a head the sender did sign. The reader verifies every block it fetches with the
+    feed's signer; the mark stays, nothing is staged."""
+    from ipfs_share.crypto.labels import LABEL_MAILBOX_ENTRY
+    from ipfs_share.errors import SignatureInvalidError
+    from ipfs_share.formats import dagcbor
+    from ipfs_share.formats.dagcbor import Link
+
+    alice, mallory, box = SigningKey.generate(), SigningKey.generate(), SigningKey.generate()
+    feed = Feed(MAILBOX_FEED, ipns_name(box.public_key), did_key(alice.public_key))
+    capsule = block_of({"capsule": 1}).cid
+
+    def forged(previous: MailboxEntry) -> MailboxEntry:  # claims alice, signed by mallory
+        body = {
+            "v": 1,
+            "seq": previous.seq + 1,
+            "prev": Link(previous.cid),
+            "sender": feed.signer,
+            "sent": 1,
+            "capsule": Link(capsule),
+        }
+        body["sig"] = mallory.sign(LABEL_MAILBOX_ENTRY + dagcbor.encode(body))
+        entry: MailboxEntry = MAILBOX_FEED.read(dagcbor.encode(body), None).value
+        return entry
+
+    async def point_at(*entries: MailboxEntry) -> None:
+        for e in entries:
+            await store.block_put(e.data, codec="dag-cbor")
+        head = entries[-1]
+        record = make_record(
+            box, f"/ipfs/{head.cid}", sequence=head.seq, validity=timedelta(days=1), ttl_seconds=1
+        )
+        await store.ipns_put(feed.name, record)
+
+    state = StateDB(tmp_path)
+    reader = FeedReader(store, state)
+    good = [make_entry(alice, None, capsule=capsule, sent=1)]
+    good.append(make_entry(alice, good[0], capsule=capsule, sent=1))
+    await point_at(*good)
+    assert len((await reader.read(feed)).new) == 2
+    bad = forged(good[-1])
+    await point_at(bad)  # the head
+    with pytest.raises(SignatureInvalidError):
+        await reader.read(feed)
+    await point_at(bad, make_entry(alice, bad, capsule=capsule, sent=1))  # below the head
+    with pytest.raises(SignatureInvalidError):
+        await reader.read(feed)
+    after = state.feeds.read(feed.name)
+    assert after is not None and after.mark == Mark.of(good[-1]) and after.segment is None
+    assert state.feeds.staged(feed.name) == []
+
+
 WRITER = """
 import asyncio, sys
 from pathlib import Path
@@ -266,14 +323,17 @@ async def test_the_revocation_list_refuses_a_rollback_on_open(
     kubo: RunningNode, kubo_pair: tuple[RunningNode, RunningNode], tmp_path: Path
 ) -> None:
     """A node that kept the issuer's older list (nothing revoked yet) answers a recipient
-    who saw the newer one: the open fails closed, it never opens the revoked capsule."""
+    who saw the newer one: the open fails closed, it never opens the revoked capsule. The
+    node holds all the open needs, so nothing but the mark stands in the way."""
     alice = Mesh(await KuboStorage.connect(kubo.api_url), tmp_path / "alice", **FAST)
     bob = Mesh(await KuboStorage.connect(kubo.api_url), tmp_path / "bob", **FAST)
     for mesh, name in ((alice, "alice"), (bob, "bob")):
         await mesh.identity.create(name)
         await mesh.identity.publish()
     alice.identity.add_contact("bob", bob.identity.get().did)
-    cap = await alice.share.file(await alice.files.put("x", b"secret")).with_("bob")
+    put = await alice.files.put("x", b"secret")
+    assert put.cid.startswith("bafkrei")  # one raw block
+    cap = await alice.share.file(put).with_("bob")
     keys = await alice.identity.unlock()
     list_name = ipns_name(revocation_key(keys.signing).public_key)
     before = await alice.storage.ipns_get(list_name)
@@ -286,6 +346,7 @@ async def test_the_revocation_list_refuses_a_rollback_on_open(
     async with await KuboStorage.connect(kubo_pair[0].api_url) as liar:
         for cid in (cap.id, old_head):
             await liar.block_put(await alice.storage.block_get(cid), codec="dag-cbor")
+        await liar.block_put(await alice.storage.block_get(put.cid), codec="raw")
         await liar.ipns_put(list_name, before)
         bob = Mesh(liar, tmp_path / "bob", **FAST)
         bob.revocations.reader.stale_retry = 0.01

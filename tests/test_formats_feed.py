@@ -22,7 +22,7 @@ from ipfs_share.formats.feed import Mark, Only, walk
 from ipfs_share.formats.identity_doc import IDENTITY_FEED, make_identity_document
 from ipfs_share.formats.mailbox import MAILBOX_FEED, MailboxEntry, make_entry
 from ipfs_share.formats.revocation import REVOCATION_FEED, make_head, revoke
-from ipfs_share.formats.signed import block_of, did_key, parse_did_key, run_walk
+from ipfs_share.formats.signed import block_from_bytes, block_of, did_key, parse_did_key, run_walk
 
 KEY = SigningKey.from_seed(b"\x01" * 32)
 ME = did_key(KEY.public_key)
@@ -251,3 +251,88 @@ def test_staged_bytes_are_read_back_without_their_signature() -> None:
     with pytest.raises(SignatureInvalidError):
         MAILBOX_FEED.read(bytes(broken), Only(ME))
     assert MAILBOX_FEED.read(bytes(broken), None).seq == 0  # trusted: structure only
+
+
+# -- signatures on the feed path, kind by kind (each kills a mutant of tests/mutants.toml) --
+
+MALLORY = SigningKey.from_seed(b"\x07" * 32)
+
+
+def _first_entry(kind: feed.FeedKind, key: SigningKey) -> bytes:
+    """The first entry of a feed of ``kind``, signed by ``key`` (and naming it)."""
+    if kind is IDENTITY_FEED:
+        enc = EncryptionKey(b"\x02" * 32).public_key
+        return make_identity_document(key, enc, seq=0, created=1_800_000_000).data
+    if kind is REVOCATION_FEED:
+        return make_head(key, seq=0, count=0, root=None, prev=None, updated=1).data
+    return make_entry(key, None, capsule=CAP, sent=1).data
+
+
+KINDS = pytest.mark.parametrize(
+    "kind", [IDENTITY_FEED, REVOCATION_FEED, MAILBOX_FEED], ids=lambda k: k.name
+)
+
+
+@KINDS
+def test_each_kind_accepts_only_the_feeds_signer(kind: feed.FeedKind) -> None:
+    """An entry validly signed by someone else (and naming her) is refused by a feed that
+    belongs to ME: the kind asks the feed's signers for the key, not the entry."""
+    theirs = _first_entry(kind, MALLORY)
+    assert kind.read(theirs, Only(did_key(MALLORY.public_key))).seq == 0
+    with pytest.raises(SignatureInvalidError):
+        kind.read(theirs, Only(ME))
+    with pytest.raises(SignatureInvalidError):
+        run_walk(walk(kind, block_from_bytes(theirs).cid, signers=Only(ME)), lambda _: theirs)
+
+
+@KINDS
+def test_each_kind_verifies_the_signature_of_what_it_reads_from_a_feed(
+    kind: feed.FeedKind,
+) -> None:
+    """One bit of the signature flipped: refused on the feed path (signers given), read
+    back only as bytes this home verified before (signers None: staged progress)."""
+    broken = bytearray(_first_entry(kind, KEY))
+    broken[broken.index(b"\x63sig\x58\x40") + 6] ^= 1
+    with pytest.raises(SignatureInvalidError):
+        kind.read(bytes(broken), Only(ME))
+    assert kind.read(bytes(broken), None).seq == 0
+
+
+def _forged(previous: MailboxEntry | None) -> MailboxEntry:
+    """An entry that names ME as its sender but is signed by MALLORY."""
+    from ipfs_share.crypto.labels import LABEL_MAILBOX_ENTRY
+    from ipfs_share.formats import dagcbor
+    from ipfs_share.formats.dagcbor import Link
+
+    body = {
+        "v": 1,
+        "seq": 0 if previous is None else previous.seq + 1,
+        "prev": None if previous is None else Link(previous.cid),
+        "sender": ME,
+        "sent": 1,
+        "capsule": Link(CAP),
+    }
+    body["sig"] = MALLORY.sign(LABEL_MAILBOX_ENTRY + dagcbor.encode(body))
+    entry: MailboxEntry = MAILBOX_FEED.read(dagcbor.encode(body), None).value
+    return entry
+
+
+@pytest.mark.parametrize("where", ["head", "below the head", "at seq 0"])
+def test_every_entry_a_walk_reads_is_verified(where: str) -> None:
+    """A forged entry anywhere in the chain stops the walk: the head and each entry below
+    it are read with the feed's signers, never as trusted bytes."""
+    good = chain(3)
+    if where == "head":
+        entries = [*good, _forged(good[-1])]
+    elif where == "below the head":
+        entries = [*good, _forged(good[-1])]
+        entries += chain(2, start=entries[-1])
+    else:
+        entries = [_forged(None)]
+        entries += chain(3, start=entries[-1])
+    store = Store(*entries)
+    with pytest.raises(SignatureInvalidError):
+        run(store, entries[-1].cid)
+    if where != "at seq 0":  # behind a mark below the forged entry: the same
+        with pytest.raises(SignatureInvalidError):
+            run(store, entries[-1].cid, known=Mark.of(good[1]))

@@ -26,6 +26,7 @@ from ipfs_share.crypto.signing import SigningKey
 from ipfs_share.crypto.x25519 import EncryptionKey
 from ipfs_share.errors import (
     ChainInvalidError,
+    FeedForkError,
     InvalidInputError,
     MailboxUnsupportedError,
     ShareRevokedError,
@@ -35,7 +36,7 @@ from ipfs_share.formats import dagcbor
 from ipfs_share.formats.dagcbor import Link
 from ipfs_share.formats.ipns import ipns_name, make_record
 from ipfs_share.formats.mailbox import CAPSULE_ENTRY, decode_entry, mailbox_key
-from ipfs_share.formats.signed import did_key, sign_object
+from ipfs_share.formats.signed import block_from_bytes, did_key, sign_object
 from ipfs_share.node.daemon import KuboDaemon, RunningNode
 from ipfs_share.services.mailbox import InboxItem, notice_topic
 from ipfs_share.storage.kubo import KuboStorage
@@ -391,6 +392,10 @@ async def test_bad_chains_are_refused_and_nothing_synced_is_lost(
     loop_top = entry(5, first.cid)  # seq 4 whose prev is seq 5: seqs must fall by one
     top_cid = await alice.storage.block_put(loop_top, codec="dag-cbor")
     await refused(ChainInvalidError, 4, entry(4, top_cid), loop_top)
+    fork = [entry(2, first.prev.cid)]  # type: ignore[union-attr]  # seq 2 after seq 0 again
+    for seq in (3, 4, 5):  # ... on to seq 5: the walk reaches seq 2, which must follow the mark
+        fork.append(entry(seq, block_from_bytes(fork[-1]).cid))
+    await refused(FeedForkError, 5, *reversed(fork))
     await refused(ChainInvalidError, 6, entry(6, first.cid))  # a gap: 6 -> 1
 
     # A rollback: another node serves bob the older head (seq 0) of the same chain.

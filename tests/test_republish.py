@@ -142,6 +142,33 @@ async def test_own_records_near_their_end_are_resigned_only_with_keys_unlocked(
     await alice.close()
 
 
+async def test_a_recipient_renews_its_own_records_and_never_signs_those_it_reads(
+    kubo: RunningNode, tmp_path: Path
+) -> None:
+    """bob's keys are unlocked, every record is near its end, and bob even holds the key of
+    alice's mailbox to him (both ends derive it): he re-signs his own records, and puts each
+    of alice's again byte for byte, signing none of them."""
+    alice, bob, cap = await shared_and_sent(kubo.api_url, tmp_path)
+    assert [i.id for i in await bob.inbox.sync()] == [cap]  # bob acknowledges: a feed of his
+    alices = {r.name: r for r in bob.db.records.list(own=False)}
+    assert sorted(r.kind for r in alices.values()) == ["identity", "mailbox", "revocation"]
+    own_before = {r.name: r for r in bob.db.records.list(own=True)}
+    assert sorted(r.kind for r in own_before.values()) == ["identity", "mailbox"]
+    await alice.close()
+    await bob.close()
+    later = time.time() + 70 * 86400  # 20 days of validity left on every record
+    bob = await person(kubo.api_url, tmp_path / "bob", "bob", now=lambda: later)
+    report = await bob.republish(unlock=True)
+    done = {r.name: r for r in report.records}
+    for name, row in alices.items():
+        assert done[name].action == "reput" and not done[name].own, done[name]
+        assert await bob.storage.ipns_get(name) == row.record  # alice's bytes, unsigned by bob
+        kept = bob.db.records.get(name)
+        assert kept is not None and kept.record == row.record and not kept.own
+    assert {n for n, r in done.items() if r.action == "resigned"} == set(own_before)
+    await bob.close()
+
+
 def _dt(t: float) -> Any:
     from datetime import UTC, datetime
 

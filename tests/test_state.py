@@ -68,7 +68,7 @@ def _version(path: Path) -> int:
         conn.close()
 
 
-@pytest.mark.parametrize("version", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5, 6])
 def test_each_earlier_version_migrates_to_the_schema_of_a_new_home(
     tmp_path: Path, version: int
 ) -> None:
@@ -87,7 +87,7 @@ def test_each_earlier_version_migrates_to_the_schema_of_a_new_home(
     assert user_version == LATEST and legacy == str(LATEST)
 
 
-@pytest.mark.parametrize("version", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5, 6])
 def test_what_each_version_stored_survives_the_migrations(tmp_path: Path, version: int) -> None:
     state = StateDB(old_home(tmp_path, version))
     try:
@@ -116,8 +116,8 @@ def test_what_each_version_stored_survives_the_migrations(tmp_path: Path, versio
             (sent,) = state.mailboxes.sent(sender=ALICE)
             assert sent.opened_at is not None and sent.delivered_at is not None
             (item,) = state.mailboxes.inbox(ALICE)
-            assert item.sender == BOB and item.state == ("delivered" if version >= 5 else "pending")
-            assert item.replaces is None  # version 6: nothing re-issued it
+            assert item.sender == BOB and item.state == ("delivered" if version >= 6 else "pending")
+            assert item.replaces is None  # version 7: nothing re-issued it
             assert item.attempts == (2 if version >= 4 else 0)
             (out,) = state.feeds.own_feeds("mailbox", ALICE)
             assert (out.topic, out.seq, out.published) == (BOB, 0, True)
@@ -136,9 +136,9 @@ def test_what_each_version_stored_survives_the_migrations(tmp_path: Path, versio
         if version >= 5:
             (row,) = state.files.list()
             rotation = state.shares.rotation(row.cid)
-            assert rotation is not None and rotation.new_content is None
-            active = [s.capsule for s in state.shares.list() if s.state == "active"]
-            assert state.shares.reissued_as(active[0]) == active[1]
+            assert rotation is not None and rotation.nonce == b"\x06" * 16
+            assert state.shares.reissued_as(state.shares.list()[1].capsule) == "bafyreireissued"
+        assert state.keychains.keychains() == []  # version 6: keychains, empty at first
     finally:
         state.close()
 

@@ -59,10 +59,21 @@ def acting(args: argparse.Namespace) -> str | None:
 
 @asynccontextmanager
 async def open_mesh(
-    args: argparse.Namespace, ctx: Context, *, max_staleness: float | None = None
+    args: argparse.Namespace,
+    ctx: Context,
+    *,
+    max_staleness: float | None = None,
+    replication: int | None = None,
 ) -> AsyncIterator[Mesh]:
-    """A :class:`Mesh` over the home and the node, with the CLI's passphrase sources."""
-    mesh = await connect(ctx.api, passphrase=passphrase_source(args), max_staleness=max_staleness)
+    """A :class:`Mesh` over the home and the node (or the cluster), with the CLI's
+    passphrase sources."""
+    mesh = await connect(
+        ctx.api,
+        cluster=ctx.cluster,
+        replication=replication,
+        passphrase=passphrase_source(args),
+        max_staleness=max_staleness,
+    )
     async with mesh:
         yield mesh
 

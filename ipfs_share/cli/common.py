@@ -37,6 +37,7 @@ class Context:
 
     json: bool = False
     api: str | None = None
+    cluster: str | None = None  # --cluster (None: $IPFS_SHARE_CLUSTER, else no cluster)
     stdout: TextIO = field(default_factory=lambda: sys.stdout)
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
 

@@ -235,13 +235,13 @@ async def _import(args: argparse.Namespace, ctx: Context) -> None:
 
 
 async def _publish(args: argparse.Namespace, ctx: Context) -> None:
-    async with await open_storage(ctx.api) as storage:
+    async with await open_storage(ctx.api, cluster=ctx.cluster) as storage:
         done = await service(args, storage).publish(_named(args))
     ctx.emit(done.to_json(), f"published {done.did} as {done.ipns_name} (seq {done.seq})")
 
 
 async def _resolve(args: argparse.Namespace, ctx: Context) -> None:
-    async with await open_storage(ctx.api) as storage:
+    async with await open_storage(ctx.api, cluster=ctx.cluster) as storage:
         found = await service(args, storage).resolve(args.who, petname=args.name, force=args.force)
     saved = f", saved as contact {args.name}" if args.name else ""
     ctx.emit(

@@ -102,7 +102,7 @@ def register(subparsers: Subparsers) -> None:
 
 @asynccontextmanager
 async def _mesh(args: argparse.Namespace, ctx: Context) -> AsyncIterator[Mesh]:
-    mesh = await connect(ctx.api, passphrase=passphrase_source(args))
+    mesh = await connect(ctx.api, cluster=ctx.cluster, passphrase=passphrase_source(args))
     async with mesh:
         yield mesh
 

@@ -22,16 +22,20 @@ exit  meaning                       error codes
                                     ipns_record_invalid, passphrase_required, ...)
 4     node unreachable              node_unreachable
 5     the node refused or failed    node_error, node_request_failed, node_timeout,
-                                    node_version_unsupported, feature_unavailable
-6     not found                     not_found, identity_not_found
+                                    node_version_unsupported, feature_unavailable,
+                                    replication_failed (a cluster), pin_service_failed,
+                                    pin_service_unauthorized, remote_pin_failed
+6     not found                     not_found, identity_not_found, keychain_not_found
 7     integrity: data changed,      integrity_error, stream_truncated,
       forged or damaged             signature_invalid, chain_invalid (feed_rollback,
                                     feed_fork), decryption_failed
-8     node management failed        node_management_failed, kubo_install_failed
+8     node management failed        node_management_failed, kubo_install_failed,
+                                    cluster_install_failed
 9     local store                   store_error, state_missing
 10    access denied                 recipient_not_authorized, key_unwrap_failed,
                                     policy_provider_required, policy_denied,
-                                    capability_required, capability_invalid
+                                    capability_required, capability_invalid,
+                                    permission_denied (a keychain permission not held)
 11    share no longer valid         share_expired, share_revoked, share_replaced (a
                                     re-issued one names the capsule to open instead)
 12    revocation not checkable      revocation_unavailable (retry, or --max-staleness)
@@ -47,10 +51,10 @@ the integrity code rather than 3.
 
 Adding a command: put a module in ``ipfs_share/cli/`` exposing ``register(subparsers)``
 (see :mod:`ipfs_share.cli.common`); it is found automatically. Modules must not define
-``--api``, ``--json`` or ``--as`` themselves: every subcommand accepts the global options
-(``--as NAME`` arrives as ``args.as_``: None means the default identity). A command about
-the whole home rather than one identity sets ``as_applies=False`` in its defaults, and
-``--as`` then gets a note that it changes nothing.
+``--api``, ``--cluster``, ``--json`` or ``--as`` themselves: every subcommand accepts the
+global options (``--as NAME`` arrives as ``args.as_``: None means the default identity).
+A command about the whole home rather than one identity sets ``as_applies=False`` in its
+defaults, and ``--as`` then gets a note that it changes nothing.
 
 >>> main(["--version"])                                # doctest: +ELLIPSIS
 ipfs-share ... (Kubo v0...)
@@ -93,6 +97,7 @@ EXIT_CODES: dict[str, int] = {
     "node_error": 5,
     "not_found": 6,
     "identity_not_found": 6,
+    "keychain_not_found": 6,
     "integrity_error": 7,
     "signature_invalid": 7,
     "chain_invalid": 7,
@@ -108,6 +113,7 @@ EXIT_CODES: dict[str, int] = {
     "policy_denied": 10,
     "capability_required": 10,
     "capability_invalid": 10,
+    "permission_denied": 10,
     "share_expired": 11,
     "share_revoked": 11,
     "share_replaced": 11,
@@ -144,6 +150,14 @@ def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         default=None if top else default,
         help="Kubo RPC API as a multiaddr or URL (default: $IPFS_SHARE_API, the managed "
         "node, /ip4/127.0.0.1/tcp/5001)",
+    )
+    group.add_argument(
+        "--cluster",
+        metavar="URL",
+        default=None if top else default,
+        help="store on IPFS Cluster: a peer's REST API (comma-separated for failover), or "
+        "'local' for the one 'ipfs-share cluster up' runs (default: $IPFS_SHARE_CLUSTER; "
+        "its peers' Kubo APIs: $IPFS_SHARE_CLUSTER_KUBO)",
     )
     group.add_argument(
         "--json",
@@ -214,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, and usage errors (already printed)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    ctx = Context(json=args.json, api=args.api)
+    ctx = Context(json=args.json, api=args.api, cluster=args.cluster)
     if args.as_ is not None and getattr(args, "as_applies", True) is False:
         # A command about the whole home (set_defaults(as_applies=False)): say so rather
         # than let --as look honoured.

@@ -157,7 +157,10 @@ async def _open(args: argparse.Namespace, ctx: Context) -> None:
         )
     token = _read_token(args.capability)
     async with open_mesh(args, ctx, max_staleness=args.max_staleness) as mesh:
-        opened = await mesh.share.open_capsule(capsule, as_=acting(args), capability=token)
+        if await mesh.files.is_keychain_file(capsule):  # a file put with --keychain
+            opened = await mesh.files.open_keychain_file(capsule, as_=acting(args))
+        else:
+            opened = await mesh.share.open_capsule(capsule, as_=acting(args), capability=token)
         if args.output is not None and not opened.allow_download:
             # OpenedFile.save refuses too; a range is checked here, before anything is read.
             raise DownloadNotAllowedError(

@@ -106,7 +106,7 @@ __all__ = [
 ]
 
 # Version 3: a capsule names the capsule it re-issues ("replaces"), so a recipient who
-# opens the old one is told which to open instead (docs/decisions/0006-capsule-v3.md).
+# opens the old one is told which to open instead (docs/decisions/0009-capsule-v3-replaces.md).
 # Version 2 (the same without "replaces") is still read. Version 1 capsules (commitment
 # over the content CID alone) are refused, not read: a copy of one could be re-signed
 # under any terms (docs/decisions/0003-capsule-v2.md).

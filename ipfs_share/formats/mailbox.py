@@ -12,8 +12,9 @@ observer cannot tell whom a mailbox is for. Entries are signed by the sender's i
 key; the mailbox key only signs the IPNS record, which points at the newest entry (the
 head) with IPNS sequence = the entry's seq.
 
-Entries of two kinds share the chain: a capsule entry (``"capsule"``: a share for the
-recipient) and an acknowledgement (``"acks"`` + ``"state"``: the recipient telling the
+Entries of three kinds share the chain: a capsule entry (``"capsule"``: a share for the
+recipient), a keychain entry (``"keychain"``: a keychain op for the recipient to look at,
+docs/spec/keychain.md), and an acknowledgement (``"acks"`` + ``"state"``: the recipient telling the
 sender, in the reverse mailbox, that shares were delivered or opened; one entry carries up
 to :data:`MAX_ACKS` of them, so a first sync of 10,000 capsules writes 10 entries, not
 10,000). An acknowledgement names its capsule by a MAC only the two ends can compute
@@ -94,6 +95,7 @@ __all__ = [
     "make_ack",
     "make_acks",
     "make_entry",
+    "make_keychain_entry",
     "verify_chain",
 ]
 
@@ -160,7 +162,18 @@ ACKS_ENTRY: Final = Schema(
     max_counts={"acks": MAX_ACKS},
     rules=_acks_rules,
 )
-_KINDS: Final = (CAPSULE_ENTRY, ACKS_ENTRY, ACK_ENTRY)
+# A keychain op for the recipient to look at: an offer for it, or an accept of its offer
+# (docs/spec/keychain.md section 6). The op is a public block anyway; the entry only tells
+# the recipient where to look, and from whom.
+KEYCHAIN_ENTRY: Final = Schema(
+    name="mailbox keychain entry",
+    label=LABEL_MAILBOX_ENTRY,
+    fields={**_COMMON, "keychain": link()},
+    signer="sender",
+    max_size=MAX_ENTRY_SIZE,
+    rules=_entry_rules,
+)
+_KINDS: Final = (CAPSULE_ENTRY, ACKS_ENTRY, ACK_ENTRY, KEYCHAIN_ENTRY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,9 +192,12 @@ class MailboxEntry:
     cid: str
     data: bytes = field(repr=False)
     acks: tuple[bytes, ...] = field(default=(), repr=False)
+    op: Link | None = None  # kind "keychain": the keychain op it points at
 
     @property
-    def kind(self) -> Literal["capsule", "ack"]:
+    def kind(self) -> Literal["capsule", "ack", "keychain"]:
+        if self.op is not None:
+            return "keychain"
         return "capsule" if self.state is None else "ack"
 
 
@@ -329,7 +345,16 @@ def _make(
         **body,
     }
     schema = ACKS_ENTRY if "acks" in body else ACK_ENTRY if "ack" in body else CAPSULE_ENTRY
+    if "keychain" in body:
+        schema = KEYCHAIN_ENTRY
     return decode_entry(sign_object(schema, fields, key).data)
+
+
+def make_keychain_entry(
+    key: SigningKey, previous: MailboxEntry | None, *, op: str | Link, sent: int
+) -> MailboxEntry:
+    """The entry after ``previous`` pointing the recipient at keychain op ``op``."""
+    return _make(key, previous, {"keychain": _link(op)}, sent)
 
 
 def decode_entry(
@@ -351,17 +376,19 @@ def _entry(
         acks = tuple(fields["acks"])
     elif schema is ACK_ENTRY:
         acks = (fields["ack"],)
+    op = fields["keychain"] if schema is KEYCHAIN_ENTRY else None
     return MailboxEntry(
         seq=fields["seq"],
         prev=fields["prev"],
         sender=fields["sender"],
         sent=fields["sent"],
-        capsule=None if acks else fields["capsule"],
+        capsule=None if acks or op is not None else fields["capsule"],
         ack=acks[0] if acks else None,
         state=fields["state"] if acks else None,
         cid=block.cid,
         data=block.data,
         acks=acks,
+        op=op,
     )
 
 

@@ -22,7 +22,9 @@ version  what it adds
          missing capsules with a backoff. The per-feed tables of 1-3 move into these.
 5        rotations and re-issued capsules, so a revoke --rotate interrupted at any point
          finishes on retry without a second copy of anything
-6        inbox items say which capsule they re-issue (a capsule's ``replaces``), so an
+6        keychains: the ones local identities belong to, their verified ops, ops refused
+         at decoding, ops pointed at this home (the member chains are feeds)
+7        inbox items say which capsule they re-issue (a capsule's ``replaces``), so an
          open of a revoked capsule names the one that replaced it
 =======  ==========================================================================
 """
@@ -353,9 +355,47 @@ _V5 = _run(
 )
 
 
-# -- 6: what a re-issued capsule replaces -------------------------------------------------
+# -- 6: keychains (docs/spec/keychain.md) ------------------------------------------------
 
 _V6 = _run(
+    """CREATE TABLE keychains (
+    kc TEXT NOT NULL,              -- the keychain's fingerprint (its create op's CID)
+    member TEXT NOT NULL,          -- the local identity (did) in it
+    role TEXT NOT NULL,            -- 'creator' | 'invited'
+    joined_at INTEGER NOT NULL,
+    name TEXT,                     -- its name, once opened (kept as file names are)
+    PRIMARY KEY (kc, member)
+)""",
+    """CREATE TABLE keychain_ops (
+    kc TEXT NOT NULL,
+    cid TEXT NOT NULL,
+    author TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    data BLOB NOT NULL,            -- verified (decode_op) before it was stored
+    stored_at INTEGER NOT NULL,
+    PRIMARY KEY (kc, cid)
+)""",
+    """CREATE TABLE keychain_refused (
+    kc TEXT NOT NULL,
+    cid TEXT NOT NULL,             -- a block that did not decode or verify as an op
+    reason TEXT NOT NULL,
+    message TEXT NOT NULL,
+    PRIMARY KEY (kc, cid)
+)""",
+    """CREATE TABLE keychain_notices (
+    member TEXT NOT NULL,          -- the local identity an op was pointed at
+    op TEXT NOT NULL,              -- the op (an offer for it, or an accept of its offer)
+    sender TEXT NOT NULL,          -- who pointed at it ('' if handed over by hand)
+    received_at INTEGER NOT NULL,
+    state TEXT NOT NULL,           -- 'new' | 'done' | 'refused'
+    PRIMARY KEY (member, op)
+)""",
+)
+
+
+# -- 7: what a re-issued capsule replaces -------------------------------------------------
+
+_V7 = _run(
     # The capsule an inbox item re-issues (its "replaces", version 3): NULL for the rest.
     "ALTER TABLE inbox ADD COLUMN replaces TEXT",
     "CREATE INDEX inbox_replaces ON inbox (reader, replaces) WHERE replaces IS NOT NULL",
@@ -368,7 +408,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "mailboxes and the inbox", _V3),
     Migration(4, "feeds, their progress, and the record store", _v4),
     Migration(5, "rotations and re-issues a retried revoke finishes", _V5),
-    Migration(6, "inbox items name the capsule they re-issue", _V6),
+    Migration(6, "keychains: their ops, refusals and the ops pointed at this home", _V6),
+    Migration(7, "inbox items name the capsule they re-issue", _V7),
 )
 LATEST = MIGRATIONS[-1].version
 

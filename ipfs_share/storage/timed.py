@@ -29,11 +29,12 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 from ipfs_share.errors import NodeTimeoutError
 from ipfs_share.storage.base import (
     AddResult,
+    Backend,
     BlockCodec,
     ByteSource,
     NodeCapabilities,
@@ -43,7 +44,7 @@ from ipfs_share.storage.base import (
     Storage,
 )
 
-__all__ = ["Deadlines", "TimedStorage", "until", "within"]
+__all__ = ["Deadlines", "TimedStorage", "innermost", "until", "within"]
 
 _T = TypeVar("_T")
 
@@ -94,7 +95,7 @@ class TimedStorage:
         return repr(self.inner)
 
     @property
-    def backend(self) -> Literal["kubo", "embedded"]:
+    def backend(self) -> Backend:
         return self.inner.backend
 
     async def _timed(self, seconds: float, what: str, call: Awaitable[_T]) -> _T:
@@ -196,3 +197,9 @@ class TimedStorage:
 
     async def capabilities(self) -> NodeCapabilities:
         return await self._timed(self.deadlines.small, "capabilities", self.inner.capabilities())
+
+
+def innermost(storage: Storage) -> Storage:
+    """The storage a :class:`TimedStorage` wraps (or ``storage`` itself): for asking what
+    a backend can do beyond the protocol, such as a cluster's placements."""
+    return storage.inner if isinstance(storage, TimedStorage) else storage

@@ -9,7 +9,8 @@ connection (:class:`~ipfs_share.local.database.Database`):
 - ``mailboxes``: capsules sent through mailboxes, and the inbox;
 - ``feeds``: the heads of feeds this home signs and the marks of those it reads
   (identity documents, revocation lists, mailbox chains), with verification progress;
-- ``records``: every signed IPNS record published or accepted.
+- ``records``: every signed IPNS record published or accepted;
+- ``keychains``: the keychains local identities belong to and their verified ops.
 
 Opening migrates the database to the latest version (:mod:`ipfs_share.local.migrations`).
 A home that has key files but no database (deleted, or emptied) is refused with
@@ -41,6 +42,7 @@ from ipfs_share.local.migrations import LATEST, current_version, migrate
 from ipfs_share.local.state.contacts import Contact, ContactRepository
 from ipfs_share.local.state.feeds import FeedRepository, OwnHead, ReadState, StagedEntry
 from ipfs_share.local.state.files import FileRepository, FileRow
+from ipfs_share.local.state.keychains import KeychainRepository
 from ipfs_share.local.state.mailboxes import InboxRow, MailboxRepository, SentRow
 from ipfs_share.local.state.meta import MetaRepository
 from ipfs_share.local.state.records import RecordRepository, RecordRow
@@ -92,6 +94,7 @@ class StateDB:
         self.mailboxes = MailboxRepository(self.database)
         self.feeds = FeedRepository(self.database)
         self.records = RecordRepository(self.database)
+        self.keychains = KeychainRepository(self.database)
         if recover and self.meta.get("recovered_at") is None:
             self.meta.set("recovered_at", str(int(time.time())))
 

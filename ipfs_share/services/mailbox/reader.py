@@ -305,6 +305,9 @@ class MailboxReader:
                 if e.capsule is not None
             ]
             self.db.mailboxes.file(items)
+            for e in mail:  # pointers to keychain ops: the keychain service takes them up
+                if e.op is not None:
+                    self.db.keychains.add_notice(pair.me, e.op.cid, sender=pair.peer, at=now)
             # Each acknowledgement at its own time (when the recipient wrote it: an open
             # writes one at once), not at the time this sync happened to read it.
             acks = [(ref, e.state, e.sent) for e in mail if e.state for ref in e.acks]

@@ -116,6 +116,10 @@ class MailboxService:
         """See :meth:`MailboxWriter.send`."""
         return await self.writer.send(capsule, recipients, as_=as_)
 
+    async def send_op(self, op: str, recipient: str, *, as_: str | None = None) -> None:
+        """See :meth:`MailboxWriter.send_op` (a keychain op pointed at ``recipient``)."""
+        await self.writer.send_op(op, recipient, as_=as_)
+
     async def sync(
         self, as_: str | None = None, *, senders: Iterable[str] = (), strict: bool = True
     ) -> list[InboxItem]:

@@ -26,6 +26,7 @@ from ipfs_share.formats.mailbox import (
     feed_entry,
     make_acks,
     make_entry,
+    make_keychain_entry,
 )
 from ipfs_share.local.state import SentRow, StateDB
 from ipfs_share.services.feeds import Batch, FeedWriter
@@ -41,10 +42,12 @@ __all__ = ["Body", "MailboxWriter"]
 
 @dataclass(frozen=True, slots=True)
 class Body:
-    """One thing to append: a capsule (``state`` None) or an acknowledgement of one."""
+    """One thing to append: a capsule (``state`` None) or an acknowledgement of one, or
+    (``op``) a keychain op for the recipient to look at (``capsule`` is then its CID)."""
 
     capsule: str
     state: AckState | None = None
+    op: bool = False
 
 
 @dataclass
@@ -128,6 +131,16 @@ class MailboxWriter:
         }
         return [self.views.outgoing(sent[(p.peer, cid)]) for p in pairs]
 
+    async def send_op(self, op: str, recipient: str, *, as_: str | None = None) -> None:
+        """Point ``recipient`` (a name, petname or did) at keychain op ``op`` (an offer for
+        it, or an accept of its offer) through our mailbox for it
+        (docs/spec/keychain.md section 6)."""
+        target = await self.identities.recipient(recipient)
+        await self.provider.check()
+        keys = await self.identities.unlock(self.identities.get(as_).did)
+        pair = self.pairs.of(keys, target.did, target.enc)
+        await self.submit(keys, pair, [Body(normalize_cid(op), op=True)])
+
     async def submit(self, keys: IdentityKeys, pair: _Pair, bodies: list[Body]) -> None:
         """Append ``bodies`` to our chain for ``pair.peer`` and publish, together with
         whatever other tasks queued for the same chain meanwhile."""
@@ -179,7 +192,7 @@ class MailboxWriter:
                 )
                 for e, group in made
                 for b in group
-                if b.state is None
+                if b.state is None and not b.op
             ]
             acked = [
                 (keys.did, b.capsule, b.state)
@@ -197,11 +210,14 @@ class MailboxWriter:
         """``bodies`` less what the chain already carries (a retry, a race, a repeat)."""
         unique = list(dict.fromkeys(bodies))
         rank = self.db.mailboxes.ack_rank
-        capsules = [b.capsule for b in unique if b.state is None]
+        capsules = [b.capsule for b in unique if b.state is None and not b.op]
         sent = self.db.mailboxes.already_sent(pair.me, pair.peer, capsules)
         acked = self.db.mailboxes.acked(pair.me, [b.capsule for b in unique if b.state])
         todo: list[Body] = []
         for b in unique:
+            if b.op:  # the recipient files an op once, however often it is pointed at it
+                todo.append(b)
+                continue
             if b.state is None and b.capsule in sent:
                 continue
             if b.state is not None and rank(acked.get(b.capsule)) >= rank(b.state):
@@ -217,7 +233,10 @@ class MailboxWriter:
         sent = int(self._now())
         out: list[tuple[MailboxEntry, list[Body]]] = []
         for b in bodies:
-            if b.state is None:
+            if b.op:
+                prev = make_keychain_entry(keys.signing, prev, op=b.capsule, sent=sent)
+                out.append((prev, [b]))
+            elif b.state is None:
                 prev = make_entry(keys.signing, prev, capsule=b.capsule, sent=sent)
                 out.append((prev, [b]))
         for state in ("delivered", "opened"):

@@ -8,8 +8,8 @@ runs that very code to create a home's database and fill it through its own meth
 real objects (signed identity documents, revocation heads, mailbox entries), then writes
 the database as SQL (``v<N>.sql``; ``sqlite3 x.sqlite3 < v<N>.sql`` gives the file back).
 For version 4 and later it extracts the whole package at the commit that last wrote the
-version (``git archive``) and runs its fill script (:data:`FILLS`) with it, in a process
-of its own.
+version (``git archive``) and runs its fill (:data:`FILLS`) with it, in a process of its
+own.
 The tests load each dump into a file and open it with today's code.
 """
 
@@ -37,7 +37,7 @@ from ipfs_share.formats.signed import block_of, did_key, run_walk  # noqa: E402
 
 # The commit that last wrote each schema version (ipfs_share/local/db.py for 1-3, the
 # ipfs_share package from 4 on).
-COMMITS = {1: "869912c", 2: "7faeec4", 3: "d74ade2", 4: "4bec3d2", 5: "0559c3f"}
+COMMITS = {1: "869912c", 2: "7faeec4", 3: "d74ade2", 4: "4bec3d2", 5: "0559c3f", 6: "268af09"}
 T = 1_800_000_000
 
 
@@ -159,8 +159,6 @@ state.close()
 """
 
 
-# Version 5: what 4 holds (migrated), plus a rotation under way with a re-issue recorded,
-# and the inbox item delivered.
 FILL_V5 = r"""
 import sqlite3, sys
 from pathlib import Path
@@ -175,16 +173,31 @@ conn.close()
 state = StateDB(home)
 (row,) = state.files.list()
 state.shares.start_rotation(
-    RotationRow(row.cid, row.owner, b"\x05" * 80, b"\x06" * 24, 1_800_000_600)
+    RotationRow(row.cid, row.owner, b"\x05" * 80, b"\x06" * 16, 1_800_000_600)
 )
-active = [s for s in state.shares.list() if s.state == "active"]
-state.shares.note_reissue(active[0].capsule, active[1].capsule)
+state.shares.note_reissue(state.shares.list()[1].capsule, "bafyreireissued")
+state.close()
+"""
+# Version 6: what 5 holds (migrated), with the inbox item delivered (what version 7 gives
+# each item, the capsule it replaces, starts empty).
+FILL_V6 = r"""
+import sqlite3, sys
+from pathlib import Path
+from ipfs_share.local.migrations import LATEST
+from ipfs_share.local.state import StateDB
+
+assert LATEST == 6, LATEST
+home = Path(sys.argv[1])
+conn = sqlite3.connect(home / "state.sqlite3")
+conn.executescript(Path(sys.argv[2]).read_text())
+conn.close()
+state = StateDB(home)
 (inbound,) = state.feeds.read_feeds("mailbox")
 (item,) = state.mailboxes.inbox(inbound.reader)
 state.mailboxes.settle(inbound.reader, [(item.capsule, "delivered", item.sender, None)])
 state.close()
 """
-FILLS = {4: FILL_V4, 5: FILL_V5}
+FILLS = {4: FILL_V4, 5: FILL_V5, 6: FILL_V6}
 
 
 def _dump_file(path: Path) -> str:

@@ -75,7 +75,7 @@ CREATE TABLE inbox (
     acked TEXT, attempts INTEGER NOT NULL DEFAULT 0, retry_at INTEGER,                    -- the last acknowledgement sent: NULL | 'delivered' | 'opened'
     PRIMARY KEY (reader, capsule)
 );
-INSERT INTO "inbox" VALUES('did:key:z6Mkon3Necd6NkkyfoGoHxid2znGc59LU3K7mubaRcFbLfLX','bafyreibs7iijzljdsrzpwx3t32jufglnbam7l53tbz7elk7usepwdvsf3e','did:key:z6Mko9hTggMwjSTEaJaPUfE6tqcy2xvU6BnNq3e3o8qVBiyH','k51qzi5uqu5dj613kf6cyfjfmpfi5zyzr7b5agsjhhxupcavbdqmqhbh297c5u',0,'bafyreidexpxp43dx4ljaua2oqna4val3iu2ndenqbvkudhsqqggbmva55u',1800000040,1800000041,'delivered','did:key:z6Mko9hTggMwjSTEaJaPUfE6tqcy2xvU6BnNq3e3o8qVBiyH',NULL,NULL,2,NULL);
+INSERT INTO "inbox" VALUES('did:key:z6Mkon3Necd6NkkyfoGoHxid2znGc59LU3K7mubaRcFbLfLX','bafyreibs7iijzljdsrzpwx3t32jufglnbam7l53tbz7elk7usepwdvsf3e','did:key:z6Mko9hTggMwjSTEaJaPUfE6tqcy2xvU6BnNq3e3o8qVBiyH','k51qzi5uqu5dj613kf6cyfjfmpfi5zyzr7b5agsjhhxupcavbdqmqhbh297c5u',0,'bafyreidexpxp43dx4ljaua2oqna4val3iu2ndenqbvkudhsqqggbmva55u',1800000040,1800000041,'pending',NULL,NULL,NULL,2,1800000500);
 CREATE TABLE ipns_records (
     name TEXT PRIMARY KEY,         -- the IPNS name (k51...)
     kind TEXT NOT NULL,            -- the kind of feed it heads
@@ -122,7 +122,7 @@ CREATE TABLE reissues (
     capsule TEXT PRIMARY KEY,      -- a capsule a revoke re-issues (rotation or drop)
     reissued_as TEXT NOT NULL      -- the capsule made instead (before the old one is revoked)
 );
-INSERT INTO "reissues" VALUES('bafyreibs7iijzljdsrzpwx3t32jufglnbam7l53tbz7elk7usepwdvsf3e','bafyreigsgbqlbrx6ujfaog3onimsqvjqpzj6zlpocgppoccg3oez5vnv44');
+INSERT INTO "reissues" VALUES('bafyreibs7iijzljdsrzpwx3t32jufglnbam7l53tbz7elk7usepwdvsf3e','bafyreireissued');
 CREATE TABLE rotations (
     content TEXT PRIMARY KEY,      -- content being re-keyed by revoke --rotate
     owner TEXT NOT NULL,
@@ -132,7 +132,7 @@ CREATE TABLE rotations (
     new_content TEXT,              -- the re-encrypted content, once stored
     done_at INTEGER                -- when the old content was unpinned
 );
-INSERT INTO "rotations" VALUES('bafyreibdyocywezrvr7qfz4bqretenz7qjr4aknlibfpdq5nryzald6drm','did:key:z6Mkon3Necd6NkkyfoGoHxid2znGc59LU3K7mubaRcFbLfLX',X'0505050505050505050505050505050505050505050505050505050505050505050505050505050505050505050505050505050505050505050505050505050505050505050505050505050505050505',X'060606060606060606060606060606060606060606060606',1800000600,NULL,NULL);
+INSERT INTO "rotations" VALUES('bafyreibdyocywezrvr7qfz4bqretenz7qjr4aknlibfpdq5nryzald6drm','did:key:z6Mkon3Necd6NkkyfoGoHxid2znGc59LU3K7mubaRcFbLfLX',X'0505050505050505050505050505050505050505050505050505050505050505050505050505050505050505050505050505050505050505050505050505050505050505050505050505050505050505',X'06060606060606060606060606060606',1800000600,NULL,NULL);
 CREATE TABLE share_recipients (
     capsule TEXT NOT NULL,
     did TEXT NOT NULL,

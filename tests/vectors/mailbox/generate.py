@@ -42,6 +42,7 @@ from ipfs_share.formats.mailbox import (  # noqa: E402
     make_ack,
     make_acks,
     make_entry,
+    make_keychain_entry,
 )
 from ipfs_share.formats.signed import block_from_bytes, block_of, did_key  # noqa: E402
 
@@ -131,6 +132,18 @@ def _entries(files: dict[str, str]) -> None:
         cid=ack.cid,
     )
 
+    key, caps, _ = setup("keychain_entry_success")
+    first = make_entry(key, None, capsule=caps[0], sent=SENT)
+    pointer = make_keychain_entry(key, first, op=caps[1], sent=SENT + 60)
+    entry_vector(
+        "keychain_entry_success",
+        "success",
+        "a keychain entry (pointing at a keychain op) after a capsule entry",
+        pointer.data,
+        sender=pointer.sender,
+        cid=pointer.cid,
+    )
+
     key, caps, rng = setup("acks_success")
     first = make_entry(key, None, capsule=caps[0], sent=SENT)
     box = _box(rng)
@@ -196,6 +209,11 @@ def _entries(files: dict[str, str]) -> None:
             {**ack, "capsule": Link(caps[1])},
         ),
         ("ack_unknown_state", "ack state 'read' (validly signed)", {**ack, "state": "read"}),
+        (
+            "keychain_and_capsule",
+            "both 'keychain' and 'capsule' (validly signed)",
+            {**base, "keychain": Link(caps[1])},
+        ),
         (
             "ack_with_link",
             "an ack naming its capsule by a link, which would tell who received it",
