@@ -134,8 +134,9 @@ async def open_storage(
     if replication is not None:
         raise InvalidInputError(
             f"expected a cluster to replicate to, found none (replication {replication} was asked)",
-            hint="name one with --cluster URL or IPFS_SHARE_CLUSTER ('local' for the one "
-            "'ipfs-share cluster up' runs), or leave out --replication",
+            hint="name one with cluster= or IPFS_SHARE_CLUSTER ('local' for the local "
+            "cluster ipfs-share manages), or leave out replication",
+            reason="no_cluster",
         )
     return await KuboStorage.connect(resolve_api(api))
 

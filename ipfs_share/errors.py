@@ -357,8 +357,8 @@ class ReplicationError(NodeError):
 
     code = "replication_failed"
     default_hint = (
-        "check the cluster's peers with 'ipfs-share cluster status' (or ipfs-cluster-ctl "
-        "peers ls), then retry, or ask for fewer copies with --replication"
+        "check the cluster's peers (ipfs-cluster-ctl peers ls), then retry, or ask for "
+        "fewer copies (replication=)"
     )
 
 
@@ -366,16 +366,13 @@ class PinServiceError(NodeError):
     """A remote pinning service (the IPFS Pinning Service API) refused or failed a request."""
 
     code = "pin_service_failed"
-    default_hint = (
-        "check the service's URL with 'ipfs-share pin remote ls' and that the service is up"
-    )
+    default_hint = "check the service's registered URL and that the service is up"
 
 
 class PinServiceAuthError(PinServiceError):
     code = "pin_service_unauthorized"
     default_hint = (
-        "the service refused the access token: register it again with a valid one, "
-        "'ipfs-share pin remote add NAME URL --token-file FILE'"
+        "the service refused the access token: register the service again with a valid one"
     )
 
 
@@ -386,7 +383,7 @@ class RemotePinFailedError(PinServiceError):
     code = "remote_pin_failed"
     default_hint = (
         "the service could not fetch the content: check it can reach this node (its "
-        "addresses were sent as origins), then retry the put with --pin-remote"
+        "addresses were sent as origins), then retry the remote pin"
     )
 
 
@@ -402,10 +399,7 @@ class KuboInstallError(NodeManagementError):
 
 class ClusterInstallError(NodeManagementError):
     code = "cluster_install_failed"
-    default_hint = (
-        "install Go and retry 'ipfs-share cluster install', or run a cluster in Docker: "
-        "docker compose -f docker/cluster-compose.yml up -d"
-    )
+    default_hint = "install Go and retry, or run a cluster in Docker (docker/cluster-compose.yml)"
 
 
 class StoreError(IpfsShareError):
@@ -432,7 +426,7 @@ class StateMissingError(StoreError):
 
 class KeychainNotFoundError(IpfsShareError):
     code = "keychain_not_found"
-    default_hint = "see 'ipfs-share keychain list'; a keychain shared with you arrives by sync"
+    default_hint = "list the keychains of this home; a keychain shared with you arrives by a sync"
 
 
 class PermissionDeniedError(IpfsShareError):

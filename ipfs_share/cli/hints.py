@@ -77,7 +77,35 @@ BY_REASON: dict[tuple[str, str], str] = {
         "again), run 'ipfs-share state recover --yes'"
     ),
     ("share_replaced", "replaced"): "open the new one: 'ipfs-share open {subject}'",
+    ("invalid_input", "no_cluster"): (
+        "name one with --cluster URL or IPFS_SHARE_CLUSTER ('local' for the one "
+        "'ipfs-share cluster up' runs), or leave out --replication"
+    ),
+    ("invalid_input", "key_fingerprint"): "see the keys with 'ipfs-share keychain show FP'",
+    ("keychain_not_found", "keychain_member"): "pass --as with the identity to act as",
+    ("keychain_not_found", "no_open_offer"): (
+        "see 'ipfs-share keychain outgoing'; a released share cannot be cancelled"
+    ),
+    ("invalid_input", "service_exists"): (
+        "remove it first ('ipfs-share pin remote rm {subject}') or pass --replace"
+    ),
+    ("not_found", "no_service"): (
+        "see 'ipfs-share pin remote ls'; register one with "
+        "'ipfs-share pin remote add NAME URL --token-file FILE'"
+    ),
+    ("store_error", "service_file_damaged"): (
+        "register the service again with 'ipfs-share pin remote add {subject} URL "
+        "--token-file FILE --replace'"
+    ),
+    ("invalid_input", "no_origins"): (
+        "remote pins need a Kubo node or a cluster (--api or --cluster)"
+    ),
 }
+for _p in ("sharing", "rotation", "deletion", "management"):  # keychain permissions
+    BY_REASON[("permission_denied", f"allow_{_p}")] = (
+        "ask a member with allow_management to grant it ('ipfs-share keychain permissions "
+        f"FP {{subject}} --allow-{_p}')"
+    )
 
 # code: the hint when the error carries its code's default hint.
 BY_CODE: dict[str, str] = {
@@ -132,6 +160,28 @@ BY_CODE: dict[str, str] = {
         "with --max-staleness SECONDS"
     ),
     "download_not_allowed": "the owner shared it for viewing only: read it without -o",
+    "replication_failed": (
+        "check the cluster's peers with 'ipfs-share cluster status' (or ipfs-cluster-ctl "
+        "peers ls), then retry, or ask for fewer copies with --replication"
+    ),
+    "pin_service_failed": (
+        "check the service's URL with 'ipfs-share pin remote ls' and that the service is up"
+    ),
+    "pin_service_unauthorized": (
+        "the service refused the access token: register it again with a valid one, "
+        "'ipfs-share pin remote add NAME URL --token-file FILE --replace'"
+    ),
+    "remote_pin_failed": (
+        "the service could not fetch the content: check it can reach this node (its "
+        "addresses were sent as origins), then retry the put with --pin-remote"
+    ),
+    "cluster_install_failed": (
+        "install Go and retry 'ipfs-share cluster install', or run a cluster in Docker: "
+        "docker compose -f docker/cluster-compose.yml up -d"
+    ),
+    "keychain_not_found": (
+        "see 'ipfs-share keychain list'; a keychain shared with you arrives by sync"
+    ),
 }
 
 

@@ -349,7 +349,8 @@ def parse_fingerprint(text: str) -> bytes:
     if not isinstance(text, str) or len(text) != 52 or not set(text) <= set(_B32):
         raise InvalidInputError(
             f"expected a key fingerprint of 52 base32 characters, found {str(text)[:60]!r}",
-            hint="copy it from 'ipfs-share keychain show FP'",
+            hint="copy it whole from the keychain's list of keys",
+            reason="key_fingerprint",
         )
     return base64.b32decode(text.upper() + "====")
 
