@@ -264,20 +264,16 @@ class IdentityService:
         )
         self._keep_default_before_adding()
         self.keystore.add(key_file)
-        self._default_if_first(key_file.did)
         return self._view(key_file)
 
     def _keep_default_before_adding(self) -> None:
-        """A home whose one identity is its default only because it is the only one gets
-        that default written down, so a second identity changes nothing."""
+        """A home whose one identity is its default only because it is the only one (the
+        first needs nothing written down) gets that default written down before a second
+        is added, so the second changes nothing."""
         if self.db.meta.get("default_identity") is None:
             existing = self.keystore.list()
             if len(existing) == 1:
                 self.db.meta.set("default_identity", existing[0].did)
-
-    def _default_if_first(self, did: str) -> None:
-        if self.db.meta.get("default_identity") is None and len(self.keystore.list()) == 1:
-            self.db.meta.set("default_identity", did)
 
     def list(self) -> list[Identity]:
         return [self._view(k) for k in self.keystore.list()]
@@ -391,7 +387,6 @@ class IdentityService:
             key_file = key_file.renamed(name)
         self._keep_default_before_adding()
         self.keystore.add(key_file)
-        self._default_if_first(key_file.did)
         return self._view(key_file)
 
     # -- the network ----------------------------------------------------------------------
