@@ -481,13 +481,25 @@ class ShareReplacedError(ShareRevokedError):
     capsule to open instead (docs/spec/capsule.md section 1.7)."""
 
     code = "share_replaced"
+    default_hint = "open the capsule that replaced it instead"
 
-    def __init__(self, message: str, *, replaced_by: str, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        replaced_by: str | None = None,
+        hint: str | None = None,
+        reason: str | None = None,
+        subject: str | None = None,
+    ) -> None:
+        # Constructible from its message alone, as every error (and unpickling) needs.
+        if hint is None and replaced_by is not None:
+            hint = f"open {replaced_by} instead"
         super().__init__(
             message,
-            hint=f"open {replaced_by} instead" if hint is None else hint,
-            reason="replaced",
-            subject=replaced_by,
+            hint=hint,
+            reason="replaced" if replaced_by is not None and reason is None else reason,
+            subject=replaced_by if subject is None else subject,
         )
         self.replaced_by = replaced_by
 
