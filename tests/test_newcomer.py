@@ -479,6 +479,7 @@ def test_library_hints_name_no_command_and_no_flag() -> None:
     library += sorted((ROOT / "ipfs_share" / "services").rglob("*.py"))
     library += sorted((ROOT / "ipfs_share" / "formats").rglob("*.py"))
     library += sorted((ROOT / "ipfs_share" / "local").rglob("*.py"))
+    library += sorted((ROOT / "ipfs_share" / "storage").rglob("*.py"))
     bad = [
         (p.name, line, text)
         for p in library

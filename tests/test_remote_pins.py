@@ -171,7 +171,7 @@ async def test_an_unreachable_service_is_a_typed_error(tmp_path: Path, node: Kub
     pins.add_service("gone", f"http://127.0.0.1:{free_port()}", AccessToken("t"))
     with pytest.raises(NodeUnreachableError) as info:
         await pins.pin("gone", cid_for(RAW, b"x"))
-    assert "pin remote ls" in info.value.hint
+    assert "registered URL" in info.value.hint and "pin remote ls" in cli_hint(info.value)
 
 
 async def test_a_storage_with_no_address_cannot_ask_for_a_remote_pin(

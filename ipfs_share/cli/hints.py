@@ -100,6 +100,26 @@ BY_REASON: dict[tuple[str, str], str] = {
     ("invalid_input", "no_origins"): (
         "remote pins need a Kubo node or a cluster (--api or --cluster)"
     ),
+    ("invalid_input", "replication_factor"): "ask for a number of copies such as --replication 2",
+    ("node_unreachable", "cluster_kubo_down"): (
+        "start the cluster's peers ('ipfs-share cluster up'), or check IPFS_SHARE_CLUSTER_KUBO"
+    ),
+    ("node_request_failed", "cluster_refused"): (
+        "see the cluster peer's log ('ipfs-share cluster status' shows where it is)"
+    ),
+    ("invalid_input", "credentials_in_url"): (
+        "give the token with --token-file (or on stdin), never in the URL"
+    ),
+    ("invalid_input", "query_in_url"): (
+        "give the service's API endpoint alone; the token goes in --token-file"
+    ),
+    ("node_unreachable", "pin_service_down"): (
+        "check the service is up and its URL ('ipfs-share pin remote ls')"
+    ),
+    ("remote_pin_failed", "pin_pending"): (
+        "it may still finish: check with 'ipfs-share pin remote ls SERVICE'; make sure the "
+        "service can reach this node"
+    ),
 }
 for _p in ("sharing", "rotation", "deletion", "management"):  # keychain permissions
     BY_REASON[("permission_denied", f"allow_{_p}")] = (
