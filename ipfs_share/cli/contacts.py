@@ -77,7 +77,7 @@ async def _add(args: argparse.Namespace, ctx: Context) -> None:
 async def _unresolvable(ctx: Context, did: str) -> str | None:
     """Why ``did``'s identity document cannot be had now, or None if it resolved."""
     try:
-        async with await open_storage(ctx.api) as storage:
+        async with await open_storage(ctx.api, cluster=ctx.cluster) as storage:
             ids = IdentityService(paths.home_dir(), storage)
             async with asyncio.timeout(CHECK_TIMEOUT):
                 await ids.resolve(did)

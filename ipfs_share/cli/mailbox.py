@@ -7,7 +7,7 @@
     $ ipfs-share inbox --as bob                     # bob, whenever: what is new
     1 new
     bafyrei...  from alice  delivered  sent 2026-11-22T10:00:00Z
-    ipfs-share: read 1 mailbox: 1 answered
+    ipfs-share: read 1 mailbox (1 contact, and whoever you sent to or named with --from): 1 answered
     $ ipfs-share inbox --as bob --watch             # and then as it arrives
     $ ipfs-share outgoing                           # alice: queued, delivered, opened ...
     $ ipfs-share cancel bafyrei...                  # withdraw one nobody picked up yet
