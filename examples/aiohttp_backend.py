@@ -3,7 +3,7 @@
 The server holds one identity ("server") and acts as it:
 
     POST   /files                      multipart upload (field "file"), streamed into
-                                       mesh.files.put -> 201 {"cid", "name", "size", ...}
+                                       mesh.files.put -> 201 {"content", "name", "size", ...}
     POST   /files/{cid}/shares         JSON {"to": ["bob"], "expires_in": "7d",
                                        "allow_download": true} -> 201 {"capsule", ...}
     GET    /capsules/{id}?as=NAME      the opened plaintext, streamed, with the file's

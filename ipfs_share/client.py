@@ -4,20 +4,26 @@
 >>> from ipfs_share.crypto.passphrase import KdfParams
 >>> async def demo() -> str:
 ...     home = tempfile.mkdtemp()
-...     async with await connect(home=home, embedded=f"{home}/store",
-...                              passphrase=lambda prompt: b"pw", kdf=KdfParams.fastest()) as mesh:
+...     async with connect(home=home, embedded=f"{home}/store",
+...                        passphrase="pw", kdf=KdfParams.fastest()) as mesh:
 ...         alice = await mesh.identity.create("alice")
 ...         return alice.did[:12]
 >>> asyncio.run(demo())
 'did:key:z6Mk'
+
+``connect()`` is both awaitable and an async context manager: ``mesh = await
+connect()`` (then ``await mesh.close()``), ``async with connect() as mesh``, and ``async
+with await connect() as mesh`` all work.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from pathlib import Path
+from types import TracebackType
+from typing import Any
 
 from ipfs_share import paths
 from ipfs_share.crypto.passphrase import KdfParams
@@ -45,7 +51,9 @@ __all__ = [
     "CLUSTER_ENV",
     "CLUSTER_KUBO_ENV",
     "REPLICATION_META",
+    "Connecting",
     "Mesh",
+    "Passphrase",
     "connect",
     "home_replication",
     "open_storage",
@@ -55,6 +63,11 @@ __all__ = [
 CLUSTER_ENV = "IPFS_SHARE_CLUSTER"
 CLUSTER_KUBO_ENV = "IPFS_SHARE_CLUSTER_KUBO"
 REPLICATION_META = "cluster_replication"  # the home's default number of copies
+
+# What connect() takes as the passphrase: the passphrase itself (str or bytes: the same
+# for every identity of the home), or a function asked with a prompt such as "passphrase
+# for alice" that returns it (str or bytes).
+Passphrase = str | bytes | Callable[[str], bytes | str]
 
 
 def _split(value: str | Sequence[str]) -> list[str]:
@@ -121,8 +134,9 @@ async def open_storage(
     if replication is not None:
         raise InvalidInputError(
             f"expected a cluster to replicate to, found none (replication {replication} was asked)",
-            hint="name one with --cluster URL or IPFS_SHARE_CLUSTER ('local' for the one "
-            "'ipfs-share cluster up' runs), or leave out --replication",
+            hint="name one with cluster= or IPFS_SHARE_CLUSTER ('local' for the local "
+            "cluster ipfs-share manages), or leave out replication",
+            reason="no_cluster",
         )
     return await KuboStorage.connect(resolve_api(api))
 
@@ -223,7 +237,72 @@ class Mesh:
         await self.close()
 
 
-async def connect(
+def passphrase_source(passphrase: Passphrase) -> PassphraseSource:
+    """The function the services ask, from what :func:`connect` was given.
+
+    >>> passphrase_source("pw")("passphrase for alice"), passphrase_source(b"pw")("x")
+    (b'pw', b'pw')
+    >>> passphrase_source(lambda prompt: "pw")("x")
+    b'pw'
+    """
+    if isinstance(passphrase, str | bytes):
+        fixed = passphrase.encode() if isinstance(passphrase, str) else bytes(passphrase)
+        return lambda prompt: fixed
+    if not callable(passphrase):
+        raise TypeError(
+            f"expected the passphrase as str, bytes or a function, found "
+            f"{type(passphrase).__name__}"
+        )
+    ask = passphrase
+
+    def source(prompt: str) -> bytes:
+        answer = ask(prompt)
+        if isinstance(answer, str):
+            return answer.encode()
+        if isinstance(answer, bytes | bytearray):
+            return bytes(answer)
+        raise TypeError(
+            f"expected the passphrase function to return str or bytes, found "
+            f"{type(answer).__name__}"
+        )
+
+    return source
+
+
+class Connecting(Awaitable[Mesh]):
+    """What :func:`connect` returns: await it for the :class:`Mesh`, or use it as an
+    async context manager (the mesh is closed at the end of the block). It connects once,
+    however it is used."""
+
+    def __init__(self, opening: Callable[[], Awaitable[Mesh]]) -> None:
+        self._opening = opening
+        self._mesh: Mesh | None = None
+
+    def __repr__(self) -> str:
+        return f"Connecting(mesh={self._mesh!r})"
+
+    async def _open(self) -> Mesh:
+        if self._mesh is None:
+            self._mesh = await self._opening()
+        return self._mesh
+
+    def __await__(self) -> Generator[Any, None, Mesh]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> Mesh:
+        return await self._open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._mesh is not None:
+            await self._mesh.close()
+
+
+def connect(
     api: str | None = None,
     *,
     home: str | os.PathLike[str] | None = None,
@@ -231,16 +310,20 @@ async def connect(
     cluster: str | Sequence[str] | None = None,
     cluster_kubo: str | Sequence[str] | None = None,
     replication: int | None = None,
-    passphrase: PassphraseSource = env_passphrase,
+    passphrase: Passphrase = env_passphrase,
     kdf: KdfParams | None = None,
     policy_providers: Iterable[PolicyProvider] = (),
     max_staleness: float | None = None,
     max_head_age: float | None = None,
     now: Callable[[], float] = time.time,
-) -> Mesh:
-    """Open the home (``IPFS_SHARE_HOME`` or the XDG default) and the storage.
+) -> Connecting:
+    """Open the home (``IPFS_SHARE_HOME`` or the XDG default) and the storage::
 
-    ``passphrase`` answers prompts for identity passphrases (default: the
+        async with connect() as mesh:   # or: mesh = await connect()
+            ...
+
+    ``passphrase`` is the identities' passphrase (a str or bytes) or a function asked
+    with a prompt such as "passphrase for alice" that returns one (default: the
     ``IPFS_SHARE_PASSPHRASE`` environment variable); ``policy_providers`` add to those
     installed as entry points; ``max_head_age`` (seconds) refuses revocation lists signed
     longer ago than that (against a node that keeps serving an old list; issuers then
@@ -249,27 +332,32 @@ async def connect(
     ``now`` is the clock (inject one in tests). ``cluster``, ``cluster_kubo`` and
     ``replication`` select IPFS Cluster storage (see :func:`open_storage`); without
     ``replication`` a cluster gets the home's default (``ipfs-share cluster replication``)."""
+    source = passphrase_source(passphrase)
     home_path = Path(home) if home is not None else paths.home_dir()
-    storage = await open_storage(
-        api,
-        embedded=embedded,
-        cluster=cluster,
-        cluster_kubo=cluster_kubo,
-        replication=replication,
-        home=home_path,
-    )
-    if isinstance(storage, ClusterStorage) and replication is None:
-        storage.replication = home_replication(home_path)
-    return Mesh(
-        storage,
-        home_path,
-        passphrase=passphrase,
-        kdf=kdf,
-        policy_providers=policy_providers,
-        max_staleness=max_staleness,
-        max_head_age=max_head_age,
-        now=now,
-    )
+
+    async def opening() -> Mesh:
+        storage = await open_storage(
+            api,
+            embedded=embedded,
+            cluster=cluster,
+            cluster_kubo=cluster_kubo,
+            replication=replication,
+            home=home_path,
+        )
+        if isinstance(storage, ClusterStorage) and replication is None:
+            storage.replication = home_replication(home_path)
+        return Mesh(
+            storage,
+            home_path,
+            passphrase=source,
+            kdf=kdf,
+            policy_providers=policy_providers,
+            max_staleness=max_staleness,
+            max_head_age=max_head_age,
+            now=now,
+        )
+
+    return Connecting(opening)
 
 
 def home_replication(home: Path) -> int | None:

@@ -2,8 +2,12 @@
 
 Every error carries a stable ``code`` (a string that scripts, HTTP handlers and the CLI's
 exit codes key on; it never changes once released) and a ``hint`` that tells a person what
-to do next. Messages are lower case, end without a period, and say what was expected and
-what was found. No error message ever contains secret material.
+to do next, in the library's terms (a caller may be an app, not the command line: no hint
+here names a command or a flag). Where one code covers several situations, ``reason``
+names the situation (a stable string, or None), so a front end can give its own hint
+(the CLI's are in :mod:`ipfs_share.cli.hints`). Messages are lower case, end without a
+period, and say what was expected and what was found. No error message ever contains
+secret material.
 
 The tree::
 
@@ -51,6 +55,7 @@ The tree::
         ├── KeyUnwrapFailedError                      key_unwrap_failed
         ├── ShareExpiredError                         share_expired
         ├── ShareRevokedError                         share_revoked
+        │   └── ShareReplacedError                    share_replaced
         ├── PolicyProviderRequiredError               policy_provider_required
         ├── PolicyDeniedError                         policy_denied
         ├── CapabilityRequiredError                   capability_required
@@ -113,6 +118,7 @@ __all__ = [
     "RevocationUnavailableError",
     "ShareError",
     "ShareExpiredError",
+    "ShareReplacedError",
     "ShareRevokedError",
     "SignatureInvalidError",
     "StateMissingError",
@@ -121,8 +127,8 @@ __all__ = [
 ]
 
 START_NODE_HINT = (
-    "start a node with 'ipfs-share node start', or run Kubo in Docker with "
-    "'docker compose -f docker/compose.yml up -d', or pass --api / set IPFS_SHARE_API"
+    "start a Kubo node (ipfs-share can manage one, or run it in Docker with "
+    "docker/compose.yml), or point at one with api= or IPFS_SHARE_API"
 )
 
 
@@ -132,10 +138,19 @@ class IpfsShareError(Exception):
     code: str = "ipfs_share_error"
     default_hint: str = ""
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        reason: str | None = None,
+        subject: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = self.default_hint if hint is None else hint
+        self.reason = reason  # which situation of this code (stable), for front ends' hints
+        self.subject = subject  # what the reason is about (a CID, a name), if anything
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
@@ -178,8 +193,8 @@ class IpnsRecordExpiredError(IpnsRecordInvalidError):
 
     code = "ipns_record_expired"
     default_hint = (
-        "the record's owner must publish again with its keys (ipfs-share republish renews "
-        "records of your own when their keys are unlocked)"
+        "the record's owner must publish again with its keys (a republish renews records "
+        "of your own when their keys are unlocked)"
     )
 
 
@@ -248,7 +263,7 @@ class IdentityDocumentInvalidError(FormatError):
 
 class PassphraseInvalidError(InvalidInputError):
     code = "passphrase_invalid"
-    default_hint = "check the passphrase (IPFS_SHARE_PASSPHRASE, --passphrase-file, or the prompt)"
+    default_hint = "check the passphrase (what the passphrase source gave)"
 
 
 class IdentityExistsError(InvalidInputError):
@@ -277,16 +292,14 @@ class NodeUnreachableError(NodeError):
 
 class NodeVersionError(NodeError):
     code = "node_version_unsupported"
-    default_hint = (
-        "install the pinned Kubo with 'ipfs-share node install' or use docker/compose.yml"
-    )
+    default_hint = "use the Kubo version ipfs-share pins (or docker/compose.yml, which runs it)"
 
 
 class NodeRequestError(NodeError):
     """Kubo answered a request with an error."""
 
     code = "node_request_failed"
-    default_hint = "see the node's message above; 'ipfs-share node status' shows the node"
+    default_hint = "see the node's message above, and check the node's state"
 
 
 class NodeTimeoutError(NodeError):
@@ -294,8 +307,8 @@ class NodeTimeoutError(NodeError):
 
     code = "node_timeout"
     default_hint = (
-        "the node or its peers are slow or away; check 'ipfs-share node status' and that "
-        "the nodes are connected, then retry"
+        "the node or its peers are slow or away; check the node and that the nodes are "
+        "connected, then retry"
     )
 
 
@@ -322,7 +335,7 @@ class StreamTruncatedError(IntegrityError):
 
 class FeatureUnavailableError(NodeError):
     code = "feature_unavailable"
-    default_hint = "enable the feature in the node's config (ipfs-share node start enables it)"
+    default_hint = "enable the feature in the node's config (the node ipfs-share manages has it)"
 
 
 class MailboxUnsupportedError(NodeError):
@@ -332,8 +345,8 @@ class MailboxUnsupportedError(NodeError):
     code = "mailbox_unsupported"
     default_hint = (
         "mailboxes need a node that stores IPNS records signed elsewhere (Kubo >= 0.40, "
-        "name/put): install the pinned Kubo with 'ipfs-share node install' or use "
-        "docker/compose.yml; until then, send the capsule ID another way"
+        "name/put), such as the Kubo version ipfs-share pins; until then, send the capsule "
+        "ID another way"
     )
 
 
@@ -344,8 +357,8 @@ class ReplicationError(NodeError):
 
     code = "replication_failed"
     default_hint = (
-        "check the cluster's peers with 'ipfs-share cluster status' (or ipfs-cluster-ctl "
-        "peers ls), then retry, or ask for fewer copies with --replication"
+        "check the cluster's peers (ipfs-cluster-ctl peers ls), then retry, or ask for "
+        "fewer copies (replication=)"
     )
 
 
@@ -353,16 +366,13 @@ class PinServiceError(NodeError):
     """A remote pinning service (the IPFS Pinning Service API) refused or failed a request."""
 
     code = "pin_service_failed"
-    default_hint = (
-        "check the service's URL with 'ipfs-share pin remote ls' and that the service is up"
-    )
+    default_hint = "check the service's registered URL and that the service is up"
 
 
 class PinServiceAuthError(PinServiceError):
     code = "pin_service_unauthorized"
     default_hint = (
-        "the service refused the access token: register it again with a valid one, "
-        "'ipfs-share pin remote add NAME URL --token-file FILE'"
+        "the service refused the access token: register the service again with a valid one"
     )
 
 
@@ -373,29 +383,23 @@ class RemotePinFailedError(PinServiceError):
     code = "remote_pin_failed"
     default_hint = (
         "the service could not fetch the content: check it can reach this node (its "
-        "addresses were sent as origins), then retry the put with --pin-remote"
+        "addresses were sent as origins), then retry the remote pin"
     )
 
 
 class NodeManagementError(IpfsShareError):
     code = "node_management_failed"
-    default_hint = "see 'ipfs-share node status' and the node log in the ipfs-share home"
+    default_hint = "see the node's state and its log in the ipfs-share home"
 
 
 class KuboInstallError(NodeManagementError):
     code = "kubo_install_failed"
-    default_hint = (
-        "install Go >= 1.26.5 and retry 'ipfs-share node install', or run Kubo in Docker: "
-        "docker compose -f docker/compose.yml up -d"
-    )
+    default_hint = "install Go >= 1.26.5 and retry, or run Kubo in Docker (docker/compose.yml)"
 
 
 class ClusterInstallError(NodeManagementError):
     code = "cluster_install_failed"
-    default_hint = (
-        "install Go and retry 'ipfs-share cluster install', or run a cluster in Docker: "
-        "docker compose -f docker/cluster-compose.yml up -d"
-    )
+    default_hint = "install Go and retry, or run a cluster in Docker (docker/cluster-compose.yml)"
 
 
 class StoreError(IpfsShareError):
@@ -411,7 +415,10 @@ class StateMissingError(StoreError):
     one silently would restart the feeds it signs and forget what protects it."""
 
     code = "state_missing"
-    default_hint = "restore state.sqlite3 from a backup, or run 'ipfs-share state recover'"
+    default_hint = (
+        "restore state.sqlite3 from a backup, or start a new database on purpose "
+        "(StateDB(home, recover=True))"
+    )
 
 
 # --- keychains (docs/spec/keychain.md) ---------------------------------------------------
@@ -419,7 +426,7 @@ class StateMissingError(StoreError):
 
 class KeychainNotFoundError(IpfsShareError):
     code = "keychain_not_found"
-    default_hint = "see 'ipfs-share keychain list'; a keychain shared with you arrives by sync"
+    default_hint = "list the keychains of this home; a keychain shared with you arrives by a sync"
 
 
 class PermissionDeniedError(IpfsShareError):
@@ -469,6 +476,34 @@ class ShareRevokedError(ShareError):
     default_hint = "the owner revoked this share; ask them for a new one"
 
 
+class ShareReplacedError(ShareRevokedError):
+    """A revoked share whose issuer re-issued it to this opener: ``replaced_by`` is the
+    capsule to open instead (docs/spec/capsule.md section 1.7)."""
+
+    code = "share_replaced"
+    default_hint = "open the capsule that replaced it instead"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        replaced_by: str | None = None,
+        hint: str | None = None,
+        reason: str | None = None,
+        subject: str | None = None,
+    ) -> None:
+        # Constructible from its message alone, as every error (and unpickling) needs.
+        if hint is None and replaced_by is not None:
+            hint = f"open {replaced_by} instead"
+        super().__init__(
+            message,
+            hint=hint,
+            reason="replaced" if replaced_by is not None and reason is None else reason,
+            subject=replaced_by if subject is None else subject,
+        )
+        self.replaced_by = replaced_by
+
+
 class PolicyProviderRequiredError(ShareError):
     code = "policy_provider_required"
     default_hint = "install and configure the policy provider the share names"
@@ -481,7 +516,7 @@ class PolicyDeniedError(ShareError):
 
 class CapabilityRequiredError(ShareError):
     code = "capability_required"
-    default_hint = "pass a capability token for this share (--capability FILE)"
+    default_hint = "pass a capability token for this share, issued by the identity it names"
 
 
 class CapabilityInvalidError(ShareError):
@@ -496,7 +531,7 @@ class RevocationUnavailableError(ShareError):
     code = "revocation_unavailable"
     default_hint = (
         "retry when the issuer's node is reachable, or allow a recently checked list with "
-        "max_staleness (--max-staleness)"
+        "max_staleness"
     )
 
 

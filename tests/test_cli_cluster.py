@@ -82,7 +82,7 @@ def test_put_with_replication_2_and_files_show_the_two_peers(
     assert len(names) == 2 and set(names) <= {p.name for p in cluster.peers}
 
     as_json = run(capsys, *on_cluster, "--json", "files").json()
-    (row,) = [f for f in as_json["files"] if f["cid"] == cid]
+    (row,) = [f for f in as_json["files"] if f["content"] == cid]
     statuses = sorted(p["status"] for p in row["placement"]["peers"])
     assert statuses == ["pinned", "pinned", "remote"]
 
@@ -178,10 +178,10 @@ def test_pin_remote_add_ls_put_and_rm(
     doc = put.json()
     assert doc["remote_pin"]["status"] == "pinned"
     pinned = run(capsys, "--json", "pin", "remote", "ls", "local", "--status", "pinned").json()
-    assert doc["cid"] in {p["cid"] for p in pinned["pins"]}
+    assert doc["content"] in {p["cid"] for p in pinned["pins"]}
 
-    rm = run(capsys, "--json", "pin", "remote", "rm", "local", doc["cid"])
-    assert rm.code == 0 and rm.json()["withdrawn"] == {doc["cid"]: 1}
+    rm = run(capsys, "--json", "pin", "remote", "rm", "local", doc["content"])
+    assert rm.code == 0 and rm.json()["withdrawn"] == {doc["content"]: 1}
     assert run(capsys, "pin", "remote", "rm", "local").code == 0
     assert not stored.exists()
     unknown = run(capsys, "--api", kubo.api_url, "put", str(data), "--pin-remote", "local")

@@ -272,7 +272,7 @@ def test_json_shapes(cli: Cli, people: People, tmp_path: Path) -> None:
     f_json = f.json()
     assert f_json["name"] == "n.txt" and f_json["size"] == 11
     assert f_json["media_type"] == "text/x-notes" and f_json["owner"] == people.dids["alice"]
-    s = cli.ok(people.alice, "share", f_json["cid"], "--to", "bob,carol", "--expires", "never")
+    s = cli.ok(people.alice, "share", f_json["content"], "--to", "bob,carol", "--expires", "never")
     capsule = s.text.strip()
     shown = cli.ok(people.alice, "shares", "show", capsule, "--json").json()
     assert shown["expires"] is None and shown["state"] == "active"
@@ -280,12 +280,12 @@ def test_json_shapes(cli: Cli, people: People, tmp_path: Path) -> None:
     assert shown["opens"] == [] and shown["revocation_head"] is None
 
     opened = cli.ok(people.carol, "open", capsule, "-o", str(tmp_path / "c.txt"), "--json").json()
-    assert opened["capsule"] == capsule and opened["content"] == f_json["cid"]
+    assert opened["capsule"] == capsule and opened["content"] == f_json["content"]
     assert opened["name"] == "n.txt" and opened["size"] == 11 and opened["saved_to"]
-    listed = cli.ok(people.alice, "shares", "list", "--content", f_json["cid"], "--json").json()
-    assert [x["id"] for x in listed["shares"]] == [capsule]
+    listed = cli.ok(people.alice, "shares", "list", "--content", f_json["content"], "--json").json()
+    assert [x["capsule"] for x in listed["shares"]] == [capsule]
     files = cli.ok(people.alice, "files", "list", "--json").json()["files"]
-    assert [x["cid"] for x in files] == [f_json["cid"]]
+    assert [x["content"] for x in files] == [f_json["content"]]
     # Without -o, stdout carries the file, so --json is refused rather than mixed in.
     assert cli(people.carol, "open", capsule, "--json").code == 3
 
@@ -315,7 +315,8 @@ def test_revoke_rotate_drop(cli: Cli, people: People, tmp_path: Path) -> None:
     cid = put(cli, people.alice, src)
     capsule = share(cli, people.alice, cid, "--to", "bob,carol")
     done = cli.ok(people.alice, "revoke", capsule, "--rotate", "--drop", "bob")
-    assert "need the new capsule IDs" in done.err
+    assert "need its new ID" in done.err  # nothing was sent through mailboxes
+    assert f"revoked {capsule} (to bob, carol), re-issued as bafyrei" in done.text
     again = cli.ok(people.alice, "shares", "show", capsule, "--json").json()
     assert again["state"] == "replaced"
     new_capsule = again["replaced_by"]
@@ -324,7 +325,7 @@ def test_revoke_rotate_drop(cli: Cli, people: People, tmp_path: Path) -> None:
     assert cli.ok(people.carol, "open", new_capsule).text == "the plan\n"
     new = cli.ok(people.alice, "shares", "show", new_capsule, "--json").json()
     assert new["content"] != cid  # re-keyed: new ciphertext
-    assert cli.ok(people.alice, "files", "--json").json()["files"][0]["cid"] == new["content"]
+    assert cli.ok(people.alice, "files", "--json").json()["files"][0]["content"] == new["content"]
 
 
 def test_drop_with_rotate_leaves_the_dropped_recipient_out_of_every_reissue(
@@ -343,7 +344,7 @@ def test_drop_with_rotate_leaves_the_dropped_recipient_out_of_every_reissue(
     names = [{r["name"] for r in c["recipients"]} for c in done["reissued"]]
     assert names == [{"carol"}]
     for c in done["reissued"]:
-        assert cli(people.bob, "open", c["id"]).code == EXIT_CODES["recipient_not_authorized"]
+        assert cli(people.bob, "open", c["capsule"]).code == EXIT_CODES["recipient_not_authorized"]
 
 
 def test_view_only_refuses_saving_but_not_reading(cli: Cli, people: People, tmp_path: Path) -> None:
@@ -410,7 +411,7 @@ def test_put_from_a_stdin_pipe(cli: Cli, people: People, tmp_path: Path) -> None
     assert put_out.code == 0, put_out.err
     f = put_out.json()
     assert f["size"] == len(data) and f["name"] == "piped.bin"
-    capsule = share(cli, people.alice, f["cid"], "--to", "bob")
+    capsule = share(cli, people.alice, f["content"], "--to", "bob")
     assert cli.ok(people.bob, "open", capsule).out == data
     assert not list((people.alice / "tmp").iterdir())  # the ciphertext spool is gone
 
@@ -422,7 +423,7 @@ def test_files_rm_says_what_unpinning_does_not_do(cli: Cli, people: People, tmp_
     share(cli, people.alice, cid, "--to", "bob")
     gone = cli.ok(people.alice, "files", "rm", cid)
     assert gone.err.count("does not erase") == 1
-    assert "1 active share still pin it" in gone.text
+    assert "1 share not revoked still pin it" in gone.text
     assert cli.ok(people.alice, "files", "--json").json()["files"] == []
     assert cli(people.alice, "files", "rm", cid).code == EXIT_CODES["not_found"]
 

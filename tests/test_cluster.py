@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from cluster_fixtures import TestCluster
 
+from ipfs_share.cli.hints import cli_hint
 from ipfs_share.client import Mesh
 from ipfs_share.crypto.passphrase import KdfParams
 from ipfs_share.crypto.signing import SigningKey
@@ -142,7 +143,7 @@ async def test_asking_for_more_copies_than_peers_fails_and_pins_nothing(
         before = await store.pin_ls()
         with pytest.raises(ReplicationError) as info:
             await store.add(os.urandom(10_000))
-        assert info.value.hint and "--replication" in info.value.hint
+        assert info.value.hint and "--replication" in cli_hint(info.value)  # the CLI's
         assert await store.pin_ls() == before
 
 

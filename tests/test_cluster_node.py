@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ipfs_share import paths
+from ipfs_share.cli.hints import cli_hint
 from ipfs_share.errors import (
     ClusterInstallError,
     InvalidInputError,
@@ -56,7 +57,8 @@ def test_install_without_go_fails_naming_docker(
     with pytest.raises(ClusterInstallError) as info:
         install_cluster(progress=False)
     assert "go is not installed" in info.value.message
-    assert "docker compose -f docker/cluster-compose.yml up -d" in info.value.hint
+    assert "docker/cluster-compose.yml" in info.value.hint
+    assert "docker compose -f docker/cluster-compose.yml up -d" in cli_hint(info.value)
     assert info.value.code == "cluster_install_failed"
 
 

@@ -105,7 +105,7 @@ async def test_backend_upload_share_open_revoke(backend: TestClient) -> None:
     assert file["size"] == len(data) and file["media_type"] == "image/png"
 
     resp = await backend.post(
-        f"/files/{file['cid']}/shares", json={"to": ["bob"], "expires_in": "7d"}
+        f"/files/{file['content']}/shares", json={"to": ["bob"], "expires_in": "7d"}
     )
     assert resp.status == 201, await resp.text()
     capsule = (await resp.json())["capsule"]
@@ -134,7 +134,7 @@ async def test_backend_media_type_from_name_and_view_only(backend: TestClient) -
     file = await upload(backend, "notes.txt", b"plain words\n", "application/octet-stream")
     assert file["media_type"] == "text/plain"
     resp = await backend.post(
-        f"/files/{file['cid']}/shares", json={"to": ["bob"], "allow_download": False}
+        f"/files/{file['content']}/shares", json={"to": ["bob"], "allow_download": False}
     )
     capsule = (await resp.json())["capsule"]
     resp = await backend.get(f"/capsules/{capsule}", params={"as": "bob"})
@@ -153,7 +153,7 @@ async def test_backend_media_type_from_name_and_view_only(backend: TestClient) -
         ("post", "/files/{other}/shares", {"to": ["bob"]}, 404, "not_found"),
         ("get", "/capsules/{capsule}?as=nobody", None, 404, "identity_not_found"),
         ("get", "/capsules/{capsule}", None, 400, "invalid_input"),
-        ("get", "/capsules/{cid}?as=bob", None, 400, "format_invalid"),
+        ("get", "/capsules/{cid}?as=bob", None, 400, "invalid_input"),  # a content CID
         ("delete", "/capsules/{other}", None, 404, "not_found"),
         ("post", "/files", {"not": "multipart"}, 400, "invalid_input"),
     ],
@@ -167,10 +167,10 @@ async def test_backend_errors(
     code: str | None,
 ) -> None:
     file = await upload(backend, "a.txt", b"a", "text/plain")
-    resp = await backend.post(f"/files/{file['cid']}/shares", json={"to": ["bob"]})
+    resp = await backend.post(f"/files/{file['content']}/shares", json={"to": ["bob"]})
     capsule = (await resp.json())["capsule"]
     other = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"  # never put here
-    url = path.format(cid=file["cid"], capsule=capsule, other=other)
+    url = path.format(cid=file["content"], capsule=capsule, other=other)
     resp = await getattr(backend, method)(url, json=payload)
     body = await resp.json()
     assert resp.status == status, json.dumps(body)

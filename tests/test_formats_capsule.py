@@ -212,8 +212,15 @@ def test_stanza_limit_when_the_peek_gives_up() -> None:
         (("policy",), {"provider": "p", "params": {"a": [{"b": 1.0}]}}, "no floats"),
         (("cap",), {"issuer": "nobody"}, "did:key"),
         (("expires",), -1, "2\\^63-1"),
-        (("v",), 1, "version 2"),
-        (("v",), 3, "version 2"),
+        (("v",), 1, "version 3 or 2"),
+        (("v",), 4, "version 3 or 2"),
+        (("replaces",), bytes(Link(CONTENT)), "36-byte binary CIDv1"),  # not a capsule ID
+        (
+            ("replaces",),
+            Link("bafyreifqwkmiw256ojf2zws6tzjeonw6bpd5vza4i22ccpcq4hjv2ts7cm"),
+            "36-byte",
+        ),
+        (("replaces",), "bafyrei", "36-byte"),
     ],
 )
 def test_field_refusals(path: tuple[str, ...], value: Any, message: str) -> None:
@@ -226,10 +233,29 @@ def test_field_refusals(path: tuple[str, ...], value: Any, message: str) -> None
         decode_capsule(_resigned(body))
 
 
+def test_replaces_round_trips_and_is_a_term() -> None:
+    old = _capsule()
+    new = _capsule(replaces=old.cid)
+    assert decode_capsule(new.data).replaces == old.cid and old.replaces is None
+    assert new.version == 3
+    # Held as bytes, never as a link: a pin of the new capsule follows no link to the old.
+    assert dagcbor.decode(new.data)["replaces"] == bytes(Link(old.cid))
+    # A copy that names another capsule in replaces fails the commitment.
+    body = dagcbor.decode(new.data)
+    body["replaces"] = bytes(Link(_capsule(expires=None).cid))
+    forged = decode_capsule(_resigned(body))
+    with pytest.raises(KeyUnwrapFailedError):
+        check_commitment(forged, find_and_unwrap(forged, BOB))
+    with pytest.raises(FormatError):
+        _capsule(replaces=CONTENT)  # a content CID is no capsule ID
+
+
 def test_signature_refusals() -> None:
-    data = _capsule().data
+    data = bytearray(_capsule().data)
+    data[data.index(b"\x63sig\x58\x40") + 6] ^= 1
     with pytest.raises(SignatureInvalidError):
-        decode_capsule(data[:-2] + bytes([data[-2] ^ 1]) + data[-1:])
+        decode_capsule(bytes(data))
+    data = _capsule().data
     with pytest.raises(SignatureInvalidError, match="signed by"):
         decode_capsule(data, issuer=did_key(VAULT.public_key))
 

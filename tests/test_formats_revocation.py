@@ -14,7 +14,7 @@ from ipfs_share.crypto.signing import SigningKey
 from ipfs_share.errors import ChainInvalidError, FormatError, SignatureInvalidError
 from ipfs_share.formats import dagcbor
 from ipfs_share.formats import revocation as revocation_module
-from ipfs_share.formats.cid import DAG_CBOR, cid_from_digest
+from ipfs_share.formats.cid import DAG_CBOR, cid_bytes, cid_from_digest
 from ipfs_share.formats.dagcbor import Link
 from ipfs_share.formats.revocation import (
     MAX_LEAF,
@@ -26,6 +26,7 @@ from ipfs_share.formats.revocation import (
     is_revoked,
     make_head,
     revoke,
+    revoked_among,
     verify_history,
 )
 from ipfs_share.formats.signed import did_key, run_walk
@@ -103,6 +104,22 @@ def test_lookups_and_audit() -> None:
             is_revoked(result.head, "bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq"),
             store.get_block,
         )
+
+
+def test_revoked_among_reads_each_node_once_and_agrees_with_is_revoked() -> None:
+    store = Counting()
+    ids = _ids(2100)
+    result = run_walk(revoke(ISSUER, None, ids, updated=T0), store.get_block)
+    store.update((b.cid, b.data) for b in result.blocks)
+    asked = ids[::7] + _ids(300, start=50_000)  # 300 revoked, 300 not
+    store.reads = 0
+    found = run_walk(revoked_among(result.head, asked), store.get_block)
+    assert found == {cid_bytes(c) for c in ids[::7]}
+    leaves = {c for c, data in store.items() if "leaf" in dagcbor.decode(data)}
+    assert store.reads <= 1 + len(leaves)  # the root branch, and each leaf at most once
+    for c in asked[:40] + asked[-40:]:
+        assert (cid_bytes(c) in found) == run_walk(is_revoked(result.head, c), store.get_block)
+    assert run_walk(revoked_among(result.head, []), store.get_block) == set()
 
 
 def test_leaf_and_branch_refusals() -> None:

@@ -91,6 +91,7 @@ def _capsule(v: vectorfile.Vector) -> None:
             assert file_key == FileKey(v.hex("file_key"))
     if "cid" in f:
         assert opened.cid == f["cid"]
+    assert opened.replaces == f.get("replaces")
 
 
 def _mailbox(v: vectorfile.Vector) -> None:

@@ -64,11 +64,15 @@ async def test_create_list_get_rename_delete(tmp_path: Path) -> None:
         ids.get("alice")
 
     await ids.create("bob")
-    with pytest.raises(IdentityNotFoundError) as info:
-        ids.get()
-    assert "identity use" in info.value.hint
+    assert ids.get().name == "alice-laptop"  # a second identity keeps the first the default
     ids.use("bob")
     assert ids.get().name == "bob"
+    ids.db.meta.set("default_identity", None)  # a home from before defaults were written
+    with pytest.raises(IdentityNotFoundError) as info:
+        ids.get()
+    assert info.value.reason == "no_default_identity" and "use(NAME)" in info.value.hint
+    assert "ipfs-share" not in info.value.hint  # the library's hint names no command
+    ids.use("bob")
 
     ids.delete("alice-laptop")
     assert [i.name for i in ids.list()] == ["bob"]

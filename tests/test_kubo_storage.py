@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from ipfs_share.cli.hints import cli_hint
 from ipfs_share.errors import (
     IntegrityError,
     IpfsShareError,
@@ -28,14 +29,17 @@ from ipfs_share.storage.kubo import KuboStorage, check_kubo_version
 async def test_no_node_at_the_address_is_unreachable_with_a_hint() -> None:
     with pytest.raises(NodeUnreachableError) as info:
         await KuboStorage.connect(f"/ip4/127.0.0.1/tcp/{free_port()}")
-    assert "docker compose" in info.value.hint and "node start" in info.value.hint
+    assert "docker" in info.value.hint and "IPFS_SHARE_API" in info.value.hint
+    cli = cli_hint(info.value)  # the CLI's words name its commands
+    assert "docker compose" in cli and "node start" in cli
 
 
 @pytest.mark.parametrize("version", ["0.39.9", "0.4.23", "nonsense", ""])
 def test_too_old_or_unparseable_kubo_versions_are_refused(version: str) -> None:
     with pytest.raises(NodeVersionError) as info:
         check_kubo_version(version)
-    assert "ipfs-share node install" in info.value.hint
+    assert "the Kubo version ipfs-share pins" in info.value.hint
+    assert "ipfs-share node install" in cli_hint(info.value)
 
 
 def test_supported_versions_pass() -> None:

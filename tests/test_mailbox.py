@@ -150,17 +150,19 @@ async def test_recipient_offline_during_send_syncs_opens_and_receipts_flow_back(
     assert arrived == new
     stop()
     assert await bob.inbox.sync() == []  # only what is new
-    opened = await bob.share.open_capsule(new[0].id)
+    before_open = int(time.time())
+    opened = await bob.share.open_capsule(new[0].id)  # sends the "opened" receipt itself
+    after_open = int(time.time())
     assert await opened.read() == b"meet at noon"
 
     async def state_is(state: str) -> bool:
         return [o.state for o in await alice.share.outgoing()] == [state]
 
-    await eventually(lambda: state_is("delivered"))
-    await bob.inbox.sync()  # sends the "opened" receipt (share.open_capsule recorded it)
-    await eventually(lambda: state_is("opened"))
+    await asyncio.sleep(1.5)  # "opened" is the time of the open, not of alice's read
+    await eventually(lambda: state_is("opened"))  # no sync by bob in between
     (done,) = await alice.share.outgoing(refresh=False)
     assert done.delivered_at is not None and done.opened_at is not None
+    assert before_open <= done.opened_at <= after_open
     assert {r.state for r in receipts} <= {"delivered", "opened"} and receipts
     assert arrived == [new[0]]  # unsubscribed: the later syncs told nobody
     await alice.close()
@@ -441,17 +443,17 @@ async def test_cli_send_inbox_outgoing_cancel(
         return json.loads(out)
 
     sent = await run(alice, "send", one, "--to", "bob")
-    assert [(o["id"], o["state"]) for o in sent["sent"]] == [(one, "queued")]
+    assert [(o["capsule"], o["state"]) for o in sent["sent"]] == [(one, "queued")]
     await run(alice, "send", two, "--to", "bob")
     assert (await run(alice, "cancel", two))["cancelled"][0]["state"] == "cancelled"
     f = await alice.files.put("more.txt", b"and this")
     shared = await run(alice, "share", f.cid, "--to", "bob", "--send")  # share ... --send
-    three = shared["id"]
-    assert [(o["id"], o["recipient_name"]) for o in shared["sent"]] == [(three, "bob")]
+    three = shared["capsule"]
+    assert [(o["capsule"], o["recipient_name"]) for o in shared["sent"]] == [(three, "bob")]
     got = await run(bob, "inbox", "--as", "bob")
-    assert [i["id"] for i in got["new"]] == [one, three]
+    assert [i["capsule"] for i in got["new"]] == [one, three]
     assert got["failed"] == [] and len(got["inbox"]) == 2
-    states = {o["id"]: o["state"] for o in (await run(alice, "outgoing"))["outgoing"]}
+    states = {o["capsule"]: o["state"] for o in (await run(alice, "outgoing"))["outgoing"]}
     assert states == {one: "delivered", two: "cancelled", three: "delivered"}
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from cluster_fixtures import TestCluster
 
+from ipfs_share.cli.hints import cli_hint
 from ipfs_share.errors import (
     InvalidInputError,
     NodeUnreachableError,
@@ -69,7 +70,8 @@ def test_a_service_is_stored_0600_and_its_token_is_never_shown(tmp_path: Path) -
     registry.remove_service("local")
     with pytest.raises(NotFoundError) as info:
         registry.service("local")
-    assert "pin remote add" in info.value.hint
+    assert "register one" in info.value.hint  # the library's words; the CLI's:
+    assert "ipfs-share pin remote add" in cli_hint(info.value)
 
 
 @pytest.mark.parametrize(
@@ -143,7 +145,7 @@ async def test_a_wrong_token_is_a_typed_error_with_a_hint(
     with pytest.raises(PinServiceAuthError) as info:
         await pins.pin("cluster", cid_for(RAW, b"x"))
     assert info.value.code == "pin_service_unauthorized"
-    assert "--token-file" in info.value.hint
+    assert info.value.hint and "--token-file" in cli_hint(info.value)  # the CLI's words
     assert "not-the-token" not in info.value.message
 
 
@@ -169,7 +171,7 @@ async def test_an_unreachable_service_is_a_typed_error(tmp_path: Path, node: Kub
     pins.add_service("gone", f"http://127.0.0.1:{free_port()}", AccessToken("t"))
     with pytest.raises(NodeUnreachableError) as info:
         await pins.pin("gone", cid_for(RAW, b"x"))
-    assert "pin remote ls" in info.value.hint
+    assert "registered URL" in info.value.hint and "pin remote ls" in cli_hint(info.value)
 
 
 async def test_a_storage_with_no_address_cannot_ask_for_a_remote_pin(
@@ -180,7 +182,8 @@ async def test_a_storage_with_no_address_cannot_ask_for_a_remote_pin(
         pins.add_service("cluster", cluster.peers[0].pinsvc_url, AccessToken(cluster.token))
         with pytest.raises(InvalidInputError) as info:
             await pins.pin("cluster", (await store.add(b"local only")).cid)
-        assert "--api or --cluster" in info.value.hint
+        assert "Kubo node or a cluster" in info.value.hint
+        assert "--api or --cluster" in cli_hint(info.value)  # the CLI's words
 
 
 def test_the_client_refuses_statuses_it_does_not_know() -> None:

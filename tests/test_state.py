@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from ipfs_share.cli.hints import cli_hint
 from ipfs_share.cli.main import exit_code_for, main
 from ipfs_share.crypto.passphrase import KdfParams
 from ipfs_share.crypto.signing import SigningKey
@@ -67,7 +68,7 @@ def _version(path: Path) -> int:
         conn.close()
 
 
-@pytest.mark.parametrize("version", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5, 6])
 def test_each_earlier_version_migrates_to_the_schema_of_a_new_home(
     tmp_path: Path, version: int
 ) -> None:
@@ -86,7 +87,7 @@ def test_each_earlier_version_migrates_to_the_schema_of_a_new_home(
     assert user_version == LATEST and legacy == str(LATEST)
 
 
-@pytest.mark.parametrize("version", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5, 6])
 def test_what_each_version_stored_survives_the_migrations(tmp_path: Path, version: int) -> None:
     state = StateDB(old_home(tmp_path, version))
     try:
@@ -115,7 +116,8 @@ def test_what_each_version_stored_survives_the_migrations(tmp_path: Path, versio
             (sent,) = state.mailboxes.sent(sender=ALICE)
             assert sent.opened_at is not None and sent.delivered_at is not None
             (item,) = state.mailboxes.inbox(ALICE)
-            assert item.sender == BOB and item.state == "pending"
+            assert item.sender == BOB and item.state == ("delivered" if version >= 6 else "pending")
+            assert item.replaces is None  # version 7: nothing re-issued it
             assert item.attempts == (2 if version >= 4 else 0)
             (out,) = state.feeds.own_feeds("mailbox", ALICE)
             assert (out.topic, out.seq, out.published) == (BOB, 0, True)
@@ -211,7 +213,8 @@ def test_a_home_with_keys_and_no_database_is_refused_with_a_hint(
     with pytest.raises(StateMissingError) as caught:
         StateDB(home_with_keys)
     assert caught.value.code == "state_missing" and exit_code_for(caught.value) == 9
-    assert "state recover" in caught.value.hint and "backup" in caught.value.hint
+    assert "recover=True" in caught.value.hint and "backup" in caught.value.hint
+    assert "ipfs-share state recover" in cli_hint(caught.value)  # the CLI's own words
 
 
 def test_state_recover_starts_a_new_database_on_purpose(

@@ -6,6 +6,10 @@ Not a command module (the leading underscore keeps the dispatcher from loading i
 ((0, 10), (100, None))
 >>> parse_time("2026-11-01"), parse_time("1700000000")
 (1793491200, 1700000000)
+>>> window_end("2026-11-01", inclusive=True) - parse_time("2026-11-01")   # the whole day
+86400
+>>> window_end("2026-11-01T09:00:00Z", inclusive=True) - parse_time("2026-11-01T09:00:00Z")
+1
 >>> split_names(["bob,carol", " dave "])
 ['bob', 'carol', 'dave']
 """
@@ -16,7 +20,7 @@ import argparse
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import BinaryIO
 
 from ipfs_share import paths
@@ -27,6 +31,7 @@ from ipfs_share.client import Mesh, connect
 from ipfs_share.errors import InvalidInputError
 from ipfs_share.local.keystore import Keystore
 from ipfs_share.local.state import StateDB
+from ipfs_share.times import iso
 
 __all__ = [
     "BIG",
@@ -39,6 +44,7 @@ __all__ = [
     "parse_time",
     "progress",
     "split_names",
+    "window_end",
 ]
 
 BIG = 4 << 20  # transfers smaller than this never get a progress bar
@@ -111,10 +117,28 @@ def parse_time(text: str) -> int:
     return int(when.timestamp())
 
 
+def _is_date(value: str) -> bool:
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def window_end(text: str, *, inclusive: bool) -> int:
+    """The first second a window refuses, from ``--until TIME`` (exclusive: TIME itself
+    is refused) or ``--not-after TIME`` (``inclusive``: a date means through the end of
+    that day, UTC; a time, through that second)."""
+    value = text.strip()
+    start = parse_time(value)
+    if not inclusive:
+        return start
+    return start + (86400 if _is_date(value) else 1)
+
+
 def fmt_time(ts: int | None, *, never: str = "never") -> str:
-    if ts is None:
-        return never
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    """A time as a person reads it (:func:`ipfs_share.times.iso`): ISO 8601, UTC."""
+    return iso(ts, never=never)
 
 
 def binary_stdout(ctx: Context) -> BinaryIO:

@@ -46,7 +46,7 @@ def register(subparsers: Subparsers) -> None:
         "cache (a few minutes the first time).",
     )
     install.add_argument("--quiet", action="store_true", help="do not show build progress")
-    install.set_defaults(handler=_install)
+    install.set_defaults(handler=_install, as_applies=False)
 
     up = sub.add_parser(
         "up",
@@ -64,11 +64,11 @@ def register(subparsers: Subparsers) -> None:
     up.add_argument(
         "--timeout", type=float, default=120.0, help="seconds to wait for the peers (default 120)"
     )
-    up.set_defaults(handler=_up)
+    up.set_defaults(handler=_up, as_applies=False)
 
     status = sub.add_parser("status", help="show the local cluster's peers and whether they run")
     _dir_option(status)
-    status.set_defaults(handler=_status)
+    status.set_defaults(handler=_status, as_applies=False)
 
     down = sub.add_parser(
         "down",
@@ -85,7 +85,7 @@ def register(subparsers: Subparsers) -> None:
         action="store_true",
         help="also delete the cluster's folder (its keys, pins and data)",
     )
-    down.set_defaults(handler=_down)
+    down.set_defaults(handler=_down, as_applies=False)
 
     replication = sub.add_parser(
         "replication",
@@ -96,7 +96,7 @@ def register(subparsers: Subparsers) -> None:
     group = replication.add_mutually_exclusive_group()
     group.add_argument("copies", type=int, nargs="?", metavar="N", help="copies from now on")
     group.add_argument("--clear", action="store_true", help="leave it to the cluster again")
-    replication.set_defaults(handler=_replication)
+    replication.set_defaults(handler=_replication, as_applies=False)
 
 
 def _dir_option(parser: argparse.ArgumentParser) -> None:

@@ -1,34 +1,91 @@
-"""``ipfs-share contacts add|list|remove``: petnames for other people's dids."""
+"""``ipfs-share contacts add|list|remove``: petnames for other people's dids.
+
+::
+
+    $ ipfs-share contacts add bob did:key:z6Mk...
+    bob = did:key:z6Mk...
+    $ ipfs-share contacts add bob did:key:z6Mk...other    # refused: bob is taken (--force)
+
+A petname that is already a contact's is refused unless ``--force`` (a typo would send
+shares to someone else), and one that is a local identity's name is refused (names find
+local identities first, so the contact could never be reached). ``add`` checks the did's
+identity document can be found now, and warns if not (the did is kept all the same:
+its owner may publish later, or be on a node this one cannot reach yet).
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 
 from ipfs_share import paths
 from ipfs_share.cli.common import Context, Subparsers
-from ipfs_share.errors import NotFoundError
+from ipfs_share.client import open_storage
+from ipfs_share.errors import IpfsShareError, NotFoundError
 from ipfs_share.local.state import StateDB
 from ipfs_share.services.identities import IdentityService
 
-__all__ = ["register"]
+__all__ = ["CHECK_TIMEOUT", "register"]
+
+# Seconds ``contacts add`` gives the check that the did's identity document resolves.
+CHECK_TIMEOUT = 10.0
 
 
 def register(subparsers: Subparsers) -> None:
     contacts = subparsers.add_parser("contacts", help="petnames for other people's identities")
     sub = contacts.add_subparsers(dest="contacts_command", metavar="COMMAND", required=True)
-    add = sub.add_parser("add", help="name a did (or k51... IPNS name)")
-    add.add_argument("petname")
-    add.add_argument("who")
-    add.set_defaults(handler=_add)
-    sub.add_parser("list", help="list contacts").set_defaults(handler=_list)
+    add = sub.add_parser(
+        "add",
+        help="name a did (or k51... IPNS name)",
+        description="Give someone's did a petname here, to use with --to, --from and "
+        "--drop. It checks that their identity document resolves now, and warns if not.",
+    )
+    add.add_argument("petname", help="the name you will use for them")
+    add.add_argument("who", help="their did:key:z6Mk... (or k51... IPNS name)")
+    add.add_argument(
+        "--force", action="store_true", help="replace a contact of that petname (another did)"
+    )
+    add.add_argument(
+        "--no-check", action="store_true", help="do not check that the did resolves now"
+    )
+    add.set_defaults(handler=_add, as_applies=False)
+    sub.add_parser("list", help="list contacts").set_defaults(handler=_list, as_applies=False)
     remove = sub.add_parser("remove", help="forget a petname")
-    remove.add_argument("petname")
-    remove.set_defaults(handler=_remove)
+    remove.add_argument("petname", help="the contact to forget")
+    remove.set_defaults(handler=_remove, as_applies=False)
 
 
-def _add(args: argparse.Namespace, ctx: Context) -> None:
-    did = IdentityService(paths.home_dir(), None).add_contact(args.petname, args.who)
-    ctx.emit({"petname": args.petname, "did": did}, f"{args.petname} = {did}")
+async def _add(args: argparse.Namespace, ctx: Context) -> None:
+    ids = IdentityService(paths.home_dir(), None)
+    before = ids.db.contacts.get(args.petname)
+    did = ids.add_contact(args.petname, args.who, force=args.force)
+    replaced = before.did if before is not None and before.did != did else None
+    ctx.emit({"petname": args.petname, "did": did, "replaced": replaced}, f"{args.petname} = {did}")
+    if replaced is not None:
+        ctx.note(f"{args.petname} was {replaced} before")
+    if not args.no_check:
+        why = await _unresolvable(ctx, did)
+        if why is not None:
+            ctx.note(
+                f"warning: the identity document of {did} cannot be resolved right now "
+                f"({why}); the contact is kept, but sharing with {args.petname} needs it: "
+                "ask its owner to run 'ipfs-share identity publish', and check the nodes "
+                "are connected"
+            )
+
+
+async def _unresolvable(ctx: Context, did: str) -> str | None:
+    """Why ``did``'s identity document cannot be had now, or None if it resolved."""
+    try:
+        async with await open_storage(ctx.api, cluster=ctx.cluster) as storage:
+            ids = IdentityService(paths.home_dir(), storage)
+            async with asyncio.timeout(CHECK_TIMEOUT):
+                await ids.resolve(did)
+    except TimeoutError:
+        return f"no answer within {CHECK_TIMEOUT:.0f} s"
+    except IpfsShareError as exc:
+        return exc.message
+    return None
 
 
 def _list(args: argparse.Namespace, ctx: Context) -> None:

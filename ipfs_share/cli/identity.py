@@ -4,7 +4,7 @@
 
     $ ipfs-share identity create alice
     created alice did:key:z6Mk...
-    $ ipfs-share identity publish alice
+    $ ipfs-share identity publish            # the default identity (or --as NAME, or NAME)
     published alice as k51... (seq 0)
     $ ipfs-share identity resolve did:key:z6Mk... --name bob
     did:key:z6Mk... (seq 0), saved as contact bob
@@ -37,38 +37,47 @@ def register(subparsers: Subparsers) -> None:
     )
     sub = identity.add_subparsers(dest="identity_command", metavar="COMMAND", required=True)
 
-    create = sub.add_parser("create", help="make a new identity")
-    create.add_argument("name")
+    create = sub.add_parser(
+        "create",
+        help="make a new identity (the first one becomes the default)",
+        description="Make a new identity. The first identity of a home becomes its default; "
+        "later ones do not change it (use 'identity use NAME', or --as NAME per command).",
+    )
+    create.add_argument("name", help="a local name for it (letters, digits, . _ -)")
     create.add_argument(
         "--unencrypted",
         action="store_true",
         help="keep the keys in the clear (development only: anyone who reads the file has them)",
     )
     add_passphrase_option(create)
-    create.set_defaults(handler=_create)
+    create.set_defaults(handler=_create, as_applies=False)
 
-    sub.add_parser("list", help="list local identities").set_defaults(handler=_list)
+    sub.add_parser("list", help="list local identities").set_defaults(
+        handler=_list, as_applies=False
+    )
 
-    show = sub.add_parser("show", help="show one identity (the default one if no name)")
-    show.add_argument("name", nargs="?")
+    show = sub.add_parser("show", help="show one identity (NAME, else --as, else the default)")
+    show.add_argument("name", nargs="?", help="the identity (default: --as, else the default)")
     show.set_defaults(handler=_show)
 
     use = sub.add_parser("use", help="make an identity the default for every command")
-    use.add_argument("name")
-    use.set_defaults(handler=_use)
+    use.add_argument("name", help="the identity to act as by default")
+    use.set_defaults(handler=_use, as_applies=False)
 
     rename = sub.add_parser("rename", help="give an identity another local name")
-    rename.add_argument("old")
-    rename.add_argument("new")
-    rename.set_defaults(handler=_rename)
+    rename.add_argument("old", help="its name now")
+    rename.add_argument("new", help="the name it gets")
+    rename.set_defaults(handler=_rename, as_applies=False)
 
     delete = sub.add_parser("delete", help="delete an identity's keys from this machine")
-    delete.add_argument("name")
+    delete.add_argument("name", help="the identity whose keys go")
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    delete.set_defaults(handler=_delete)
+    delete.set_defaults(handler=_delete, as_applies=False)
 
     export = sub.add_parser("export", help="write an identity, sealed, to move it elsewhere")
-    export.add_argument("name")
+    export.add_argument(
+        "name", nargs="?", help="the identity (default: --as, else the default identity)"
+    )
     export.add_argument("-o", "--output", type=Path, help="file to write (default stdout)")
     add_passphrase_option(export)
     export.set_defaults(handler=_export)
@@ -77,21 +86,39 @@ def register(subparsers: Subparsers) -> None:
     imp.add_argument("file", help="the export file, or - for stdin")
     imp.add_argument("--name", help="a local name (default: the name in the export)")
     add_passphrase_option(imp)
-    imp.set_defaults(handler=_import)
+    imp.set_defaults(handler=_import, as_applies=False)
 
     publish = sub.add_parser("publish", help="publish the signed identity document to IPNS")
-    publish.add_argument("name", nargs="?")
+    publish.add_argument(
+        "name", nargs="?", help="the identity (default: --as, else the default identity)"
+    )
     add_passphrase_option(publish)
     publish.set_defaults(handler=_publish)
 
     resolve = sub.add_parser("resolve", help="fetch and verify someone's identity document")
     resolve.add_argument("who", help="a did:key or k51... IPNS name")
     resolve.add_argument("--name", help="save it as a contact under this petname")
-    resolve.set_defaults(handler=_resolve)
+    resolve.add_argument(
+        "--force", action="store_true", help="with --name: replace a contact of that name"
+    )
+    resolve.set_defaults(handler=_resolve, as_applies=False)
 
 
 def service(args: argparse.Namespace, storage: Storage | None = None) -> IdentityService:
     return IdentityService(paths.home_dir(), storage, passphrase=passphrase_source(args))
+
+
+def _named(args: argparse.Namespace) -> str | None:
+    """The identity a command is about: its NAME argument, else --as, else None (the
+    default); a NAME and a different --as together are refused."""
+    name: str | None = getattr(args, "name", None)
+    as_: str | None = getattr(args, "as_", None)
+    if name is not None and as_ is not None and name != as_:
+        raise InvalidInputError(
+            f"two identities named: {name!r} and --as {as_!r}",
+            hint="name the identity once, as NAME or with --as",
+        )
+    return name if name is not None else as_
 
 
 def _line(i: Identity) -> str:
@@ -110,6 +137,16 @@ async def _create(args: argparse.Namespace, ctx: Context) -> None:
         ctx.note("warning: the keys are stored UNENCRYPTED; use this for development only")
     created = await ids.create(args.name, encrypted=not args.unencrypted)
     ctx.emit(created.to_json(), f"created {created.name} {created.did}")
+    if not ctx.json:
+        default = ids.default()
+        if default.did == created.did:
+            ctx.note(f"{created.name} is the default identity")
+        else:
+            ctx.note(
+                f"{default.name} stays the default identity; act as {created.name} with "
+                f"--as {created.name}, or make it the default: ipfs-share identity use "
+                f"{created.name}"
+            )
 
 
 def _list(args: argparse.Namespace, ctx: Context) -> None:
@@ -121,7 +158,7 @@ def _list(args: argparse.Namespace, ctx: Context) -> None:
 
 
 def _show(args: argparse.Namespace, ctx: Context) -> None:
-    i = service(args).get(args.name)
+    i = service(args).get(_named(args))
     text = "\n".join(
         [
             f"name:      {i.name}{'  (default)' if i.default else ''}",
@@ -171,7 +208,8 @@ def _delete(args: argparse.Namespace, ctx: Context) -> None:
 async def _export(args: argparse.Namespace, ctx: Context) -> None:
     ids = service(args)
     source = passphrase_source(args)
-    blob = await ids.export(args.name, source(f"passphrase to seal the export of {args.name}"))
+    who = ids.get(_named(args))
+    blob = await ids.export(who.did, source(f"passphrase to seal the export of {who.name}"))
     if args.output:
         write_atomic(args.output, blob.encode())
         ctx.emit({"file": str(args.output)}, f"wrote {args.output} (sealed; keep it private)")
@@ -198,13 +236,13 @@ async def _import(args: argparse.Namespace, ctx: Context) -> None:
 
 async def _publish(args: argparse.Namespace, ctx: Context) -> None:
     async with await open_storage(ctx.api, cluster=ctx.cluster) as storage:
-        done = await service(args, storage).publish(args.name)
+        done = await service(args, storage).publish(_named(args))
     ctx.emit(done.to_json(), f"published {done.did} as {done.ipns_name} (seq {done.seq})")
 
 
 async def _resolve(args: argparse.Namespace, ctx: Context) -> None:
     async with await open_storage(ctx.api, cluster=ctx.cluster) as storage:
-        found = await service(args, storage).resolve(args.who, petname=args.name)
+        found = await service(args, storage).resolve(args.who, petname=args.name, force=args.force)
     saved = f", saved as contact {args.name}" if args.name else ""
     ctx.emit(
         found.to_json(), f"{found.did} (seq {found.seq}){saved}\nx25519: {found.enc.to_text()}"

@@ -5,7 +5,9 @@
     $ ipfs-share send bafyrei... --to bob           # alice: into her mailbox for bob
     sent bafyrei... to bob (queued)
     $ ipfs-share inbox --as bob                     # bob, whenever: what is new
-    bafyrei...  from alice  delivered  sent 2026-11-22 10:00:00 UTC
+    1 new
+    bafyrei...  from alice  delivered  sent 2026-11-22T10:00:00Z
+    ipfs-share: read 1 mailbox (1 contact, and whoever you sent to or named with --from): 1 answered
     $ ipfs-share inbox --as bob --watch             # and then as it arrives
     $ ipfs-share outgoing                           # alice: queued, delivered, opened ...
     $ ipfs-share cancel bafyrei...                  # withdraw one nobody picked up yet
@@ -20,15 +22,17 @@ import argparse
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 
+from ipfs_share.cli._shared import Names, fmt_time
 from ipfs_share.cli.common import Context, Subparsers
+from ipfs_share.cli.hints import cli_hint
 from ipfs_share.cli.main import exit_code_for
 from ipfs_share.cli.passphrase import add_passphrase_option, passphrase_source
 from ipfs_share.client import Mesh, connect
-from ipfs_share.services.mailbox import InboxItem, OutgoingCapsule
+from ipfs_share.errors import InvalidInputError
+from ipfs_share.services.mailbox import InboxItem, OutgoingCapsule, SyncReport
 
-__all__ = ["register"]
+__all__ = ["delivery_text", "register"]
 
 
 def register(subparsers: Subparsers) -> None:
@@ -103,23 +107,33 @@ async def _mesh(args: argparse.Namespace, ctx: Context) -> AsyncIterator[Mesh]:
         yield mesh
 
 
-def _when(ts: int | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 def _item_line(item: InboxItem) -> str:
-    return (
-        f"{item.id}  from {item.sender_name or item.sender}  {item.state}  sent {_when(item.sent)}"
-    )
+    state = item.state
+    if item.replaced_by is not None:
+        state += f" by {item.replaced_by}"
+    elif item.state == "expired":
+        state += f" {fmt_time(item.expires)}"
+    return f"{item.id}  from {item.sender_name or item.sender}  {state}  sent {fmt_time(item.sent)}"
+
+
+def delivery_text(o: OutgoingCapsule) -> str:
+    """A sent capsule's state and the times that make it, as 'outgoing' and 'shares show'
+    both print it: ``opened 2026-11-22T10:00:05Z``, ``revoked (opened ...)``."""
+    times = [("sent", o.sent_at), ("delivered", o.delivered_at), ("opened", o.opened_at)]
+    if o.cancelled_at is not None:
+        times.append(("cancelled", o.cancelled_at))
+    shown = {"queued": "sent", "delivered": "delivered", "opened": "opened"}.get(o.state)
+    if shown is not None:
+        at = dict(times)[shown]
+        return f"{o.state} {fmt_time(at)}"
+    done = [f"{k} {fmt_time(t)}" for k, t in times if t is not None and k != "sent"]
+    tail = f" ({', '.join(done)})" if done else ""
+    replaced = f" by {o.replaced_by}" if o.state == "replaced" and o.replaced_by else ""
+    return f"{o.state}{replaced}{tail}"
 
 
 def _outgoing_line(o: OutgoingCapsule) -> str:
-    when = {"delivered": o.delivered_at, "opened": o.opened_at, "cancelled": o.cancelled_at}
-    at = when.get(o.state)
-    suffix = f" {_when(at)}" if at is not None else ""
-    return f"{o.id}  to {o.recipient_name or o.recipient}  {o.state}{suffix}"
+    return f"{o.id}  to {o.recipient_name or o.recipient}  {delivery_text(o)}"
 
 
 async def _send(args: argparse.Namespace, ctx: Context) -> None:
@@ -139,23 +153,12 @@ async def _inbox(args: argparse.Namespace, ctx: Context) -> int:
             return 0
         report = await mesh.inbox.sync_report(args.as_, senders=args.senders)
         items = mesh.inbox.list(args.as_, include_withdrawn=args.all)
-    failed = [
-        {"sender": who, "code": exc.code, "message": exc.message, "hint": exc.hint}
-        for who, exc in report.failed
-    ]
+        contacts = len(mesh.db.contacts.list())
     lines = [f"{len(report.new)} new"] + [_item_line(i) for i in items]
-    ctx.emit(
-        {
-            "new": [i.to_json() for i in report.new],
-            "inbox": [i.to_json() for i in items],
-            "unreachable": list(report.unreachable),
-            "failed": failed,
-            "partial": list(report.partial),
-            "deferred": [{"sender": who, "capsules": n} for who, n in report.deferred],
-            "missing": [{"sender": who, "capsules": n} for who, n in report.missing],
-        },
-        "\n".join(lines),
-    )
+    data = report.to_json()
+    del data["receipts"]
+    ctx.emit({**data, "inbox": [i.to_json() for i in items]}, "\n".join(lines))
+    _say_what_was_read(ctx, report, contacts)
     for who in report.partial:
         ctx.note(f"the mailbox from {who} is long: the rest is read at the next sync")
     for who, n in report.deferred:
@@ -164,9 +167,36 @@ async def _inbox(args: argparse.Namespace, ctx: Context) -> int:
         ctx.note(f"{n} capsules from {who} could not be fetched after every retry: missing")
     for who, exc in report.failed:  # the others were synced and stored all the same
         print(f"ipfs-share: error: the mailbox from {who}: {exc.message}", file=ctx.stderr)
-        if exc.hint:
-            print(f"ipfs-share: hint: {exc.hint}", file=ctx.stderr)
+        if cli_hint(exc):
+            print(f"ipfs-share: hint: {cli_hint(exc)}", file=ctx.stderr)
     return exit_code_for(report.failed[0][1]) if report.failed else 0
+
+
+def _say_what_was_read(ctx: Context, report: SyncReport, contacts: int) -> None:
+    """On stderr: how many mailboxes were read, which did not answer and why; a hint
+    when there is nobody to read from."""
+    names = Names()
+    n = len(report.read)
+    answered = n - len(report.unreachable) - len(report.failed)
+    ctx.note(
+        f"read {n} mailbox{'es' if n != 1 else ''} ({contacts} contact"
+        f"{'s' if contacts != 1 else ''}, and whoever you sent to or named with --from): "
+        f"{answered} answered"
+        + (f", {len(report.unreachable)} unreachable" if report.unreachable else "")
+        + (f", {len(report.failed)} failed" if report.failed else "")
+    )
+    for who, why in report.unreachable_why:
+        ctx.note(f"  {names.short(who)}: {why}")
+    if report.revoked:
+        ctx.note(
+            f"{len(report.revoked)} capsule{'s were' if len(report.revoked) != 1 else ' was'} "
+            "revoked by the issuer since it arrived"
+        )
+    if contacts == 0:
+        ctx.note(
+            "hint: you have no contacts, whose mailboxes an inbox reads: add one with "
+            "'ipfs-share contacts add NAME DID', or read a sender's with --from DID"
+        )
 
 
 async def _watch(mesh: Mesh, args: argparse.Namespace, ctx: Context) -> None:
@@ -204,6 +234,14 @@ async def _outgoing(args: argparse.Namespace, ctx: Context) -> None:
 
 async def _cancel(args: argparse.Namespace, ctx: Context) -> None:
     async with _mesh(args, ctx) as mesh:
+        if args.as_ is not None:
+            me = mesh.identity.get(args.as_)
+            issuer = mesh.share.get(args.capsule).issuer
+            if issuer != me.did:
+                raise InvalidInputError(
+                    f"the share {args.capsule} was made by {issuer}, not by {me.name}",
+                    hint="cancel it as the identity that shared it (or leave out --as)",
+                )
         done = await mesh.share.cancel(args.capsule)
     ctx.emit(
         {"cancelled": [o.to_json() for o in done]},

@@ -36,7 +36,8 @@ exit  meaning                       error codes
                                     policy_provider_required, policy_denied,
                                     capability_required, capability_invalid,
                                     permission_denied (a keychain permission not held)
-11    share no longer valid         share_expired, share_revoked
+11    share no longer valid         share_expired, share_revoked, share_replaced (a
+                                    re-issued one names the capsule to open instead)
 12    revocation not checkable      revocation_unavailable (retry, or --max-staleness)
 13    download not allowed          download_not_allowed (view-only share: read it to
                                     stdout instead of saving; advice, not enforcement)
@@ -52,6 +53,8 @@ Adding a command: put a module in ``ipfs_share/cli/`` exposing ``register(subpar
 (see :mod:`ipfs_share.cli.common`); it is found automatically. Modules must not define
 ``--api``, ``--cluster``, ``--json`` or ``--as`` themselves: every subcommand accepts the
 global options (``--as NAME`` arrives as ``args.as_``: None means the default identity).
+A command about the whole home rather than one identity sets ``as_applies=False`` in its
+defaults, and ``--as`` then gets a note that it changes nothing.
 
 >>> main(["--version"])                                # doctest: +ELLIPSIS
 ipfs-share ... (Kubo v0...)
@@ -75,6 +78,7 @@ import ipfs_share
 import ipfs_share.cli
 from ipfs_share import paths
 from ipfs_share.cli.common import Context
+from ipfs_share.cli.hints import cli_hint
 from ipfs_share.errors import IpfsShareError
 
 __all__ = ["EXIT_CODES", "build_parser", "exit_code_for", "main"]
@@ -112,12 +116,13 @@ EXIT_CODES: dict[str, int] = {
     "permission_denied": 10,
     "share_expired": 11,
     "share_revoked": 11,
+    "share_replaced": 11,
     "revocation_unavailable": 12,
     "download_not_allowed": 13,
 }
 
 # Modules in ipfs_share/cli/ that are not commands.
-_NOT_COMMANDS = frozenset({"main", "common"})
+_NOT_COMMANDS = frozenset({"main", "common", "hints"})
 
 
 def exit_code_for(exc: IpfsShareError) -> int:
@@ -224,6 +229,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, and usage errors (already printed)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     ctx = Context(json=args.json, api=args.api, cluster=args.cluster)
+    if args.as_ is not None and getattr(args, "as_applies", True) is False:
+        # A command about the whole home (set_defaults(as_applies=False)): say so rather
+        # than let --as look honoured.
+        ctx.note(f"note: --as {args.as_} changes nothing here: this command is about the home")
     handler = getattr(args, "handler", None)
     if handler is None:
         # A command group given without its subcommand, or no command at all.
@@ -236,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = asyncio.run(_await(result))
     except IpfsShareError as exc:
         exit_code = exit_code_for(exc)
-        _report(ctx, exc.code, exc.message, exc.hint, exit_code)
+        _report(ctx, exc.code, exc.message, cli_hint(exc), exit_code)
         return exit_code
     except KeyboardInterrupt:
         print("ipfs-share: interrupted", file=ctx.stderr)

@@ -42,7 +42,7 @@ from ipfs_share.formats.cid import normalize_cid
 from ipfs_share.local.files import write_atomic
 from ipfs_share.services.opened import OpenedFile
 
-__all__ = ["VIEW_ONLY_HINT", "register"]
+__all__ = ["VIEW_ONLY_HINT", "register", "write_plaintext"]
 
 VIEW_ONLY_HINT = (
     "the owner shared it for viewing only: read it without -o (to a pager or a pipe); this "
@@ -59,7 +59,12 @@ def register(subparsers: Subparsers) -> None:
         description="Check a capsule (signature, expiry, revocation, policy, capability, "
         "key, integrity) as the acting identity and output the plaintext.",
     )
-    op.add_argument("capsule", metavar="CAPSULE", help="the capsule ID the sharer sent")
+    op.add_argument(
+        "capsule",
+        metavar="CAPSULE",
+        help="the capsule ID the sharer sent (what 'share' printed, bafyrei...; for a file "
+        "you put yourself, use 'ipfs-share get CID')",
+    )
     op.add_argument(
         "-o", "--output", type=Path, metavar="OUT", help="save to OUT, atomically (default stdout)"
     )
@@ -164,24 +169,43 @@ async def _open(args: argparse.Namespace, ctx: Context) -> None:
             )
         if args.output is None:  # stdout carries the plaintext: say who shared it on stderr
             ctx.note(f"opening {opened.name or capsule}, {_shared_by(opened)}")
-        if span is not None:
-            await _output_range(args, ctx, opened, *span)
-        elif args.output is not None:
-            with progress(ctx, f"open {opened.name or capsule}", opened.size) as bar:
-                saved = await opened.save(args.output, progress=bar.update)
-            info = {**_describe(opened), "saved_to": str(saved)}
-            ctx.emit(
-                info,
-                f"saved {opened.name or 'the file'} ({opened.size} bytes) to {saved}, "
-                f"{_shared_by(opened)}",
-            )
-        else:
-            with progress(ctx, f"open {opened.name or capsule}", opened.size) as bar:
-                await _to_stdout(ctx, aiter(opened), bar)
+        await write_plaintext(args, ctx, opened, span, _shared_by(opened))
+
+
+async def write_plaintext(
+    args: argparse.Namespace,
+    ctx: Context,
+    opened: OpenedFile,
+    span: tuple[int, int | None] | None,
+    whose: str,
+) -> None:
+    """Write an opened file where ``args`` say: ``--range``, ``-o`` (atomically), or
+    stdout (never binary onto a terminal); ``whose`` ends the saved message ("shared by
+    ...", "your file")."""
+    label = opened.name or opened.capsule or opened.cid
+    if span is not None:
+        await _output_range(args, ctx, opened, *span, whose=whose)
+    elif args.output is not None:
+        with progress(ctx, f"open {label}", opened.size) as bar:
+            saved = await opened.save(args.output, progress=bar.update)
+        info = {**_describe(opened), "saved_to": str(saved)}
+        ctx.emit(
+            info,
+            f"saved {opened.name or 'the file'} ({opened.size} bytes) to {saved}, {whose}",
+        )
+    else:
+        with progress(ctx, f"open {label}", opened.size) as bar:
+            await _to_stdout(ctx, aiter(opened), bar)
 
 
 async def _output_range(
-    args: argparse.Namespace, ctx: Context, opened: OpenedFile, offset: int, length: int | None
+    args: argparse.Namespace,
+    ctx: Context,
+    opened: OpenedFile,
+    offset: int,
+    length: int | None,
+    *,
+    whose: str,
 ) -> None:
     if offset > opened.size:
         raise InvalidInputError(
@@ -197,8 +221,7 @@ async def _output_range(
     info = {**_describe(opened), "saved_to": str(args.output), "range": [offset, last]}
     ctx.emit(
         info,
-        f"saved bytes {offset}-{last} ({end - offset} bytes) to {args.output}, "
-        f"{_shared_by(opened)}",
+        f"saved bytes {offset}-{last} ({end - offset} bytes) to {args.output}, {whose}",
     )
 
 

@@ -54,7 +54,7 @@ def register(subparsers: Subparsers) -> None:
         "--token-file", type=Path, metavar="FILE", help="read the access token from FILE (- stdin)"
     )
     add.add_argument("--replace", action="store_true", help="replace a service of that name")
-    add.set_defaults(handler=_add)
+    add.set_defaults(handler=_add, as_applies=False)
 
     ls = sub.add_parser(
         "ls",
@@ -67,7 +67,7 @@ def register(subparsers: Subparsers) -> None:
         default=",".join(STATUSES),
         help=f"with SERVICE: the statuses to list (default {','.join(STATUSES)})",
     )
-    ls.set_defaults(handler=_ls)
+    ls.set_defaults(handler=_ls, as_applies=False)
 
     rm = sub.add_parser(
         "rm",
@@ -77,7 +77,7 @@ def register(subparsers: Subparsers) -> None:
     )
     rm.add_argument("service", metavar="SERVICE")
     rm.add_argument("cids", metavar="CID", nargs="*")
-    rm.set_defaults(handler=_rm)
+    rm.set_defaults(handler=_rm, as_applies=False)
 
 
 def read_token(path: Path | None) -> AccessToken:

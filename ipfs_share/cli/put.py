@@ -271,13 +271,16 @@ async def _rm(args: argparse.Namespace, ctx: Context) -> None:
         for cid in cids:
             gone = await mesh.files.remove(cid)
             removed.append(gone)
-            live = [s for s in mesh.share.list(content=gone.cid) if s.state == "active"]
+            # An expired share opens no more but its capsule still pins the content.
+            live = [
+                s for s in mesh.share.list(content=gone.cid) if s.state in ("active", "expired")
+            ]
             if live:
                 still_shared[gone.cid] = len(live)
     lines = [f"unpinned {f.cid} ({f.name or 'no name'})" for f in removed]
     for cid, n in still_shared.items():
         lines.append(
-            f"  {cid}: {n} active share{'s' if n > 1 else ''} still pin it; revoke them "
+            f"  {cid}: {n} share{'s' if n > 1 else ''} not revoked still pin it; revoke them "
             f"to release it (ipfs-share shares list --content {cid})"
         )
     ctx.emit(

@@ -46,7 +46,7 @@ def register(subparsers: Subparsers) -> None:
         "of validity (or not published yet)",
     )
     add_passphrase_option(republish)
-    republish.set_defaults(handler=_republish)
+    republish.set_defaults(handler=_republish, as_applies=False)
 
 
 def _line(r: RecordReport, names: Names) -> str:

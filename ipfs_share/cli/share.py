@@ -19,6 +19,8 @@ new capsules, whose IDs they need.
 from __future__ import annotations
 
 import argparse
+import time
+from collections.abc import Sequence
 from typing import Any
 
 from ipfs_share import paths
@@ -29,16 +31,24 @@ from ipfs_share.cli._shared import (
     open_mesh,
     parse_time,
     split_names,
+    window_end,
 )
 from ipfs_share.cli.common import Context, Subparsers
+from ipfs_share.cli.mailbox import delivery_text
 from ipfs_share.cli.passphrase import add_passphrase_option
 from ipfs_share.errors import InvalidInputError, NotFoundError
 from ipfs_share.formats.capsule import Policy
 from ipfs_share.formats.cid import normalize_cid
 from ipfs_share.local.state import StateDB
 from ipfs_share.services.identities import IdentityService
+from ipfs_share.services.mailbox.views import OutgoingCapsule, Views
 from ipfs_share.services.policy import TimeWindowProvider
-from ipfs_share.services.share import ShareCapsule, parse_duration
+from ipfs_share.services.share import (
+    ACCEPTED_DURATIONS,
+    RevokePlan,
+    ShareCapsule,
+    parse_duration,
+)
 
 __all__ = ["REVOCATION_NOTE", "register"]
 
@@ -92,11 +102,19 @@ def register(subparsers: Subparsers) -> None:
         help="opens are allowed from TIME on (ISO date/time, UTC unless an offset is given, "
         "or Unix seconds)",
     )
-    window.add_argument(
+    ends = window.add_mutually_exclusive_group()
+    ends.add_argument(
         "--until",
         metavar="TIME",
         help="opens are refused from TIME on, as at a share's expiry (--until 2027-01-01 "
         "allows all of 2026)",
+    )
+    ends.add_argument(
+        "--not-after",
+        metavar="TIME",
+        help="the last time opens are allowed, included: a date means through the end of "
+        "that day (UTC), a time through that second (--not-after 2026-12-31 allows all "
+        "of 2026)",
     )
     window.add_argument(
         "--allow",
@@ -126,7 +144,9 @@ def register(subparsers: Subparsers) -> None:
     ls = sub.add_parser("list", help="list shares (the default)")
     ls.add_argument("--content", metavar="CID", help="only the shares of this content")
     ls.set_defaults(handler=_list)
-    show = sub.add_parser("show", help="one share: recipients, expiry, state, opens")
+    show = sub.add_parser(
+        "show", help="one share: recipients, expiry, state, deliveries (as outgoing), opens"
+    )
     show.add_argument("capsule", metavar="CAPSULE")
     show.set_defaults(handler=_show)
 
@@ -148,7 +168,29 @@ def register(subparsers: Subparsers) -> None:
         "--drop",
         action="append",
         metavar="NAME[,NAME]",
-        help="re-issue this capsule to its recipients less these (use with --rotate)",
+        help="re-issue this capsule to its recipients less these (needs --rotate)",
+    )
+    sending = revoke.add_mutually_exclusive_group()
+    sending.add_argument(
+        "--send",
+        dest="send",
+        action="store_const",
+        const=True,
+        default=None,
+        help="send every re-issued capsule to all its recipients' inboxes (default: to "
+        "those the old one was sent to)",
+    )
+    sending.add_argument(
+        "--no-send",
+        dest="send",
+        action="store_const",
+        const=False,
+        help="send the re-issued capsules to nobody (you send the IDs yourself)",
+    )
+    revoke.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what would be revoked, re-issued, re-keyed and sent, and change nothing",
     )
     add_passphrase_option(revoke)
     revoke.set_defaults(handler=_revoke)
@@ -171,19 +213,20 @@ async def _policy(args: argparse.Namespace, allow: list[str]) -> Policy | None:
         if not eq or not key.strip():
             raise InvalidInputError(f"expected --policy-param KEY=VALUE, found {item!r:.60}")
         params[key.strip()] = _param_value(value)
-    window = args.not_before is not None or args.until is not None or allow
+    end = _window_end(args)
+    window = args.not_before is not None or end is not None or allow
     provider = args.policy or (WINDOW if window else None)
     if window:
         if provider != WINDOW:
             raise InvalidInputError(
-                f"--not-before, --until and --allow belong to the policy {WINDOW}, "
-                f"found --policy {provider}",
+                f"--not-before, --until, --not-after and --allow belong to the policy "
+                f"{WINDOW}, found --policy {provider}",
                 hint="use --policy-param for other providers",
             )
         params.update(
             TimeWindowProvider.params(
                 not_before=None if args.not_before is None else parse_time(args.not_before),
-                expires=None if args.until is None else parse_time(args.until),
+                expires=end,
                 allow=allow,
             )
         )
@@ -192,6 +235,26 @@ async def _policy(args: argparse.Namespace, allow: list[str]) -> Policy | None:
             raise InvalidInputError("--policy-param needs --policy PROVIDER")
         return None
     return Policy(provider, params)
+
+
+def _window_end(args: argparse.Namespace) -> int | None:
+    """The window's exclusive end from --until or --not-after; one in the past is an
+    error (a share nobody could ever open)."""
+    if args.until is None and args.not_after is None:
+        return None
+    flag, text = (
+        ("--until", args.until) if args.until is not None else ("--not-after", args.not_after)
+    )
+    end = window_end(text, inclusive=flag == "--not-after")
+    if end <= time.time():
+        last = fmt_time(end - 1)
+        raise InvalidInputError(
+            f"expected {flag} in the future, found {text!r:.40}: no open would be allowed "
+            f"after {last}",
+            hint=f"{flag} takes the end of the window, such as 2027-01-01 or "
+            "2027-01-01T09:00:00+01:00 (UTC unless an offset is given)",
+        )
+    return end
 
 
 async def _share(args: argparse.Namespace, ctx: Context) -> None:
@@ -203,8 +266,11 @@ async def _share(args: argparse.Namespace, ctx: Context) -> None:
         parse_duration(expires)  # fail on a bad --expires before any passphrase is asked
     except InvalidInputError as exc:
         raise InvalidInputError(
-            exc.message, hint="or --expires never, for a share that does not expire"
+            exc.message.replace("a duration", "--expires as a duration", 1),
+            hint=f"accepted: {ACCEPTED_DURATIONS}; or --expires never, for a share that "
+            "does not expire",
         ) from None
+    _window_end(args)  # and on a window that already closed
     cid = normalize_cid(args.cid)
     async with open_mesh(args, ctx) as mesh:
         allow = [(await mesh.identity.recipient(n)).did for n in split_names(args.allow)]
@@ -253,14 +319,16 @@ def _list(args: argparse.Namespace, ctx: Context) -> None:
     db = StateDB(home)
     try:
         found = [
-            ShareCapsule.of(r, db.shares.recipients(r.capsule))
+            ShareCapsule.of(
+                r, db.shares.recipients(r.capsule), replaces=db.shares.reissue_of(r.capsule)
+            )
             for r in db.shares.list(content=content, issuer=issuer)
         ]
     finally:
         db.close()
     names = Names()
     lines = [
-        f"{s.id}  {s.state:<8} expires {fmt_time(s.expires):<23}  to "
+        f"{s.id}  {s.state:<8} expires {fmt_time(s.expires):<20}  to "
         + ", ".join(n for _, n in s.recipients)
         + f"  ({names.short(s.issuer)})"
         for s in found
@@ -271,26 +339,37 @@ def _list(args: argparse.Namespace, ctx: Context) -> None:
     )
 
 
+def _delivery_line(o: OutgoingCapsule, names: Names) -> str:
+    """A recipient's mailbox delivery of a share, as 'outgoing' shows it."""
+    return f"  {names.short(o.recipient):<12} {delivery_text(o)}"
+
+
 def _show(args: argparse.Namespace, ctx: Context) -> None:
     capsule = normalize_cid(args.capsule)
-    db = StateDB(paths.home_dir())
+    home = paths.home_dir()
+    db = StateDB(home)
     try:
         row = db.shares.get(capsule)
-        opens = db.shares.opens(capsule)
         if row is None:
             raise NotFoundError(
                 f"no share {capsule} was made from this home",
                 hint="shares are recorded in the home of whoever shared them "
                 "(see 'ipfs-share shares list')",
             )
-        s = ShareCapsule.of(row, db.shares.recipients(capsule))
+        opens = db.shares.opens(capsule)
+        s = ShareCapsule.of(
+            row, db.shares.recipients(capsule), replaces=db.shares.reissue_of(capsule)
+        )
+        # The same view of each delivery as 'ipfs-share outgoing' (its receipts as of the
+        # last inbox, outgoing or shares show --refresh).
+        views = Views(db, IdentityService(home, None, db=db))
+        deliveries = [views.outgoing(r) for r in db.mailboxes.sent(capsule=capsule)]
     finally:
         db.close()
     names = Names()
     data: dict[str, object] = {
         **s.to_json(),
-        "revoked_at": row.revoked_at,
-        "revocation_head": row.revocation_head,
+        "deliveries": [o.to_json() for o in deliveries],
         "opens": [
             {
                 "opener": o.opener,
@@ -314,11 +393,15 @@ def _show(args: argparse.Namespace, ctx: Context) -> None:
             else ""
         )
         + (f", replaced by {s.replaced_by}" if s.replaced_by else ""),
+        *([f"replaces:   {s.replaces}"] if s.replaces else []),
         f"download:   {'allowed' if s.allow_download else 'not allowed (view only; advice)'}",
         f"policy:     {s.policy or '-'}",
         f"capability: {'issued by ' + names(s.cap_issuer) if s.cap_issuer else 'not required'}",
         "recipients:",
         *[f"  {label:<12} {did}" for did, label in s.recipients],
+        "sent through mailboxes: "
+        + ("" if deliveries else "no (send it with 'ipfs-share send CAPSULE')"),
+        *[_delivery_line(o, names) for o in deliveries],
         f"opens recorded here: {len(opens) or 'none (opens are recorded where they happen)'}",
         *[f"  {fmt_time(o.opened_at)}  {names(o.opener)}" for o in opens],
     ]
@@ -326,6 +409,37 @@ def _show(args: argparse.Namespace, ctx: Context) -> None:
 
 
 # -- revoke ---------------------------------------------------------------------------------
+
+
+def _names_of(pairs: Sequence[tuple[str, str]]) -> str:
+    return ", ".join(label for _, label in pairs) or "nobody"
+
+
+def _plan_lines(
+    plan: RevokePlan, names: Names, made: dict[str | None, ShareCapsule] | None = None
+) -> list[str]:
+    """What a revoke did (``made``: the re-issued capsules, by the capsule each replaces)
+    or, without ``made``, would do: capsule by capsule, and to whom."""
+    will = "" if made is not None else "would be "
+    reissued = {r.old: r for r in plan.reissue}
+    lines: list[str] = []
+    for capsule, pairs in plan.revoked:
+        line = f"{will}revoked {capsule} (to {_names_of(pairs)})"
+        r = reissued.get(capsule)
+        if r is not None:
+            new = None if made is None else made.get(capsule)
+            line += f", re-issued{f' as {new.id}' if new else ''} to {_names_of(r.to)}"
+        elif capsule in plan.expired:
+            line += ", not re-issued: it had expired"
+        lines.append(line)
+    if plan.dropped:
+        lines.append(f"dropped: {', '.join(names.short(d) for d in plan.dropped)}")
+    if plan.rotate:
+        lines.append(
+            f"{will}re-keyed: {plan.content} re-encrypted under a new key, the old "
+            "ciphertext unpinned"
+        )
+    return lines
 
 
 async def _revoke(args: argparse.Namespace, ctx: Context) -> None:
@@ -340,35 +454,47 @@ async def _revoke(args: argparse.Namespace, ctx: Context) -> None:
                     f"the share {capsule} was made by {issuer}, not by {me.name}",
                     hint="revoke it as the identity that shared it (or leave out --as)",
                 )
-        done = await mesh.share.revoke(capsule, rotate=args.rotate, drop=drop)
+        if args.dry_run:
+            plan = mesh.share.plan_revoke(capsule, rotate=args.rotate, drop=drop, send=args.send)
+            names = Names()
+            lines = _plan_lines(plan, names)
+            for r in plan.reissue:
+                if r.send_to:
+                    who = ", ".join(names.short(d) for d in r.send_to)
+                    lines.append(f"would send the capsule re-issued for {r.old} to: {who}")
+            lines.append("nothing was changed (--dry-run)")
+            ctx.emit({"dry_run": True, **plan.to_json()}, "\n".join(lines))
+            return
+        done = await mesh.share.revoke(capsule, rotate=args.rotate, drop=drop, send=args.send)
+    assert done.plan is not None
+    names = Names()
     data = done.to_json()
     data["note"] = REVOCATION_NOTE.removeprefix("note: ")
-    others = [c for c in done.revoked if c != capsule]
-    lines = [f"revoked {capsule}"]
-    if others:
-        lines.append(f"revoked too (same content, re-issued): {', '.join(others)}")
-    lines.append(f"revocation list head: {done.head}")
+    data["plan"] = done.plan.to_json()
+    lines = _plan_lines(done.plan, names, {c.replaces: c for c in done.reissued})
     if done.rotated_to:
-        lines.append(f"rotated: new content {done.rotated_to} (the old ciphertext is unpinned)")
-    for c in done.reissued:
-        lines.append(f"re-issued {c.id} to {', '.join(n for _, n in c.recipients)}")
+        lines.append(f"new content: {done.rotated_to}")
+    lines += [f"sent {c} to {names.short(did)}'s inbox" for c, did in done.sent]
+    lines.append(f"revocation list head: {done.head}")
     ctx.emit(data, "\n".join(lines))
     if not ctx.json:
+        for c, did, why in done.not_sent:
+            ctx.note(
+                f"{c} was not sent to {names.short(did)} ({why}); send it later with "
+                f"'ipfs-share send {c} --to {names.short(did)}'"
+            )
         for did, through in done.still_reaches:
-            who = Names().short(did)
+            who = names.short(did)
             ctx.note(
                 f"{who}, a recipient of the revoked share, gets the new key all the same "
                 f"through the re-issued share {through}; if they should not, run "
                 f"'ipfs-share revoke {through} --rotate --drop {who}' before you send it"
             )
-        if done.reissued:
+        sent = {c for c, _ in done.sent}
+        if any(c.id not in sent for c in done.reissued):
             ctx.note(
-                "the remaining recipients need the new capsule IDs above: send each their "
-                "own; their old capsule IDs no longer open"
-            )
-        if drop and not args.rotate:
-            ctx.note(
-                "without --rotate the content keeps its key: a dropped recipient who kept "
-                "the key can still decrypt the old ciphertext"
+                "the recipients of a re-issued capsule that was not sent need its new ID: "
+                "send each their own (ipfs-share send CAPSULE); their old capsule IDs no "
+                "longer open"
             )
         ctx.note(REVOCATION_NOTE)

@@ -27,7 +27,9 @@ __all__ = ["register"]
 def register(subparsers: Subparsers) -> None:
     state = subparsers.add_parser("state", help="the home's state database")
     sub = state.add_subparsers(dest="state_command", metavar="COMMAND", required=True)
-    sub.add_parser("show", help="where it is and its version").set_defaults(handler=_show)
+    sub.add_parser("show", help="where it is and its version").set_defaults(
+        handler=_show, as_applies=False
+    )
     recover = sub.add_parser(
         "recover",
         help="start a new state database in a home whose database is missing",
@@ -36,7 +38,7 @@ def register(subparsers: Subparsers) -> None:
         "files, inbox or marks of what you read.",
     )
     recover.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    recover.set_defaults(handler=_recover)
+    recover.set_defaults(handler=_recover, as_applies=False)
 
 
 def _show(args: argparse.Namespace, ctx: Context) -> None:

@@ -58,7 +58,7 @@ from ipfs_share.errors import (
     ShareExpiredError,
 )
 from ipfs_share.formats import dagcbor
-from ipfs_share.formats.cid import DAG_PB, RAW
+from ipfs_share.formats.cid import DAG_PB, RAW, cid_bytes, cid_string
 from ipfs_share.formats.dagcbor import Link
 from ipfs_share.formats.signed import (
     Schema,
@@ -66,7 +66,9 @@ from ipfs_share.formats.signed import (
     boolean,
     bytes_of,
     closed_map,
+    dag_cbor_cid_bytes,
     decode_signed,
+    decode_signed_any,
     did,
     did_key,
     link,
@@ -77,6 +79,7 @@ from ipfs_share.formats.signed import (
     text,
     uint,
 )
+from ipfs_share.times import iso
 
 __all__ = [
     "CAPSULE_VERSION",
@@ -84,6 +87,7 @@ __all__ = [
     "MAX_CAPABILITY_SIZE",
     "MAX_CAPSULE_SIZE",
     "MAX_STANZAS",
+    "READ_VERSIONS",
     "Capability",
     "Capsule",
     "Perms",
@@ -101,10 +105,13 @@ __all__ = [
     "terms_digest",
 ]
 
-# Version 2: the commitment covers the issuer and every term, and perms has no "reshare".
-# Version 1 capsules (commitment over the content CID alone) are refused, not read: a copy
-# of one could be re-signed under any terms (docs/decisions/0003-capsule-v2.md).
-CAPSULE_VERSION: Final = 2
+# Version 3: a capsule names the capsule it re-issues ("replaces"), so a recipient who
+# opens the old one is told which to open instead (docs/decisions/0009-capsule-v3-replaces.md).
+# Version 2 (the same without "replaces") is still read. Version 1 capsules (commitment
+# over the content CID alone) are refused, not read: a copy of one could be re-signed
+# under any terms (docs/decisions/0003-capsule-v2.md).
+CAPSULE_VERSION: Final = 3
+READ_VERSIONS: Final = (3, 2)
 MAX_STANZAS: Final = 10_000
 MAX_CAPSULE_SIZE: Final = 1024 * 1024
 MAX_CAPABILITY_SIZE: Final = 1024
@@ -128,28 +135,47 @@ def _content_link(value: Any, path: str) -> None:
 def _capsule_rules(value: dict[str, Any]) -> None:
     expires = value["expires"]
     if expires is not None and not expires > value["created"]:
-        raise FormatError(f"expected expires after created ({value['created']}), found {expires}")
+        raise FormatError(
+            f"expected expires after created ({iso(value['created'])}), found {iso(expires)}"
+        )
 
+
+# The stanza count, read from the list's CBOR head before anything is decoded.
+_STANZA_CAPS: Final = {"stanzas": MAX_STANZAS}
+_V2_FIELDS: Final = {
+    "content": _content_link,
+    "issuer": did,
+    "stanzas": list_of(bytes_of(STANZA_SIZE), MAX_STANZAS, min_count=1),
+    "created": uint,
+    "expires": nullable(uint),
+    "perms": closed_map({"download": boolean}),
+    "policy": nullable(closed_map({"provider": text(MAX_PROVIDER_SIZE), "params": open_map})),
+    "cap": nullable(closed_map({"issuer": did})),
+    "commit": bytes_of(COMMIT_SIZE),
+}
 
 CAPSULE: Final = Schema(
     name="capsule",
     label=LABEL_CAPSULE,
-    fields={
-        "content": _content_link,
-        "issuer": did,
-        "stanzas": list_of(bytes_of(STANZA_SIZE), MAX_STANZAS, min_count=1),
-        "created": uint,
-        "expires": nullable(uint),
-        "perms": closed_map({"download": boolean}),
-        "policy": nullable(closed_map({"provider": text(MAX_PROVIDER_SIZE), "params": open_map})),
-        "cap": nullable(closed_map({"issuer": did})),
-        "commit": bytes_of(COMMIT_SIZE),
-    },
+    # The ID, as bytes and not as a link: a recursive pin of the new capsule must not keep
+    # the revoked one and, through it, the ciphertext a rotation unpinned.
+    fields={**_V2_FIELDS, "replaces": nullable(dag_cbor_cid_bytes)},
     signer="issuer",
     max_size=MAX_CAPSULE_SIZE,
-    max_counts={"stanzas": MAX_STANZAS},
+    max_counts=_STANZA_CAPS,
     rules=_capsule_rules,
     version=CAPSULE_VERSION,
+)
+# Read, never written: a version 2 capsule is a version 3 one that replaces nothing.
+CAPSULE_V2: Final = Schema(
+    name="capsule",
+    label=LABEL_CAPSULE,
+    fields=_V2_FIELDS,
+    signer="issuer",
+    max_size=MAX_CAPSULE_SIZE,
+    max_counts=_STANZA_CAPS,
+    rules=_capsule_rules,
+    version=2,
 )
 
 
@@ -207,6 +233,8 @@ class Capsule:
     cid: str
     data: bytes = field(repr=False)
     terms: bytes = field(repr=False)  # SHA-256 of the capsule without "commit" and "sig"
+    replaces: str | None = None  # the ID of the capsule this one re-issues
+    version: int = CAPSULE_VERSION
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +257,7 @@ class Capability:
 def terms_digest(fields: Mapping[str, Any]) -> bytes:
     """SHA-256 of the canonical dag-cbor of a capsule map without ``commit`` and ``sig``:
     what the commitment covers (``v``, content, issuer, stanzas, created, expires, perms,
-    policy, cap)."""
+    policy, cap, replaces)."""
     terms = {k: v for k, v in fields.items() if k not in ("commit", "sig")}
     return hashlib.sha256(dagcbor.encode(terms)).digest()
 
@@ -271,12 +299,15 @@ def build_capsule(
     perms: Perms | None = None,
     policy: Policy | None = None,
     cap_issuer: str | None = None,
+    replaces: str | None = None,
     rng: Rng | None = None,
 ) -> Capsule:
     """Wrap ``file_key`` for each recipient, commit it to ``content`` and sign.
 
     Stanzas are in the order of ``recipients``; callers that do not want the order to say
-    anything (it could match an address book) shuffle the list first.
+    anything (it could match an address book) shuffle the list first. ``replaces`` is the
+    ID of a capsule of the same issuer that this one re-issues (a revoke with rotation or
+    a drop): its recipients' clients say which capsule to open instead.
     """
     if len(recipients) > MAX_STANZAS:
         raise InvalidInputError(
@@ -296,6 +327,7 @@ def build_capsule(
         if policy is None
         else {"provider": policy.provider, "params": dict(policy.params)},
         "cap": None if cap_issuer is None else {"issuer": cap_issuer},
+        "replaces": None if replaces is None else cid_bytes(replaces),
     }
     terms = terms_digest({"v": CAPSULE_VERSION, **fields})
     fields["commit"] = commitment(file_key, terms)
@@ -308,11 +340,12 @@ def decode_capsule(data: bytes, *, issuer: str | None = None) -> Capsule:
 
     Checks run in this order and fail with :class:`FormatError` before any crypto: size
     (<= 1 MiB), stanza count (<= 10,000, read from the list's head before the list is
-    decoded), strict dag-cbor, version, fields; then the signature
+    decoded), strict dag-cbor, version (3, or 2), fields; then the signature
     (:class:`~ipfs_share.errors.SignatureInvalidError`).
     """
-    fields = decode_signed(CAPSULE, data, signer=issuer)
+    _, fields = decode_signed_any((CAPSULE, CAPSULE_V2), data, signer=issuer)
     policy = fields["policy"]
+    replaces = fields.get("replaces")
     cap = fields["cap"]
     perms = fields["perms"]
     block = block_from_bytes(data)
@@ -329,6 +362,8 @@ def decode_capsule(data: bytes, *, issuer: str | None = None) -> Capsule:
         cid=block.cid,
         data=block.data,
         terms=terms_digest(fields),
+        replaces=None if replaces is None else cid_string(replaces),
+        version=fields["v"],
     )
 
 
@@ -336,7 +371,7 @@ def check_expiry(capsule: Capsule, now: int) -> None:
     """:class:`ShareExpiredError` once ``now`` (Unix seconds) reaches ``expires``."""
     if capsule.expires is not None and now >= capsule.expires:
         raise ShareExpiredError(
-            f"expected a share valid at {now}, found it expired at {capsule.expires}"
+            f"expected a share valid at {iso(now)}, found it expired at {iso(capsule.expires)}"
         )
 
 
@@ -401,7 +436,8 @@ def check_capability(token: Capability, *, capsule: Capsule, audience: str, now:
         )
     if not token.nbf <= now < token.exp:
         raise CapabilityInvalidError(
-            f"expected a capability valid at {now}, found one valid in [{token.nbf}, {token.exp})"
+            f"expected a capability valid at {iso(now)}, found one valid from {iso(token.nbf)} "
+            f"until just before {iso(token.exp)}"
         )
 
 

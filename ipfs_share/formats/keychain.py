@@ -90,6 +90,7 @@ from ipfs_share.formats.signed import (
     sign_object,
     uint,
 )
+from ipfs_share.times import iso
 
 __all__ = [
     "KINDS",
@@ -349,7 +350,8 @@ def parse_fingerprint(text: str) -> bytes:
     if not isinstance(text, str) or len(text) != 52 or not set(text) <= set(_B32):
         raise InvalidInputError(
             f"expected a key fingerprint of 52 base32 characters, found {str(text)[:60]!r}",
-            hint="copy it from 'ipfs-share keychain show FP'",
+            hint="copy it whole from the keychain's list of keys",
+            reason="key_fingerprint",
         )
     return base64.b32decode(text.upper() + "====")
 
@@ -467,7 +469,9 @@ def _rules(value: dict[str, Any]) -> None:
     if kind == "create" and (seq != 0 or parents):
         raise FormatError("expected create at seq 0 with no parents, found otherwise")
     if "expires" in body and body["expires"] is not None and not body["expires"] > value["time"]:
-        raise FormatError(f"expected expires after time ({value['time']}), found {body['expires']}")
+        raise FormatError(
+            f"expected expires after time ({iso(value['time'])}), found {iso(body['expires'])}"
+        )
     if "keys" in body:
         _strictly_ascending(body["keys"], f"{kind}.keys")
     if "delivery" in body:

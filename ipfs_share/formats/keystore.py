@@ -222,7 +222,7 @@ class KeyFile:
         if len(lines) < 3 or lines[0] != ARMOR_BEGIN or lines[-1] != ARMOR_END:
             raise FormatError(
                 f"expected an exported identity between {ARMOR_BEGIN} and {ARMOR_END}",
-                hint="pass the whole text that 'ipfs-share identity export' wrote",
+                hint="pass the whole text an export of the identity wrote, from BEGIN to END",
             )
         try:
             data = base64.b64decode("".join(lines[1:-1]), validate=True)

@@ -45,6 +45,7 @@ from ipfs_share.formats.signed import (
     BlockWalk,
     Schema,
     block_from_bytes,
+    dag_cbor_cid_bytes,
     decode_signed_any,
     decode_structure,
     did,
@@ -75,6 +76,7 @@ __all__ = [
     "is_revoked",
     "make_head",
     "revoke",
+    "revoked_among",
     "trie_key",
     "verify_history",
 ]
@@ -88,12 +90,7 @@ MAX_HEAD_SIZE: Final = 1024
 _CID_SIZE: Final = 36  # a binary CIDv1 dag-cbor sha2-256: a capsule ID
 
 
-def _capsule_id_bytes(value: Any, path: str) -> None:
-    if type(value) is not bytes or not is_dag_cbor_cid(value):
-        raise FormatError(
-            f"expected a {_CID_SIZE}-byte binary CIDv1 (dag-cbor, sha2-256) at {path}, "
-            f"found {type(value).__name__}"
-        )
+_capsule_id_bytes = dag_cbor_cid_bytes  # leaves hold IDs, not links: nothing to follow
 
 
 def _leaf_rules(value: dict[str, Any]) -> None:
@@ -307,6 +304,51 @@ def contains(root: Link | None, capsule_id: str | Link | bytes) -> BlockWalk[boo
         node = fields["branch"][key[depth]]
         depth += 1
     return False
+
+
+def revoked_among(
+    head: RevocationHead, capsule_ids: Iterable[str | Link | bytes]
+) -> BlockWalk[set[bytes]]:
+    """Which of ``capsule_ids`` are revoked at ``head``, as binary CIDs: one walk that
+    reads each trie node on their paths once (a few hundred blocks for any number of IDs
+    at 100,000 revoked), where :func:`is_revoked` per ID would read three blocks each.
+
+    >>> from ipfs_share.crypto.signing import SigningKey
+    >>> from ipfs_share.formats.signed import block_of, run_walk
+    >>> store: dict[str, bytes] = {}
+    >>> ids = [block_of({"capsule": n}).cid for n in range(3)]
+    >>> made = run_walk(revoke(SigningKey.from_seed(bytes(32)), None, ids[:2], updated=0),
+    ...                 store.__getitem__)
+    >>> store.update((b.cid, b.data) for b in made.blocks)
+    >>> found = run_walk(revoked_among(made.head, ids), store.__getitem__)
+    >>> sorted(found) == sorted(cid_bytes(i) for i in ids[:2])
+    True
+    """
+    wanted = {}
+    for capsule_id in capsule_ids:
+        raw = _id_bytes(capsule_id)
+        wanted[raw] = hashlib.sha256(raw).digest()
+    found: set[bytes] = set()
+    if head.root is None or not wanted:
+        return found
+    todo: list[tuple[Link, int, list[bytes]]] = [(head.root, 0, list(wanted))]
+    while todo:
+        node, depth, ids = todo.pop()
+        fields = decode_node((yield node.cid))
+        if "leaf" in fields:
+            entries = set(fields["leaf"])
+            found.update(raw for raw in ids if raw in entries)
+            continue
+        if depth >= KEY_SIZE:
+            raise FormatError(f"expected a leaf at depth {KEY_SIZE}, found a branch")
+        below: dict[int, list[bytes]] = {}
+        for raw in ids:
+            below.setdefault(wanted[raw][depth], []).append(raw)
+        for index, group in below.items():
+            child = fields["branch"][index]
+            if child is not None:
+                todo.append((child, depth + 1, group))
+    return found
 
 
 def audit(head: RevocationHead) -> BlockWalk[int]:

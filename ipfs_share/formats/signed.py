@@ -244,6 +244,16 @@ def link(codec: int | None = DAG_CBOR) -> Check:
     return check
 
 
+def dag_cbor_cid_bytes(value: Any, path: str) -> None:
+    """A binary CIDv1 of a dag-cbor block (sha2-256, 36 bytes) held as bytes, not as a
+    link: an ID that a pin of the object must not follow (a revoked capsule)."""
+    if type(value) is not bytes or not is_dag_cbor_cid(value):
+        raise FormatError(
+            f"expected a 36-byte binary CIDv1 (dag-cbor, sha2-256) at {path}, "
+            f"found {type(value).__name__}"
+        )
+
+
 def nullable(inner: Check) -> Check:
     def check(value: Any, path: str) -> None:
         if value is not None:
@@ -406,7 +416,7 @@ def decode_signed_any(
     verify: bool = True,
 ) -> tuple[Schema, dict[str, Any]]:
     """Like :func:`decode_signed` for an object that may be one of several kinds; the
-    key set picks the kind. All ``schemas`` share one label and one version.
+    version and the key set pick the kind. All ``schemas`` share one label.
 
     ``verify=False`` skips the signature (every other check stays): only for bytes this
     program verified before and kept, such as a feed reader's staged progress."""
@@ -434,20 +444,26 @@ def decode_structure(schemas: tuple[Schema, ...], data: bytes) -> tuple[Schema, 
     limit = max(s.max_size for s in schemas)
     if len(data) > limit:
         raise FormatError(f"expected at most {limit} bytes for {first.name}, found {len(data)}")
-    for schema in schemas:
+    caps: dict[str, tuple[int, str]] = {}
+    for schema in schemas:  # the smallest cap of a list, peeked once
         for key, cap in schema.max_counts.items():
-            count = peek_list_length(data, key)
-            if count is not None and count > cap:
-                raise FormatError(
-                    f"expected at most {cap} items in {schema.name}.{key}, found {count}"
-                )
+            if key not in caps or cap < caps[key][0]:
+                caps[key] = (cap, schema.name)
+    for key, (cap, name) in caps.items():
+        count = peek_list_length(data, key)
+        if count is not None and count > cap:
+            raise FormatError(f"expected at most {cap} items in {name}.{key}, found {count}")
     value = dagcbor.decode(data, max_size=limit)
     if type(value) is not dict:
         raise FormatError(f"expected {first.name} as a map, found {type(value).__name__}")
     version = value.get("v")
-    if version != first.version or type(version) is not int:
-        raise FormatError(f"expected {first.name} version {first.version}, found {version!r:.40}")
-    schema = _pick_schema(schemas, value)
+    # The version, then the key set, pick the schema: a kind may still read an older
+    # version (a capsule of version 2) beside the one it writes.
+    same = tuple(s for s in schemas if s.version == version) if type(version) is int else ()
+    if not same:
+        versions = " or ".join(str(v) for v in dict.fromkeys(s.version for s in schemas))
+        raise FormatError(f"expected {first.name} version {versions}, found {version!r:.40}")
+    schema = _pick_schema(same, value)
     if len(data) > schema.max_size:  # kinds of one family may have their own limits
         raise FormatError(
             f"expected at most {schema.max_size} bytes for {schema.name}, found {len(data)}"

@@ -52,7 +52,7 @@ class Keystore:
         except FormatError as exc:
             raise FormatError(
                 f"the key file {path} is damaged: {exc.message}",
-                hint="restore it from an export ('ipfs-share identity import'), or move it away",
+                hint="restore it from an export of the identity (import it), or move it away",
             ) from exc
         if self._path(key_file.did) != path:
             raise FormatError(f"the key file {path} holds the key of {key_file.did}")

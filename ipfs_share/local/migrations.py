@@ -24,6 +24,8 @@ version  what it adds
          finishes on retry without a second copy of anything
 6        keychains: the ones local identities belong to, their verified ops, ops refused
          at decoding, ops pointed at this home (the member chains are feeds)
+7        inbox items say which capsule they re-issue (a capsule's ``replaces``), so an
+         open of a revoked capsule names the one that replaced it
 =======  ==========================================================================
 """
 
@@ -391,6 +393,15 @@ _V6 = _run(
 )
 
 
+# -- 7: what a re-issued capsule replaces -------------------------------------------------
+
+_V7 = _run(
+    # The capsule an inbox item re-issues (its "replaces", version 3): NULL for the rest.
+    "ALTER TABLE inbox ADD COLUMN replaces TEXT",
+    "CREATE INDEX inbox_replaces ON inbox (reader, replaces) WHERE replaces IS NOT NULL",
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "contacts, identity documents, what we published", _V1),
     Migration(2, "files, shares, opens, revocation heads", _V2),
@@ -398,6 +409,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "feeds, their progress, and the record store", _v4),
     Migration(5, "rotations and re-issues a retried revoke finishes", _V5),
     Migration(6, "keychains: their ops, refusals and the ops pointed at this home", _V6),
+    Migration(7, "inbox items name the capsule they re-issue", _V7),
 )
 LATEST = MIGRATIONS[-1].version
 

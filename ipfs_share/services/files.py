@@ -83,7 +83,7 @@ class MeshFile:
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {
-            "cid": self.cid,
+            "content": self.cid,
             "name": self.name,
             "size": self.size,
             "media_type": self.media_type,
@@ -243,7 +243,9 @@ class FileService:
         row = self.db.files.get(cid)
         if row is None:
             raise NotFoundError(
-                f"no file {cid} was put from this home", hint="see 'ipfs-share files'"
+                f"no file {cid} was put from this home",
+                hint="files.list() shows the files put here",
+                reason="no_file",
             )
         return MeshFile.of(row)
 
@@ -270,6 +272,29 @@ class FileService:
         self.db.files.set_state(cid, "removed")
         await self.storage.pin_rm(cid)
         return MeshFile.of(FileRow(**{**_as_dict(row), "state": "removed"}))
+
+    async def open_own(self, cid: str, *, as_: str | None = None) -> OpenedFile:
+        """Open a file this home put, as its owner: no capsule (one wraps keys for its
+        recipients, never for the issuer); the file key comes from the owner's own stanza,
+        so this asks for the owner's passphrase. ``as_``, if given, must be the owner.
+        Reads, ranges and saves as for a capsule's :class:`OpenedFile`."""
+        cid = normalize_cid(cid)
+        row = self.db.files.get(cid)
+        if row is None or row.state != "stored":
+            raise NotFoundError(
+                f"no stored file {cid} was put from this home",
+                hint="files.list() shows the files put here; a file someone shared with "
+                "you opens through its capsule",
+                reason="no_file",
+            )
+        if as_ is not None and self.identities.get(as_).did != row.owner:
+            raise InvalidInputError(
+                f"the file {cid} belongs to {row.owner}, not to {as_}",
+                hint="act as the identity that put it (as_=)",
+                reason="not_owner",
+            )
+        keys = await self.identities.unlock(row.owner)
+        return await self.open(cid, self.file_key(cid, keys.encryption))
 
     def file_key(self, cid: str, my_key: EncryptionKey) -> FileKey:
         """The file key of a file we put, from the stanza wrapped to ourselves."""

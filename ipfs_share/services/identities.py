@@ -98,7 +98,7 @@ def env_passphrase(prompt: str) -> bytes:
     if not value:
         raise PassphraseRequiredError(
             f"{prompt}: no passphrase given",
-            hint=f"set {PASSPHRASE_ENV}, pass --passphrase-file, or run in a terminal",
+            hint=f"set {PASSPHRASE_ENV}, or pass passphrase= (a str, bytes, or a function)",
         )
     return value.encode()
 
@@ -245,7 +245,10 @@ class IdentityService:
 
     async def create(self, name: str, *, encrypted: bool = True) -> Identity:
         """Make a new identity. ``encrypted=False`` keeps the keys in the clear: for
-        development only (the CLI warns)."""
+        development only (the CLI warns).
+
+        The first identity of a home becomes its default, and stays so when more are
+        made, until :meth:`use` picks another."""
         check_name(name)
         if self.keystore.find(name) is not None:
             raise IdentityExistsError(f"an identity named {name!r} already exists")
@@ -259,8 +262,18 @@ class IdentityService:
             passphrase=passphrase,
             params=self._kdf,
         )
+        self._keep_default_before_adding()
         self.keystore.add(key_file)
         return self._view(key_file)
+
+    def _keep_default_before_adding(self) -> None:
+        """A home whose one identity is its default only because it is the only one (the
+        first needs nothing written down) gets that default written down before a second
+        is added, so the second changes nothing."""
+        if self.db.meta.get("default_identity") is None:
+            existing = self.keystore.list()
+            if len(existing) == 1:
+                self.db.meta.set("default_identity", existing[0].did)
 
     def list(self) -> list[Identity]:
         return [self._view(k) for k in self.keystore.list()]
@@ -282,10 +295,15 @@ class IdentityService:
         if len(all_ids) == 1:
             return self._view(all_ids[0])
         if not all_ids:
-            raise IdentityNotFoundError("there is no local identity yet")
+            raise IdentityNotFoundError(
+                "there is no local identity yet",
+                hint="create one with identity.create(NAME)",
+                reason="no_identity",
+            )
         raise IdentityNotFoundError(
             f"there are {len(all_ids)} identities and none is the default",
-            hint="pick one with 'ipfs-share identity use NAME' or pass --as NAME",
+            hint="pick one with identity.use(NAME), or name the one to act as (as_=NAME)",
+            reason="no_default_identity",
         )
 
     def use(self, name_or_did: str) -> Identity:
@@ -367,6 +385,7 @@ class IdentityService:
         await asyncio.to_thread(key_file.unlock, passphrase)
         if name is not None:
             key_file = key_file.renamed(name)
+        self._keep_default_before_adding()
         self.keystore.add(key_file)
         return self._view(key_file)
 
@@ -393,24 +412,27 @@ class IdentityService:
         assert done.head is not None
         return Published(did=keys.did, ipns_name=feed.name, cid=done.head.head, seq=done.head.seq)
 
-    async def resolve(self, did_or_name: str, *, petname: str | None = None) -> ResolvedIdentity:
+    async def resolve(
+        self, did_or_name: str, *, petname: str | None = None, force: bool = False
+    ) -> ResolvedIdentity:
         """Fetch, verify and keep the freshest identity document of a did or IPNS name.
 
         A record or document that does not verify is
         :class:`IdentityDocumentInvalidError`; one older than a document already seen is
         :class:`~ipfs_share.errors.FeedRollbackError`, another at a seq already seen
         :class:`~ipfs_share.errors.FeedForkError`. With ``petname`` the identity is added
-        to the contacts under that name."""
+        to the contacts under that name (as :meth:`add_contact` would, ``force`` too)."""
         did, _ = _did_and_name(did_or_name)
         if petname is not None:
-            check_name(petname)
+            self._check_petname(petname, did, force=force)
         try:
             update = await self.reader.read(self.feed(did))
         except NotFoundError:
             raise IdentityNotFoundError(
                 f"no identity document is published for {did}",
-                hint="ask its owner to run 'ipfs-share identity publish'; check the nodes "
-                "are connected",
+                hint="ask its owner to publish it; check the nodes are connected",
+                reason="not_published",
+                subject=did,
             ) from None
         except ChainInvalidError:
             raise
@@ -475,10 +497,53 @@ class IdentityService:
         return doc
 
     # -- contacts and recipients ----------------------------------------------------------
-    def add_contact(self, petname: str, did_or_name: str) -> str:
-        check_name(petname)
+    def add_contact(self, petname: str, did_or_name: str, *, force: bool = False) -> str:
+        """Name someone's did (or k51... IPNS name) ``petname`` here; returns the did.
+
+        Refused: a petname that is a local identity's name (it would never be reached:
+        names look up local identities first), and, unless ``force``, a petname already
+        given to another did (a typo would silently send shares elsewhere)."""
         did, _ = _did_and_name(did_or_name)
+        self._check_petname(petname, did, force=force)
         self.db.contacts.put(petname, did)
+        return did
+
+    def _check_petname(self, petname: str, did: str, *, force: bool) -> None:
+        check_name(petname)
+        if self.keystore.find(petname) is not None:
+            raise InvalidInputError(
+                f"{petname!r} is the name of a local identity here, so it cannot name a "
+                "contact too",
+                hint="choose another petname",
+                reason="shadows_identity",
+                subject=petname,
+            )
+        held = self.db.contacts.get(petname)
+        if held is not None and held.did != did and not force:
+            raise InvalidInputError(
+                f"the contact {petname!r} is already {held.did}, not {did}",
+                hint="pass force=True to point it at the new did, or choose another petname",
+                reason="contact_exists",
+                subject=petname,
+            )
+
+    def did_of(self, text: str) -> str:
+        """The did ``text`` names (a local identity's name, a contact petname, a did:key or
+        an IPNS name), without fetching anything: for naming people, not for sending."""
+        if not text.startswith(("did:", "k51", "/ipns/")):
+            local = self.keystore.find(text)
+            if local is not None:
+                return local.did
+            contact = self.db.contacts.get(text)
+            if contact is None:
+                raise IdentityNotFoundError(
+                    f"{text!r:.80} is neither a local identity nor a contact",
+                    hint="add it as a contact first, or pass a did",
+                    reason="not_a_contact",
+                    subject=text,
+                )
+            return contact.did
+        did, _ = _did_and_name(text)
         return did
 
     async def recipient(self, text: str) -> Recipient:
@@ -492,7 +557,9 @@ class IdentityService:
             if contact is None:
                 raise IdentityNotFoundError(
                     f"{text!r:.80} is neither a local identity nor a contact",
-                    hint="add it with 'ipfs-share contacts add NAME DID', or pass a did",
+                    hint="add it as a contact first, or pass a did",
+                    reason="not_a_contact",
+                    subject=text,
                 )
             did, via = contact.did, "contact"
         else:
@@ -512,6 +579,7 @@ def _did_and_name(did_or_name: str) -> tuple[str, str]:
     except FormatError as exc:
         raise InvalidInputError(
             f"expected a did:key:z6Mk... or a k51... IPNS name, found {text!r:.80}",
-            hint="copy the did from 'ipfs-share identity show' on the other machine",
+            hint="copy the did the other identity's owner shows for it",
+            reason="not_a_did",
         ) from exc
     return did_key(key), ipns_name(key)

@@ -19,7 +19,7 @@ A provider is any object with a ``name`` and ``check(request) -> Decision``::
 >>> p.check(PolicyRequest("bafy...", "did:key:a", "did:key:b", 99, {"expires": 100}))
 Decision(allowed=True, reason='')
 >>> p.check(PolicyRequest("bafy...", "did:key:a", "did:key:b", 100, {"expires": 100}))
-Decision(allowed=False, reason='the window closed at 100')
+Decision(allowed=False, reason='the window closed at 1970-01-01T00:01:40Z')
 >>> p.check(PolicyRequest("bafy...", "did:key:a", "did:key:b", 50, {"allow": ["did:key:c"]}))
 Decision(allowed=False, reason='did:key:b is not on the allow-list')
 """
@@ -32,6 +32,7 @@ from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
 from ipfs_share.errors import InvalidInputError, PolicyDeniedError, PolicyProviderRequiredError
+from ipfs_share.times import iso
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -83,10 +84,13 @@ class TimeWindowProvider:
         if unknown:
             return Decision(False, f"unknown window params {sorted(unknown)}")
         nb, exp, allow = p.get("not_before"), p.get("expires"), p.get("allow")
-        if nb is not None and (type(nb) is not int or request.now < nb):
-            return Decision(False, f"the window opens at {nb}")
-        if exp is not None and (type(exp) is not int or request.now >= exp):
-            return Decision(False, f"the window closed at {exp}")
+        for key, bound in (("not_before", nb), ("expires", exp)):
+            if bound is not None and type(bound) is not int:
+                return Decision(False, f"the window's {key} is not a time in seconds")
+        if nb is not None and request.now < nb:
+            return Decision(False, f"the window opens at {iso(nb)}")
+        if exp is not None and request.now >= exp:
+            return Decision(False, f"the window closed at {iso(exp)}")
         if allow is not None:
             if type(allow) is not list or not all(type(d) is str for d in allow):
                 return Decision(False, "the allow-list is not a list of dids")
@@ -110,7 +114,8 @@ class TimeWindowProvider:
             out["expires"] = int(expires)
         if not_before is not None and expires is not None and not expires > not_before:
             raise InvalidInputError(
-                f"expected the window to expire after it opens ({not_before}), found {expires}"
+                f"expected the window to close after it opens ({iso(not_before)}), "
+                f"found {iso(expires)}"
             )
         allowed = list(allow)
         if allowed:

@@ -96,7 +96,9 @@ class RemotePins:
         if path.exists() and not replace:
             raise InvalidInputError(
                 f"a pinning service named {name!r} is already registered",
-                hint=f"remove it first ('ipfs-share pin remote rm {name}') or pass --replace",
+                hint="remove it first, or register it with replace=True",
+                reason="service_exists",
+                subject=name,
             )
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         doc = {"version": 1, "name": name, "url": url, "token": token.reveal()}
@@ -110,8 +112,8 @@ class RemotePins:
         except FileNotFoundError:
             raise NotFoundError(
                 f"no pinning service named {name!r} is registered",
-                hint="see 'ipfs-share pin remote ls'; register one with "
-                "'ipfs-share pin remote add NAME URL --token-file FILE'",
+                hint="list the registered services, or register one (its URL and token)",
+                reason="no_service",
             ) from None
         except (OSError, ValueError) as exc:
             raise StoreError(f"cannot read the pinning service file {path}: {exc}") from exc
@@ -124,8 +126,9 @@ class RemotePins:
         ):
             raise StoreError(
                 f"expected a version 1 pinning service file for {name!r}, found {path} is not one",
-                hint=f"register the service again with 'ipfs-share pin remote add {name} "
-                "URL --token-file FILE --replace'",
+                hint="register the service again (replace=True)",
+                reason="service_file_damaged",
+                subject=name,
             )
         return PinService(name, doc["url"]), AccessToken(doc["token"])
 
@@ -175,7 +178,8 @@ class RemotePins:
             raise InvalidInputError(
                 "expected a storage a pinning service can fetch from, found one with no "
                 f"network address ({self.storage.backend})",
-                hint="remote pins need a Kubo node or a cluster (--api or --cluster)",
+                hint="remote pins need a Kubo node or a cluster, not an embedded store",
+                reason="no_origins",
             )
         async with self.client(service) as client:
             request = await client.add(cid, name=name, origins=origins)

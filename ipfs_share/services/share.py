@@ -22,7 +22,14 @@ from typing import Any
 from ipfs_share.crypto.random import random_bytes
 from ipfs_share.crypto.stream import PAYLOAD_NONCE_SIZE, FileKey
 from ipfs_share.crypto.wrap import Stanza, unwrap, wrap
-from ipfs_share.errors import InvalidInputError, NotFoundError
+from ipfs_share.errors import (
+    InvalidInputError,
+    NotFoundError,
+    RecipientNotAuthorizedError,
+    ShareError,
+    ShareReplacedError,
+    ShareRevokedError,
+)
 from ipfs_share.formats.capsule import (
     Capsule,
     Perms,
@@ -35,27 +42,46 @@ from ipfs_share.formats.capsule import (
     make_capability,
     require_capability,
 )
-from ipfs_share.formats.cid import normalize_cid
+from ipfs_share.formats.cid import DAG_PB, RAW, normalize_cid, parse_cid
 from ipfs_share.formats.keystore import IdentityKeys
 from ipfs_share.local.state import OpenRow, RotationRow, ShareRow, StateDB
 from ipfs_share.services.files import FileService, MeshFile
-from ipfs_share.services.identities import IdentityService, Recipient
+from ipfs_share.services.identities import Identity, IdentityService, Recipient
 from ipfs_share.services.opened import OpenedFile
 from ipfs_share.services.policy import PolicyRegistry, PolicyRequest
-from ipfs_share.services.revocations import RevocationService
+from ipfs_share.services.revocations import CheckedList, RevocationService
 from ipfs_share.storage.base import Storage
 
-__all__ = ["RevokeResult", "ShareBuilder", "ShareCapsule", "ShareService", "parse_duration"]
+__all__ = [
+    "MAX_DURATION",
+    "Reissue",
+    "RevokePlan",
+    "RevokeResult",
+    "ShareBuilder",
+    "ShareCapsule",
+    "ShareService",
+    "parse_duration",
+    "share_state",
+]
 
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# The longest duration accepted: 100 years (of 365 days), so every expiry stays a date a
+# person can read (ipfs_share.times.iso) and an integer every codec carries.
+MAX_DURATION = 100 * 365 * 86400
+ACCEPTED_DURATIONS = "1s to 36500d (100 years), as 90s, 15m, 12h, 7d or 2w"
 
 
 def parse_duration(value: str | int | timedelta | None) -> int | None:
     """Seconds from "90s", "15m", "12h", "7d", "2w", an int, a timedelta; None is never.
+    At most :data:`MAX_DURATION`.
 
     >>> parse_duration("7d"), parse_duration(60), parse_duration(None)
     (604800, 60, None)
+    >>> parse_duration("99999999999999w")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ipfs_share.errors.InvalidInputError: expected a duration of at most 36500d (100 years), ...
     """
     if value is None:
         return None
@@ -68,11 +94,35 @@ def parse_duration(value: str | int | timedelta | None) -> int | None:
     else:
         raise InvalidInputError(
             f"expected a duration such as 90s, 15m, 12h, 7d or 2w, found {value!r:.40}",
-            hint="or pass no expiry for a share that does not expire",
+            hint=f"accepted: {ACCEPTED_DURATIONS}; or no expiry, for a share that does not expire",
         )
     if seconds <= 0:
-        raise InvalidInputError(f"expected a positive duration, found {seconds} s")
+        raise InvalidInputError(
+            f"expected a positive duration, found {seconds} s",
+            hint=f"accepted: {ACCEPTED_DURATIONS}",
+        )
+    if seconds > MAX_DURATION:
+        shown = value.strip() if isinstance(value, str) else f"{seconds} s"
+        raise InvalidInputError(
+            f"expected a duration of at most 36500d (100 years), found {shown:.40}",
+            hint=f"accepted: {ACCEPTED_DURATIONS}; or no expiry, for a share that does not expire",
+        )
     return seconds
+
+
+def share_state(row: ShareRow, now: float) -> str:
+    """A share's state as every view shows it: "active", "expired" (an active share past
+    its expiry: nothing opens it, and it need not be revoked), "revoked" or "replaced"
+    (revoked, and re-issued as ``row.replaced_by``).
+
+    >>> row = ShareRow("bafyrei...", "bafybei...", "did:key:z6Mk...", 100, 200, True, False,
+    ...                None, None)
+    >>> share_state(row, 199), share_state(row, 200)
+    ('active', 'expired')
+    """
+    if row.state == "active" and row.expires is not None and now >= row.expires:
+        return "expired"
+    return row.state
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,14 +136,23 @@ class ShareCapsule:
     allow_download: bool
     policy: str | None
     cap_issuer: str | None
-    state: str = "active"
+    state: str = "active"  # see share_state: active, expired, revoked or replaced
     replaced_by: str | None = None
     revoked_at: int | None = None
     revocation_head: str | None = None
+    replaces: str | None = None  # the capsule this one re-issues (a revoke made it)
 
     @classmethod
-    def of(cls, row: ShareRow, pairs: Sequence[tuple[str, str]]) -> ShareCapsule:
-        """The view of a recorded share (``StateDB.share`` and ``share_recipients``)."""
+    def of(
+        cls,
+        row: ShareRow,
+        pairs: Sequence[tuple[str, str]],
+        *,
+        now: float | None = None,
+        replaces: str | None = None,
+    ) -> ShareCapsule:
+        """The view of a recorded share (``StateDB.shares``: its row and recipients) at
+        ``now`` (default: the time now), which decides whether it is expired."""
         return cls(
             id=row.capsule,
             content=row.content,
@@ -104,15 +163,16 @@ class ShareCapsule:
             allow_download=row.download,
             policy=row.policy,
             cap_issuer=row.cap_issuer,
-            state=row.state,
+            state=share_state(row, time.time() if now is None else now),
             replaced_by=row.replaced_by,
             revoked_at=row.revoked_at,
             revocation_head=row.revocation_head,
+            replaces=replaces,
         )
 
     def to_json(self) -> dict[str, object]:
         return {
-            "id": self.id,
+            "capsule": self.id,
             "content": self.content,
             "issuer": self.issuer,
             "recipients": [{"did": d, "name": n} for d, n in self.recipients],
@@ -123,8 +183,61 @@ class ShareCapsule:
             "capability_issuer": self.cap_issuer,
             "state": self.state,
             "replaced_by": self.replaced_by,
+            "replaces": self.replaces,
             "revoked_at": self.revoked_at,
             "revocation_head": self.revocation_head,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Reissue:
+    """One capsule a revoke re-issues: ``old`` is revoked, and a new capsule of the
+    (new) content is made for ``to`` (did, label), naming ``old`` in its ``replaces``;
+    ``send_to`` (dids) get the new capsule in their inboxes."""
+
+    old: str
+    to: tuple[tuple[str, str], ...]
+    send_to: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "replaces": self.old,
+            "recipients": [{"did": d, "name": n} for d, n in self.to],
+            "send_to": list(self.send_to),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RevokePlan:
+    """What a revoke will do (:meth:`ShareService.plan_revoke`), before it does any of it:
+    the capsules that go on the revocation list (``revoked``, each with its recipients),
+    those re-issued (``reissue``: to whom, and whose inboxes get them), the dropped
+    recipients, whether the content is re-keyed (``rotate``; its ciphertext ``content``
+    is then unpinned), and revoked shares not re-issued because they had expired."""
+
+    capsule: str
+    content: str
+    revoked: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
+    reissue: tuple[Reissue, ...]
+    dropped: tuple[str, ...]
+    rotate: bool
+    expired: tuple[str, ...] = ()
+    still_reaches: tuple[tuple[str, str], ...] = ()  # (did, old capsule re-issued to them)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "capsule": self.capsule,
+            "content": self.content,
+            "revoke": [
+                {"capsule": c, "recipients": [{"did": d, "name": n} for d, n in to]}
+                for c, to in self.revoked
+            ],
+            "reissue": [r.to_json() for r in self.reissue],
+            "dropped": list(self.dropped),
+            "rotate": self.rotate,
+            "unpin": [c for c, _ in self.revoked] + ([self.content] if self.rotate else []),
+            "expired": list(self.expired),
+            "still_reaches": [{"did": d, "through": c} for d, c in self.still_reaches],
         }
 
 
@@ -137,6 +250,11 @@ class RevokeResult:
     # Recipients of the revoked capsule who get the new key all the same, through a
     # re-issued share of the same content: (did, re-issued capsule ID). Drop them to stop it.
     still_reaches: tuple[tuple[str, str], ...] = field(default=())
+    plan: RevokePlan | None = None  # what was planned (each revoked capsule's recipients)
+    # Sending the re-issued capsules (a service with mailboxes does, MailShareService):
+    # (capsule, recipient did) sent, and those that could not be, with why.
+    sent: tuple[tuple[str, str], ...] = field(default=())
+    not_sent: tuple[tuple[str, str, str], ...] = field(default=())
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -145,6 +263,8 @@ class RevokeResult:
             "rotated_to": self.rotated_to,
             "reissued": [c.to_json() for c in self.reissued],
             "still_reaches": [{"did": d, "through": c} for d, c in self.still_reaches],
+            "sent": [{"capsule": c, "recipient": d} for c, d in self.sent],
+            "not_sent": [{"capsule": c, "recipient": d, "why": why} for c, d, why in self.not_sent],
         }
 
 
@@ -225,12 +345,15 @@ class ShareService:
         if row is None or row.state != "stored":
             raise NotFoundError(
                 f"no stored file {content} was put from this home",
-                hint="put it first with 'ipfs-share put', or share from the home that put it",
+                hint="put it first (files.put), or share from the home that put it",
+                reason="not_put_here",
+                subject=content,
             )
         if row.owner != me.did:
             raise InvalidInputError(
                 f"the file {content} belongs to {row.owner}, not to {me.name}",
-                hint="pass --as with the identity that put it",
+                hint="act as the identity that put it (as_=)",
+                reason="not_owner",
             )
         recipients = [await self.identities.recipient(n) for n in names]
         cap_issuer = await self._cap_issuer(capability, me.did)
@@ -256,6 +379,7 @@ class ShareService:
         perms: Perms,
         policy: Policy | None,
         cap_issuer: str | None,
+        replaces: str | None = None,
     ) -> Capsule:
         # Stanza order must not echo the order of an address book: shuffle the keys.
         keys_in_order = [r.enc for r in recipients]
@@ -270,6 +394,7 @@ class ShareService:
             perms=perms,
             policy=policy,
             cap_issuer=cap_issuer,
+            replaces=replaces,
         )
 
     async def _store(
@@ -303,7 +428,7 @@ class ShareService:
             # Pinned once recorded (with what it re-issues): a revoke interrupted before
             # this leaves an unpinned block, never a pinned capsule nothing knows of.
             await self.storage.pin_add(capsule.cid)
-        return _view(row, pairs)
+        return self._view(row, pairs)
 
     async def _cap_issuer(self, capability: str | None, me: str) -> str | None:
         if capability is None:
@@ -320,16 +445,21 @@ class ShareService:
         await self.revocations.ensure_list(keys)
 
     # -- records --------------------------------------------------------------------------
+    def _view(self, row: ShareRow, pairs: Sequence[tuple[str, str]]) -> ShareCapsule:
+        replaces = self.db.shares.reissue_of(row.capsule)
+        return ShareCapsule.of(row, pairs, now=self._now(), replaces=replaces)
+
     def get(self, capsule_id: str) -> ShareCapsule:
         row = self.db.shares.get(normalize_cid(capsule_id))
         if row is None:
             raise NotFoundError(f"no share {capsule_id} was made from this home")
-        return _view(row, self.db.shares.recipients(row.capsule))
+        return self._view(row, self.db.shares.recipients(row.capsule))
 
-    def list(self, *, content: str | None = None) -> list[ShareCapsule]:
+    def list(self, *, content: str | None = None, issuer: str | None = None) -> list[ShareCapsule]:
+        """Shares made from this home (of ``content``, by ``issuer``), oldest first."""
         return [
-            _view(r, self.db.shares.recipients(r.capsule))
-            for r in self.db.shares.list(content=content)
+            self._view(r, self.db.shares.recipients(r.capsule))
+            for r in self.db.shares.list(content=content, issuer=issuer)
         ]
 
     def opens(self, capsule_id: str | None = None) -> Sequence[OpenRow]:
@@ -353,14 +483,13 @@ class ShareService:
         long ago is accepted; by default an open fails closed."""
         capsule_id = capsule_or_id.id if isinstance(capsule_or_id, ShareCapsule) else capsule_or_id
         capsule_id = normalize_cid(capsule_id)
+        self._refuse_content_cid(capsule_id)
         data = await self.storage.block_get(capsule_id)  # deadlines: storage/timed.py
         capsule = decode_capsule(data)  # size, strict encoding, fields, then the signature
         t = int(self._now() if now is None else now)
         check_expiry(capsule, t)
         issuer_doc = await self.identities.document(capsule.issuer)
-        checked = await self.revocations.check(
-            capsule.issuer, issuer_doc.revocations, capsule.cid, max_staleness=max_staleness
-        )
+        checked = await self._check_revocation(capsule, issuer_doc.revocations, as_, max_staleness)
         opener = self.identities.get(as_)
         if capsule.policy is not None:
             self.policies.check(
@@ -369,7 +498,7 @@ class ShareService:
             )
         token = require_capability(capsule, capability, audience=opener.did, now=t)
         keys = await self.identities.unlock(opener.did)
-        file_key = find_and_unwrap(capsule, keys.encryption)
+        file_key = self._unwrap(capsule, keys, opener)
         check_commitment(capsule, file_key)
         opened = await self.files.open(
             capsule.content.cid,
@@ -383,6 +512,70 @@ class ShareService:
             OpenRow(capsule.cid, opener.did, t, checked.head, None if token is None else token.cid)
         )
         return opened
+
+    async def _check_revocation(
+        self, capsule: Capsule, list_name: str, as_: str | None, max_staleness: float | None
+    ) -> CheckedList:
+        """Step 3: the issuer's revocation list; a revoked capsule its issuer re-issued to
+        the opener is :class:`ShareReplacedError` (see :meth:`_revoked`)."""
+        try:
+            return await self.revocations.check(
+                capsule.issuer, list_name, capsule.cid, max_staleness=max_staleness
+            )
+        except ShareRevokedError as exc:
+            raise self._revoked(capsule, self.identities.get(as_).did, exc) from None
+
+    def _unwrap(self, capsule: Capsule, keys: IdentityKeys, opener: Identity) -> FileKey:
+        """Step 6: the opener's stanza. An issuer holds no stanza in its own capsule (it
+        reads its file with :meth:`FileService.open_own`): it is told so, in those words."""
+        try:
+            return find_and_unwrap(capsule, keys.encryption)
+        except RecipientNotAuthorizedError:
+            if capsule.issuer != opener.did:
+                raise
+            raise RecipientNotAuthorizedError(
+                f"{opener.name} issued this share for others, and it holds no key for "
+                f"{opener.name}; the file is {capsule.content.cid}",
+                hint=f"read your own file with files.open_own({capsule.content.cid!r})",
+                reason="own_share",
+                subject=capsule.content.cid,
+            ) from None
+
+    def _refuse_content_cid(self, cid: str) -> None:
+        """A content CID (raw or dag-pb: what put prints) is never a capsule ID (dag-cbor):
+        say so before fetching anything."""
+        if parse_cid(cid).codec not in (RAW, DAG_PB):
+            return
+        row = self.db.files.get(cid)
+        if row is not None and self.identities.keystore.find(row.owner) is not None:
+            raise InvalidInputError(
+                f"{cid} is the content CID of a file you put, not a capsule ID",
+                hint=f"read your own file with files.open_own({cid!r}); capsules are what "
+                "sharing makes",
+                reason="own_content_cid",
+                subject=cid,
+            )
+        raise InvalidInputError(
+            f"{cid} is a content CID (encrypted file data), not a capsule ID",
+            hint="opening takes the capsule ID the sharer's share gave (bafyrei..., a "
+            "dag-cbor CID); ask the sender for it",
+            reason="content_cid",
+            subject=cid,
+        )
+
+    def _revoked(self, capsule: Capsule, opener: str, exc: ShareRevokedError) -> ShareError:
+        """The error for a revoked capsule: :class:`ShareReplacedError` naming the new
+        capsule when the issuer re-issued it to ``opener`` (a capsule of the same issuer
+        that names this one in ``replaces`` arrived in the opener's inbox), else
+        ``exc``. The inbox item, if any, is marked revoked."""
+        self.db.mailboxes.mark_revoked(opener, [capsule.cid])
+        found = self.db.mailboxes.replacement(opener, capsule.cid, capsule.issuer)
+        if found is None:
+            return exc
+        return ShareReplacedError(
+            f"the share {capsule.cid} was revoked by its issuer and replaced by {found.capsule}",
+            replaced_by=found.capsule,
+        )
 
     def _name_of(self, did: str) -> str | None:
         """How this home names ``did``: a local identity's name, else a contact petname."""
@@ -413,7 +606,8 @@ class ShareService:
             raise InvalidInputError(
                 f"capabilities for {capsule_id} are issued by {capsule.cap_issuer}, "
                 f"not by {me.did}",
-                hint="run this as the identity the share names (--as)",
+                hint="act as the identity the share names (as_=)",
+                reason="capability_issuer",
             )
         who = (await self.identities.recipient(audience)).did
         seconds = parse_duration(valid_for)
@@ -425,55 +619,144 @@ class ShareService:
         ).data
 
     # -- revoking -------------------------------------------------------------------------
-    async def revoke(
-        self, capsule_id: str, *, rotate: bool = False, drop: Sequence[str] = ()
-    ) -> RevokeResult:
-        """Put a capsule on our revocation list and unpin it.
-
-        With ``rotate``, the content is re-encrypted under a new key, every other live
-        capsule of that content is re-issued for the new content, and the old ciphertext
-        is unpinned. ``drop`` (recipient names or dids) re-issues the revoked capsule itself
-        to its recipients less these, and with ``rotate`` leaves them out of every
-        re-issued capsule, so no new key reaches them. (Without ``rotate`` a dropped
-        recipient who kept the old key can still decrypt the old ciphertext.) A recipient
-        of the revoked capsule who gets the new key through another share is named in
-        :attr:`RevokeResult.still_reaches`.
-
-        An interrupted revoke (a crash, a kill) finishes when it is run again: the new
-        content, the re-issued capsules and the revocation are each made once, and what
-        the first run left pinned is unpinned."""
+    def _revocable(self, capsule_id: str) -> ShareRow:
         row = self.db.shares.get(normalize_cid(capsule_id))
         if row is None:
             raise NotFoundError(
                 f"no share {capsule_id} was made from this home",
                 hint="only the home that shared it can revoke it",
             )
-        if row.revoked_at is not None and row.revocation_head is not None:
-            await self._finish(row)
+        # A share marked replaced but never revoked is what an interrupted revoke of an
+        # earlier version left behind; finishing the revoke must stay possible.
+        if row.revoked_at is not None or (
+            row.state != "active" and not (row.state == "replaced" and row.revoked_at is None)
+        ):
             raise InvalidInputError(f"the share {row.capsule} is already {row.state}")
-        # A share marked replaced but never revoked is what an interrupted revoke leaves
-        # behind; finishing the revoke must stay possible.
-        if row.state != "active" and not (row.state == "replaced" and row.revoked_at is None):
-            raise InvalidInputError(f"the share {row.capsule} is already {row.state}")
-        keys = await self.identities.unlock(row.issuer)
-        dropped = {(await self.identities.recipient(d)).did for d in drop}
-        revoked = [row.capsule]
-        reissue: list[ShareRow] = []
-        if dropped:
-            reissue.append(row)
-        content, new_content = row.content, row.content
+        return row
+
+    def plan_revoke(
+        self,
+        capsule_id: str,
+        *,
+        rotate: bool = False,
+        drop: Sequence[str] = (),
+        send: bool | None = None,
+    ) -> RevokePlan:
+        """What :meth:`revoke` would do, computed from this home's records alone: nothing
+        is changed, fetched or unlocked. It refuses what :meth:`revoke` refuses: a share
+        not made here or already revoked, a ``drop`` that names someone who is not a
+        recipient, and ``drop`` without ``rotate`` (the content would keep its key, which
+        a dropped recipient may have kept).
+
+        ``send`` says whose inboxes get the re-issued capsules: None, the recipients the
+        old capsule was sent to through mailboxes; True, every recipient of each; False,
+        nobody (a service with mailboxes sends them: ``mesh.share``)."""
+        row = self._revocable(capsule_id)
+        recipients = self.db.shares.recipients(row.capsule)
+        theirs = {d for d, _ in recipients}
+        dropped: list[str] = []
+        for name in drop:
+            did = self.identities.did_of(name)
+            if did not in theirs:
+                labels = ", ".join(label for _, label in recipients)
+                raise InvalidInputError(
+                    f"{name} is not a recipient of the share {row.capsule}",
+                    hint=f"its recipients: {labels}",
+                    reason="not_a_recipient",
+                    subject=labels,
+                )
+            dropped.append(did)
+        if dropped and not rotate:
+            raise InvalidInputError(
+                "dropping recipients needs a rotation: without a new key, a dropped "
+                "recipient who kept the file key still decrypts the content",
+                hint="pass rotate=True, or revoke the share and share again with the others",
+                reason="drop_without_rotate",
+            )
+        now = self._now()
+        revoked = [row]
+        reissue = [row] if dropped else []
+        expired: list[str] = []
         if rotate:
-            new_content = await self._rekey(keys, content)
-            others = [r for r in self.db.shares.list(content=content) if r.state == "active"]
-            reissue += [r for r in others if r.capsule != row.capsule]
-            revoked += [r.capsule for r in others if r.capsule != row.capsule]
-        fresh: list[tuple[str, ShareCapsule]] = []  # (old capsule, its replacement)
+            for other in self.db.shares.list(content=row.content):
+                if other.capsule == row.capsule or other.state != "active":
+                    continue
+                revoked.append(other)
+                if share_state(other, now) == "expired":
+                    expired.append(other.capsule)  # revoked (and unpinned), not re-issued
+                else:
+                    reissue.append(other)
+        planned: list[Reissue] = []
         for old in reissue:
             # A dropped recipient gets no new capsule at all: with rotation, not even
             # through another share of the same content, or the new key would reach them.
-            pairs = [(d, n) for d, n in self.db.shares.recipients(old.capsule) if d not in dropped]
-            if pairs:
-                fresh.append((old.capsule, await self._reissue_once(keys, old, new_content, pairs)))
+            pairs = tuple(
+                (d, n) for d, n in self.db.shares.recipients(old.capsule) if d not in dropped
+            )
+            if not pairs:
+                continue
+            if send is None:
+                sent = {r.recipient for r in self.db.mailboxes.sent(capsule=old.capsule)}
+                send_to = tuple(d for d, _ in pairs if d in sent)
+            else:
+                send_to = tuple(d for d, _ in pairs) if send else ()
+            planned.append(Reissue(old.capsule, pairs, send_to))
+        own = theirs - set(dropped)
+        return RevokePlan(
+            capsule=row.capsule,
+            content=row.content,
+            revoked=tuple(
+                (r.capsule, tuple(self.db.shares.recipients(r.capsule))) for r in revoked
+            ),
+            reissue=tuple(planned),
+            dropped=tuple(dropped),
+            rotate=rotate,
+            expired=tuple(expired),
+            still_reaches=tuple(
+                (d, r.old) for r in planned if r.old != row.capsule for d, _ in r.to if d in own
+            ),
+        )
+
+    async def revoke(
+        self,
+        capsule_id: str,
+        *,
+        rotate: bool = False,
+        drop: Sequence[str] = (),
+        send: bool | None = None,
+    ) -> RevokeResult:
+        """Put a capsule on our revocation list and unpin it.
+
+        With ``rotate``, the content is re-encrypted under a new key, every other live
+        capsule of that content is re-issued for the new content (an expired one is
+        revoked, not re-issued), and the old ciphertext is unpinned. ``drop`` (recipient
+        names or dids; needs ``rotate``) re-issues the revoked capsule itself to its
+        recipients less these, and leaves them out of every re-issued capsule, so no new
+        key reaches them. A recipient of the revoked capsule who gets the new key through
+        another share is named in :attr:`RevokeResult.still_reaches`. Each re-issued
+        capsule names the one it replaces, so its recipients are told which to open
+        instead (docs/spec/capsule.md section 1.7); ``send``: see :meth:`plan_revoke`.
+        :meth:`plan_revoke` says all of this beforehand, changing nothing.
+
+        An interrupted revoke (a crash, a kill) finishes when it is run again: the new
+        content, the re-issued capsules and the revocation are each made once, and what
+        the first run left pinned is unpinned."""
+        row = self.db.shares.get(normalize_cid(capsule_id))
+        if row is not None and row.revoked_at is not None and row.revocation_head is not None:
+            await self._finish(row)
+            raise InvalidInputError(f"the share {row.capsule} is already {row.state}")
+        plan = self.plan_revoke(capsule_id, rotate=rotate, drop=drop, send=send)
+        row = self._revocable(plan.capsule)
+        keys = await self.identities.unlock(row.issuer)
+        new_content = await self._rekey(keys, row.content) if rotate else row.content
+        fresh: list[tuple[str, ShareCapsule]] = []  # (old capsule, its replacement)
+        for planned in plan.reissue:
+            old = self.db.shares.get(planned.old)
+            assert old is not None
+            fresh.append(
+                (old.capsule, await self._reissue_once(keys, old, new_content, planned.to))
+            )
+        revoked = [c for c, _ in plan.revoked]
         head = await self.revocations.revoke(keys, revoked)
         self.db.shares.mark_revoked(revoked, at=int(self._now()), head=head.cid)
         # Only now, with the old capsules on the published list, are they "replaced": a
@@ -483,20 +766,14 @@ class ShareService:
         done = self.db.shares.get(row.capsule)
         assert done is not None
         await self._finish(done)
-        own = {d for d, _ in self.db.shares.recipients(row.capsule)} - dropped
-        reaches = tuple(
-            (d, made.id)
-            for old_id, made in fresh
-            if old_id != row.capsule
-            for d, _ in made.recipients
-            if d in own
-        )
+        made_for = dict(fresh)
         return RevokeResult(
             tuple(revoked),
             head.cid,
             new_content if rotate else None,
             tuple(m for _, m in fresh),
-            still_reaches=reaches,
+            still_reaches=tuple((d, made_for[old].id) for d, old in plan.still_reaches),
+            plan=plan,
         )
 
     async def _finish(self, row: ShareRow) -> None:
@@ -560,7 +837,7 @@ class ShareService:
             found = self.db.shares.get(made)
             if found is not None and found.content == content and found.state == "active":
                 await self.storage.pin_add(made)  # in case the first run stopped before
-                return _view(found, self.db.shares.recipients(made))
+                return self._view(found, self.db.shares.recipients(made))
         return await self._reissue(keys, old, content, pairs)
 
     async def _reissue(
@@ -584,12 +861,9 @@ class ShareService:
             Perms(download=old.download),
             policy,
             old.cap_issuer,
+            replaces=old.capsule,
         )
         return await self._store(capsule, recipients, [n for _, n in pairs], reissue_of=old.capsule)
-
-
-def _view(row: ShareRow, pairs: Sequence[tuple[str, str]]) -> ShareCapsule:
-    return ShareCapsule.of(row, pairs)
 
 
 def _fixed(nonce: bytes) -> Callable[[int], bytes]:

@@ -138,7 +138,8 @@ class ClusterStorage:
         if replication is not None and (isinstance(replication, bool) or replication < 1):
             raise InvalidInputError(
                 f"expected a replication factor >= 1, found {replication!r}",
-                hint="ask for a number of copies such as --replication 2",
+                hint="ask for a number of copies such as 2",
+                reason="replication_factor",
             )
         api = ClusterAPI([rest] if isinstance(rest, str) else list(rest), timeout=timeout)
         found: list[KuboStorage | BaseException] = []
@@ -152,8 +153,8 @@ class ClusterStorage:
             if len(refused) == len(found):
                 raise NodeUnreachableError(
                     f"none of the cluster's Kubo nodes answered ({', '.join(kubo)})",
-                    hint="start the cluster's peers ('ipfs-share cluster up'), or check "
-                    f"{KUBO_ENV_HINT}",
+                    hint=f"start the cluster's peers, or check {KUBO_ENV_HINT}",
+                    reason="cluster_kubo_down",
                 )
             for failure in refused:
                 if not isinstance(failure, NodeUnreachableError):

@@ -66,7 +66,8 @@ def _refusal(status: int, message: str, what: str) -> IpfsShareError:
         return CidInvalidError(f"{what}: {message}")
     return NodeRequestError(
         f"{what}: the cluster answered {status}: {message}",
-        hint="see the cluster peer's log ('ipfs-share cluster status' shows where it is)",
+        hint="see the cluster peer's log",
+        reason="cluster_refused",
     )
 
 

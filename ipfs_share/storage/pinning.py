@@ -103,12 +103,14 @@ def check_service_url(url: str) -> str:
     if parts.username or parts.password:
         raise InvalidInputError(
             "expected a URL without credentials, found a user name or password in it",
-            hint="give the token with --token-file (or on stdin), never in the URL",
+            hint="give the access token on its own, never in the URL",
+            reason="credentials_in_url",
         )
     if parts.query or parts.fragment:
         raise InvalidInputError(
             f"expected a URL without query or fragment, found {url!r:.80}",
-            hint="give the service's API endpoint alone; the token goes in --token-file",
+            hint="give the service's API endpoint alone; the token is given on its own",
+            reason="query_in_url",
         )
     if parts.scheme == "http" and not _loopback(parts.hostname):
         raise InvalidInputError(
@@ -236,7 +238,8 @@ class PinningClient:
         except aiohttp.ClientConnectorError as exc:
             raise NodeUnreachableError(
                 f"{what}: the pinning service at {self.url} did not answer ({exc.strerror})",
-                hint="check the service is up and its URL ('ipfs-share pin remote ls')",
+                hint="check the service is up and its registered URL",
+                reason="pin_service_down",
             ) from exc
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise PinServiceError(
@@ -321,8 +324,9 @@ class PinningClient:
                 raise RemotePinFailedError(
                     f"the pinning service at {self.url} had not pinned {pin.cid} after "
                     f"{timeout:g} s (status {pin.status})",
-                    hint="it may still finish: check with 'ipfs-share pin remote ls SERVICE'; "
-                    "make sure the service can reach this node",
+                    hint="it may still finish: check the service's pins later; make sure the "
+                    "service can reach this node",
+                    reason="pin_pending",
                 )
             await asyncio.sleep(min(delay, left))
             delay = min(delay * 2, max_delay)

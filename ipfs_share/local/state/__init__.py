@@ -137,5 +137,6 @@ def _check_present(home: Path, path: Path, *, recover: bool) -> None:
         f"found it {found}",
         hint=f"restore {DB_FILE} from a backup; or, to start a new one (every feed you sign "
         "then continues from the head the network has, and marks of feeds you read start "
-        "again), run 'ipfs-share state recover'",
+        "again), open it with StateDB(home, recover=True)",
+        reason="database_missing",
     )

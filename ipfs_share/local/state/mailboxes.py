@@ -42,12 +42,15 @@ class InboxRow:
     entry: str
     sent: int
     received_at: int
-    state: str = "pending"  # 'pending' | 'delivered' | 'withdrawn' | 'invalid' | 'missing'
+    # 'pending' | 'delivered' | 'revoked' (found revoked after it was delivered) |
+    # 'withdrawn' (revoked before) | 'invalid' | 'missing'
+    state: str = "pending"
     issuer: str | None = None
     expires: int | None = None
     acked: str | None = None
     attempts: int = 0  # fetches of the capsule that failed
     retry_at: int | None = None  # when the next fetch is due (None: at the next sync)
+    replaces: str | None = None  # the capsule this one re-issues (the capsule's "replaces")
 
 
 _SENT_COLS = (
@@ -56,9 +59,13 @@ _SENT_COLS = (
 )
 _INBOX_COLS = (
     "reader, capsule, sender, name, seq, entry, sent, received_at, state, issuer, expires, acked, "
-    "attempts, retry_at"
+    "attempts, retry_at, replaces"
 )
 _ACK_RANK: dict[str | None, int] = {None: 0, "delivered": 1, "opened": 2}
+
+
+def _inbox_row(row: tuple[Any, ...]) -> InboxRow:
+    return InboxRow(*row)
 
 
 def _sent(row: tuple[Any, ...]) -> SentRow:
@@ -177,14 +184,17 @@ class MailboxRepository:
     ) -> list[SentRow]:
         """Apply acknowledgements (ack_ref, state, at) that ``sender`` wrote to ``reader``
         (the capsules ``reader`` sent to ``sender``): "opened" implies "delivered" and
-        neither time moves once set. Returns the rows they touched."""
+        neither time moves once set. ``at`` is the acknowledgement's own time (when the
+        recipient wrote it, by its clock; an open writes it at once), never before the
+        capsule was sent. Returns the rows they touched."""
         touched: list[SentRow] = []
         with self._db.transaction():
             for ack_ref, state, at in acks:
                 self._db.execute(
-                    "UPDATE mailbox_sent SET delivered_at = COALESCE(delivered_at, ?), "
-                    "opened_at = CASE WHEN ? = 'opened' THEN COALESCE(opened_at, ?) "
-                    "ELSE opened_at END WHERE ack_ref = ? AND sender = ? AND recipient = ?",
+                    "UPDATE mailbox_sent SET delivered_at = COALESCE(delivered_at, "
+                    "MAX(?, sent_at)), opened_at = CASE WHEN ? = 'opened' THEN "
+                    "COALESCE(opened_at, MAX(?, sent_at)) ELSE opened_at END "
+                    "WHERE ack_ref = ? AND sender = ? AND recipient = ?",
                     (at, state, at, ack_ref, reader, sender),
                 )
                 row = self.sent_by_ack(reader, sender, ack_ref)
@@ -200,7 +210,7 @@ class MailboxRepository:
         with self._db.transaction():
             for item in items:
                 cur = self._db.execute(
-                    f"INSERT INTO inbox ({_INBOX_COLS}) VALUES ({', '.join('?' * 14)}) "
+                    f"INSERT INTO inbox ({_INBOX_COLS}) VALUES ({', '.join('?' * 15)}) "
                     "ON CONFLICT(reader, capsule) DO NOTHING",
                     (
                         item.reader,
@@ -217,6 +227,7 @@ class MailboxRepository:
                         item.acked,
                         item.attempts,
                         item.retry_at,
+                        item.replaces,
                     ),
                 )
                 if cur.rowcount:
@@ -224,15 +235,53 @@ class MailboxRepository:
         return added
 
     def inbox(
-        self, reader: str, *, states: tuple[str, ...] = ("pending", "delivered")
+        self,
+        reader: str,
+        *,
+        states: tuple[str, ...] = ("pending", "delivered", "revoked"),
+        sender: str | None = None,
     ) -> list[InboxRow]:
         marks = ", ".join("?" * len(states))
         rows = self._db.all(
             f"SELECT {_INBOX_COLS} FROM inbox WHERE reader = ? AND state IN ({marks}) "
-            "ORDER BY received_at, sender, seq",
-            (reader, *states),
+            "AND (? IS NULL OR sender = ?) ORDER BY received_at, sender, seq",
+            (reader, *states, sender, sender),
         )
-        return [InboxRow(*r) for r in rows]
+        return [_inbox_row(r) for r in rows]
+
+    def replacements(self, reader: str) -> dict[str, InboxRow]:
+        """Capsule ID -> the item of ``reader``'s inbox that re-issues it (fetched and
+        verified: its issuer is known), for every item that names one."""
+        rows = self._db.all(
+            f"SELECT {_INBOX_COLS} FROM inbox WHERE reader = ? AND replaces IS NOT NULL "
+            "AND state IN ('delivered', 'revoked') ORDER BY received_at, seq",
+            (reader,),
+        )
+        return {r.replaces: r for r in map(_inbox_row, rows) if r.replaces is not None}
+
+    def replacement(self, reader: str, capsule: str, issuer: str) -> InboxRow | None:
+        """The item of ``reader``'s inbox that re-issues ``capsule``, if one arrived from
+        the same ``issuer`` (a capsule of anyone else naming it proves nothing)."""
+        got = self._db.one(
+            f"SELECT {_INBOX_COLS} FROM inbox WHERE reader = ? AND replaces = ? AND issuer = ? "
+            "AND state IN ('delivered', 'revoked') ORDER BY received_at DESC, seq DESC LIMIT 1",
+            (reader, capsule, issuer),
+        )
+        return None if got is None else _inbox_row(got)
+
+    def mark_revoked(self, reader: str, capsules: Sequence[str]) -> int:
+        """Items of ``reader`` found revoked after they were delivered (a sync's check of
+        the issuer's list, or an open refused): how many changed."""
+        changed = 0
+        with self._db.transaction():
+            for c in capsules:
+                cur = self._db.execute(
+                    "UPDATE inbox SET state = 'revoked' WHERE reader = ? AND capsule = ? "
+                    "AND state = 'delivered'",
+                    (reader, c),
+                )
+                changed += cur.rowcount
+        return changed
 
     def due(self, reader: str, now: int, *, sender: str | None = None) -> list[InboxRow]:
         """Pending items (of ``sender``, or of everyone) whose capsule fetch is due (never
@@ -243,25 +292,30 @@ class MailboxRepository:
             "ORDER BY received_at, sender, seq",
             (reader, now, sender, sender),
         )
-        return [InboxRow(*r) for r in rows]
+        return [_inbox_row(r) for r in rows]
 
     def item(self, reader: str, capsule: str) -> InboxRow | None:
         got = self._db.one(
             f"SELECT {_INBOX_COLS} FROM inbox WHERE reader = ? AND capsule = ?",
             (reader, capsule),
         )
-        return None if got is None else InboxRow(*got)
+        return None if got is None else _inbox_row(got)
 
     def settle(
-        self, reader: str, settled: Sequence[tuple[str, str, str | None, int | None]]
+        self,
+        reader: str,
+        settled: Sequence[tuple[str, str, str | None, int | None, str | None]],
     ) -> None:
         """Record what fetching the capsules of pending items showed: (capsule, state,
-        issuer, expires) each, in one transaction."""
+        issuer, expires, replaces) each, in one transaction."""
         with self._db.transaction():
             self._db.executemany(
-                "UPDATE inbox SET state = ?, issuer = ?, expires = ?, retry_at = NULL "
-                "WHERE reader = ? AND capsule = ?",
-                [(state, issuer, expires, reader, c) for c, state, issuer, expires in settled],
+                "UPDATE inbox SET state = ?, issuer = ?, expires = ?, replaces = ?, "
+                "retry_at = NULL WHERE reader = ? AND capsule = ?",
+                [
+                    (state, issuer, expires, replaces, reader, c)
+                    for c, state, issuer, expires, replaces in settled
+                ],
             )
 
     def defer(self, reader: str, deferred: Sequence[tuple[str, int, int | None, str]]) -> None:
@@ -281,18 +335,18 @@ class MailboxRepository:
         cols = ", ".join(f"i.{c.strip()}" for c in _INBOX_COLS.split(","))
         opened = self._db.all(
             f"SELECT DISTINCT {cols} FROM opens o JOIN inbox i ON i.reader = o.opener "
-            "AND i.capsule = o.capsule WHERE o.opener = ? AND i.state = 'delivered' "
-            "AND (i.acked IS NULL OR i.acked = 'delivered')",
+            "AND i.capsule = o.capsule WHERE o.opener = ? AND i.state IN ('delivered', "
+            "'revoked') AND (i.acked IS NULL OR i.acked = 'delivered')",
             (reader,),
         )
-        due = {r[1]: (InboxRow(*r), "opened") for r in opened}
+        due = {r[1]: (_inbox_row(r), "opened") for r in opened}
         delivered = self._db.all(
-            f"SELECT {_INBOX_COLS} FROM inbox WHERE reader = ? AND state = 'delivered' "
-            "AND acked IS NULL",
+            f"SELECT {_INBOX_COLS} FROM inbox WHERE reader = ? AND state IN ('delivered', "
+            "'revoked') AND acked IS NULL",
             (reader,),
         )
         for r in delivered:
-            due.setdefault(r[1], (InboxRow(*r), "delivered"))
+            due.setdefault(r[1], (_inbox_row(r), "delivered"))
         return sorted(due.values(), key=lambda d: (d[0].sender, d[0].seq))
 
     @staticmethod

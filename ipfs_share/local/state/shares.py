@@ -170,6 +170,11 @@ class ShareRepository:
         got = self._db.one("SELECT reissued_as FROM reissues WHERE capsule = ?", (capsule,))
         return None if got is None else str(got[0])
 
+    def reissue_of(self, reissued_as: str) -> str | None:
+        """The capsule ``reissued_as`` re-issues, if a revoke made it."""
+        got = self._db.one("SELECT capsule FROM reissues WHERE reissued_as = ?", (reissued_as,))
+        return None if got is None else str(got[0])
+
     def note_reissue(self, capsule: str, reissued_as: str) -> None:
         with self._db.transaction():
             self._db.execute(

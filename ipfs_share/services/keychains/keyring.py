@@ -191,7 +191,8 @@ def resolve_key(replica: Replica, text: str) -> bytes:
         raise InvalidInputError(
             f"expected a key fingerprint (or a unique prefix of 6+ characters) of the "
             f"keychain, found {found} for {text[:60]!r}",
-            hint="see the keys with 'ipfs-share keychain show FP'",
+            hint="the keychain's keys and their fingerprints are in its view (keychains.show)",
+            reason="key_fingerprint",
         )
     return matches[0]
 

@@ -256,7 +256,8 @@ class KeychainService:
             raise KeychainNotFoundError(
                 f"expected one local identity in {rows[0].keychain if rows else text}, "
                 f"found {len(rows)}",
-                hint="pass --as with the identity to act as",
+                hint="name the identity to act as (as_=)",
+                reason="keychain_member",
             )
         row = rows[0]
         return self._load(row.keychain, row.member, row.role)
@@ -356,8 +357,9 @@ class KeychainService:
             if not getattr(m.perms, p):
                 raise PermissionDeniedError(
                     f"expected allow_{p} for {m.did}, found it not granted",
-                    hint="ask a member with allow_management to grant it "
-                    f"('ipfs-share keychain permissions FP {m.did} --allow-{p}')",
+                    hint=f"ask a member with allow_management to grant allow_{p} to {m.did}",
+                    reason=f"allow_{p}",
+                    subject=m.did,
                 )
 
     # -- the API --------------------------------------------------------------------------
@@ -554,7 +556,9 @@ class KeychainService:
         if not cancelled:
             raise KeychainNotFoundError(
                 f"expected an open offer to {recipient.did}, found none",
-                hint="see 'ipfs-share keychain outgoing'; a released share cannot be cancelled",
+                hint="the keychain's outgoing offers list what is open; a released share "
+                "cannot be cancelled",
+                reason="no_open_offer",
             )
         return cancelled
 

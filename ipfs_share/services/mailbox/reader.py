@@ -29,10 +29,11 @@ from ipfs_share.errors import (
     SignatureInvalidError,
 )
 from ipfs_share.formats.capsule import decode_capsule
+from ipfs_share.formats.cid import cid_bytes
 from ipfs_share.formats.feed import FeedEntry
 from ipfs_share.formats.keystore import IdentityKeys
 from ipfs_share.formats.mailbox import MailboxEntry
-from ipfs_share.formats.revocation import RevocationHead, is_revoked
+from ipfs_share.formats.revocation import RevocationHead, is_revoked, revoked_among
 from ipfs_share.local.state import InboxRow, SentRow, StateDB
 from ipfs_share.services.feeds import FeedReader, bounded, drive
 from ipfs_share.services.identities import IdentityService
@@ -133,6 +134,7 @@ class _Sender:
 
     receipts: list[OutgoingCapsule] = field(default_factory=list)
     delivered: list[InboxItem] = field(default_factory=list)
+    revoked: list[str] = field(default_factory=list)  # delivered before, revoked since
     partial: bool = False
     deferred: int = 0
     missing: int = 0
@@ -211,6 +213,7 @@ class MailboxReader:
         done: dict[str, _Sender] = {}
         failed: list[tuple[str, IpfsShareError]] = []
         unreachable: list[str] = []
+        why: dict[str, str] = {}
         heads: dict[str, asyncio.Future[RevocationHead | None]] = {}  # one per issuer
 
         async def one(peer: str) -> None:
@@ -218,8 +221,17 @@ class MailboxReader:
                 pair = await self.pairs.with_(keys, peer)
                 record = (records or {}).get(peer)
                 done[peer] = await self._sync_sender(pair, record, heads)
-            except (NotFoundError, IdentityNotFoundError, NodeTimeoutError):
+            except IdentityNotFoundError:
                 unreachable.append(peer)
+                why[peer] = (
+                    "its identity document could not be found (not published, or its node is away)"
+                )
+            except NotFoundError:
+                unreachable.append(peer)
+                why[peer] = "no mailbox from it was found (nothing sent yet, or its node is away)"
+            except NodeTimeoutError:
+                unreachable.append(peer)
+                why[peer] = "its node did not answer in time"
             except NodeUnreachableError:
                 raise
             except (InvalidInputError, NodeError) as exc:  # chain, signature, record, ...
@@ -238,7 +250,10 @@ class MailboxReader:
             new=tuple(delivered),
             receipts=tuple(receipts),
             failed=tuple(failed),
-            unreachable=tuple(unreachable),
+            unreachable=tuple(p for p in peers if p in unreachable),
+            read=tuple(peers),
+            unreachable_why=tuple((p, why[p]) for p in peers if p in why),
+            revoked=tuple(c for p in peers if p in done for c in done[p].revoked),
             partial=tuple(p for p in peers if p in done and done[p].partial),
             deferred=tuple((p, done[p].deferred) for p in peers if p in done and done[p].deferred),
             missing=tuple((p, done[p].missing) for p in peers if p in done and done[p].missing),
@@ -270,6 +285,7 @@ class MailboxReader:
             async with self._read_locks[(pair.me, pair.in_name)]:
                 await self._read_chain(pair, record, result, prefetch)
             await self._settle(pair, heads, result, prefetch)
+            await self._recheck(pair, heads, result)
         finally:
             await prefetch.close()
         return result
@@ -292,7 +308,9 @@ class MailboxReader:
             for e in mail:  # pointers to keychain ops: the keychain service takes them up
                 if e.op is not None:
                     self.db.keychains.add_notice(pair.me, e.op.cid, sender=pair.peer, at=now)
-            acks = [(ref, e.state, now) for e in mail if e.state for ref in e.acks]
+            # Each acknowledgement at its own time (when the recipient wrote it: an open
+            # writes one at once), not at the time this sync happened to read it.
+            acks = [(ref, e.state, e.sent) for e in mail if e.state for ref in e.acks]
             touched = self.db.mailboxes.apply_acks(reader=pair.me, sender=pair.peer, acks=acks)
             result.receipts = [self.views.outgoing(r) for r in _unique(touched)]
 
@@ -328,7 +346,7 @@ class MailboxReader:
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + CAPSULE_DEADLINE
-        settled: list[tuple[str, str, str | None, int | None]] = []
+        settled: list[tuple[str, str, str | None, int | None, str | None]] = []
         failed: list[InboxRow] = []
 
         async def one(item: InboxRow) -> None:
@@ -358,13 +376,16 @@ class MailboxReader:
                 return
             except (FormatError, SignatureInvalidError) as exc:
                 log.warning("capsule %s from %s is invalid: %s", item.capsule, item.sender, exc)
-                settled.append((item.capsule, "invalid", None, None))
+                settled.append((item.capsule, "invalid", None, None, None))
                 return
             if capsule.issuer not in heads:  # one lookup per issuer, shared by the whole sync
                 heads[capsule.issuer] = asyncio.ensure_future(self._revocation_head(capsule.issuer))
-            revoked = await self._is_revoked(await heads[capsule.issuer], capsule.cid)
+            head = await heads[capsule.issuer]
+            if head is None:  # not checked now: the next recheck reads the whole list
+                self.db.meta.set(_checked_key(pair.me, pair.peer, capsule.issuer), None)
+            revoked = await self._is_revoked(head, capsule.cid)
             state = "withdrawn" if revoked else "delivered"
-            settled.append((item.capsule, state, capsule.issuer, capsule.expires))
+            settled.append((item.capsule, state, capsule.issuer, capsule.expires, capsule.replaces))
 
         await bounded((one(i) for i in due), limit=CAPSULE_CONCURRENCY)
         deferred: list[tuple[str, int, int | None, str]] = []
@@ -379,17 +400,52 @@ class MailboxReader:
         with self.db.transaction():
             self.db.mailboxes.settle(pair.me, settled)
             self.db.mailboxes.defer(pair.me, deferred)
-        done = {c: (state, issuer, expires) for c, state, issuer, expires in settled}
+        done = {c: (state, issuer, expires, rep) for c, state, issuer, expires, rep in settled}
         name = self.views.name_of(pair.peer)  # once for all of this sender's items
         result.delivered = [
             self.views.item(
-                replace(r, state=state, issuer=issuer, expires=expires), sender_name=name
+                replace(r, state=state, issuer=issuer, expires=expires, replaces=rep),
+                sender_name=name,
             )
             for r in due
             if r.capsule in done
-            for state, issuer, expires in [done[r.capsule]]
+            for state, issuer, expires, rep in [done[r.capsule]]
             if state == "delivered"
         ]
+
+    async def _recheck(
+        self,
+        pair: _Pair,
+        heads: dict[str, asyncio.Future[RevocationHead | None]],
+        result: _Sender,
+    ) -> None:
+        """Mark the sender's delivered items that their issuers revoked since: an inbox
+        never calls a revoked capsule "delivered". Read only when an issuer's list moved
+        since this reader last checked these items against it (its head is remembered),
+        and then in one walk of the list for all of them
+        (:func:`~ipfs_share.formats.revocation.revoked_among`)."""
+        now = int(self._now())
+        by_issuer: dict[str, list[str]] = defaultdict(list)
+        for row in self.db.mailboxes.inbox(pair.me, states=("delivered",), sender=pair.peer):
+            if row.issuer is not None and (row.expires is None or now < row.expires):
+                by_issuer[row.issuer].append(row.capsule)
+        for issuer, capsules in by_issuer.items():
+            if issuer not in heads:
+                heads[issuer] = asyncio.ensure_future(self._revocation_head(issuer))
+            head = await heads[issuer]
+            key = _checked_key(pair.me, pair.peer, issuer)
+            if head is None or self.db.meta.get(key) == head.cid:
+                continue
+            try:
+                found = await drive(revoked_among(head, capsules), self.storage.block_get)
+            except IpfsShareError as exc:
+                log.info("revocation list of %s not checked at sync: %s", issuer, exc.message)
+                continue
+            revoked = [c for c in capsules if cid_bytes(c) in found]
+            with self.db.transaction():
+                self.db.mailboxes.mark_revoked(pair.me, revoked)
+                self.db.meta.set(key, head.cid)
+            result.revoked += revoked
 
     async def _revocation_head(self, issuer: str) -> RevocationHead | None:
         """The issuer's freshest verified revocation head, or None if it cannot be had
@@ -411,14 +467,22 @@ class MailboxReader:
             return False
 
     # -- acknowledgements -----------------------------------------------------------------
-    async def acknowledge(self, as_: str | None = None) -> int:
+    async def acknowledge(
+        self, as_: str | None = None, *, senders: Iterable[str] | None = None
+    ) -> int:
         """Send the acknowledgements that are due (delivered, or opened once
-        ``share.open_capsule`` opened it here); sync does this by itself. Returns how
-        many were sent."""
-        return await self._acknowledge(await self.identities.unlock(self.identities.get(as_).did))
+        ``share.open_capsule`` opened it here), to every sender or to ``senders`` (dids);
+        sync does this by itself. Returns how many were sent."""
+        keys = await self.identities.unlock(self.identities.get(as_).did)
+        return await self._acknowledge(keys, senders=senders)
 
-    async def _acknowledge(self, keys: IdentityKeys) -> int:
+    async def _acknowledge(
+        self, keys: IdentityKeys, *, senders: Iterable[str] | None = None
+    ) -> int:
         due = self.db.mailboxes.acks_due(keys.did)
+        if senders is not None:
+            only = set(senders)
+            due = [(item, state) for item, state in due if item.sender in only]
         if not due:
             return 0
         await self.provider.check()
@@ -449,6 +513,12 @@ class MailboxReader:
         except IpfsShareError as exc:
             log.warning("the opened receipt for %s was not sent: %s", capsule, exc.message)
         return opened
+
+
+def _checked_key(reader: str, sender: str, issuer: str) -> str:
+    """The meta key under which a reader keeps the head of ``issuer``'s revocation list
+    that ``sender``'s delivered items were last checked against."""
+    return f"inbox_revocations_checked:{reader}:{sender}:{issuer}"
 
 
 def _unique(rows: Sequence[SentRow]) -> list[SentRow]:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
-from ipfs_share.errors import InvalidInputError, NotFoundError
+from ipfs_share.errors import InvalidInputError, IpfsShareError, NotFoundError
 from ipfs_share.formats.cid import normalize_cid
 from ipfs_share.formats.keystore import IdentityKeys
-from ipfs_share.local.state import StateDB
+from ipfs_share.local.state import InboxRow, StateDB
 from ipfs_share.services.feeds import FeedReader, FeedWriter
 from ipfs_share.services.files import FileService
 from ipfs_share.services.identities import IdentityService
@@ -27,8 +28,12 @@ from ipfs_share.services.mailbox.writer import MailboxWriter
 from ipfs_share.services.opened import OpenedFile
 from ipfs_share.services.policy import PolicyRegistry
 from ipfs_share.services.revocations import RevocationService
-from ipfs_share.services.share import ShareCapsule, ShareService
+from ipfs_share.services.share import RevokeResult, ShareCapsule, ShareService
 from ipfs_share.storage.base import NodeCapabilities, Storage
+from ipfs_share.storage.timed import within
+
+# Seconds an open waits to send its "opened" receipt (else the next sync sends it).
+RECEIPT_PATIENCE = 10.0
 
 
 class MailboxService:
@@ -57,7 +62,7 @@ class MailboxService:
         self.events = Events()
         self.provider = Provider(storage)
         self.pairs = Pairs(identities)
-        self.views = Views(db, identities)
+        self.views = Views(db, identities, now=now)
         self.writer = MailboxWriter(
             storage,
             db,
@@ -151,6 +156,24 @@ class MailboxService:
         """See :meth:`MailboxReader.open`."""
         return await self.reader.open(item, as_=as_, **options)
 
+    async def opened(self, capsule: str, as_: str | None = None) -> bool:
+        """Tell the sender at once that ``as_`` opened ``capsule``, if it came through a
+        mailbox (so its ``outgoing`` shows the time of the open, not of a later sync).
+        Within :data:`RECEIPT_PATIENCE` seconds; if it cannot be sent now, it stays due
+        and the next sync sends it. Returns whether it was sent now."""
+        me = self.identities.get(as_).did
+        item = self.db.mailboxes.item(me, normalize_cid(capsule))
+        if item is None or item.state not in ("delivered", "revoked"):
+            return False
+        try:
+            async with within(RECEIPT_PATIENCE, f"sending the opened receipt to {item.sender}"):
+                return await self.reader.acknowledge(me, senders=[item.sender]) > 0
+        except IpfsShareError as exc:
+            log.warning(
+                "the opened receipt for %s waits for the next sync: %s", capsule, exc.message
+            )
+            return False
+
     # -- outgoing -------------------------------------------------------------------------
     async def outgoing(
         self, *, as_: str | None = None, refresh: bool = True
@@ -186,7 +209,10 @@ class MailboxService:
             )
         if not self.db.mailboxes.sent(capsule=cid):
             raise InvalidInputError(
-                f"the capsule {cid} was never sent", hint="revoke it with 'ipfs-share revoke'"
+                f"the capsule {cid} was never sent",
+                hint="revoke it instead (share.revoke)",
+                reason="never_sent",
+                subject=cid,
             )
         await self.outgoing(as_=share.issuer)  # the freshest acknowledgements first
         rows = self.db.mailboxes.sent(capsule=cid)
@@ -195,8 +221,10 @@ class MailboxService:
             raise InvalidInputError(
                 f"the capsule {cid} was already delivered to "
                 f"{', '.join(self.views.name_of(r.recipient) or r.recipient for r in picked)}",
-                hint="revoke it with 'ipfs-share revoke' to block later opens (what was "
+                hint="revoke it instead (share.revoke) to block later opens (what was "
                 "delivered cannot be taken back)",
+                reason="already_delivered",
+                subject=cid,
             )
         if all(r.cancelled_at is not None for r in rows):
             raise InvalidInputError(f"the capsule {cid} is already cancelled")
@@ -240,21 +268,32 @@ class MailboxService:
 
     # Last in the class: a method named list shadows the builtin in later signatures.
     def list(self, as_: str | None = None, *, include_withdrawn: bool = False) -> list[InboxItem]:
-        """What has arrived for ``as_`` (default identity), oldest first; with
-        ``include_withdrawn`` also what was withdrawn, invalid or missing."""
+        """What has arrived for ``as_`` (default identity), oldest first, each in its
+        state now (pending, delivered, expired, revoked, or replaced by a capsule that
+        arrived since); with ``include_withdrawn`` also what was withdrawn, invalid or
+        missing."""
         me = self.identities.get(as_).did
         if include_withdrawn:
             rows = self.db.mailboxes.inbox(
-                me, states=("pending", "delivered", "withdrawn", "invalid", "missing")
+                me,
+                states=("pending", "delivered", "revoked", "withdrawn", "invalid", "missing"),
             )
         else:
             rows = self.db.mailboxes.inbox(me)
-        return [self.views.item(r) for r in rows]
+        newer = self.db.mailboxes.replacements(me)
+
+        def replaced_by(row: InboxRow) -> str | None:
+            found = newer.get(row.capsule)  # only a capsule of the same issuer counts
+            return found.capsule if found is not None and found.issuer == row.issuer else None
+
+        return [self.views.item(r, replaced_by=replaced_by(r)) for r in rows]
 
 
 class MailShareService(ShareService):
     """:class:`ShareService` with the sending side of mailboxes: ``send``, ``outgoing``,
-    ``cancel`` (``mailbox`` is the :class:`MailboxService` behind them, ``mesh.inbox``).
+    ``cancel`` (``mailbox`` is the :class:`MailboxService` behind them, ``mesh.inbox``);
+    an open of a capsule that came through a mailbox sends its "opened" receipt at once,
+    and a revoke sends the capsules it re-issues to the inboxes the old ones went to.
     The mailbox revokes and opens through a plain :class:`ShareService` over the same
     storage and state (it is not handed this one)."""
 
@@ -303,3 +342,73 @@ class MailShareService(ShareService):
     async def cancel(self, capsule_id: str) -> list[OutgoingCapsule]:
         """See :meth:`MailboxService.cancel`."""
         return await self.mailbox.cancel(capsule_id)
+
+    async def open_capsule(
+        self,
+        capsule_or_id: ShareCapsule | str,
+        *,
+        as_: str | None = None,
+        capability: bytes | None = None,
+        now: float | None = None,
+        max_staleness: float | None = None,
+    ) -> OpenedFile:
+        """:meth:`ShareService.open_capsule`, then the "opened" receipt to the sender of
+        a capsule that came through a mailbox, at once (:meth:`MailboxService.opened`)."""
+        opened = await super().open_capsule(
+            capsule_or_id, as_=as_, capability=capability, now=now, max_staleness=max_staleness
+        )
+        if opened.capsule is not None:
+            await self.mailbox.opened(opened.capsule, as_)
+        return opened
+
+    async def revoke(
+        self,
+        capsule_id: str,
+        *,
+        rotate: bool = False,
+        drop: Sequence[str] = (),
+        send: bool | None = None,
+    ) -> RevokeResult:
+        """:meth:`ShareService.revoke`, then each re-issued capsule to the inboxes the plan
+        names (``send``: None, the recipients its old capsule was sent to; True, all its
+        recipients; False, none). A send that fails does not undo the revoke: the result
+        says what was sent and what was not, and why (send it later with :meth:`send`).
+        A revoke run again after it published its list sends what it had not sent."""
+        row = self.db.shares.get(normalize_cid(capsule_id))
+        if row is not None and row.revoked_at is not None and row.revocation_head is not None:
+            await self._send_pending(row.revocation_head)
+        done = await super().revoke(capsule_id, rotate=rotate, drop=drop, send=send)
+        assert done.plan is not None
+        made = {c.replaces: c for c in done.reissued}
+        sent: list[tuple[str, str]] = []
+        not_sent: list[tuple[str, str, str]] = []
+        for planned in done.plan.reissue:
+            new = made.get(planned.old)
+            if new is None or not planned.send_to:
+                continue
+            try:
+                out = await self.mailbox.send(new.id, list(planned.send_to))
+                sent += [(o.id, o.recipient) for o in out]
+            except IpfsShareError as exc:
+                not_sent += [(new.id, d, exc.message) for d in planned.send_to]
+        return replace(done, sent=tuple(sent), not_sent=tuple(not_sent))
+
+    async def _send_pending(self, head: str) -> None:
+        """Send the capsules a revoke (its list ``head``) re-issued to the recipients its
+        old capsules were sent to, where a first run stopped before it could."""
+        for old in self.db.shares.revoked_with(head):
+            new = self.db.shares.reissued_as(old)
+            share = None if new is None else self.db.shares.get(new)
+            if new is None or share is None or share.state != "active":
+                continue
+            went = {r.recipient for r in self.db.mailboxes.sent(capsule=old)}
+            todo = [
+                d
+                for d, _ in self.db.shares.recipients(new)
+                if d in went and not self.db.mailboxes.was_sent(share.issuer, d, new)
+            ]
+            if todo:
+                try:
+                    await self.mailbox.send(new, todo)
+                except IpfsShareError as exc:
+                    log.warning("re-issued capsule %s not sent: %s", new, exc.message)

@@ -109,7 +109,8 @@ class MailboxWriter:
             if share is None:
                 raise InvalidInputError(
                     f"the capsule {cid} was not made here: name its recipients",
-                    hint="pass --to NAME",
+                    hint="name the recipients to send it to",
+                    reason="name_recipients",
                 )
             names = [d for d, _ in self.db.shares.recipients(cid)]
         targets = [await self.identities.recipient(n) for n in names]

@@ -37,7 +37,7 @@ from ipfs_share.formats.signed import block_of, did_key, run_walk  # noqa: E402
 
 # The commit that last wrote each schema version (ipfs_share/local/db.py for 1-3, the
 # ipfs_share package from 4 on).
-COMMITS = {1: "869912c", 2: "7faeec4", 3: "d74ade2", 4: "4bec3d2", 5: "0559c3f"}
+COMMITS = {1: "869912c", 2: "7faeec4", 3: "d74ade2", 4: "4bec3d2", 5: "0559c3f", 6: "268af09"}
 T = 1_800_000_000
 
 
@@ -178,7 +178,26 @@ state.shares.start_rotation(
 state.shares.note_reissue(state.shares.list()[1].capsule, "bafyreireissued")
 state.close()
 """
-FILLS = {4: FILL_V4, 5: FILL_V5}
+# Version 6: what 5 holds (migrated), with the inbox item delivered (what version 7 gives
+# each item, the capsule it replaces, starts empty).
+FILL_V6 = r"""
+import sqlite3, sys
+from pathlib import Path
+from ipfs_share.local.migrations import LATEST
+from ipfs_share.local.state import StateDB
+
+assert LATEST == 6, LATEST
+home = Path(sys.argv[1])
+conn = sqlite3.connect(home / "state.sqlite3")
+conn.executescript(Path(sys.argv[2]).read_text())
+conn.close()
+state = StateDB(home)
+(inbound,) = state.feeds.read_feeds("mailbox")
+(item,) = state.mailboxes.inbox(inbound.reader)
+state.mailboxes.settle(inbound.reader, [(item.capsule, "delivered", item.sender, None)])
+state.close()
+"""
+FILLS = {4: FILL_V4, 5: FILL_V5, 6: FILL_V6}
 
 
 def _dump_file(path: Path) -> str:

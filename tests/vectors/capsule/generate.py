@@ -5,7 +5,8 @@ Run from the repository root: ``.venv/bin/python tests/vectors/capsule/generate.
 ``kind: capsule`` -- the body is a capsule. The reader decodes it (``issuer``, when
 present, is the signer it expects), then, when the fields are present, checks expiry at
 ``now``, unwraps with the X25519 secret ``identity`` and checks the commitment;
-``file_key`` and ``cid`` pin the success result. ``original`` (hex), when present, is the
+``file_key``, ``cid`` and ``replaces`` (the capsule it re-issues; absent: none) pin the
+success result. ``original`` (hex), when present, is the
 capsule a forged one was made from (the re-signed copies), for the record.
 
 ``kind: capability`` -- the body is a capability token (absent: no token given). With a
@@ -48,7 +49,7 @@ from ipfs_share.formats.capsule import (  # noqa: E402
     terms_digest,
 )
 from ipfs_share.formats.dagcbor import Link  # noqa: E402
-from ipfs_share.formats.signed import did_key  # noqa: E402
+from ipfs_share.formats.signed import block_from_bytes, did_key  # noqa: E402
 
 CREATED = 1_800_000_000
 EXPIRES = CREATED + 7 * 86_400
@@ -90,6 +91,11 @@ def _signed(value: dict[str, Any], key: SigningKey, label: bytes = LABEL_CAPSULE
     body = {k: v for k, v in value.items() if k != "sig"}
     body["sig"] = key.sign(label + dagcbor.encode(body))
     return dagcbor.encode(body)
+
+
+def vectorfile_cid(data: bytes) -> str:
+    """The CID of a dag-cbor block (a capsule the encoder would not write)."""
+    return block_from_bytes(data).cid
 
 
 def _dump(fields: dict[str, Any], body: bytes | None) -> str:
@@ -170,8 +176,83 @@ def build() -> dict[str, str]:
     capsule_vector(
         "unknown_version",
         "format_invalid",
-        "v is 3 (validly signed)",
-        _signed({**s.fields(s.capsule()), "v": 3}, s.issuer),
+        "v is 4 (validly signed)",
+        _signed({**s.fields(s.capsule()), "v": 4}, s.issuer),
+    )
+
+    s = Scenario("success_replaces")
+    old = s.capsule()
+    capsule = s.capsule(replaces=old.cid, expires=None)
+    capsule_vector(
+        "success_replaces",
+        "success",
+        "a re-issued capsule: replaces names the capsule it takes the place of",
+        capsule.data,
+        issuer=capsule.issuer,
+        now=CREATED,
+        identity=s.me.secret_bytes(),
+        file_key=s.file_key.secret_bytes(),
+        cid=capsule.cid,
+        replaces=old.cid,
+    )
+
+    s = Scenario("replaces_not_a_capsule")
+    value = s.fields(s.capsule())
+    value["replaces"] = bytes(Link(CONTENT))
+    capsule_vector(
+        "replaces_not_a_capsule",
+        "format_invalid",
+        "replaces holds a content CID (dag-pb), not a capsule ID (validly signed)",
+        _signed(value, s.issuer),
+    )
+
+    s = Scenario("replaces_as_a_link")
+    value = s.fields(s.capsule())
+    value["replaces"] = Link(s.capsule(expires=None).cid)
+    capsule_vector(
+        "replaces_as_a_link",
+        "format_invalid",
+        "replaces as a tag-42 link, which a pin would follow, not as bytes (validly signed)",
+        _signed(value, s.issuer),
+    )
+
+    s = Scenario("replaces_missing")
+    value = s.fields(s.capsule())
+    del value["replaces"]
+    capsule_vector(
+        "replaces_missing",
+        "format_invalid",
+        "version 3 without replaces (validly signed): null is written, never left out",
+        _signed(value, s.issuer),
+    )
+
+    s = Scenario("version_2")
+    # What the version 2 code wrote: no replaces, and the commitment over those terms.
+    # Still read: version 3 only adds a term.
+    value = s.fields(s.capsule())
+    del value["replaces"]
+    value["v"] = 2
+    value["commit"] = commitment(s.file_key, terms_digest(value))
+    capsule_vector(
+        "version_2",
+        "success",
+        "a version 2 capsule (no replaces): still read, as one that replaces nothing",
+        _signed(value, s.issuer),
+        now=CREATED,
+        identity=s.me.secret_bytes(),
+        file_key=s.file_key.secret_bytes(),
+        cid=vectorfile_cid(_signed(value, s.issuer)),
+    )
+
+    s = Scenario("version_2_with_replaces")
+    value = s.fields(s.capsule(replaces=s.capsule(expires=None).cid))
+    value["v"] = 2
+    value["commit"] = commitment(s.file_key, terms_digest(value))
+    capsule_vector(
+        "version_2_with_replaces",
+        "format_invalid",
+        "v is 2 with a replaces key, which version 2 does not have (validly signed)",
+        _signed(value, s.issuer),
     )
 
     s = Scenario("version_1")
@@ -179,6 +260,7 @@ def build() -> dict[str, str]:
     # CID alone. Refused by its version, before anything else: a reader that accepted it
     # would accept re-signed copies of it under any terms.
     value = s.fields(s.capsule())
+    del value["replaces"]
     v1_key = hkdf(s.file_key.secret_bytes(), salt=b"", info=_V1_COMMIT_LABEL, length=32)
     value.update(
         v=1,
