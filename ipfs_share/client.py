@@ -25,6 +25,7 @@ from ipfs_share.local.db import StateDB
 from ipfs_share.node.discovery import resolve_api
 from ipfs_share.services.files import FileService
 from ipfs_share.services.identities import IdentityService, PassphraseSource, env_passphrase
+from ipfs_share.services.introductions import IntroductionService
 from ipfs_share.services.mailbox import MailboxService, MailShareService
 from ipfs_share.services.policy import PolicyProvider, PolicyRegistry
 from ipfs_share.services.revocations import RevocationService
@@ -53,7 +54,8 @@ class Mesh:
     """Storage, identities, files, shares and mailboxes, over one home.
 
     ``share`` also sends capsules through mailboxes (``send``, ``outgoing``, ``cancel``);
-    ``inbox`` reads them (``sync``, ``list``, ``watch``, events)."""
+    ``inbox`` reads them (``sync``, ``list``, ``watch``, events); ``introductions`` reach
+    recipients who have not added the sender yet (``pending``, ``accept``, ``reject``)."""
 
     def __init__(
         self,
@@ -87,6 +89,7 @@ class Mesh:
             now=now,
         )
         self.inbox: MailboxService = self.share.mailbox
+        self.introductions = IntroductionService(home, storage, self.identity, self.db, now=now)
 
     def __repr__(self) -> str:
         return f"Mesh(home={str(self.home)!r}, storage={self.storage!r})"
@@ -94,6 +97,7 @@ class Mesh:
     async def close(self) -> None:
         self.identity.lock()  # drop unlocked keys from memory
         await self.storage.close()
+        self.introductions.close()
         self.db.close()
 
     async def __aenter__(self) -> Mesh:

@@ -510,6 +510,24 @@ class _Schema3:
         )
         return [str(r[0]) for r in rows]
 
+    def outbox_senders(self, recipient: str) -> list[str]:
+        """The identities of this home that have a mailbox to ``recipient`` (local
+        identities of one home read each other's mailboxes without being contacts)."""
+        rows = self._conn.execute(
+            "SELECT sender FROM mailbox_out WHERE recipient = ? ORDER BY sender", (recipient,)
+        )
+        return [str(r[0]) for r in rows]
+
+    def queued_pairs(self) -> list[tuple[str, str, int]]:
+        """(sender, recipient, oldest sent_at) for every pair with capsules sent and not
+        acknowledged, nor cancelled: whom the agent still introduces its senders to."""
+        rows = self._conn.execute(
+            "SELECT sender, recipient, MIN(sent_at) FROM mailbox_sent WHERE delivered_at IS NULL "
+            "AND opened_at IS NULL AND cancelled_at IS NULL GROUP BY sender, recipient "
+            "ORDER BY sender, recipient"
+        )
+        return [(str(a), str(b), int(c)) for a, b, c in rows]
+
     def advance_outbox(
         self,
         row: OutboxRow,

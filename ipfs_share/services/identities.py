@@ -286,22 +286,29 @@ class IdentityService:
         self.db.forget_published(key_file.did)
         return view
 
-    async def unlock(self, name_or_did: str | None = None) -> IdentityKeys:
+    async def unlock(
+        self, name_or_did: str | None = None, *, passphrase: bytes | None = None
+    ) -> IdentityKeys:
         """The secret keys of an identity (asks for its passphrase if it is sealed).
 
         Keys stay unlocked in this service's memory until :meth:`lock` (``Mesh.close``
         calls it), like an ssh-agent for one process: argon2id runs once per identity, not
-        once per open. A backend that must not hold keys calls :meth:`lock` after use."""
+        once per open. A backend that must not hold keys calls :meth:`lock` after use.
+        ``passphrase`` is used instead of asking, and is always checked (even if the keys
+        are held already): the agent's unlock goes this way."""
         key_file = self.keystore.get(self.get(name_or_did).did)
         held = self._unlocked.get(key_file.did)
-        if held is not None:
+        if held is not None and passphrase is None:
             return held
-        passphrase = (
-            self._passphrase(f"passphrase for {key_file.name}") if key_file.encrypted else None
-        )
-        keys = await asyncio.to_thread(key_file.unlock, passphrase)
+        if key_file.encrypted and passphrase is None:
+            passphrase = self._passphrase(f"passphrase for {key_file.name}")
+        keys = await asyncio.to_thread(key_file.unlock, passphrase if key_file.encrypted else None)
         self._unlocked[key_file.did] = keys
         return keys
+
+    def unlocked(self) -> tuple[str, ...]:
+        """The dids whose keys this service holds now."""
+        return tuple(self._unlocked)
 
     def lock(self, name_or_did: str | None = None) -> None:
         """Forget unlocked keys: of one identity, or (None) of all."""

@@ -111,6 +111,7 @@ class MailboxReader(MailboxSender):
             peers.append(text if text.startswith("did:") else await self._did_of(text))
         if contacts:
             peers += self.db.outbox_peers(me)  # receipts from everyone we sent to
+            peers += self.db.outbox_senders(me)  # identities of this home that wrote to us
         return list(dict.fromkeys(peers))
 
     async def _did_of(self, text: str) -> str:
