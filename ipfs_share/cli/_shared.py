@@ -13,16 +13,14 @@ Not a command module (the leading underscore keeps the dispatcher from loading i
 from __future__ import annotations
 
 import argparse
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import BinaryIO
 
 from ipfs_share import paths
+from ipfs_share.cli._fast import BIG, binary_stdout, parse_range, progress
 from ipfs_share.cli.common import Context
 from ipfs_share.cli.passphrase import passphrase_source
-from ipfs_share.cli.progress import Progress
 from ipfs_share.client import Mesh, connect
 from ipfs_share.errors import InvalidInputError
 from ipfs_share.local.db import StateDB
@@ -40,9 +38,6 @@ __all__ = [
     "progress",
     "split_names",
 ]
-
-BIG = 4 << 20  # transfers smaller than this never get a progress bar
-_RANGE = re.compile(r"^(\d+)-(\d*)$")
 
 
 def acting(args: argparse.Namespace) -> str | None:
@@ -67,22 +62,6 @@ def split_names(values: list[str] | None) -> list[str]:
     return list(dict.fromkeys(n for n in out if n))
 
 
-def parse_range(text: str) -> tuple[int, int | None]:
-    """``A-B`` (bytes A to B, both included) as (offset, length); ``A-`` runs to the end."""
-    m = _RANGE.match(text.strip())
-    if m is None:
-        raise InvalidInputError(
-            f"expected a byte range such as 0-1023 (both ends included) or 4096-, found {text!r}"
-        )
-    start = int(m[1])
-    if not m[2]:
-        return start, None
-    end = int(m[2])
-    if end < start:
-        raise InvalidInputError(f"expected the range's end >= its start ({start}), found {end}")
-    return start, end - start + 1
-
-
 def parse_time(text: str) -> int:
     """Unix seconds from Unix seconds or an ISO 8601 date or time (no offset means UTC)."""
     value = text.strip()
@@ -104,22 +83,6 @@ def fmt_time(ts: int | None, *, never: str = "never") -> str:
     if ts is None:
         return never
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def binary_stdout(ctx: Context) -> BinaryIO:
-    """The byte stream under the text stdout, flushed so text and bytes keep their order."""
-    ctx.stdout.flush()
-    buffer: BinaryIO | None = getattr(ctx.stdout, "buffer", None)
-    if buffer is None:  # pragma: no cover - stdout replaced by a text-only stream
-        raise InvalidInputError("stdout takes no bytes here", hint="write to a file with -o")
-    return buffer
-
-
-def progress(ctx: Context, label: str, total: int | None) -> Progress:
-    """A progress bar for a transfer of ``total`` bytes (None: unknown), shown only on a
-    terminal, without ``--json``, and for big or unknown sizes."""
-    enabled = not ctx.json and (total is None or total >= BIG)
-    return Progress(ctx.stderr, label, total, enabled=enabled)
 
 
 class Names:

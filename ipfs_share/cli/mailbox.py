@@ -21,12 +21,14 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
+from ipfs_share.cli._delegate import run_operation
 from ipfs_share.cli.common import Context, Subparsers
 from ipfs_share.cli.main import exit_code_for
 from ipfs_share.cli.passphrase import add_passphrase_option, passphrase_source
 from ipfs_share.client import Mesh, connect
-from ipfs_share.services.mailbox import InboxItem, OutgoingCapsule
+from ipfs_share.errors import error_class
 
 __all__ = ["register"]
 
@@ -44,6 +46,11 @@ def register(subparsers: Subparsers) -> None:
         action="append",
         metavar="NAME[,NAME...]",
         help="recipients (default: everyone the share was made for)",
+    )
+    send.add_argument(
+        "--link",
+        action="store_true",
+        help="also print a link (ipfs-share:CAPSULE?from=DID) to hand over out of band",
     )
     add_passphrase_option(send)
     send.set_defaults(handler=_send)
@@ -103,61 +110,73 @@ async def _mesh(args: argparse.Namespace, ctx: Context) -> AsyncIterator[Mesh]:
         yield mesh
 
 
-def _when(ts: int | None) -> str:
-    if ts is None:
+def _when(ts: object) -> str:
+    if not isinstance(ts, int):
         return "-"
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _item_line(item: InboxItem) -> str:
+def _item_line(item: dict[str, Any]) -> str:
+    who = item["sender_name"] or item["sender"]
+    return f"{item['id']}  from {who}  {item['state']}  sent {_when(item['sent'])}"
+
+
+def _outgoing_line(o: dict[str, Any]) -> str:
+    at = {"delivered": o["delivered_at"], "opened": o["opened_at"], "cancelled": o["cancelled_at"]}
+    when = at.get(o["state"])
+    suffix = f" {_when(when)}" if when is not None else ""
+    return f"{o['id']}  to {o['recipient_name'] or o['recipient']}  {o['state']}{suffix}"
+
+
+def _introduction_line(i: dict[str, Any]) -> str:
     return (
-        f"{item.id}  from {item.sender_name or item.sender}  {item.state}  sent {_when(item.sent)}"
+        f"{i['sender']}  wants to send to {i['recipient']}  (first {_when(i['first_seen'])}, "
+        f"{i['count']}x)"
     )
-
-
-def _outgoing_line(o: OutgoingCapsule) -> str:
-    when = {"delivered": o.delivered_at, "opened": o.opened_at, "cancelled": o.cancelled_at}
-    at = when.get(o.state)
-    suffix = f" {_when(at)}" if at is not None else ""
-    return f"{o.id}  to {o.recipient_name or o.recipient}  {o.state}{suffix}"
 
 
 async def _send(args: argparse.Namespace, ctx: Context) -> None:
     names = [n.strip() for v in args.to or [] for n in v.split(",") if n.strip()]
-    async with _mesh(args, ctx) as mesh:
-        sent = await mesh.share.send(args.capsule, names or None, as_=args.as_)
-    ctx.emit(
-        {"sent": [o.to_json() for o in sent]},
-        "\n".join(f"sent {o.id} to {o.recipient_name or o.recipient} ({o.state})" for o in sent),
-    )
+    params = {"capsule": args.capsule, "to": names, "as": args.as_}
+    data = await run_operation(args, ctx, "send", params)
+    lines = [
+        f"sent {o['id']} to {o['recipient_name'] or o['recipient']} ({o['state']})"
+        for o in data["sent"]
+    ]
+    if args.link:
+        lines += sorted(set(data["links"].values()))
+    else:
+        data.pop("links", None)
+    ctx.emit(data, "\n".join(lines))
 
 
 async def _inbox(args: argparse.Namespace, ctx: Context) -> int:
-    async with _mesh(args, ctx) as mesh:
-        if args.watch:
+    if args.watch:
+        async with _mesh(args, ctx) as mesh:
             await _watch(mesh, args, ctx)
-            return 0
-        report = await mesh.inbox.sync_report(args.as_, senders=args.senders)
-        items = mesh.inbox.list(args.as_, include_withdrawn=args.all)
-    failed = [
-        {"sender": who, "code": exc.code, "message": exc.message, "hint": exc.hint}
-        for who, exc in report.failed
-    ]
-    lines = [f"{len(report.new)} new"] + [_item_line(i) for i in items]
-    ctx.emit(
-        {
-            "new": [i.to_json() for i in report.new],
-            "inbox": [i.to_json() for i in items],
-            "unreachable": list(report.unreachable),
-            "failed": failed,
-        },
-        "\n".join(lines),
-    )
-    for who, exc in report.failed:  # the others were synced and stored all the same
-        print(f"ipfs-share: error: the mailbox from {who}: {exc.message}", file=ctx.stderr)
-        if exc.hint:
-            print(f"ipfs-share: hint: {exc.hint}", file=ctx.stderr)
-    return exit_code_for(report.failed[0][1]) if report.failed else 0
+        return 0
+    params = {"as": args.as_, "from": args.senders, "all": args.all}
+    data = await run_operation(args, ctx, "inbox", params)
+    lines = [f"{len(data['new'])} new"] + [_item_line(i) for i in data["inbox"]]
+    intros = data["introductions"]
+    if intros:
+        lines.append(
+            f"{len(intros)} pending introduction(s) from senders you have not added "
+            "(accept with 'ipfs-share contacts accept DID [NAME]'):"
+        )
+        lines += [f"  {_introduction_line(i)}" for i in intros]
+    ctx.emit(data, "\n".join(lines))
+    for failed in data["failed"]:  # the others were synced and stored all the same
+        print(
+            f"ipfs-share: error: the mailbox from {failed['sender']}: {failed['message']}",
+            file=ctx.stderr,
+        )
+        if failed["hint"]:
+            print(f"ipfs-share: hint: {failed['hint']}", file=ctx.stderr)
+    if data["failed"]:
+        first = data["failed"][0]
+        return exit_code_for(error_class(first["code"])(first["message"]))
+    return 0
 
 
 async def _watch(mesh: Mesh, args: argparse.Namespace, ctx: Context) -> None:
@@ -179,25 +198,21 @@ async def _watch(mesh: Mesh, args: argparse.Namespace, ctx: Context) -> None:
                 if ctx.json:
                     ctx.emit(item.to_json(), "")
                 else:
-                    print(_item_line(item), file=ctx.stdout, flush=True)
+                    print(_item_line(item.to_json()), file=ctx.stdout, flush=True)
         finally:
             told.cancel()
 
 
 async def _outgoing(args: argparse.Namespace, ctx: Context) -> None:
-    async with _mesh(args, ctx) as mesh:
-        found = await mesh.share.outgoing(as_=args.as_, refresh=not args.no_refresh)
-    ctx.emit(
-        {"outgoing": [o.to_json() for o in found]},
-        "\n".join(_outgoing_line(o) for o in found) or "nothing sent yet",
-    )
+    params = {"as": args.as_, "refresh": not args.no_refresh}
+    data = await run_operation(args, ctx, "outgoing", params)
+    ctx.emit(data, "\n".join(_outgoing_line(o) for o in data["outgoing"]) or "nothing sent yet")
 
 
 async def _cancel(args: argparse.Namespace, ctx: Context) -> None:
-    async with _mesh(args, ctx) as mesh:
-        done = await mesh.share.cancel(args.capsule)
+    data = await run_operation(args, ctx, "cancel", {"capsule": args.capsule})
     ctx.emit(
-        {"cancelled": [o.to_json() for o in done]},
-        "\n".join(_outgoing_line(o) for o in done)
+        data,
+        "\n".join(_outgoing_line(o) for o in data["cancelled"])
         + "\nnote: the capsule is revoked; its entry stays in the mailbox's history",
     )

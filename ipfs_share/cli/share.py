@@ -22,18 +22,17 @@ import argparse
 from typing import Any
 
 from ipfs_share import paths
+from ipfs_share.cli._delegate import run_operation
 from ipfs_share.cli._shared import (
     Names,
     acting,
     fmt_time,
-    open_mesh,
     parse_time,
     split_names,
 )
 from ipfs_share.cli.common import Context, Subparsers
 from ipfs_share.cli.passphrase import add_passphrase_option
 from ipfs_share.errors import InvalidInputError, NotFoundError
-from ipfs_share.formats.capsule import Policy
 from ipfs_share.formats.cid import normalize_cid
 from ipfs_share.local.db import StateDB
 from ipfs_share.services.identities import IdentityService
@@ -106,6 +105,12 @@ def register(subparsers: Subparsers) -> None:
         action="store_true",
         help="also send the capsule to each recipient's inbox (as 'ipfs-share send' does)",
     )
+    share.add_argument(
+        "--link",
+        action="store_true",
+        help="print a link (ipfs-share:CAPSULE?from=DID) instead of the bare capsule ID: "
+        "opening it also makes you a contact of the recipient",
+    )
     add_passphrase_option(share)
     share.set_defaults(handler=_share)
 
@@ -155,13 +160,16 @@ def _param_value(text: str) -> int | str:
         return text
 
 
-async def _policy(args: argparse.Namespace, allow: list[str]) -> Policy | None:
+def _policy_spec(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The policy the options ask for, as the share operation takes it (``allow`` names
+    are resolved to dids by the operation, with the home's contacts)."""
     params: dict[str, Any] = {}
     for item in args.policy_param:
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
             raise InvalidInputError(f"expected --policy-param KEY=VALUE, found {item!r:.60}")
         params[key.strip()] = _param_value(value)
+    allow = split_names(args.allow)
     window = args.not_before is not None or args.not_after is not None or allow
     provider = args.policy or (WINDOW if window else None)
     if window:
@@ -175,14 +183,13 @@ async def _policy(args: argparse.Namespace, allow: list[str]) -> Policy | None:
             TimeWindowProvider.params(
                 not_before=None if args.not_before is None else parse_time(args.not_before),
                 not_after=None if args.not_after is None else parse_time(args.not_after),
-                allow=allow,
             )
         )
     if provider is None:
         if params:
             raise InvalidInputError("--policy-param needs --policy PROVIDER")
         return None
-    return Policy(provider, params)
+    return {"provider": provider, "params": params, "allow": allow}
 
 
 async def _share(args: argparse.Namespace, ctx: Context) -> None:
@@ -191,44 +198,45 @@ async def _share(args: argparse.Namespace, ctx: Context) -> None:
         raise InvalidInputError("expected at least one recipient in --to, found none")
     expires = None if args.expires.strip().lower() == "never" else args.expires
     try:
-        parse_duration(expires)  # fail on a bad --expires before any passphrase is asked
+        expires_in = parse_duration(expires)  # fail before any passphrase is asked
     except InvalidInputError as exc:
         raise InvalidInputError(
             exc.message, hint="or --expires never, for a share that does not expire"
         ) from None
-    cid = normalize_cid(args.cid)
-    async with open_mesh(args, ctx) as mesh:
-        allow = [(await mesh.identity.recipient(n)).did for n in split_names(args.allow)]
-        capsule = await mesh.share.file(cid).with_(
-            recipients,
-            expires_in=expires,
-            allow_download=not args.no_download,
-            allow_reshare=args.allow_reshare,
-            policy=await _policy(args, allow),
-            capability=args.capability_from,
-            as_=acting(args),
-        )
-        sent = await mesh.share.send(capsule, as_=acting(args)) if args.send else []
-    data = capsule.to_json()
-    if args.send:
-        data["sent"] = [o.to_json() for o in sent]
-    ctx.emit(data, capsule.id)
+    params = {
+        "content": normalize_cid(args.cid),
+        "to": recipients,
+        "expires_in": expires_in,
+        "allow_download": not args.no_download,
+        "allow_reshare": args.allow_reshare,
+        "policy": _policy_spec(args),
+        "capability": args.capability_from,
+        "as": acting(args),
+        "send": args.send,
+    }
+    data = await run_operation(args, ctx, "share", params)
+    if not args.send:
+        data.pop("sent", None)
+    ctx.emit(data, str(data["link"] if args.link else data["id"]))
     if not ctx.json:
         names = Names()
-        who = ", ".join(names.short(d) if n == d else n for d, n in capsule.recipients)
-        extras = [f"expires {fmt_time(capsule.expires)}"]
-        if not capsule.allow_download:
+        who = ", ".join(
+            names.short(str(r["did"])) if r["name"] == r["did"] else str(r["name"])
+            for r in data["recipients"]
+        )
+        extras = [f"expires {fmt_time(data['expires'])}"]
+        if not data["allow_download"]:
             extras.append("view only")
-        if capsule.policy:
-            extras.append(f"policy {capsule.policy}")
-        if capsule.cap_issuer:
-            extras.append(f"capability from {names.short(capsule.cap_issuer)}")
+        if data["policy"]:
+            extras.append(f"policy {data['policy']}")
+        if data["capability_issuer"]:
+            extras.append(f"capability from {names.short(str(data['capability_issuer']))}")
         ctx.note(
-            f"shared {capsule.content} with {who} ({'; '.join(extras)}); "
+            f"shared {data['content']} with {who} ({'; '.join(extras)}); "
             + (
                 "sent to their inboxes (ipfs-share inbox)"
                 if args.send
-                else f"send them the capsule ID: ipfs-share open {capsule.id}"
+                else f"send them the capsule ID: ipfs-share open {data['id']}"
             )
         )
 
@@ -324,30 +332,21 @@ def _show(args: argparse.Namespace, ctx: Context) -> None:
 async def _revoke(args: argparse.Namespace, ctx: Context) -> None:
     capsule = normalize_cid(args.capsule)
     drop = split_names(args.drop)
-    async with open_mesh(args, ctx) as mesh:
-        if acting(args) is not None:
-            me = mesh.identity.get(acting(args))
-            issuer = mesh.share.get(capsule).issuer
-            if issuer != me.did:
-                raise InvalidInputError(
-                    f"the share {capsule} was made by {issuer}, not by {me.name}",
-                    hint="revoke it as the identity that shared it (or leave out --as)",
-                )
-        done = await mesh.share.revoke(capsule, rotate=args.rotate, drop=drop)
-    data = done.to_json()
+    params = {"capsule": capsule, "rotate": args.rotate, "drop": drop, "as": acting(args)}
+    data = await run_operation(args, ctx, "revoke", params)
     data["note"] = REVOCATION_NOTE.removeprefix("note: ")
-    others = [c for c in done.revoked if c != capsule]
+    others = [c for c in data["revoked"] if c != capsule]
     lines = [f"revoked {capsule}"]
     if others:
         lines.append(f"revoked too (same content, re-issued): {', '.join(others)}")
-    lines.append(f"revocation list head: {done.head}")
-    if done.rotated_to:
-        lines.append(f"rotated: new content {done.rotated_to} (the old ciphertext is unpinned)")
-    for c in done.reissued:
-        lines.append(f"re-issued {c.id} to {', '.join(n for _, n in c.recipients)}")
+    lines.append(f"revocation list head: {data['revocation_head']}")
+    if data["rotated_to"]:
+        lines.append(f"rotated: new content {data['rotated_to']} (the old ciphertext is unpinned)")
+    for c in data["reissued"]:
+        lines.append(f"re-issued {c['id']} to {', '.join(r['name'] for r in c['recipients'])}")
     ctx.emit(data, "\n".join(lines))
     if not ctx.json:
-        if done.reissued:
+        if data["reissued"]:
             ctx.note(
                 "the remaining recipients need the new capsule IDs above: send each their "
                 "own; their old capsule IDs no longer open"
