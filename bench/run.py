@@ -15,7 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import crypto_bench, formats_bench, mailbox_bench, share_bench, storage_bench
+from bench import (
+    agent_bench,
+    crypto_bench,
+    formats_bench,
+    mailbox_bench,
+    share_bench,
+    storage_bench,
+)
 
 Entry = Callable[[argparse.Namespace], dict[str, Any]]
 
@@ -25,6 +32,7 @@ ENTRIES: dict[str, Entry] = {
     "formats": formats_bench.run,
     "share": share_bench.run,
     "mailbox": mailbox_bench.run,
+    "agent": agent_bench.run,
 }
 
 
