@@ -37,7 +37,7 @@ The tree::
     ├── AgentError                                    agent_error
     │   ├── AgentRunningError                         agent_running
     │   └── AgentNotRunningError                      agent_not_running
-    └── ShareError (the share flow; codes fixed by DESIGN.md)
+    └── ShareError (the share flow; codes fixed by docs/spec/capsule.md)
         ├── IdentityNotFoundError                     identity_not_found
         ├── RecipientNotAuthorizedError               recipient_not_authorized
         ├── KeyUnwrapFailedError                      key_unwrap_failed
@@ -335,7 +335,7 @@ class AgentNotRunningError(AgentError):
     default_hint = "start one with 'ipfs-share serve' (README: the agent)"
 
 
-# --- the share flow (codes fixed by DESIGN.md; never rename) ----------------------------
+# --- the share flow (codes fixed by docs/spec/capsule.md; never rename) -----------------
 
 
 class ShareError(IpfsShareError):

@@ -185,6 +185,70 @@ def test_put_share_open_range_and_records(cli: Cli, people: People, tmp_path: Pa
     assert PASSPHRASE not in cli.seen
 
 
+def test_open_says_who_shared_it(cli: Cli, people: People, tmp_path: Path) -> None:
+    src = tmp_path / "from.txt"
+    src.write_text("from alice\n")
+    capsule = share(cli, people.alice, put(cli, people.alice, src), "--to", "bob")
+    alice = people.dids["alice"]
+    # bob has no contact for alice yet: the did, marked as a stranger.
+    piped = cli.ok(people.bob, "open", capsule)
+    assert piped.text == "from alice\n"  # stdout stays the plaintext alone
+    assert f"shared by {alice} (not one of your contacts)" in piped.err
+    cli.ok(people.bob, "contacts", "add", "alice", alice)
+    saved = cli.ok(people.bob, "open", capsule, "-o", str(tmp_path / "got.txt"))
+    assert f"shared by alice ({alice})" in saved.text
+    info = cli.ok(people.bob, "open", capsule, "-o", str(tmp_path / "j.txt"), "--json").json()
+    assert (info["issuer"], info["issuer_name"]) == (alice, "alice")
+
+
+def test_a_resigned_copy_of_a_capsule_does_not_open(
+    cli: Cli, people: People, tmp_path: Path, kubo: RunningNode
+) -> None:
+    """carol, who is no recipient, copies the stanzas and commitment of alice's capsule
+    for bob into a capsule of her own: signed by her, no expiry, no policy, no capability,
+    downloads allowed. Every check before the unwrap passes; the commitment refuses it,
+    before and after alice revokes the original."""
+    from ipfs_share.crypto.labels import LABEL_CAPSULE
+    from ipfs_share.formats import dagcbor
+    from ipfs_share.storage.kubo import KuboStorage
+
+    src = tmp_path / "terms.txt"
+    src.write_text("only on alice's terms\n")
+    cid = put(cli, people.alice, src)
+    original = share(
+        cli, people.alice, cid, "--to", "bob", "--expires", "1h", "--no-download",
+        "--until", "2999-01-01", "--capability-from", "self",
+    )  # fmt: skip
+    assert cli(people.bob, "open", original).code == EXIT_CODES["capability_required"]
+    # carol publishes her identity and revocation list the ordinary way: a share of her own.
+    mine = tmp_path / "mine.txt"
+    mine.write_text("carol's\n")
+    share(cli, people.carol, put(cli, people.carol, mine), "--to", "carol")
+
+    async def forge() -> str:
+        ids = IdentityService(people.carol, None, passphrase=lambda _: PASSPHRASE.encode())
+        carol = await ids.unlock()
+        value = dagcbor.decode(block_get(kubo, original))
+        value.update(
+            issuer=carol.did, expires=None, perms={"download": True}, policy=None, cap=None
+        )
+        del value["sig"]
+        value["sig"] = carol.signing.sign(LABEL_CAPSULE + dagcbor.encode(value))
+        async with await KuboStorage.connect(kubo.api_url) as store:
+            return await store.block_put(dagcbor.encode(value), codec="dag-cbor")
+
+    forged = asyncio.run(forge())
+    assert decode_capsule(block_get(kubo, forged)).issuer == people.dids["carol"]  # it verifies
+    for revoked in (False, True):
+        if revoked:
+            cli.ok(people.alice, "revoke", original)
+        refused = cli(people.bob, "open", forged, "-o", str(tmp_path / "stolen.txt"), "--json")
+        assert refused.code == EXIT_CODES["key_unwrap_failed"] == 10, refused.err
+        assert error_code(refused) == "key_unwrap_failed"
+        assert "signed again" in refused.err
+        assert not (tmp_path / "stolen.txt").exists()
+
+
 def test_ranges_across_steps_and_saved(cli: Cli, people: People, tmp_path: Path) -> None:
     data = os.urandom(5 * 1024 * 1024 + 3)  # more than one range step (4 MiB)
     src = tmp_path / "big.bin"
@@ -324,7 +388,7 @@ def test_window_policy_and_params(
     src.write_text("windowed\n")
     cid = put(cli, people.alice, src)
     capsule = share(
-        cli, people.alice, cid, "--to", "bob,carol", "--allow", "bob", "--not-after", "2999-01-01"
+        cli, people.alice, cid, "--to", "bob,carol", "--allow", "bob", "--until", "2999-01-01"
     )
     assert cli.ok(people.bob, "open", capsule).text == "windowed\n"
     assert cli(people.carol, "open", capsule).code == EXIT_CODES["policy_denied"]

@@ -6,7 +6,6 @@ import doctest
 import json
 import math
 import pickle
-import time
 from pathlib import Path
 from typing import Any
 
@@ -327,42 +326,3 @@ def _skip_long_fuzz_unless_selected(request: pytest.FixtureRequest) -> None:
         request.config.getoption("-m") or ""
     ):
         pytest.skip("long fuzz run; select it with -m fuzz_long")
-
-
-# --- speed ---------------------------------------------------------------------------------
-
-
-def _best_of(runs: int, fn: Any) -> float:
-    best = math.inf
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def test_decode_10k_links_under_50ms() -> None:
-    node = {"entries": [Link(cid_for(RAW, i.to_bytes(4, "big"))) for i in range(10_000)]}
-    data = encode(node)
-    seconds = _best_of(5, lambda: decode(data))
-    print(f"\ndecode of a 10k-link node ({len(data)} bytes): {seconds * 1000:.1f} ms")
-    assert seconds < 0.050
-
-
-def test_decode_capsule_like_map_speed() -> None:
-    capsule = {
-        "v": 1,
-        "content": Link(cid_for(RAW, b"content")),
-        "issuer": "did:key:z6Mk" + "x" * 44,
-        "created": 1_763_800_000,
-        "expires": 1_764_400_000,
-        "permissions": {"download": True, "reshare": False},
-        "policy": None,
-        "commitment": b"c" * 32,
-        "stanzas": [{"epk": b"e" * 32, "body": b"b" * 48, "nonce": b"n" * 24} for _ in range(8)],
-        "sig": b"s" * 64,
-    }
-    data = encode(capsule)
-    seconds = _best_of(5, lambda: [decode(data) for _ in range(1000)]) / 1000
-    print(f"\ndecode of a capsule-like map ({len(data)} bytes): {seconds * 1e6:.0f} us")
-    assert seconds < 0.001

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import doctest
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -50,6 +52,7 @@ FILE_KEY = FileKey(b"\x06" * 32)
 CONTENT = "bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq"
 BOB_DID = did_key(SigningKey.from_seed(b"\x07" * 32).public_key)
 T0 = 1_800_000_000
+SPEC = Path(__file__).resolve().parent.parent / "docs" / "spec"
 
 
 def _capsule(**over: Any) -> capsule_module.Capsule:
@@ -77,14 +80,14 @@ def test_docstring_examples() -> None:
 
 def test_round_trip_all_fields() -> None:
     capsule = _capsule(
-        perms=Perms(download=False, reshare=True),
+        perms=Perms(download=False),
         policy=Policy("org.example.geo", {"region": "eu", "n": [1, -2, None, b"x"]}),
         cap_issuer=did_key(VAULT.public_key),
     )
     again = decode_capsule(capsule.data, issuer=did_key(ISSUER.public_key))
     assert again == capsule
     assert again.policy is not None and again.policy.params["n"] == [1, -2, None, b"x"]
-    assert again.perms == Perms(download=False, reshare=True)
+    assert again.perms == Perms(download=False)
     assert "stanzas" not in repr(again) and "data" not in repr(again)
 
 
@@ -107,6 +110,56 @@ def test_commitment_binds_key_and_content() -> None:
     moved = decode_capsule(_resigned(value))  # a validly signed capsule, other content
     with pytest.raises(KeyUnwrapFailedError):
         check_commitment(moved, find_and_unwrap(moved, BOB))
+
+
+def _copy_as(original: capsule_module.Capsule, key: SigningKey, **terms: Any) -> bytes:
+    """What someone without the file key can make: the original's stanzas and commit,
+    other terms, signed by ``key`` as the issuer."""
+    value = dagcbor.decode(original.data)
+    value.update(issuer=did_key(key.public_key), **terms)
+    return _resigned(value, key)
+
+
+def test_a_copy_resigned_by_a_non_recipient_does_not_open() -> None:
+    mallory = SigningKey.from_seed(b"\x0e" * 32)
+    original = _capsule(
+        perms=Perms(download=False),
+        policy=Policy("ipfs-share/window", {"expires": T0 + 60}),
+        cap_issuer=did_key(VAULT.public_key),
+    )
+    loose = {"expires": None, "perms": {"download": True}, "policy": None, "cap": None}
+    for terms in ({}, loose):
+        forged = decode_capsule(_copy_as(original, mallory, **terms))  # a valid signature
+        assert forged.issuer == did_key(mallory.public_key)
+        key = find_and_unwrap(forged, BOB)  # the stanza is the original's: it unwraps
+        assert key == FILE_KEY
+        with pytest.raises(KeyUnwrapFailedError, match="other terms"):
+            check_commitment(forged, key)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("issuer", did_key(VAULT.public_key)),
+        ("content", Link("bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku")),
+        ("created", T0 - 1),
+        ("expires", T0 + 3601),
+        ("expires", None),
+        ("perms", {"download": False}),
+        ("policy", {"provider": "p", "params": {}}),
+        ("cap", {"issuer": did_key(VAULT.public_key)}),
+        ("stanzas", "drop-one"),
+    ],
+)
+def test_the_commitment_covers_every_field(field: str, value: Any) -> None:
+    """Each term changed, the commit kept, and signed validly by whoever the issuer field
+    names: the key still unwraps, the commitment refuses it."""
+    value_map = dagcbor.decode(_capsule().data)
+    value_map[field] = value_map["stanzas"][:1] if value == "drop-one" else value
+    signer = VAULT if field == "issuer" else ISSUER
+    changed = decode_capsule(_resigned(value_map, signer))
+    with pytest.raises(KeyUnwrapFailedError):
+        check_commitment(changed, find_and_unwrap(changed, BOB))
 
 
 def test_expiry() -> None:
@@ -153,12 +206,14 @@ def test_stanza_limit_when_the_peek_gives_up() -> None:
         (("stanzas",), [b"\x00" * 79], "80 bytes"),
         (("commit",), b"\x00" * 31, "32 bytes"),
         (("perms", "extra"), True, "unknown 'extra'"),
+        (("perms", "reshare"), False, "unknown 'reshare'"),  # version 1 had it
         (("policy",), {"provider": "p"}, "missing 'params'"),
         (("policy",), {"provider": "p", "params": []}, "a map"),
         (("policy",), {"provider": "p", "params": {"a": [{"b": 1.0}]}}, "no floats"),
         (("cap",), {"issuer": "nobody"}, "did:key"),
         (("expires",), -1, "2\\^63-1"),
-        (("v",), 2, "version 1"),
+        (("v",), 1, "version 2"),
+        (("v",), 3, "version 2"),
     ],
 )
 def test_field_refusals(path: tuple[str, ...], value: Any, message: str) -> None:
@@ -212,3 +267,31 @@ def test_no_secret_in_reprs() -> None:
     text = repr(capsule) + repr(find_and_unwrap(capsule, BOB))
     assert FILE_KEY.secret_bytes().hex() not in text
     assert "<redacted>" in text
+
+
+def test_the_spec_worked_example_is_what_the_code_writes() -> None:
+    text = (SPEC / "capsule.md").read_text(encoding="utf-8").split("## 6. Worked example")[1]
+    blocks = {"".join(b.split()) for b in re.findall(r"```\n(.*?)```", text, re.S)}
+    issuer = SigningKey.from_seed(b"\x01" * 32)
+    made = build_capsule(
+        issuer,
+        content=CONTENT,
+        file_key=FileKey(b"\x05" * 32),
+        recipients=[EncryptionKey(b"\x04" * 32).public_key],
+        created=T0,
+        expires=T0 + 86_400,
+        rng=lambda n: b"\x06" * n,
+    )
+    terms = {k: v for k, v in dagcbor.decode(made.data).items() if k not in ("commit", "sig")}
+    assert made.data.hex() in blocks
+    assert dagcbor.encode(terms).hex() in blocks
+    assert made.terms.hex() in text and made.commit.hex() in text and made.cid in text
+    holder = did_key(SigningKey.from_seed(b"\x03" * 32).public_key)
+    token = make_capability(issuer, aud=holder, capsule=made.cid, nbf=T0, exp=T0 + 3600)
+    assert token.data.hex() in blocks and token.cid in text
+
+
+def test_the_spec_stands_alone() -> None:
+    """docs/spec is normative on its own: it cites no design note outside the repository."""
+    for doc in sorted(SPEC.glob("*.md")):
+        assert "DESIGN" not in doc.read_text(encoding="utf-8"), doc.name

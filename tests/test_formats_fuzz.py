@@ -148,13 +148,12 @@ def test_identity_round_trip(seq: int, created: int, enc_secret: bytes) -> None:
     times,
     st.one_of(st.none(), st.integers(1, 2**40)),
     st.booleans(),
-    st.booleans(),
     st.one_of(st.none(), st.builds(capsule.Policy, st.text(max_size=30), params)),
     st.booleans(),
 )
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_capsule_round_trip(
-    n: int, created: int, lifetime: int | None, download: bool, reshare: bool,
+    n: int, created: int, lifetime: int | None, download: bool,
     policy: capsule.Policy | None, with_cap: bool,
 ) -> None:  # fmt: skip
     built = capsule.build_capsule(
@@ -164,7 +163,7 @@ def test_capsule_round_trip(
         recipients=[r.public_key for r in RECIPIENTS[:n]],
         created=created,
         expires=None if lifetime is None else created + lifetime,
-        perms=capsule.Perms(download=download, reshare=reshare),
+        perms=capsule.Perms(download=download),
         policy=policy,
         cap_issuer=did_key(VAULT.public_key) if with_cap else None,
         rng=DeterministicRng(b"round trip"),

@@ -52,7 +52,7 @@ def _objects() -> dict[str, Block]:
         recipients=[EncryptionKey(bytes([i]) * 32).public_key for i in range(40, 140)],
         created=T0,
         expires=None,
-        perms=capsule.Perms(download=False, reshare=True),
+        perms=capsule.Perms(download=False),
         policy=capsule.Policy(
             "org.example.policy",
             {

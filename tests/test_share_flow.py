@@ -207,11 +207,19 @@ async def test_policy_paths(people: Any, clock: Clock) -> None:
         await bob.share.open_capsule(unknown.id)
     assert "acme/geo-fence" in info.value.message and "ipfs-share/window" in info.value.hint
 
-    window = TimeWindowProvider.params(not_after=int(clock.t) + 60)
+    # [not_before, expires): the same half-open rule as the capsule's own expiry.
+    start = int(clock.t)
+    window = TimeWindowProvider.params(not_before=start + 10, expires=start + 60)
     timed = await alice.share.file(f).with_("bob", policy=("ipfs-share/window", window))
+    clock.t = start + 9
+    with pytest.raises(PolicyDeniedError, match="opens at"):
+        await bob.share.open_capsule(timed.id)
+    clock.t = start + 10  # the first second allowed
     assert await (await bob.share.open_capsule(timed.id)).read() == b"by policy"
-    clock.t += 61
-    with pytest.raises(PolicyDeniedError):
+    clock.t = start + 59  # the last second allowed
+    assert await (await bob.share.open_capsule(timed.id)).read() == b"by policy"
+    clock.t = start + 60  # the first second refused, as at a capsule's expires
+    with pytest.raises(PolicyDeniedError, match="closed at"):
         await bob.share.open_capsule(timed.id)
 
     only_carol = TimeWindowProvider.params(allow=["did:key:z6MkeveryoneButBob"])
@@ -495,10 +503,19 @@ async def lying_provider(kubo: Any) -> AsyncIterator[dict[str, Any]]:
     from aiohttp import web
 
     swap: dict[str, Any] = {"cid": None, "body": b""}
+    # name/get of ipns["name"]: "pass" forwards; "record" forwards and keeps the answer;
+    # "replay" answers with what was kept (an older record); "fail" answers an error.
+    ipns: dict[str, Any] = {"name": None, "mode": "pass", "kept": None}
     session = aiohttp.ClientSession()
 
     async def forward(request: web.Request) -> web.StreamResponse:
         body = await request.read()
+        named = request.path == "/api/v0/name/get" and request.query.get("arg") == ipns["name"]
+        if named and ipns["mode"] == "fail":
+            error = {"Message": "the provider failed", "Code": 0, "Type": "error"}
+            return web.json_response(error, status=500)
+        if named and ipns["mode"] == "replay":
+            return web.Response(body=ipns["kept"], content_type="application/octet-stream")
         async with session.request(
             request.method,
             kubo.api_url + request.path_qs,
@@ -511,6 +528,8 @@ async def lying_provider(kubo: Any) -> AsyncIterator[dict[str, Any]]:
                 for k, v in upstream.headers.items()
                 if k.lower() not in ("content-length", "transfer-encoding", "trailer")
             }
+            if named and ipns["mode"] == "record" and upstream.status == 200:
+                ipns["kept"] = data
             if request.path == "/api/v0/cat" and request.query.get("arg") == swap["cid"]:
                 start = int(request.query.get("offset", 0))
                 data = swap["body"][start : start + int(request.query.get("length", len(data)))]
@@ -524,7 +543,7 @@ async def lying_provider(kubo: Any) -> AsyncIterator[dict[str, Any]]:
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
-        yield {"url": f"http://127.0.0.1:{port}", "swap": swap}
+        yield {"url": f"http://127.0.0.1:{port}", "swap": swap, "ipns": ipns}
     finally:
         await runner.cleanup()
         await session.close()
@@ -577,3 +596,294 @@ async def test_max_head_age_refuses_a_frozen_list_until_the_issuer_refreshes(
         await bob.share.open_capsule(cap.id)
     await alice.revocations.refresh(await alice.identity.unlock())
     assert await (await bob.share.open_capsule(cap.id)).read() == b"fresh?"
+
+
+# -- the order of the open checks, and the checks that keep lists honest ------------------
+# Each test here is what kills a mutant of tests/mutants.toml (scripts/mutants.py): it
+# fails when the check it names is removed or moved.
+
+
+@pytest.fixture
+async def via_liar(
+    lying_provider: dict[str, Any], clock: Clock
+) -> AsyncIterator[Callable[[Mesh], Any]]:
+    """via_liar(person) -> the same home, its node reached through the lying provider."""
+    meshes: list[Mesh] = []
+
+    async def through(person: Mesh, **options: Any) -> Mesh:
+        store = await KuboStorage.connect(lying_provider["url"])
+        mesh = Mesh(
+            store, person.home, passphrase=lambda _: b"pw", kdf=KdfParams.fastest(), now=clock,
+            **options,
+        )  # fmt: skip
+        meshes.append(mesh)
+        return mesh
+
+    yield through  # type: ignore[misc]
+    for mesh in meshes:
+        await mesh.close()
+
+
+def _counting_passphrases(*meshes: Mesh) -> list[str]:
+    """Lock each mesh's keys and count every passphrase prompt from now on."""
+    asked: list[str] = []
+
+    def counting(prompt: str) -> bytes:
+        asked.append(prompt)
+        return b"pw"
+
+    for mesh in meshes:
+        mesh.identity._passphrase = counting
+        mesh.identity.lock()
+    return asked
+
+
+async def _list_name(reader: Mesh, issuer: Mesh) -> str:
+    return (await reader.identity.document(issuer.identity.get().did)).revocations
+
+
+async def test_refusals_need_no_key_and_treat_everyone_alike(people: Any, clock: Clock) -> None:
+    """An expired, a revoked and a capability-gated share are refused before any key is
+    unlocked or used: the recipient is never asked for its passphrase, and a stranger
+    gets the same refusal (not recipient_not_authorized)."""
+    alice, bob, mallory = await people("alice"), await people("bob"), await people("mallory")
+    await befriend(alice, bob)
+    f = await alice.files.put("r", b"refused")
+    expiring = await alice.share.file(f).with_("bob", expires_in="1h")
+    revoked = await alice.share.file(f).with_("bob")
+    gated = await alice.share.file(f).with_("bob", capability="self")
+    await alice.share.revoke(revoked.id)
+    asked = _counting_passphrases(bob, mallory)
+    clock.t += 3600
+    cases = [
+        (expiring.id, ShareExpiredError),
+        (revoked.id, ShareRevokedError),
+        (gated.id, CapabilityRequiredError),
+    ]
+    for capsule_id, refusal in cases:
+        for who in (bob, mallory):
+            with pytest.raises(refusal):
+                await who.share.open_capsule(capsule_id)
+    assert asked == []
+
+
+async def test_each_check_wins_over_the_next(people: Any) -> None:
+    """A share that fails two checks is refused by the earlier one: revocation before
+    policy, policy before capability."""
+    alice, bob = await people("alice"), await people("bob")
+    await befriend(alice, bob)
+    f = await alice.files.put("o", b"ordered")
+    nobody = ("ipfs-share/window", TimeWindowProvider.params(allow=["did:key:z6Mknobody"]))
+    revoked = await alice.share.file(f).with_("bob", policy=nobody)
+    await alice.share.revoke(revoked.id)
+    with pytest.raises(ShareRevokedError):
+        await bob.share.open_capsule(revoked.id)
+    gated = await alice.share.file(f).with_("bob", policy=nobody, capability="self")
+    with pytest.raises(PolicyDeniedError):
+        await bob.share.open_capsule(gated.id)
+
+
+async def test_expiry_is_checked_before_the_revocation_list(
+    people: Any, clock: Clock, lying_provider: dict[str, Any], via_liar: Any
+) -> None:
+    alice, bob = await people("alice"), await people("bob")
+    await befriend(alice, bob)
+    cap = await alice.share.file(await alice.files.put("e", b"gone")).with_("bob", expires_in="1h")
+    lying_provider["ipns"].update(name=await _list_name(bob, alice), mode="fail")
+    bob_far = await via_liar(bob)
+    clock.t += 3600
+    with pytest.raises(ShareExpiredError):  # not revocation_unavailable: no retry helps
+        await bob_far.share.open_capsule(cap.id)
+
+
+async def test_the_revocation_check_fails_closed_when_the_node_errors(
+    people: Any, clock: Clock, lying_provider: dict[str, Any], via_liar: Any
+) -> None:
+    from ipfs_share.errors import RevocationUnavailableError
+
+    alice, bob = await people("alice"), await people("bob")
+    await befriend(alice, bob)
+    cap = await alice.share.file(await alice.files.put("n", b"checked")).with_("bob")
+    lying_provider["ipns"].update(name=await _list_name(bob, alice), mode="fail")
+    bob_far = await via_liar(bob)
+    with pytest.raises(RevocationUnavailableError):  # no head seen yet: fail closed
+        await bob_far.share.open_capsule(cap.id)
+    assert await (await bob.share.open_capsule(cap.id)).read() == b"checked"  # a head seen
+    with pytest.raises(RevocationUnavailableError):  # the default: no staleness allowed
+        await bob_far.share.open_capsule(cap.id)
+    clock.t += 30
+    opened = await bob_far.share.open_capsule(cap.id, max_staleness=60)
+    assert await opened.read() == b"checked"  # the head seen 30 s ago stands in
+    clock.t += 60
+    with pytest.raises(RevocationUnavailableError):  # now 90 s old: over the bound
+        await bob_far.share.open_capsule(cap.id, max_staleness=60)
+
+
+async def test_a_rolled_back_revocation_list_is_refused(
+    people: Any, lying_provider: dict[str, Any], via_liar: Any
+) -> None:
+    """A provider that answers with an older record of the list (here: the one from
+    before the revoke) cannot un-revoke a share for a reader that saw the newer head."""
+    from ipfs_share.errors import ChainInvalidError
+
+    alice, bob = await people("alice"), await people("bob")
+    await befriend(alice, bob)
+    cap = await alice.share.file(await alice.files.put("b", b"back")).with_("bob")
+    ipns = lying_provider["ipns"]
+    ipns.update(name=await _list_name(bob, alice), mode="record")
+    bob_far = await via_liar(bob)
+    assert await (await bob_far.share.open_capsule(cap.id)).read() == b"back"  # seq 0 kept
+    await alice.share.revoke(cap.id)
+    ipns["mode"] = "pass"
+    with pytest.raises(ShareRevokedError):  # seq 1 seen
+        await bob_far.share.open_capsule(cap.id)
+    ipns["mode"] = "replay"
+    with pytest.raises(ChainInvalidError, match="rollback"):
+        await bob_far.share.open_capsule(cap.id)
+
+
+async def test_a_forked_revocation_list_is_refused(people: Any, clock: Clock) -> None:
+    """The list key's holder shows a reader a newer head that does not extend the one it
+    saw (the revocation left out of history), or a record whose sequence is not its
+    head's: both are chain_invalid, never a head to trust."""
+    from datetime import UTC, datetime, timedelta
+
+    from ipfs_share.errors import ChainInvalidError
+    from ipfs_share.formats.identity_doc import revocation_key
+    from ipfs_share.formats.ipns import ipns_name, make_record
+    from ipfs_share.formats.revocation import RevocationHead, decode_head
+    from ipfs_share.formats.revocation import revoke as revoke_walk
+    from ipfs_share.services.revocations import drive
+
+    alice, bob = await people("alice"), await people("bob")
+    await befriend(alice, bob)
+    f = await alice.files.put("k", b"forked")
+    cap = await alice.share.file(f).with_("bob")
+    other = await alice.share.file(f).with_("bob")
+    await bob.share.open_capsule(cap.id)
+    seen = bob.db.seen_head(alice.identity.get().did)
+    assert seen is not None
+    first = decode_head(seen.head_block)
+    await alice.share.revoke(cap.id)
+    with pytest.raises(ShareRevokedError):
+        await bob.share.open_capsule(cap.id)
+    keys = await alice.identity.unlock()
+    list_key = revocation_key(keys.signing)
+
+    async def publish(head: RevocationHead, sequence: int) -> None:
+        when = datetime.fromtimestamp(clock.t, UTC)
+        record = make_record(
+            list_key, f"/ipfs/{head.cid}", sequence=sequence, validity=timedelta(days=1),
+            ttl_seconds=30, now=when,
+        )  # fmt: skip
+        await alice.storage.ipns_put(ipns_name(list_key.public_key), record)
+
+    async def extend(head: RevocationHead, ids: list[str]) -> RevocationHead:
+        done = await drive(
+            revoke_walk(keys.signing, head, ids, updated=int(clock.t)), alice.storage.block_get
+        )
+        for block in done.blocks:
+            await alice.storage.block_put(block.data, codec="dag-cbor")
+        return done.head
+
+    fork = await extend(await extend(first, [other.id]), [])  # seq 2, without cap's revoke
+    await publish(fork, fork.seq)
+    with pytest.raises(ChainInvalidError, match="fork"):
+        await bob.share.open_capsule(cap.id)
+    honest = decode_head(await alice.storage.block_get(alice.share.get(cap.id).revocation_head))
+    await publish(honest, 5)  # the honest head under a sequence that is not its own
+    with pytest.raises(ChainInvalidError, match="seq 5"):
+        await bob.share.open_capsule(cap.id)
+
+
+async def test_a_resigned_copy_does_not_open(people: Any) -> None:
+    """mallory copies the stanzas and commit of alice's capsule for bob into her own,
+    signed by her, with no expiry, policy or capability and downloads allowed."""
+    from ipfs_share.crypto.labels import LABEL_CAPSULE
+    from ipfs_share.errors import KeyUnwrapFailedError
+    from ipfs_share.formats import dagcbor
+
+    alice, bob, mallory = await people("alice"), await people("bob"), await people("mallory")
+    await befriend(alice, bob)
+    f = await alice.files.put("t", b"on alice's terms")
+    cap = await alice.share.file(f).with_(
+        "bob", expires_in="1h", allow_download=False, capability="self"
+    )
+    keys = await mallory.identity.unlock()
+    await mallory.revocations.ensure_list(keys)  # her list exists: the copy gets that far
+    value = dagcbor.decode(await mallory.storage.block_get(cap.id))
+    value.update(issuer=keys.did, expires=None, perms={"download": True}, policy=None, cap=None)
+    del value["sig"]
+    value["sig"] = keys.signing.sign(LABEL_CAPSULE + dagcbor.encode(value))
+    forged = await mallory.storage.block_put(dagcbor.encode(value), codec="dag-cbor")
+    assert decode_capsule(await bob.storage.block_get(forged)).issuer == keys.did
+    with pytest.raises(KeyUnwrapFailedError):
+        await bob.share.open_capsule(forged)
+    await alice.share.revoke(cap.id)
+    with pytest.raises(KeyUnwrapFailedError):
+        await bob.share.open_capsule(forged)
+
+
+async def test_a_key_committed_elsewhere_is_refused_before_the_content_is_read(
+    people: Any,
+) -> None:
+    """A malicious issuer wraps one key for bob and commits to another (the content's):
+    open refuses it with key_unwrap_failed at the commitment, before it fetches content
+    (decrypting with the wrapped key would fail later as decryption_failed)."""
+    from ipfs_share.crypto.labels import LABEL_CAPSULE
+    from ipfs_share.crypto.stream import FileKey
+    from ipfs_share.errors import KeyUnwrapFailedError
+    from ipfs_share.formats import dagcbor
+    from ipfs_share.formats.capsule import commitment, terms_digest
+
+    alice, bob = await people("alice"), await people("bob")
+    await befriend(alice, bob)
+    f = await alice.files.put("w", b"the real key")
+    keys = await alice.identity.unlock()
+    real = alice.files.file_key(f.cid, keys.encryption)
+    honest = await alice.share.file(f).with_("bob")  # publishes alice's list
+    decoy = build_capsule(
+        keys.signing,
+        content=f.cid,
+        file_key=FileKey.generate(),
+        recipients=[(await alice.identity.recipient("bob")).enc],
+        created=int(alice.identity._now()),
+        expires=None,
+    )
+    value = dagcbor.decode(decoy.data)
+    value["commit"] = commitment(real, terms_digest(value))
+    del value["sig"]
+    value["sig"] = keys.signing.sign(LABEL_CAPSULE + dagcbor.encode(value))
+    forged = await alice.storage.block_put(dagcbor.encode(value), codec="dag-cbor")
+    with pytest.raises(KeyUnwrapFailedError):
+        await bob.share.open_capsule(forged)
+    assert await (await bob.share.open_capsule(honest.id)).read() == b"the real key"
+
+
+async def test_a_truncated_envelope_is_refused_at_its_end(people: Any) -> None:
+    """Ciphertext cut at a chunk boundary, under an honestly signed capsule: every chunk
+    left authenticates, so only the final check of the stream can tell."""
+    from ipfs_share.crypto.stream import FileKey
+    from ipfs_share.formats.envelope import CHUNK_SIZE
+
+    alice, bob = await people("alice"), await people("bob")
+    await befriend(alice, bob)
+    keys = await alice.identity.unlock()
+    await alice.revocations.ensure_list(keys)
+    file_key = FileKey.generate()
+    data = os.urandom(2 * CHUNK_SIZE + 1000)
+    envelope = encrypt(file_key, data, name="cut", media_type="application/octet-stream")
+    cut = envelope[: len(envelope) - (1000 + 16)]  # the final chunk and its tag, gone
+    capsule = build_capsule(
+        keys.signing,
+        content=(await alice.storage.add(cut)).cid,
+        file_key=file_key,
+        recipients=[(await alice.identity.recipient("bob")).enc],
+        created=int(alice.identity._now()),
+        expires=None,
+    )
+    await alice.storage.block_put(capsule.data, codec="dag-cbor")
+    opened = await bob.share.open_capsule(capsule.cid)
+    with pytest.raises(IpfsShareError) as info:
+        await opened.read()
+    assert info.value.code in {"stream_truncated", "decryption_failed"}

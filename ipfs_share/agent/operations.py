@@ -73,7 +73,6 @@ async def share(mesh: Mesh, p: Params) -> dict[str, Any]:
         recipients,
         expires_in=_get(p, "expires_in", int, None),
         allow_download=_get(p, "allow_download", bool, True),
-        allow_reshare=_get(p, "allow_reshare", bool, False),
         policy=policy,
         capability=_get(p, "capability", str, None),
         as_=as_,

@@ -75,6 +75,8 @@ class Opened:
     media_type: str
     size: int
     allow_download: bool
+    issuer: str | None
+    issuer_name: str | None
     length: int  # the bytes this response carries (the range's length, or ``size``)
     offset: int
     response: http.client.HTTPResponse
@@ -109,6 +111,8 @@ class Opened:
             "media_type": self.media_type,
             "size": self.size,
             "allow_download": self.allow_download,
+            "issuer": self.issuer,
+            "issuer_name": self.issuer_name,
         }
 
 
@@ -232,6 +236,8 @@ class AgentClient:
             media_type=h.get("Content-Type", "application/octet-stream"),
             size=int(h.get("X-Ipfs-Share-Size") or 0),
             allow_download=h.get("X-Ipfs-Share-Allow-Download") == "true",
+            issuer=h.get("X-Ipfs-Share-Issuer") or None,
+            issuer_name=unquote(h.get("X-Ipfs-Share-Issuer-Name", "")) or None,
             length=length,
             offset=offset,
             response=response,

@@ -12,8 +12,11 @@
 
 Open checks, in order, and fails closed: the capsule's signature, its expiry, the
 sharer's revocation list (resolved fresh), the policy, the capability, the unwrap of the
-file key, and the content's integrity as it is read. A view-only share (``--no-download``)
-makes ``-o`` refuse; that is advice to honest clients, which a modified client can ignore.
+file key (and its commitment to the capsule's issuer and terms), and the content's
+integrity as it is read. It says who shared what it opened (on stderr when the plaintext
+goes to stdout; ``issuer`` and ``issuer_name`` with ``--json``). A view-only share
+(``--no-download``) makes ``-o`` refuse; that is advice to honest clients, which a
+modified client can ignore.
 
 With an agent running for the home (``ipfs-share serve``, identity unlocked), the agent
 opens it and streams the plaintext over its socket; this module then imports nothing
@@ -127,7 +130,19 @@ def _describe(opened: OpenedFile) -> dict[str, object]:
         "media_type": opened.media_type,
         "size": opened.size,
         "allow_download": opened.allow_download,
+        "issuer": opened.issuer,
+        "issuer_name": opened.issuer_name,
     }
+
+
+def _shared_by(issuer: str | None, issuer_name: str | None) -> str:
+    """Who issued the capsule, as a person should read it: a name this home gave that did,
+    or the did marked as a stranger."""
+    if issuer is None:
+        return "shared by an unknown issuer"
+    if issuer_name is None:
+        return f"shared by {issuer} (not one of your contacts)"
+    return f"shared by {issuer_name} ({issuer})"
 
 
 def _open(args: argparse.Namespace, ctx: Context) -> Any:
@@ -191,7 +206,9 @@ def _open_via_agent(client: AgentClient, args: argparse.Namespace, ctx: Context)
         span=span,
     )
     label = f"open {opened.name or opened.capsule}"
-    if args.output is None:
+    by = _shared_by(opened.issuer, opened.issuer_name)
+    if args.output is None:  # stdout carries the plaintext: say who shared it on stderr
+        ctx.note(f"opening {opened.name or opened.capsule}, {by}")
         with progress(ctx, label, opened.length) as bar:
             _chunks_to_stdout(ctx, opened, bar)
         return
@@ -199,11 +216,11 @@ def _open_via_agent(client: AgentClient, args: argparse.Namespace, ctx: Context)
         saved = save_chunks(args.output, opened.chunks(), bar)
     info: dict[str, object] = {**opened.describe(), "saved_to": str(saved)}
     if span is None:
-        text = f"saved {opened.name or 'the file'} ({opened.size} bytes) to {saved}"
+        text = f"saved {opened.name or 'the file'} ({opened.size} bytes) to {saved}, {by}"
     else:
         last = opened.offset + opened.length - 1
         info["range"] = [opened.offset, last]
-        text = f"saved bytes {opened.offset}-{last} ({opened.length} bytes) to {saved}"
+        text = f"saved bytes {opened.offset}-{last} ({opened.length} bytes) to {saved}, {by}"
     ctx.emit(info, text)
 
 
@@ -238,13 +255,21 @@ async def _open_here(args: argparse.Namespace, ctx: Context) -> None:
                 f"the owner shared {opened.name or capsule} for viewing only; not saved",
                 hint=VIEW_ONLY_HINT,
             )
+        if args.output is None:  # stdout carries the plaintext: say who shared it on stderr
+            ctx.note(
+                f"opening {opened.name or capsule}, {_shared_by(opened.issuer, opened.issuer_name)}"
+            )
         if span is not None:
             await _output_range(args, ctx, opened, *span)
         elif args.output is not None:
             with progress(ctx, f"open {opened.name or capsule}", opened.size) as bar:
                 saved = await opened.save(args.output, progress=bar.update)
             info = {**_describe(opened), "saved_to": str(saved)}
-            ctx.emit(info, f"saved {opened.name or 'the file'} ({opened.size} bytes) to {saved}")
+            ctx.emit(
+                info,
+                f"saved {opened.name or 'the file'} ({opened.size} bytes) to {saved}, "
+                f"{_shared_by(opened.issuer, opened.issuer_name)}",
+            )
         else:
             with progress(ctx, f"open {opened.name or capsule}", opened.size) as bar:
                 await _to_stdout(ctx, aiter(opened), bar)
@@ -265,7 +290,11 @@ async def _output_range(
         await opened.save(args.output, offset=offset, length=end - offset, progress=bar.update)
     last = end - 1
     info = {**_describe(opened), "saved_to": str(args.output), "range": [offset, last]}
-    ctx.emit(info, f"saved bytes {offset}-{last} ({end - offset} bytes) to {args.output}")
+    ctx.emit(
+        info,
+        f"saved bytes {offset}-{last} ({end - offset} bytes) to {args.output}, "
+        f"{_shared_by(opened.issuer, opened.issuer_name)}",
+    )
 
 
 def _write_all(ctx: Context, data: bytes) -> None:

@@ -8,7 +8,7 @@
     $ ipfs-share shares show bafyrei...
     $ ipfs-share revoke bafyrei... --rotate
 
-What revocation can and cannot do (DESIGN principle 7): it puts the capsule on the
+What revocation can and cannot do: it puts the capsule on the
 sharer's signed revocation list, so every later open by a client that checks the list is
 refused (``share_revoked``). It cannot erase plaintext a recipient already opened and
 kept. ``--rotate`` re-encrypts the content under a new key, so a revoked recipient who
@@ -74,7 +74,6 @@ def register(subparsers: Subparsers) -> None:
         help="view only: honest clients refuse to save it (advice: a modified client can "
         "ignore it)",
     )
-    share.add_argument("--allow-reshare", action="store_true", help="let recipients reshare")
     share.add_argument("--policy", metavar="PROVIDER", help="a policy provider the opener must run")
     share.add_argument(
         "--policy-param",
@@ -86,8 +85,18 @@ def register(subparsers: Subparsers) -> None:
     window = share.add_argument_group(
         f"the built-in policy {WINDOW} (these imply --policy {WINDOW})"
     )
-    window.add_argument("--not-before", metavar="TIME", help="ISO date/time (UTC) or Unix seconds")
-    window.add_argument("--not-after", metavar="TIME", help="ISO date/time (UTC) or Unix seconds")
+    window.add_argument(
+        "--not-before",
+        metavar="TIME",
+        help="opens are allowed from TIME on (ISO date/time, UTC unless an offset is given, "
+        "or Unix seconds)",
+    )
+    window.add_argument(
+        "--until",
+        metavar="TIME",
+        help="opens are refused from TIME on, as at a share's expiry (--until 2027-01-01 "
+        "allows all of 2026)",
+    )
     window.add_argument(
         "--allow",
         action="append",
@@ -170,19 +179,19 @@ def _policy_spec(args: argparse.Namespace) -> dict[str, Any] | None:
             raise InvalidInputError(f"expected --policy-param KEY=VALUE, found {item!r:.60}")
         params[key.strip()] = _param_value(value)
     allow = split_names(args.allow)
-    window = args.not_before is not None or args.not_after is not None or allow
+    window = args.not_before is not None or args.until is not None or allow
     provider = args.policy or (WINDOW if window else None)
     if window:
         if provider != WINDOW:
             raise InvalidInputError(
-                f"--not-before, --not-after and --allow belong to the policy {WINDOW}, "
+                f"--not-before, --until and --allow belong to the policy {WINDOW}, "
                 f"found --policy {provider}",
                 hint="use --policy-param for other providers",
             )
         params.update(
             TimeWindowProvider.params(
                 not_before=None if args.not_before is None else parse_time(args.not_before),
-                not_after=None if args.not_after is None else parse_time(args.not_after),
+                expires=None if args.until is None else parse_time(args.until),
             )
         )
     if provider is None:
@@ -208,7 +217,6 @@ async def _share(args: argparse.Namespace, ctx: Context) -> None:
         "to": recipients,
         "expires_in": expires_in,
         "allow_download": not args.no_download,
-        "allow_reshare": args.allow_reshare,
         "policy": _policy_spec(args),
         "capability": args.capability_from,
         "as": acting(args),
@@ -315,7 +323,6 @@ def _show(args: argparse.Namespace, ctx: Context) -> None:
         )
         + (f", replaced by {s.replaced_by}" if s.replaced_by else ""),
         f"download:   {'allowed' if s.allow_download else 'not allowed (view only; advice)'}",
-        f"reshare:    {'allowed' if s.allow_reshare else 'not allowed'}",
         f"policy:     {s.policy or '-'}",
         f"capability: {'issued by ' + names(s.cap_issuer) if s.cap_issuer else 'not required'}",
         "recipients:",

@@ -48,7 +48,7 @@ __all__ += [
     "LABEL_ACK_KEY",
     "LABEL_CAPABILITY",
     "LABEL_CAPSULE",
-    "LABEL_COMMIT",
+    "LABEL_CAPSULE_COMMIT",
     "LABEL_IDENTITY",
     "LABEL_MAILBOX_ENTRY",
     "LABEL_MAILBOX_KEY",
@@ -66,8 +66,12 @@ LABEL_CAPABILITY: Final = b"ipfs-share/v1/capability"
 LABEL_MAILBOX_ENTRY: Final = b"ipfs-share/v1/mailbox-entry"
 # Signs a revocation list head with the issuer's identity key.
 LABEL_REVOCATION_HEAD: Final = b"ipfs-share/v1/revocation-head"
-# commit key = HKDF(file key, "", LABEL_COMMIT, 32); commit = HMAC(commit key, content CID).
-LABEL_COMMIT: Final = b"ipfs-share/v1/commit"
+# commit key = HKDF(file key, "", LABEL_CAPSULE_COMMIT, 32); a capsule's commit is
+# HMAC(commit key, SHA-256(dagcbor(capsule without "commit" and "sig"))): only a holder of
+# the file key can state the terms (issuer, content, stanzas, expiry, perms, policy, cap)
+# under which it opens. ("ipfs-share/v1/commit", the version 1 rule over the content CID
+# alone, is retired and never reused.)
+LABEL_CAPSULE_COMMIT: Final = b"ipfs-share/v1/capsule-commit"
 # revocation IPNS key seed = HKDF(identity ed25519 seed, "", LABEL_REVOCATION_KEY, 32).
 LABEL_REVOCATION_KEY: Final = b"ipfs-share/v1/revocation-key"
 # mailbox IPNS key seed = HKDF(X25519(s, R), S_ed || R_ed, LABEL_MAILBOX_KEY, 32).

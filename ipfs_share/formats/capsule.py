@@ -3,14 +3,17 @@
 A capsule is a signed dag-cbor map that links to encrypted content, wraps its file key for
 each recipient (one 80-byte stanza each, no recipient id), and states expiry, permissions,
 an optional policy and an optional capability requirement. Its ID is its CID. The
-``commit`` field binds the file key to the content CID, so every recipient who unwraps a
-key can check it is *the* key for those bytes.
+``commit`` field binds the file key to everything else in the capsule (issuer, content,
+stanzas and every term): a recipient who unwraps a key checks it is *the* key for those
+bytes, and that a holder of that key chose these terms. Someone without the key who
+re-signs a copy of the stanzas under other terms or another identity makes a capsule
+that does not open.
 
-Opening is a sequence of pure steps in the order of DESIGN.md: :func:`decode_capsule`
-(size, stanza count, strict dag-cbor, fields, signature), :func:`check_expiry`,
-revocation (:mod:`ipfs_share.formats.revocation`), policy (a provider, issue 5),
-:func:`require_capability`, :func:`find_and_unwrap`, :func:`check_commitment`, then the
-envelope itself.
+Opening is a sequence of pure steps in the order of the spec (section 3):
+:func:`decode_capsule` (size, stanza count, strict dag-cbor, fields, signature),
+:func:`check_expiry`, revocation (:mod:`ipfs_share.formats.revocation`), policy (a
+provider), :func:`require_capability`, :func:`find_and_unwrap`, :func:`check_commitment`,
+then the envelope itself.
 
 >>> from ipfs_share.crypto.signing import SigningKey
 >>> from ipfs_share.crypto.x25519 import EncryptionKey
@@ -33,13 +36,14 @@ True
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from ipfs_share.crypto.hkdf import hkdf
-from ipfs_share.crypto.labels import LABEL_CAPABILITY, LABEL_CAPSULE, LABEL_COMMIT
+from ipfs_share.crypto.labels import LABEL_CAPABILITY, LABEL_CAPSULE, LABEL_CAPSULE_COMMIT
 from ipfs_share.crypto.random import Rng
 from ipfs_share.crypto.signing import SigningKey
 from ipfs_share.crypto.stream import FileKey
@@ -53,6 +57,7 @@ from ipfs_share.errors import (
     KeyUnwrapFailedError,
     ShareExpiredError,
 )
+from ipfs_share.formats import dagcbor
 from ipfs_share.formats.cid import DAG_PB, RAW
 from ipfs_share.formats.dagcbor import Link
 from ipfs_share.formats.signed import (
@@ -74,6 +79,7 @@ from ipfs_share.formats.signed import (
 )
 
 __all__ = [
+    "CAPSULE_VERSION",
     "COMMIT_SIZE",
     "MAX_CAPABILITY_SIZE",
     "MAX_CAPSULE_SIZE",
@@ -86,14 +92,19 @@ __all__ = [
     "check_capability",
     "check_commitment",
     "check_expiry",
-    "content_commitment",
+    "commitment",
     "decode_capability",
     "decode_capsule",
     "find_and_unwrap",
     "make_capability",
     "require_capability",
+    "terms_digest",
 ]
 
+# Version 2: the commitment covers the issuer and every term, and perms has no "reshare".
+# Version 1 capsules (commitment over the content CID alone) are refused, not read: a copy
+# of one could be re-signed under any terms (docs/decisions/0003-capsule-v2.md).
+CAPSULE_VERSION: Final = 2
 MAX_STANZAS: Final = 10_000
 MAX_CAPSULE_SIZE: Final = 1024 * 1024
 MAX_CAPABILITY_SIZE: Final = 1024
@@ -129,7 +140,7 @@ CAPSULE: Final = Schema(
         "stanzas": list_of(bytes_of(STANZA_SIZE), MAX_STANZAS, min_count=1),
         "created": uint,
         "expires": nullable(uint),
-        "perms": closed_map({"download": boolean, "reshare": boolean}),
+        "perms": closed_map({"download": boolean}),
         "policy": nullable(closed_map({"provider": text(MAX_PROVIDER_SIZE), "params": open_map})),
         "cap": nullable(closed_map({"issuer": did})),
         "commit": bytes_of(COMMIT_SIZE),
@@ -138,6 +149,7 @@ CAPSULE: Final = Schema(
     max_size=MAX_CAPSULE_SIZE,
     max_counts={"stanzas": MAX_STANZAS},
     rules=_capsule_rules,
+    version=CAPSULE_VERSION,
 )
 
 
@@ -165,10 +177,10 @@ CAPABILITY: Final = Schema(
 
 @dataclass(frozen=True, slots=True)
 class Perms:
-    """What a recipient may do with the plaintext: enforced by honest clients only."""
+    """What a recipient may do with the plaintext: enforced by honest clients only.
+    ``download``: keep a copy (``OpenedFile.save``); False is a view-only share."""
 
     download: bool = True
-    reshare: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +206,7 @@ class Capsule:
     commit: bytes
     cid: str
     data: bytes = field(repr=False)
+    terms: bytes = field(repr=False)  # SHA-256 of the capsule without "commit" and "sig"
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,25 +223,37 @@ class Capability:
     data: bytes = field(repr=False)
 
 
-# --- the content commitment ---------------------------------------------------------------
+# --- the commitment -----------------------------------------------------------------------
 
 
-def content_commitment(file_key: FileKey, content: Link) -> bytes:
-    """commit = HMAC-SHA-256(HKDF(file key, "", LABEL_COMMIT, 32), binary content CID)."""
-    commit_key = hkdf(file_key.secret_bytes(), salt=b"", info=LABEL_COMMIT, length=32)
-    return hmac.digest(commit_key, bytes(content), "sha256")
+def terms_digest(fields: Mapping[str, Any]) -> bytes:
+    """SHA-256 of the canonical dag-cbor of a capsule map without ``commit`` and ``sig``:
+    what the commitment covers (``v``, content, issuer, stanzas, created, expires, perms,
+    policy, cap)."""
+    terms = {k: v for k, v in fields.items() if k not in ("commit", "sig")}
+    return hashlib.sha256(dagcbor.encode(terms)).digest()
+
+
+def commitment(file_key: FileKey, terms: bytes) -> bytes:
+    """commit = HMAC-SHA-256(HKDF(file key, "", LABEL_CAPSULE_COMMIT, 32), terms digest)."""
+    commit_key = hkdf(file_key.secret_bytes(), salt=b"", info=LABEL_CAPSULE_COMMIT, length=32)
+    return hmac.digest(commit_key, terms, "sha256")
 
 
 def check_commitment(capsule: Capsule, file_key: FileKey) -> None:
-    """Check that ``file_key`` is the key the capsule commits to for its content.
+    """Check that ``file_key`` is the key the capsule commits to, under its own issuer,
+    content, stanzas and terms.
 
-    A key that unwrapped but does not match was made for other bytes or for another
-    recipient set: :class:`KeyUnwrapFailedError`.
+    A key that unwrapped but does not match was committed for other bytes, another
+    recipient set, other terms or another issuer (a copy of someone else's stanzas, signed
+    again): :class:`KeyUnwrapFailedError`.
     """
-    if not hmac.compare_digest(content_commitment(file_key, capsule.content), capsule.commit):
+    if not hmac.compare_digest(commitment(file_key, capsule.terms), capsule.commit):
         raise KeyUnwrapFailedError(
-            "expected the file key the capsule commits to, found another key",
-            hint="the share is malformed or was tampered with; ask the sender to share it again",
+            "expected the file key the capsule commits to, found a key committed to other "
+            "terms, content or issuer",
+            hint="the share was tampered with, or is a copy of another share signed again by "
+            f"{capsule.issuer}; ask the original sender to share it again",
         )
 
 
@@ -260,19 +285,20 @@ def build_capsule(
         )
     content_link = content if isinstance(content, Link) else Link(content)
     perms = perms or Perms()
-    fields = {
+    fields: dict[str, Any] = {
         "content": content_link,
         "issuer": did_key(issuer.public_key),
         "stanzas": [bytes(s) for s in wrap(file_key, recipients, rng)],
         "created": created,
         "expires": expires,
-        "perms": {"download": perms.download, "reshare": perms.reshare},
+        "perms": {"download": perms.download},
         "policy": None
         if policy is None
         else {"provider": policy.provider, "params": dict(policy.params)},
         "cap": None if cap_issuer is None else {"issuer": cap_issuer},
-        "commit": content_commitment(file_key, content_link),
     }
+    terms = terms_digest({"v": CAPSULE_VERSION, **fields})
+    fields["commit"] = commitment(file_key, terms)
     # What we signed goes through the reader once: a capsule we write always decodes.
     return decode_capsule(sign_object(CAPSULE, fields, issuer).data)
 
@@ -296,12 +322,13 @@ def decode_capsule(data: bytes, *, issuer: str | None = None) -> Capsule:
         stanzas=tuple(Stanza.from_bytes(s) for s in fields["stanzas"]),
         created=fields["created"],
         expires=fields["expires"],
-        perms=Perms(download=perms["download"], reshare=perms["reshare"]),
+        perms=Perms(download=perms["download"]),
         policy=None if policy is None else Policy(policy["provider"], policy["params"]),
         cap_issuer=None if cap is None else cap["issuer"],
         commit=fields["commit"],
         cid=block.cid,
         data=block.data,
+        terms=terms_digest(fields),
     )
 
 

@@ -1,9 +1,10 @@
 """IPNS records (V2), built and signed in Python, verified strictly.
 
-Identity and mailbox keys never enter Kubo's keystore (DESIGN.md), so ipfs-share makes
-the signed record itself and hands Kubo the bytes (``name/put``). The format is the IPNS
-record spec (specs.ipfs.tech/ipns/ipns-record/); docs/spec/ipns-record.md states exactly
-what is written and what is accepted. Records are V2-only: no V1 compatibility fields.
+Identity and mailbox keys never enter Kubo's keystore (the node may be shared), so
+ipfs-share makes the signed record itself and hands Kubo the bytes (``name/put``). The
+format is the IPNS record spec (specs.ipfs.tech/ipns/ipns-record/);
+docs/spec/ipns-record.md states exactly what is written and what is accepted. Records are
+V2-only: no V1 compatibility fields.
 
 >>> from datetime import UTC, datetime, timedelta
 >>> key = SigningKey.from_seed(bytes(32))

@@ -1,7 +1,8 @@
 """Signed dag-cbor objects: one strict decoder and one signer for every object kind.
 
 Every object ipfs-share signs (identity document, capsule, capability token, mailbox
-entry, revocation head) is a dag-cbor map with ``"v": 1`` and a ``"sig"`` field::
+entry, revocation head) is a dag-cbor map with a version ``"v"`` (1, or the schema's own:
+capsules are at 2) and a ``"sig"`` field::
 
     sig = Ed25519(signer, label || dagcbor(map without "sig"))
 
@@ -13,7 +14,8 @@ input has passed every structural check:
 1. size limit (before parsing);
 2. capped list lengths, read from the CBOR heads before the list is materialized;
 3. strict dag-cbor (:mod:`ipfs_share.formats.dagcbor`);
-4. a map whose ``"v"`` is 1; exactly the schema's keys; each field's type and range;
+4. a map whose ``"v"`` is the schema's version; exactly the schema's keys; each field's
+   type and range;
 5. the expected signer, if the caller names one;
 6. the signature.
 
@@ -311,7 +313,8 @@ def _check_keys(value: dict[str, Any], expected: Iterable[str], path: str) -> No
 class Schema:
     """One kind of object.
 
-    ``fields`` are the keys besides ``"v"`` (and ``"sig"``); ``signer`` names the field
+    ``fields`` are the keys besides ``"v"`` (and ``"sig"``); ``version`` is the value of
+    ``"v"`` (:data:`VERSION` unless the kind moved on); ``signer`` names the field
     that holds the signer's did, or is ``None`` for an unsigned object (a revocation trie
     node, protected by the signed head that links to it); ``max_counts`` caps top-level
     lists, checked from the CBOR heads before anything is decoded; ``rules`` checks
@@ -325,6 +328,7 @@ class Schema:
     max_size: int = 64 * 1024
     max_counts: Mapping[str, int] = field(default_factory=dict)
     rules: Callable[[dict[str, Any]], None] | None = None
+    version: int = VERSION
 
     @property
     def keys(self) -> frozenset[str]:
@@ -340,7 +344,7 @@ def sign_object(schema: Schema, fields: Mapping[str, Any], key: SigningKey) -> B
     """
     if schema.signer is None:
         raise TypeError(f"{schema.name} is not a signed object; use encode_plain")
-    body: dict[str, Any] = {"v": VERSION, **fields}
+    body: dict[str, Any] = {"v": schema.version, **fields}
     _check_keys({**body, "sig": b""}, schema.keys, schema.name)
     _check_fields(schema, body)
     if body[schema.signer] != did_key(key.public_key):
@@ -353,7 +357,7 @@ def sign_object(schema: Schema, fields: Mapping[str, Any], key: SigningKey) -> B
 
 def encode_plain(schema: Schema, fields: Mapping[str, Any]) -> Block:
     """Check ``fields`` against an unsigned ``schema``, add ``"v"``, encode."""
-    body: dict[str, Any] = {"v": VERSION, **fields}
+    body: dict[str, Any] = {"v": schema.version, **fields}
     _check_keys(body, schema.keys, schema.name)
     _check_fields(schema, body)
     return _sized(schema, block_of(body))
@@ -380,7 +384,8 @@ def decode_signed_any(
     schemas: tuple[Schema, ...], data: bytes, *, signer: str | None = None
 ) -> tuple[Schema, dict[str, Any]]:
     """Like :func:`decode_signed` for an object that may be one of several kinds; the
-    key set picks the kind. All ``schemas`` share one size limit and one label."""
+    key set picks the kind. All ``schemas`` share one size limit, one label and one
+    version."""
     schema, value = decode_structure(schemas, data)
     assert schema.signer is not None, "decode_signed is for signed schemas"
     claimed = value[schema.signer]
@@ -415,8 +420,8 @@ def decode_structure(schemas: tuple[Schema, ...], data: bytes) -> tuple[Schema, 
     if type(value) is not dict:
         raise FormatError(f"expected {first.name} as a map, found {type(value).__name__}")
     version = value.get("v")
-    if version != VERSION or type(version) is not int:
-        raise FormatError(f"expected {first.name} version {VERSION}, found {version!r:.40}")
+    if version != first.version or type(version) is not int:
+        raise FormatError(f"expected {first.name} version {first.version}, found {version!r:.40}")
     schema = _pick_schema(schemas, value)
     _check_fields(schema, value)
     return schema, value

@@ -20,7 +20,9 @@ Query parameters of the open: ``as`` (the acting identity), ``max_staleness`` (s
 the capability token, if the share needs one, in ``X-Ipfs-Share-Capability`` (base64).
 What the open found comes back in headers: ``X-Ipfs-Share-Name`` (percent-encoded UTF-8),
 ``X-Ipfs-Share-Size``, ``X-Ipfs-Share-Content``, ``X-Ipfs-Share-Capsule``,
-``X-Ipfs-Share-Allow-Download``, and ``Content-Type`` (the file's media type). A failure
+``X-Ipfs-Share-Allow-Download``, ``X-Ipfs-Share-Issuer`` (who signed the capsule) and
+``X-Ipfs-Share-Issuer-Name`` (this home's name for that did, percent-encoded; empty for a
+stranger), and ``Content-Type`` (the file's media type). A failure
 before the first byte is a JSON error; one after it (the rest of a large file failing its
 integrity check) cuts the stream short of its ``Content-Length``, which the reader MUST
 treat as an error.
@@ -253,6 +255,8 @@ async def _open(request: web.Request) -> web.StreamResponse:
         "X-Ipfs-Share-Content": opened.cid,
         "X-Ipfs-Share-Capsule": opened.capsule or "",
         "X-Ipfs-Share-Allow-Download": "true" if opened.allow_download else "false",
+        "X-Ipfs-Share-Issuer": opened.issuer or "",
+        "X-Ipfs-Share-Issuer-Name": quote(opened.issuer_name or "", safe=""),
         "Accept-Ranges": "bytes",
     }
     if span is None:

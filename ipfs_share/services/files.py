@@ -237,6 +237,8 @@ class FileService:
         *,
         allow_download: bool = True,
         capsule: str | None = None,
+        issuer: str | None = None,
+        issuer_name: str | None = None,
     ) -> OpenedFile:
         """Read the header (authenticating it) and return a handle for reads."""
         header, prefix = await read_header(self.storage, cid, file_key)
@@ -248,6 +250,8 @@ class FileService:
             prefix,
             allow_download=allow_download,
             capsule=capsule,
+            issuer=issuer,
+            issuer_name=issuer_name,
         )
 
 

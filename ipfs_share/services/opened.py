@@ -1,5 +1,9 @@
 """An opened file: the plaintext of an envelope, read whole, streamed, by range, or saved.
 
+Opened through a capsule, it says who shared it: ``issuer`` (the did that signed the
+capsule, and whose revocation list was checked) and ``issuer_name`` (that did's local
+identity name or contact petname here, or None for a stranger).
+
 Every byte handed out has been authenticated. Whole reads and streams end with the
 decryptor's final check, so a truncated or extended envelope fails before ``read``
 returns or iteration ends; a range read fetches and authenticates only the chunks that
@@ -40,6 +44,8 @@ class OpenedFile:
         *,
         allow_download: bool = True,
         capsule: str | None = None,
+        issuer: str | None = None,
+        issuer_name: str | None = None,
     ) -> None:
         self._storage = storage
         self.cid = cid
@@ -48,9 +54,14 @@ class OpenedFile:
         self._prefix = prefix  # the envelope's first bytes, header included, already read
         self.allow_download = allow_download
         self.capsule = capsule
+        self.issuer = issuer
+        self.issuer_name = issuer_name
 
     def __repr__(self) -> str:
-        return f"OpenedFile(name={self.name!r}, size={self.size}, cid={self.cid!r})"
+        return (
+            f"OpenedFile(name={self.name!r}, size={self.size}, cid={self.cid!r}, "
+            f"issuer={self.issuer!r})"
+        )
 
     @property
     def name(self) -> str:

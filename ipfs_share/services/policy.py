@@ -16,8 +16,10 @@ A provider is any object with a ``name`` and ``check(request) -> Decision``::
             return Decision(9 <= hour < 17, "outside office hours")
 
 >>> p = TimeWindowProvider()
->>> p.check(PolicyRequest("bafy...", "did:key:a", "did:key:b", 50, {"not_after": 100}))
+>>> p.check(PolicyRequest("bafy...", "did:key:a", "did:key:b", 99, {"expires": 100}))
 Decision(allowed=True, reason='')
+>>> p.check(PolicyRequest("bafy...", "did:key:a", "did:key:b", 100, {"expires": 100}))
+Decision(allowed=False, reason='the window closed at 100')
 >>> p.check(PolicyRequest("bafy...", "did:key:a", "did:key:b", 50, {"allow": ["did:key:c"]}))
 Decision(allowed=False, reason='did:key:b is not on the allow-list')
 """
@@ -66,24 +68,27 @@ class PolicyProvider(Protocol):
 
 
 class TimeWindowProvider:
-    """``ipfs-share/window``: open only within a time window and, optionally, only by dids
-    on an allow-list. Params (all optional): ``not_before`` and ``not_after`` (Unix
-    seconds, inclusive) and ``allow`` (a list of dids)."""
+    """``ipfs-share/window`` (docs/spec/capsule.md section 4): open only within a time
+    window and, optionally, only by dids on an allow-list. Params (all optional):
+    ``not_before`` (Unix seconds, inclusive: the first second an open is allowed),
+    ``expires`` (Unix seconds, exclusive: the first second an open is refused, the rule of
+    a capsule's ``expires``) and ``allow`` (a list of dids). Any other key, or a value of
+    the wrong type, refuses every open: a window this provider cannot read is closed."""
 
     name = "ipfs-share/window"
 
     def check(self, request: PolicyRequest) -> Decision:
         p = request.params
-        unknown = set(p) - {"not_before", "not_after", "allow"}
+        unknown = set(p) - {"not_before", "expires", "allow"}
         if unknown:
             return Decision(False, f"unknown window params {sorted(unknown)}")
-        nb, na, allow = p.get("not_before"), p.get("not_after"), p.get("allow")
+        nb, exp, allow = p.get("not_before"), p.get("expires"), p.get("allow")
         if nb is not None and (type(nb) is not int or request.now < nb):
-            return Decision(False, f"not open before {nb}")
-        if na is not None and (type(na) is not int or request.now > na):
-            return Decision(False, f"not open after {na}")
+            return Decision(False, f"the window opens at {nb}")
+        if exp is not None and (type(exp) is not int or request.now >= exp):
+            return Decision(False, f"the window closed at {exp}")
         if allow is not None:
-            if not isinstance(allow, list) or not all(isinstance(d, str) for d in allow):
+            if type(allow) is not list or not all(type(d) is str for d in allow):
                 return Decision(False, "the allow-list is not a list of dids")
             if request.opener not in allow:
                 return Decision(False, f"{request.opener} is not on the allow-list")
@@ -91,16 +96,22 @@ class TimeWindowProvider:
 
     @staticmethod
     def params(
-        *, not_before: int | None = None, not_after: int | None = None, allow: Iterable[str] = ()
+        *, not_before: int | None = None, expires: int | None = None, allow: Iterable[str] = ()
     ) -> dict[str, Any]:
-        """The params for a capsule, checked here so a bad policy fails at share time."""
+        """The params for a capsule, checked here so a bad policy fails at share time.
+
+        >>> TimeWindowProvider.params(not_before=10, expires=20)
+        {'not_before': 10, 'expires': 20}
+        """
         out: dict[str, Any] = {}
         if not_before is not None:
             out["not_before"] = int(not_before)
-        if not_after is not None:
-            out["not_after"] = int(not_after)
-        if not_before is not None and not_after is not None and not_after < not_before:
-            raise InvalidInputError(f"expected not_after >= not_before, found {not_after}")
+        if expires is not None:
+            out["expires"] = int(expires)
+        if not_before is not None and expires is not None and not expires > not_before:
+            raise InvalidInputError(
+                f"expected the window to expire after it opens ({not_before}), found {expires}"
+            )
         allowed = list(allow)
         if allowed:
             out["allow"] = allowed

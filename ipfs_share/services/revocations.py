@@ -6,9 +6,9 @@ key derived from the identity's seed (the name is in the identity document). A l
 made, empty, at the first share, so a name that does not resolve means "cannot check",
 never "nothing revoked".
 
-What revocation cannot do (DESIGN principle 7): it blocks future opens by clients that
-check; it cannot take back plaintext a recipient already has. ``revoke --rotate`` is the
-cryptographic answer for what is stored from now on.
+What revocation cannot do (docs/spec/threat-model.md section 5): it blocks future opens
+by clients that check; it cannot take back plaintext a recipient already has. ``revoke
+--rotate`` is the cryptographic answer for what is stored from now on.
 """
 
 from __future__ import annotations

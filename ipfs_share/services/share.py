@@ -84,7 +84,6 @@ class ShareCapsule:
     created: int
     expires: int | None
     allow_download: bool
-    allow_reshare: bool
     policy: str | None
     cap_issuer: str | None
     state: str = "active"
@@ -103,7 +102,6 @@ class ShareCapsule:
             created=row.created,
             expires=row.expires,
             allow_download=row.download,
-            allow_reshare=row.reshare,
             policy=row.policy,
             cap_issuer=row.cap_issuer,
             state=row.state,
@@ -121,7 +119,6 @@ class ShareCapsule:
             "created": self.created,
             "expires": self.expires,
             "allow_download": self.allow_download,
-            "allow_reshare": self.allow_reshare,
             "policy": self.policy,
             "capability_issuer": self.cap_issuer,
             "state": self.state,
@@ -160,7 +157,6 @@ class ShareBuilder:
         *,
         expires_in: str | int | timedelta | None = "7d",
         allow_download: bool = True,
-        allow_reshare: bool = False,
         policy: Policy | tuple[str, dict[str, Any]] | None = None,
         capability: str | None = None,
         as_: str | None = None,
@@ -177,7 +173,7 @@ class ShareBuilder:
             self._content,
             names,
             expires_in=parse_duration(expires_in),
-            perms=Perms(download=allow_download, reshare=allow_reshare),
+            perms=Perms(download=allow_download),
             policy=policy,
             capability=capability,
             as_=as_,
@@ -285,7 +281,7 @@ class ShareService:
             created=capsule.created,
             expires=capsule.expires,
             download=capsule.perms.download,
-            reshare=capsule.perms.reshare,
+            reshare=False,  # a column from capsule version 1, which had perms.reshare
             policy=None if capsule.policy is None else capsule.policy.provider,
             cap_issuer=capsule.cap_issuer,
         )
@@ -371,11 +367,21 @@ class ShareService:
             file_key,
             allow_download=capsule.perms.download,
             capsule=capsule.cid,
+            issuer=capsule.issuer,
+            issuer_name=self._name_of(capsule.issuer),
         )
         self.db.record_open(
             OpenRow(capsule.cid, opener.did, t, checked.head, None if token is None else token.cid)
         )
         return opened
+
+    def _name_of(self, did: str) -> str | None:
+        """How this home names ``did``: a local identity's name, else a contact petname."""
+        own = self.identities.keystore.find(did)
+        if own is not None:
+            return own.name
+        contacts = self.db.contacts_for(did)
+        return contacts[0].petname if contacts else None
 
     # -- capabilities ---------------------------------------------------------------------
     async def issue_capability(
@@ -498,7 +504,7 @@ class ShareService:
             recipients,
             now,
             expires_in,
-            Perms(download=old.download, reshare=old.reshare),
+            Perms(download=old.download),
             policy,
             old.cap_issuer,
         )

@@ -5,7 +5,8 @@ Run from the repository root: ``.venv/bin/python tests/vectors/capsule/generate.
 ``kind: capsule`` -- the body is a capsule. The reader decodes it (``issuer``, when
 present, is the signer it expects), then, when the fields are present, checks expiry at
 ``now``, unwraps with the X25519 secret ``identity`` and checks the commitment;
-``file_key`` and ``cid`` pin the success result.
+``file_key`` and ``cid`` pin the success result. ``original`` (hex), when present, is the
+capsule a forged one was made from (the re-signed copies), for the record.
 
 ``kind: capability`` -- the body is a capability token (absent: no token given). With a
 ``capsule`` field (hex of a capsule) the reader runs the open step ``require_capability``
@@ -17,6 +18,7 @@ compressed with zlib (level 9), instead of a body.
 
 from __future__ import annotations
 
+import hmac
 import sys
 import zlib
 from pathlib import Path
@@ -27,6 +29,7 @@ sys.path.insert(0, str(HERE.parent))
 
 import vectorfile  # noqa: E402
 
+from ipfs_share.crypto.hkdf import hkdf  # noqa: E402
 from ipfs_share.crypto.labels import LABEL_CAPABILITY, LABEL_CAPSULE  # noqa: E402
 from ipfs_share.crypto.random import DeterministicRng  # noqa: E402
 from ipfs_share.crypto.signing import SigningKey  # noqa: E402
@@ -40,8 +43,9 @@ from ipfs_share.formats.capsule import (  # noqa: E402
     Perms,
     Policy,
     build_capsule,
-    content_commitment,
+    commitment,
     make_capability,
+    terms_digest,
 )
 from ipfs_share.formats.dagcbor import Link  # noqa: E402
 from ipfs_share.formats.signed import did_key  # noqa: E402
@@ -51,6 +55,9 @@ EXPIRES = CREATED + 7 * 86_400
 # The content: the CID of a UnixFS file (dag-pb root), as `ipfs add` would give it.
 CONTENT = "bafybeihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
 _TEXT_LIMIT = 100 * 1024
+# The retired commitment label of version 1 capsules (commit = HMAC(HKDF(file key, "",
+# this, 32), binary content CID)): only to write the faithful version 1 vector.
+_V1_COMMIT_LABEL = b"ipfs-share/v1/commit"
 
 
 class Scenario:
@@ -120,7 +127,7 @@ def build() -> dict[str, str]:
     capsule = s.capsule(
         recipients=[others[0], others[1], s.me.public_key, others[2], others[3]],
         expires=None,
-        perms=Perms(download=False, reshare=True),
+        perms=Perms(download=False),
         policy=Policy("org.example.office-hours", {"tz": "Europe/Paris", "hours": [9, 17]}),
         cap_issuer=did_key(vault.public_key),
     )
@@ -163,8 +170,28 @@ def build() -> dict[str, str]:
     capsule_vector(
         "unknown_version",
         "format_invalid",
-        "v is 2 (validly signed)",
-        _signed({**s.fields(s.capsule()), "v": 2}, s.issuer),
+        "v is 3 (validly signed)",
+        _signed({**s.fields(s.capsule()), "v": 3}, s.issuer),
+    )
+
+    s = Scenario("version_1")
+    # What the version 1 code wrote: perms with "reshare", and a commitment over the content
+    # CID alone. Refused by its version, before anything else: a reader that accepted it
+    # would accept re-signed copies of it under any terms.
+    value = s.fields(s.capsule())
+    v1_key = hkdf(s.file_key.secret_bytes(), salt=b"", info=_V1_COMMIT_LABEL, length=32)
+    value.update(
+        v=1,
+        perms={"download": True, "reshare": False},
+        commit=hmac.digest(v1_key, bytes(Link(CONTENT)), "sha256"),
+    )
+    capsule_vector(
+        "version_1",
+        "format_invalid",
+        "a faithful version 1 capsule (commitment over the content CID only; validly signed)",
+        _signed(value, s.issuer),
+        now=CREATED,
+        identity=s.me.secret_bytes(),
     )
 
     s = Scenario("extra_field")
@@ -177,11 +204,11 @@ def build() -> dict[str, str]:
 
     s = Scenario("extra_perm")
     value = s.fields(s.capsule())
-    value["perms"] = {**value["perms"], "print": True}
+    value["perms"] = {**value["perms"], "reshare": True}
     capsule_vector(
         "extra_perm",
         "format_invalid",
-        "an unknown key in perms (validly signed): nested maps are closed too",
+        "perms.reshare, which version 2 dropped (validly signed): nested maps are closed too",
         _signed(value, s.issuer),
     )
 
@@ -292,7 +319,7 @@ def build() -> dict[str, str]:
     # for someone else): validly signed, unwraps, and must still be refused.
     decoy = FileKey.generate(s.rng)
     value = s.fields(s.capsule())
-    value["commit"] = content_commitment(decoy, Link(CONTENT))
+    value["commit"] = commitment(decoy, terms_digest(value))
     capsule_vector(
         "commitment_mismatch",
         "key_unwrap_failed",
@@ -314,8 +341,69 @@ def build() -> dict[str, str]:
         identity=s.me.secret_bytes(),
     )
 
+    _resigned_copies(files, capsule_vector)
     _capabilities(files)
     return files
+
+
+def _resigned_copies(files: dict[str, str], capsule_vector: Any) -> None:
+    """Forgeries by someone without the file key, from a capsule that names them nowhere."""
+    s = Scenario("resigned_copy")
+    mallory = SigningKey.generate(s.rng)
+    vault = SigningKey.generate(s.rng)
+    original = s.capsule(
+        perms=Perms(download=False),
+        policy=Policy("ipfs-share/window", {"expires": EXPIRES}),
+        cap_issuer=did_key(vault.public_key),
+    )
+    # The attack: copy the stanzas and the commitment, sign them as oneself with no expiry,
+    # no policy, no capability, downloads allowed. The signature is valid and every check
+    # before the unwrap passes; only the commitment (which covers issuer and terms) fails.
+    value = s.fields(original)
+    value.update(
+        issuer=did_key(mallory.public_key),
+        expires=None,
+        perms={"download": True},
+        policy=None,
+        cap=None,
+    )
+    capsule_vector(
+        "resigned_copy",
+        "key_unwrap_failed",
+        "a non-recipient copied stanzas and commit and signed them as herself, with looser terms",
+        _signed(value, mallory),
+        original=original.data,
+        issuer=did_key(mallory.public_key),
+        now=EXPIRES + 1,
+        identity=s.me.secret_bytes(),
+    )
+
+    s = Scenario("resigned_copy_same_terms")
+    mallory = SigningKey.generate(s.rng)
+    original = s.capsule()
+    value = s.fields(original)
+    value["issuer"] = did_key(mallory.public_key)
+    capsule_vector(
+        "resigned_copy_same_terms",
+        "key_unwrap_failed",
+        "the same terms signed by another identity: the commitment binds the issuer too",
+        _signed(value, mallory),
+        original=original.data,
+        now=CREATED,
+        identity=s.me.secret_bytes(),
+    )
+
+    s = Scenario("commitment_other_terms")
+    value = s.fields(s.capsule())
+    value["expires"] = None
+    capsule_vector(
+        "commitment_other_terms",
+        "key_unwrap_failed",
+        "the issuer's own capsule with its expiry dropped and the old commit kept (signed)",
+        _signed(value, s.issuer),
+        now=CREATED,
+        identity=s.me.secret_bytes(),
+    )
 
 
 def _capabilities(files: dict[str, str]) -> None:
