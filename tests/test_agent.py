@@ -17,6 +17,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -34,13 +35,15 @@ from agentkit import (
     wait_for,
 )
 
+from ipfs_share.agent.core import Agent
 from ipfs_share.agent.events import EventBus, SubscriptionOverflow
 from ipfs_share.agent.files import socket_path, token_path
 from ipfs_share.agent.lock import InstanceLock, holder
 from ipfs_share.agent.remote import AgentClient
 from ipfs_share.cli.main import COMMANDS, EXIT_CODES, build_parser
-from ipfs_share.errors import AgentRunningError, IdentityLockedError
+from ipfs_share.errors import AgentNotRunningError, AgentRunningError, IdentityLockedError
 from ipfs_share.http.app import make_app
+from ipfs_share.http.server import AgentServer
 from ipfs_share.node.daemon import RunningNode
 
 # -- a home with a capsule for bob, and bob's agent as a process ---------------------------
@@ -256,6 +259,46 @@ async def test_unlock_runs_out_and_an_expired_identity_is_locked(
         await wait_for(lambda: not agent.keys.is_unlocked(bob.did), 5, "the unlock to run out")
         assert bob.did not in agent.mesh.identity.unlocked()  # the keys are gone too
         await wait_for(lambda: not agent.watched(), 5, "the inbox watch to stop")
+
+
+async def test_stopping_lets_an_open_in_flight_finish(
+    kubo: RunningNode, people: tuple[Person, Person, str]
+) -> None:
+    """On SIGTERM the server stops taking connections but lets a request in flight (an
+    open streaming 8 MiB to a slow reader) finish within its grace period, then the agent
+    stops and the socket is gone."""
+    alice, bob, _ = people
+    size = 8 << 20
+    f = await alice.mesh.files.put("big.bin", os.urandom(1 << 20) * 8)
+    capsule = (await alice.mesh.share.file(f).with_("bob")).id
+    agent = Agent(bob.home, kubo.api_url, passphrase=lambda _: PASSPHRASE.encode())
+    await agent.start()
+    server = AgentServer(agent, grace=30)
+    await server.start()
+    try:
+        client = AgentClient(socket_path(bob.home))
+        opened = await asyncio.to_thread(client.open, capsule)
+        assert opened.length == size
+
+        def slow_read() -> int:
+            done = 0
+            for piece in opened.chunks(size=256 << 10):
+                done += len(piece)
+                time.sleep(0.05)
+            return done
+
+        reading = asyncio.ensure_future(asyncio.to_thread(slow_read))
+        await asyncio.sleep(0.2)
+        assert not reading.done()  # in flight
+        await server.close()  # what serve() does on SIGTERM, in this order
+        await agent.stop()
+        assert await asyncio.wait_for(reading, 30) == size
+        assert not socket_path(bob.home).exists()
+        with pytest.raises(AgentNotRunningError):
+            await asyncio.to_thread(client.status)
+    finally:
+        await server.close()
+        await agent.stop()
 
 
 # -- the parts ---------------------------------------------------------------------------
