@@ -140,7 +140,9 @@ class Agent:
         opts = self.options
         storage = KuboStorage(self.url)  # connected lazily: the node may not be up yet
         self.mesh = Mesh(storage, self.home, passphrase=refuse_prompt)
-        self.keys = KeyCache(self.mesh.identity, on_change=self.reconcile)
+        self.keys = KeyCache(
+            self.mesh.identity, on_change=self.reconcile, on_forget=self.mesh.inbox.forget
+        )
         await self.keys.unlock_available(self._start_passphrase)
         self._start_passphrase = None  # not kept: what it unlocked is unlocked
         self.mesh.inbox.subscribe("capsule_received", self._on_capsule)

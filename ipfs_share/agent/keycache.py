@@ -60,10 +60,12 @@ class KeyCache:
         *,
         now: Callable[[], float] = time.time,
         on_change: Callable[[], None] | None = None,
+        on_forget: Callable[[str], None] | None = None,
     ) -> None:
         self._identities = identities
         self._now = now
         self._on_change = on_change
+        self._on_forget = on_forget  # drops what was derived from the keys elsewhere
         self._until: dict[str, float | None] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
 
@@ -146,6 +148,8 @@ class KeyCache:
         self._until.pop(did, None)
         with contextlib.suppress(Exception):
             self._identities.lock(did)
+        if self._on_forget is not None:
+            self._on_forget(did)
 
     def _cancel_timer(self, did: str) -> None:
         timer = self._timers.pop(did, None)

@@ -123,6 +123,12 @@ class MailboxCore:
             self._pairs[cache_key] = found
         return found
 
+    def forget(self, did: str) -> None:
+        """Drop the mailbox keys derived for ``did``'s pairs (its identity was locked: what
+        was derived from its secret key goes with it)."""
+        for key in [k for k in self._pairs if k[0] == did]:
+            del self._pairs[key]
+
     async def _pair_with(self, keys: IdentityKeys, peer: str) -> _Pair:
         """The pair with ``peer`` (a did), its key from its verified document."""
         return await self._pair(keys, peer, (await self.identities.recipient(peer)).enc)
