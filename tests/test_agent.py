@@ -164,6 +164,32 @@ def test_a_delegated_open_loads_no_aiohttp_nacl_or_services(
     assert done.stderr.decode().endswith("(0, [])"), done.stderr.decode()
 
 
+def test_a_link_from_share_opens_and_makes_its_sender_a_contact(
+    kubo: RunningNode, people: tuple[Person, Person, str]
+) -> None:
+    """``share --link`` prints ``ipfs-share:CAPSULE?from=DID``; opening it (here without an
+    agent) opens the capsule and then makes the sender a contact."""
+    alice, bob, _ = people
+    src = alice.home.parent / "hello.txt"
+    src.write_bytes(b"hello link")
+    env_a = cli_env(alice.home, kubo.api_url, IPFS_SHARE_PASSPHRASE=PASSPHRASE)
+    code, out, err = run_cli(env_a, "put", str(src), "--json")
+    assert code == 0, err
+    cid = json.loads(out)["cid"]
+    code, out, err = run_cli(env_a, "share", cid, "--to", "bob", "--link")
+    assert code == 0, err
+    link = out.strip()
+    assert link.startswith("ipfs-share:bafyrei") and link.endswith(f"?from={alice.did}")
+    env_b = cli_env(bob.home, kubo.api_url, IPFS_SHARE_PASSPHRASE=PASSPHRASE)
+    code, data, err = run_cli_bytes(env_b, "open", link)
+    assert code == 0, err
+    assert data == b"hello link" and f"added the sender {alice.did} as contact peer-" in err
+    code, out, _ = run_cli(env_b, "contacts", "list", "--json")
+    assert [c["did"] for c in json.loads(out)["contacts"]] == [alice.did]
+    code, _, err = run_cli(env_b, "open", link.replace("?from=", "?from=x"))
+    assert code == EXIT_CODES["invalid_input"] and "ipfs-share:<capsule>?from=<did>" in err
+
+
 async def test_unlock_exists_on_the_unix_socket_only(
     kubo: RunningNode, people: tuple[Person, Person, str]
 ) -> None:
