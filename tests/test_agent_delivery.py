@@ -201,6 +201,34 @@ async def test_a_stranger_is_re_announced_to_an_agent_that_starts_after_the_send
     await _introduced(monkeypatch, a, b, tmp_path, bob_late=True)
 
 
+async def test_identities_of_one_home_read_each_other_without_introductions(
+    kubo: RunningNode, tmp_path: Path
+) -> None:
+    """alice and bob in one home, not each other's contacts: bob's watch reads alice's
+    mailbox to him anyway, and the announcer introduces nobody."""
+    alice = await person(kubo.api_url, tmp_path / "home", "alice")
+    await alice.mesh.identity.create("bob")
+    await alice.mesh.identity.publish("bob")
+    bob_did = alice.mesh.identity.get("bob").did
+    await alice.mesh.close()
+    async with running_agent(alice.home, kubo.api_url) as agent:
+        mesh = agent.mesh
+        f = await mesh.files.put("note.txt", b"for the other identity", as_="alice")
+        capsule = await mesh.share.file(f).with_("bob", as_="alice")
+        await mesh.share.send(capsule, as_="alice")
+        agent.reconcile()  # bob's watch now has a mailbox to read (alice's to him)
+        await wait_for(
+            lambda: [i.id for i in mesh.inbox.list("bob")] == [capsule.id],
+            20,
+            "alice's capsule in bob's inbox",
+        )
+        assert mesh.inbox.list("bob")[0].sender == alice.did and not mesh.db.contacts()
+        await asyncio.sleep(1.5)  # past the announce grace: nothing for a local pair
+        assert agent.announcer.announced == 0 and bob_did not in [
+            r for _, r in agent.announcer.schedules
+        ]
+
+
 async def test_twenty_strangers_at_once_are_rate_limited_and_capped(
     kubo: RunningNode, tmp_path: Path
 ) -> None:

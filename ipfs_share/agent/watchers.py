@@ -162,7 +162,7 @@ class IntroductionListener:
                     self.bus.publish(
                         "introduction", {"recipient": got.recipient, "sender": got.sender}
                     )
-                elif got.outcome in ("known", "accepted") and got.sender is not None:
+                elif got.outcome == "known" and got.sender is not None:
                     await self._sync(keys, got.sender)
         log.info("introductions to %s: the subscription ended", self.did)
 
@@ -236,10 +236,11 @@ class Announcer:
     async def tick(self) -> None:
         now = self._now()
         held = set(self._unlocked())
+        local = {i.did for i in self._mesh.identity.list()}  # they read each other already
         queued = {
             (s, r): oldest
             for s, r, oldest in self._mesh.db.queued_pairs()
-            if s in held and s != r and now - oldest < self.give_up
+            if s in held and r not in local and now - oldest < self.give_up
         }
         for pair in [p for p in self.schedules if p not in queued]:
             del self.schedules[pair]  # acknowledged, cancelled, or its sender locked
