@@ -14,6 +14,7 @@ Keychain shares are not here: keychains have not landed on this branch.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from collections.abc import Iterator
@@ -33,11 +34,14 @@ from agentkit import (
     start_fixed_node,
     wait_for,
 )
+from conftest import rpc
 
 from ipfs_share.cli.main import main
 from ipfs_share.crypto.signing import SigningKey
 from ipfs_share.formats.introduction import introduction_topic, make_introduction
+from ipfs_share.formats.mailbox import mailbox_key
 from ipfs_share.node.daemon import KuboDaemon, RunningNode
+from ipfs_share.services.mailbox import notice_topic
 from ipfs_share.storage.kubo import KuboStorage
 
 
@@ -73,11 +77,19 @@ async def test_a_capsule_reaches_a_running_agent_in_10_s_in_order_and_is_acknowl
     alice.mesh.identity.add_contact("bob", bob.did)
     bob.mesh.identity.add_contact("alice", alice.did)
     await bob.mesh.identity.resolve(alice.did)
+    bob_enc = bob.mesh.identity.keystore.get("bob").enc
     await bob.mesh.close()
     agent = AgentProcess(bob.home, b.api_url)
     try:
         agent.wait_ready()
-        await asyncio.sleep(1.0)  # the watch's subscriptions reach alice's node
+        keys = await alice.mesh.identity.unlock()
+        out_key = mailbox_key(keys.encryption, bob_enc, sender=alice.did, recipient=bob.did)
+        topic = "u" + base64.urlsafe_b64encode(notice_topic(out_key).encode()).decode().rstrip("=")
+
+        def subscribed() -> bool:  # bob's watch has reached alice's node: notices will arrive
+            return b.peer_id in (rpc(a, "pubsub/peers", topic).get("Strings") or [])
+
+        await wait_for(subscribed, 30, "bob's node subscribed to the notice topic")
         first = await share_to(alice, "bob", b"one")
         second = await share_to(alice, "bob", b"two")
         events = asyncio.ensure_future(asyncio.to_thread(sse_events, bob.home, 2, timeout=15))
