@@ -19,9 +19,8 @@ import json
 import os
 import socket
 from collections.abc import Generator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote, urlencode
 
 from ipfs_share.agent.files import socket_path
@@ -65,9 +64,9 @@ class _UnixConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
-@dataclass(frozen=True)
-class Opened:
-    """What the agent's open found, and the plaintext as it streams (:meth:`chunks`)."""
+class Opened(NamedTuple):
+    """What the agent's open found, and the plaintext as it streams (:meth:`chunks`).
+    (A NamedTuple: ``dataclasses`` would cost this fast path its import.)"""
 
     capsule: str
     content: str
