@@ -1,7 +1,7 @@
-"""The agent: one long-running service per home (``ipfs-share serve`` runs it).
+"""The agent: one long-running service per home (``ipfs-share serve`` runs it)::
 
->>> # async with Agent(home, api) as agent:    # lock, node, watches, schedule
->>> #     await agent.stopped.wait()           # until stop() (SIGTERM, in the server)
+    async with Agent(home, api, passphrase=source) as agent:   # lock, node, watches, ...
+        await agent.stopped.wait()                             # until stop(), or a failure
 
 What it holds together (each in its module): the single-instance lock, the node
 supervisor (reconnects with a backoff), the key cache, the event bus, the republish
