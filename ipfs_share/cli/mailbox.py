@@ -12,6 +12,9 @@
 
 A mailbox is an IPNS name only the two ends can compute (docs/spec/mailbox.md), so no
 server is involved: bob's node fetches alice's chain from alice's node when he syncs.
+``inbox`` also lists pending introductions: senders who are not contacts yet and reached
+this home's agent (docs/spec/introductions.md; accept with ``contacts accept``). With an
+agent running, send, inbox, outgoing and cancel run in it (its unlocked keys), else here.
 """
 
 from __future__ import annotations
