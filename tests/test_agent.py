@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import os
 import shutil
 import stat
@@ -32,6 +33,7 @@ from agentkit import (
     run_cli,
     run_cli_bytes,
     running_agent,
+    sse_events,
     wait_for,
 )
 
@@ -332,6 +334,26 @@ async def test_stopping_lets_an_open_in_flight_finish(
     finally:
         await server.close()
         await agent.stop()
+
+
+async def test_events_resume_after_last_event_id_and_a_reader_may_leave_quietly(
+    kubo: RunningNode, people: tuple[Person, Person, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    _, bob, _ = people
+    async with running_agent(bob.home, kubo.api_url) as agent:
+        base = agent.bus.last_id
+        for i in range(3):
+            agent.bus.publish("tick", {"i": i})
+        got = await asyncio.to_thread(sse_events, bob.home, 2, last_id=base + 1)
+        assert [(e["id"], e["data"]["i"]) for e in got] == [(base + 2, 1), (base + 3, 2)]
+        caplog.set_level(logging.WARNING)
+        # A reader that leaves mid-stream: the next events find its connection gone.
+        await asyncio.to_thread(sse_events, bob.home, 1, last_id=base)
+        for i in range(50):
+            agent.bus.publish("tick", {"i": i})
+            await asyncio.sleep(0.01)
+        await wait_for(lambda: agent.bus.subscribers == 0, 10, "the reader to be dropped")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
 
 
 # -- the parts ---------------------------------------------------------------------------

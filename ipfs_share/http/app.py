@@ -278,6 +278,8 @@ async def _open(request: web.Request) -> web.StreamResponse:
             await response.write(first)
         async for piece in pieces:
             await response.write(piece)
+    except ConnectionResetError:
+        return response  # the reader went away: nothing to tell it
     except IpfsShareError as exc:
         # Past the headers: cut the stream short of its length (the reader must treat a
         # short body as an error); nothing unauthenticated was written.
@@ -366,6 +368,8 @@ async def _events(request: web.Request) -> web.StreamResponse:
             frame = f"id: {event.id}\nevent: {event.type}\ndata: {data}\n\n"
             await response.write(frame.encode())
             nxt = asyncio.ensure_future(anext(events))
+    except ConnectionResetError:
+        pass  # the subscriber went away (it resumes with its Last-Event-ID)
     finally:
         nxt.cancel()
         stop.cancel()
