@@ -115,6 +115,8 @@ def test_open_through_the_agent_with_no_passphrase_then_lock(
     code, data, err = run_cli_bytes(env, "open", capsule)
     assert code == 0, err
     assert data == bytes(range(256)) * 4
+    code, _, err = run_cli(dict(env, IPFS_SHARE_NO_AGENT="1"), "open", capsule)
+    assert code == EXIT_CODES["invalid_input"] and "passphrase" in err  # ran here: no key
     code, out, err = run_cli(env, "open", capsule, "-o", str(tmp_path / "out"), "--json")
     assert code == 0, err
     assert json.loads(out)["saved_to"] == str(tmp_path / "out")
