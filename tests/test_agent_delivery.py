@@ -117,6 +117,27 @@ async def test_a_capsule_reaches_a_running_agent_in_10_s_in_order_and_is_acknowl
         await alice.mesh.close()
 
 
+async def test_concurrent_syncs_announce_each_capsule_once(
+    kubo: RunningNode, tmp_path: Path
+) -> None:
+    """The agent's watch and a delegated inbox sync run at once in one process: each
+    capsule is still announced once (a sync only announces what it moved out of pending)."""
+    alice = await person(kubo.api_url, tmp_path / "alice", "alice")
+    bob = await person(kubo.api_url, tmp_path / "bob", "bob")
+    alice.mesh.identity.add_contact("bob", bob.did)
+    bob.mesh.identity.add_contact("alice", alice.did)
+    capsules = [await share_to(alice, "bob", f"n{i}".encode()) for i in range(5)]
+    for c in capsules:
+        await alice.mesh.share.send(c)
+    seen: list[str] = []
+    bob.mesh.inbox.subscribe("capsule_received", lambda item: seen.append(item.id))
+    reports = await asyncio.gather(*(bob.mesh.inbox.sync_report() for _ in range(4)))
+    assert sorted(seen) == sorted(capsules) and len(seen) == len(capsules)
+    assert sorted(i.id for r in reports for i in r.new) == sorted(capsules)
+    await alice.mesh.close()
+    await bob.mesh.close()
+
+
 # -- introductions -----------------------------------------------------------------------------
 
 

@@ -718,15 +718,22 @@ class _Schema3:
 
     def settle_inbox(
         self, reader: str, settled: Sequence[tuple[str, str, str | None, int | None]]
-    ) -> None:
+    ) -> set[str]:
         """Record what fetching the capsules of pending items showed: (capsule, state,
-        issuer, expires) each, in one transaction."""
+        issuer, expires) each, in one transaction. Returns the capsules this call moved
+        out of "pending": a concurrent sync (another task, another process) that settled
+        one first is the one to announce it."""
+        moved: set[str] = set()
         with self._tx():
-            self._conn.executemany(
-                "UPDATE inbox SET state = ?, issuer = ?, expires = ? "
-                "WHERE reader = ? AND capsule = ?",
-                [(state, issuer, expires, reader, c) for c, state, issuer, expires in settled],
-            )
+            for c, state, issuer, expires in settled:
+                cur = self._conn.execute(
+                    "UPDATE inbox SET state = ?, issuer = ?, expires = ? "
+                    "WHERE reader = ? AND capsule = ? AND state = 'pending'",
+                    (state, issuer, expires, reader, c),
+                )
+                if cur.rowcount:
+                    moved.add(c)
+        return moved
 
     def acks_due(self, reader: str) -> list[tuple[InboxRow, str]]:
         """Items of ``reader`` owed an acknowledgement, and which: "opened" once an open

@@ -199,8 +199,8 @@ class MailboxReader(MailboxSender):
             settled.append((item.capsule, state, capsule.issuer, capsule.expires))
 
         await _bounded(one(i) for i in pending)
-        self.db.settle_inbox(me, settled)
-        done = {c: (state, issuer, expires) for c, state, issuer, expires in settled}
+        moved = self.db.settle_inbox(me, settled)  # a concurrent sync may have been first
+        done = {c: (st, issuer, exp) for c, st, issuer, exp in settled if c in moved}
         return [
             self._item_view(
                 replace(
