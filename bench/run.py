@@ -45,7 +45,17 @@ def main(argv: list[str] | None = None) -> int:
         "--size", type=int, default=1 << 30, help="file size in bytes (default 1 GiB)"
     )
     parser.add_argument(
-        "--rounds", type=int, default=2, help="rounds per measurement; best is kept"
+        "--cli-size",
+        type=int,
+        default=None,
+        help="file size of the share bench's CLI rows (default: 512 MiB, or --size if less)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds per measurement (the share bench reports medians and spread; the "
+        "storage bench keeps the best)",
     )
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in ENTRIES]

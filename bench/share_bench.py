@@ -1,33 +1,34 @@
-"""The share flow vs plain Kubo, on one fresh daemon, in the same run.
+"""The share flow vs plain Kubo and vs the age pipeline, on one fresh daemon, in one run.
 
-Four measurements (targets from issue 5):
+Throughput (issue 14), each row as ratios of medians over --rounds rounds, with each
+side's spread:
 
 - put: ``mesh.files.put`` of a --size file (encrypt, stream into Kubo, pin, record) vs
-  plain ``ipfs add --cid-version=1 --raw-leaves`` of the same file on the same node.
-  Throughput ratio >= 0.85x; peak RSS of our process < 100 MiB. Between adds the pin is
-  removed and the repo garbage-collected, so every add writes every block.
-- open: ``mesh.share.open_capsule`` of a capsule for that file, as the recipient, with all
-  plaintext streamed to /dev/null, vs plain ``ipfs cat`` of the ciphertext's CID to
-  /dev/null. Ratio >= 0.85x; peak RSS < 100 MiB.
-- share to 1,000 recipients < 1 s: only the ``share.file(f).with_(names)`` call is timed.
-  The recipients are contacts whose identity documents are already verified and cached
-  (made cheaply: keys generated, documents and IPNS records put in an embedded store, and
-  each resolved through ``IdentityService.resolve`` into the sharer's home).
-- open of a 1 KiB file from a capsule on the local node < 3x ``ipfs cat`` of the same
-  ciphertext. Both are timed in this process, per call, over many alternated iterations:
-  our ``open_capsule`` + ``read()`` against an HTTP ``cat`` of the ciphertext through
-  aiohttp to the same node (the ratio's baseline: same process, same kind of connection).
-  For a person at a shell the whole ``ipfs cat`` CLI process is reported too, as a second
-  ratio.
+  plain ``ipfs add --cid-version=1 --raw-leaves`` of it and vs
+  ``age -r KEY FILE | ipfs add ...``; open: ``mesh.share.open_capsule`` as the recipient,
+  every leaf verified and all plaintext streamed to /dev/null, vs ``ipfs cat`` of the
+  plain file's CID and vs ``ipfs cat CID | age -d -i KEY`` of the age file's.
+- Library rows (--size, 1 GiB by default): our side is a worker process timing the
+  operation alone (not its start-up); the shell sides have the ``ipfs`` CLI's start-up
+  (best of five ``ipfs version``) taken off. Targets: >= 0.95x plain add and plain cat.
+- CLI rows (--cli-size, 512 MiB by default): whole commands as a person at a shell runs
+  them, start-up included on every side: ``ipfs-share put FILE`` and
+  ``ipfs-share open CAPSULE > /dev/null``. Targets: >= 0.9x plain, >= 1.1x the age pipeline.
+- Every add is of fresh bytes (32 new random bytes at the start of every leaf before each
+  add: no dedup, the page cache the same for all), and its pin is removed and the repo
+  garbage-collected after, so every add writes every block. Rounds rotate the order of
+  the sides. Peak RSS is VmHWM from /proc (sampled every 10 ms for the shell sides); the
+  CPU seconds of each side and of the daemon meanwhile are reported too: on a small
+  machine our process and Kubo compete for the same cores. The load average at the start
+  and the end is recorded: the machine may be shared.
+- age comes from Debian's package (``apt-get install age``); without it the age columns
+  are skipped with a note.
 
-Put and open run as in the storage bench: each side in a fresh process, the worker timing
-itself in-process and the plain side's wall time less the ``ipfs`` CLI's start-up (best of
-five ``ipfs version``), rounds alternating sides, the best of each kept. Peak RSS is VmHWM
-from /proc: the worker reads its own at the end, the plain side's is sampled every 10 ms.
-(Not ru_maxrss from wait4: Linux carries the parent's peak RSS into a child across
-fork/vfork and exec, so every child would report at least this bench's own peak.) The CPU
-seconds of each side and of the daemon meanwhile are reported too: on a small machine the
-the Python process and Kubo compete for the same cores.
+Also (issue 5): share to 1,000 recipients < 1 s, only the ``share.file(f).with_(names)``
+call timed, the recipients contacts whose identity documents are already verified and
+cached; and open of a 1 KiB file < 3x an in-process HTTP ``cat`` of its ciphertext (both
+timed per call over many alternated iterations), with the whole ``ipfs cat`` CLI process
+as a second ratio.
 
 Bench identities use ``KdfParams.fastest()``: the passphrase KDF runs at every unlock and
 is not what is measured here.
@@ -38,19 +39,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import resource
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from bench.pipelines import Round, cpu_seconds, run_pipeline, stamp
 from bench.share_worker import KDF, PASSPHRASE
 from bench.storage_bench import _timed, _timed_cat_plain, _write_file  # same timing as there
 from ipfs_share.client import Mesh, connect
@@ -68,47 +69,19 @@ SHARE_ROUNDS = 5
 SMALL_SIZE = 1024
 SMALL_ITERATIONS = 300
 CLI_ITERATIONS = 30
+SIDES = ("plain", "age", "ours")
 
 TARGETS = {
-    "put_ratio_min": 0.85,
-    "open_ratio_min": 0.85,
+    "library_put_vs_plain_min": 0.95,
+    "library_open_vs_plain_min": 0.95,
+    "cli_put_vs_plain_min": 0.9,
+    "cli_open_vs_plain_min": 0.9,
+    "cli_put_vs_age_min": 1.1,
+    "cli_open_vs_age_min": 1.1,
     "peak_rss_max_MiB": 100,
     "share_1000_max_s": 1.0,
     "open_1KiB_ratio_max": 3.0,
 }
-
-
-def _vm_hwm(pid: int) -> int:
-    """The peak RSS so far of a running process, in bytes (0 once it has exited)."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used so far (Linux /proc)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _children_cpu() -> float:
-    """CPU seconds of this process's reaped children so far."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-@dataclass(frozen=True)
-class Round:
-    seconds: float
-    peak_rss: int  # bytes
-    cpu: float  # CPU seconds of the measured process (the worker's op alone, or the CLI)
-    kubo_cpu: float  # CPU seconds the daemon used meanwhile
 
 
 def log(message: str) -> None:
@@ -125,7 +98,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             node = daemon.wait_ready(timeout=60)
             bench = ShareBench(node.api_multiaddr, node.api_url, node.pid, binary, tmpdir)
-            return bench.measure(args.size, args.rounds)
+            cli_size = getattr(args, "cli_size", None) or min(args.size, 512 << 20)
+            return bench.measure(args.size, cli_size, max(1, args.rounds))
         finally:
             daemon.stop()
 
@@ -144,39 +118,19 @@ class ShareBench:
         self.bob = tmpdir / "bob"
         self.ipfs = [str(binary), "--api", api]
         self.env = dict(os.environ, IPFS_PATH=str(tmpdir / "repo"))
-        self.rounds: dict[str, list[Round]] = {}
+        self.cli = str(Path(sys.executable).with_name("ipfs-share"))
+        self.age = shutil.which("age")
+        self.age_key = tmpdir / "age.key"
+        self.age_recipient = ""
+        self.cli_startup = 0.0
 
-    # -- plumbing -------------------------------------------------------------------------
-    def keep(self, name: str, done: Round, size: int) -> None:
-        self.rounds.setdefault(name, []).append(done)
-        log(
-            f"{name.replace('_', ' ')}: {done.seconds:.2f}s ({size / done.seconds / (1 << 20):.0f}"
-            f" MiB/s), cpu {done.cpu:.2f}s, kubo cpu {done.kubo_cpu:.2f}s, "
-            f"peak {done.peak_rss >> 20} MiB"
+    def env_of(self, home: Path) -> dict[str, str]:
+        return dict(
+            self.env,
+            IPFS_SHARE_HOME=str(home),
+            IPFS_SHARE_API=self.url,
+            IPFS_SHARE_PASSPHRASE=PASSPHRASE.decode(),
         )
-
-    def summary(self, name: str, size: int) -> dict[str, Any]:
-        """The best round of each side (by time), and the highest peak RSS of any round."""
-        plain = min(self.rounds[f"{name}_plain"], key=lambda r: r.seconds)
-        ours = min(self.rounds[f"{name}_ours"], key=lambda r: r.seconds)
-        mib = size / (1 << 20)
-        return {
-            "plain_MiB_s": round(mib / plain.seconds, 1),
-            "ours_MiB_s": round(mib / ours.seconds, 1),
-            "ratio": round(plain.seconds / ours.seconds, 3),
-            "ours_peak_rss_MiB": round(
-                max(r.peak_rss for r in self.rounds[f"{name}_ours"]) / (1 << 20), 1
-            ),
-            "plain_peak_rss_MiB": round(
-                max(r.peak_rss for r in self.rounds[f"{name}_plain"]) / (1 << 20), 1
-            ),
-            "cpu_s": {
-                "ours_process": round(ours.cpu, 2),
-                "kubo_during_ours": round(ours.kubo_cpu, 2),
-                "plain_cli": round(plain.cpu, 2),
-                "kubo_during_plain": round(plain.kubo_cpu, 2),
-            },
-        }
 
     def gc(self, cid: str) -> None:
         subprocess.run([*self.ipfs, "pin", "rm", cid], capture_output=True, env=self.env)
@@ -187,67 +141,157 @@ class ShareBench:
     def worker(self, home: Path, op: str, arg: str) -> tuple[str, Round]:
         """Run one worker op: its result, and its own seconds, peak RSS and CPU."""
         cmd = [sys.executable, "-m", "bench.share_worker", self.url, str(home), op, arg]
-        kubo_before = _cpu_seconds(self.kubo_pid)
+        kubo_before = cpu_seconds(self.kubo_pid)
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-        kubo = _cpu_seconds(self.kubo_pid) - kubo_before
+        kubo = cpu_seconds(self.kubo_pid) - kubo_before
         result, seconds, peak, cpu = out.splitlines()[-1].split()
         return result, Round(float(seconds), int(peak), float(cpu), kubo)
 
-    def plain(self, args: list[str]) -> tuple[str, Round]:
-        """Run ``ipfs ARGS`` (a cat's output goes to /dev/null): its stdout, and its seconds
-        less the CLI's start-up, its peak RSS (sampled from /proc) and its CPU."""
-        sink = subprocess.DEVNULL if args[0] == "cat" else subprocess.PIPE
-        kubo_before, cli_before = _cpu_seconds(self.kubo_pid), _children_cpu()
-        start = time.perf_counter()
-        proc = subprocess.Popen([*self.ipfs, *args], stdout=sink, env=self.env)
-        peak = 0
-        while proc.poll() is None:
-            peak = max(peak, _vm_hwm(proc.pid))
-            time.sleep(0.01)
-        elapsed = time.perf_counter() - start - self.cli_startup
-        kubo = _cpu_seconds(self.kubo_pid) - kubo_before
-        cli = _children_cpu() - cli_before  # poll() reaped it, so its CPU is counted
-        out = proc.stdout.read().decode() if proc.stdout else ""
-        if proc.returncode != 0:
-            raise RuntimeError(f"ipfs {args[0]} failed with exit code {proc.returncode}")
-        return out, Round(elapsed, peak, cli, kubo)
+    # -- one side of a row ----------------------------------------------------------------
+    def put(self, side: str, path: Path, *, cli: bool) -> tuple[str, Round]:
+        """Add ``path`` (made fresh bytes first) one way; its CID and the round."""
+        stamp(path)
+        add = [*self.ipfs, "add", "-Q", "--cid-version=1", "--raw-leaves"]
+        less = 0.0 if cli else self.cli_startup
+        if side == "plain":
+            out, done = run_pipeline(
+                [[*add, str(path)]], env=self.env, kubo_pid=self.kubo_pid, less=less
+            )
+        elif side == "age":
+            assert self.age is not None
+            pipeline = [[self.age, "-r", self.age_recipient, str(path)], add]
+            out, done = run_pipeline(pipeline, env=self.env, kubo_pid=self.kubo_pid, less=less)
+        elif cli:
+            env = self.env_of(self.alice)
+            out, done = run_pipeline(
+                [[self.cli, "put", str(path)]], env=env, kubo_pid=self.kubo_pid, quiet=True
+            )
+        else:
+            return self.worker(self.alice, "put", str(path))
+        return out.split()[-1], done
+
+    def open(self, side: str, content: str, *, cli: bool, size: int) -> Round:
+        """Read ``content`` one way (a CID, or for ours a capsule), output to /dev/null."""
+        less = 0.0 if cli else self.cli_startup
+        if side == "plain":
+            pipeline = [[*self.ipfs, "cat", content]]
+        elif side == "age":
+            assert self.age is not None
+            pipeline = [[*self.ipfs, "cat", content], [self.age, "-d", "-i", str(self.age_key)]]
+        elif cli:
+            env = self.env_of(self.bob)
+            _, done = run_pipeline(
+                [[self.cli, "open", content]], env=env, kubo_pid=self.kubo_pid, discard=True
+            )
+            return done
+        else:
+            count, done = self.worker(self.bob, "open", content)
+            if int(count) != size:
+                raise RuntimeError(f"open returned {count} bytes, expected {size}")
+            return done
+        _, done = run_pipeline(
+            pipeline, env=self.env, kubo_pid=self.kubo_pid, discard=True, less=less
+        )
+        return done
 
     # -- the run --------------------------------------------------------------------------
-    def measure(self, size: int, rounds: int) -> dict[str, Any]:
-        path = self.tmpdir / "data.bin"
-        log(f"writing {size} random bytes")
-        _write_file(path, size)
+    def measure(self, size: int, cli_size: int, rounds: int) -> dict[str, Any]:
+        load_start = os.getloadavg()
         asyncio.run(self.setup_people())
         self.cli_startup = min(_timed([*self.ipfs, "version"], self.env)[0] for _ in range(5))
-
-        content = self.measure_put(path, size, rounds)
-        self.measure_open(content, size, rounds)
+        sides = [s for s in SIDES if s != "age" or self.age]
+        if self.age:
+            keygen = subprocess.run(
+                [str(Path(self.age).with_name("age-keygen")), "-o", str(self.age_key)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            self.age_recipient = keygen.stderr.strip().rpartition(" ")[2]
+        else:
+            log("age not found: the age columns are skipped (apt-get install age)")
+        rows = {}
+        for label, nbytes, cli in (("library", size, False), ("cli", cli_size, True)):
+            path = self.tmpdir / f"{label}.bin"
+            log(f"{label}: writing {nbytes} random bytes")
+            _write_file(path, nbytes)
+            rows[label] = self.throughput(path, nbytes, rounds, sides, cli=cli)
+            path.unlink()
         share_1000 = asyncio.run(self.measure_share_1000())
         small, small_content = asyncio.run(self.measure_small_open())
         small["cli_cat"] = self.measure_cli_cat(small_content, small["ours_median_ms"])
-
-        put, open_ = self.summary("put", size), self.summary("open", size)
+        lib, cli_rows = rows["library"], rows["cli"]
+        met = {
+            "library_put_vs_plain": lib["put"]["ours_vs_plain"]
+            >= TARGETS["library_put_vs_plain_min"],
+            "library_open_vs_plain": lib["open"]["ours_vs_plain"]
+            >= TARGETS["library_open_vs_plain_min"],
+            "cli_put_vs_plain": cli_rows["put"]["ours_vs_plain"] >= TARGETS["cli_put_vs_plain_min"],
+            "cli_open_vs_plain": cli_rows["open"]["ours_vs_plain"]
+            >= TARGETS["cli_open_vs_plain_min"],
+            "library_peak_rss": max(
+                lib["put"]["ours"]["peak_rss_MiB"], lib["open"]["ours"]["peak_rss_MiB"]
+            )
+            < TARGETS["peak_rss_max_MiB"],
+            "share_1000": share_1000["median_s"] < TARGETS["share_1000_max_s"],
+            "open_1KiB": small["ratio_vs_http_cat"] < TARGETS["open_1KiB_ratio_max"],
+        }
+        if self.age:
+            met["cli_put_vs_age"] = cli_rows["put"]["ours_vs_age"] >= TARGETS["cli_put_vs_age_min"]
+            met["cli_open_vs_age"] = (
+                cli_rows["open"]["ours_vs_age"] >= TARGETS["cli_open_vs_age_min"]
+            )
         return {
             "entry": "share",
             "size_bytes": size,
+            "cli_size_bytes": cli_size,
             "rounds": rounds,
             "cpu_count": os.cpu_count(),
+            "load_average": {"start": load_start, "end": os.getloadavg()},
             "kdf": "fastest (argon2id minimum; the KDF is not measured)",
             "ipfs_cli_startup_s": round(self.cli_startup, 3),
-            "put": put,
-            "open": open_,
+            "age": self.age or "not installed: age columns skipped",
+            "ratios": "X_vs_Y = median seconds of Y / median seconds of ours (above 1: ours is "
+            "faster); spread = the lowest and highest of the per-round ratios",
+            "library": lib,
+            "cli": cli_rows,
             "share_1000": share_1000,
             "open_1KiB": small,
             "targets": TARGETS,
-            "met": {
-                "put_ratio": put["ratio"] >= TARGETS["put_ratio_min"],
-                "put_rss": put["ours_peak_rss_MiB"] < TARGETS["peak_rss_max_MiB"],
-                "open_ratio": open_["ratio"] >= TARGETS["open_ratio_min"],
-                "open_rss": open_["ours_peak_rss_MiB"] < TARGETS["peak_rss_max_MiB"],
-                "share_1000": share_1000["median_s"] < TARGETS["share_1000_max_s"],
-                "open_1KiB": small["ratio_vs_http_cat"] < TARGETS["open_1KiB_ratio_max"],
-            },
+            "met": met,
         }
+
+    def throughput(
+        self, path: Path, size: int, rounds: int, sides: list[str], *, cli: bool
+    ) -> dict[str, Any]:
+        """The put and open rows for one file: ``rounds`` rounds of every side."""
+        label = "cli" if cli else "library"
+        puts: dict[str, list[Round]] = {s: [] for s in sides}
+        for r in range(rounds):
+            for side in sides[r % len(sides) :] + sides[: r % len(sides)]:
+                cid, done = self.put(side, path, cli=cli)
+                puts[side].append(done)
+                self.log_round(f"{label} put {side}", done, size)
+                self.gc(cid)
+        # What the opens read, added once more (not counted), fresh bytes like the rest.
+        contents = {side: self.put(side, path, cli=cli)[0] for side in sides}
+        contents["ours"] = asyncio.run(self.share(contents["ours"], ["bob"]))
+        opens: dict[str, list[Round]] = {s: [] for s in sides}
+        for r in range(rounds):
+            for side in sides[r % len(sides) :] + sides[: r % len(sides)]:
+                done = self.open(side, contents[side], cli=cli, size=size)
+                opens[side].append(done)
+                self.log_round(f"{label} open {side}", done, size)
+        for side in sides:
+            if side != "ours":
+                self.gc(contents[side])
+        return {"put": _row(puts, size), "open": _row(opens, size)}
+
+    def log_round(self, name: str, done: Round, size: int) -> None:
+        log(
+            f"{name}: {done.seconds:.2f}s ({size / done.seconds / (1 << 20):.0f} MiB/s), "
+            f"cpu {done.cpu:.2f}s, kubo cpu {done.kubo_cpu:.2f}s, peak {done.peak_rss >> 20} MiB"
+        )
 
     async def setup_people(self) -> None:
         """Alice (the sharer) and Bob (the recipient), each in a home of their own."""
@@ -259,36 +303,6 @@ class ShareBench:
             bob_id = await bob.identity.create("bob")
             await bob.identity.publish()
             await alice.identity.resolve(bob_id.did, petname="bob")
-
-    def measure_put(self, path: Path, size: int, rounds: int) -> str:
-        """Alternating rounds of plain add and our put, each GC'd after; return the CID of
-        one more put of ours, kept for the open measurement."""
-        plain_add = ["add", "-Q", "--cid-version=1", "--raw-leaves", str(path)]
-        for r in range(rounds):
-            for side in ("plain", "ours") if r % 2 == 0 else ("ours", "plain"):
-                if side == "plain":
-                    out, done = self.plain(plain_add)
-                    cid = out.splitlines()[-1]
-                else:
-                    cid, done = self.worker(self.alice, "put", str(path))
-                self.keep(f"put_{side}", done, size)
-                self.gc(cid)
-        # One more put, kept for the open; not counted (it follows no plain round).
-        cid, done = self.worker(self.alice, "put", str(path))
-        log(f"put ours, kept for the open: {done.seconds:.2f}s (not counted)")
-        return cid
-
-    def measure_open(self, content: str, size: int, rounds: int) -> None:
-        capsule = asyncio.run(self.share(content, ["bob"]))
-        for r in range(rounds):
-            for side in ("plain", "ours") if r % 2 == 0 else ("ours", "plain"):
-                if side == "plain":
-                    _, done = self.plain(["cat", content])
-                else:
-                    count, done = self.worker(self.bob, "open", capsule)
-                    if int(count) != size:
-                        raise RuntimeError(f"open returned {count} bytes, expected {size}")
-                self.keep(f"open_{side}", done, size)
 
     async def share(self, content: str, names: list[str]) -> str:
         async with await _mesh(self.api, self.alice) as alice:
@@ -398,5 +412,33 @@ class ShareBench:
         }
 
 
+def _row(rounds: dict[str, list[Round]], size: int) -> dict[str, Any]:
+    """Each side's median, spread, peak RSS and CPU; ours against each other side."""
+    mib = size / (1 << 20)
+    row: dict[str, Any] = {}
+    for side, done in rounds.items():
+        times = [r.seconds for r in done]
+        row[side] = {
+            "median_s": round(statistics.median(times), 3),
+            "min_s": round(min(times), 3),
+            "max_s": round(max(times), 3),
+            "median_MiB_s": round(mib / statistics.median(times), 1),
+            "peak_rss_MiB": round(max(r.peak_rss for r in done) / (1 << 20), 1),
+            "cpu_s_median": round(statistics.median(r.cpu for r in done), 2),
+            "kubo_cpu_s_median": round(statistics.median(r.kubo_cpu for r in done), 2),
+        }
+    ours = rounds["ours"]
+    for side, done in rounds.items():
+        if side == "ours":
+            continue
+        per_round = [o.seconds and d.seconds / o.seconds for d, o in zip(done, ours, strict=True)]
+        row[f"ours_vs_{side}"] = round(
+            statistics.median(r.seconds for r in done) / statistics.median(r.seconds for r in ours),
+            3,
+        )
+        row[f"ours_vs_{side}_spread"] = [round(min(per_round), 3), round(max(per_round), 3)]
+    return row
+
+
 if __name__ == "__main__":
-    print(run(argparse.Namespace(size=1 << 28, rounds=1)))
+    print(run(argparse.Namespace(size=1 << 28, cli_size=1 << 27, rounds=1)))

@@ -19,10 +19,10 @@ from ipfs_share.crypto.stream import (
     chunk_nonce,
     derive_payload_key,
     open_chunk,
-    open_chunks,
+    open_chunks_into,
     open_metadata,
     seal_chunk,
-    seal_chunks,
+    seal_chunks_into,
     seal_metadata,
 )
 from ipfs_share.errors import DecryptionError
@@ -48,14 +48,26 @@ def test_nonce_layout() -> None:
             chunk_nonce(bad, final=False)
 
 
-def test_chunk_is_plain_xchacha20poly1305() -> None:
-    # An independent spelling of the spec's formula gives the same bytes.
+@pytest.mark.parametrize("index", [0, 7, 2**40, 2**56 - 1, 2**56, 2**60 + 3, MAX_CHUNK_INDEX])
+def test_chunk_is_plain_xchacha20poly1305(index: int) -> None:
+    # An independent spelling of the spec's formula (libsodium's XChaCha20-Poly1305, not
+    # our HChaCha20 + OpenSSL) gives the same bytes, on both sides of the 2^56 boundary
+    # where the counter starts reaching HChaCha20's input.
     plaintext = b"p" * 100
-    nonce = bytes(12) + (7).to_bytes(11, "big") + b"\x01"
+    nonce = bytes(12) + index.to_bytes(11, "big") + b"\x01"
     expected = crypto_aead_xchacha20poly1305_ietf_encrypt(
         plaintext, None, nonce, KEY.secret_bytes()
     )
-    assert seal_chunk(KEY, 7, plaintext, final=True) == expected
+    assert seal_chunk(KEY, index, plaintext, final=True) == expected
+    assert open_chunk(KEY, index, expected, final=True) == plaintext
+
+
+def test_metadata_is_plain_xchacha20poly1305() -> None:
+    sealed = seal_metadata(FILE_KEY, NONCE, b"m" * 64, b"aad")
+    metadata_key = hkdf(bytes(range(32)), salt=NONCE, info=LABEL_METADATA, length=32)
+    assert sealed == crypto_aead_xchacha20poly1305_ietf_encrypt(
+        b"m" * 64, b"aad", bytes(24), metadata_key
+    )
 
 
 @pytest.mark.parametrize(
@@ -82,22 +94,59 @@ def test_open_refuses_impossible_lengths() -> None:
 
 def test_bulk_loops_equal_one_at_a_time() -> None:
     data = bytes(range(256)) * (3 * CHUNK_SIZE // 256)
-    out: list[bytes] = []
-    seal_chunks(KEY, data, 5, out)
+    out = bytearray(3 * SEALED_CHUNK_SIZE)
+    seal_chunks_into(KEY, data, 5, memoryview(out))
     singles = [
         seal_chunk(KEY, 5 + i, data[i * CHUNK_SIZE : (i + 1) * CHUNK_SIZE], final=False)
         for i in range(3)
     ]
-    assert out == singles
-    back: list[bytes] = []
-    open_chunks(KEY, memoryview(b"".join(out)), 5, back)
-    assert b"".join(back) == data
-    with pytest.raises(DecryptionError):
-        open_chunks(KEY, b"".join(out), 6, [])
+    assert bytes(out) == b"".join(singles)
+    back = bytearray(3 * CHUNK_SIZE)
+    open_chunks_into(KEY, memoryview(out), 5, memoryview(back))
+    assert back == data
     with pytest.raises(ValueError, match="whole"):
-        seal_chunks(KEY, data[:-1], 0, [])
+        seal_chunks_into(KEY, data[:-1], 0, memoryview(out))
+    with pytest.raises(ValueError, match="output"):
+        seal_chunks_into(KEY, data, 0, memoryview(out)[:-1])
     with pytest.raises(ValueError, match="whole"):
-        open_chunks(KEY, b"".join(out)[:-1], 0, [])
+        open_chunks_into(KEY, bytes(out)[:-1], 0, memoryview(back))
+
+
+def test_bulk_open_refuses_and_wipes_its_output() -> None:
+    # Chunk 1 of 3 tampered: the call fails, and no plaintext (not even chunk 0's, which
+    # authenticated) is left in the caller's buffer.
+    data = bytes(range(256)) * (3 * CHUNK_SIZE // 256)
+    sealed = bytearray(3 * SEALED_CHUNK_SIZE)
+    seal_chunks_into(KEY, data, 0, memoryview(sealed))
+    for bad_index, bad_bytes in ((1, sealed), (0, bytes(sealed))):
+        tampered = bytearray(bad_bytes)
+        tampered[SEALED_CHUNK_SIZE + 7] ^= 1
+        back = bytearray(3 * CHUNK_SIZE)
+        first = 1 if bad_index == 0 else 0  # the wrong first index fails on chunk 0
+        with pytest.raises(DecryptionError):
+            open_chunks_into(KEY, tampered if bad_index else bad_bytes, first, memoryview(back))
+        assert back == bytes(len(back))
+
+
+def test_bulk_loops_cross_a_subkey_boundary() -> None:
+    # Chunk indexes >= 2^56 put the counter's high bits into HChaCha20's input: a run
+    # across 2^56 needs two subkeys, and gives what chunk-by-chunk sealing gives.
+    first = (1 << 56) - 2
+    data = bytes(range(256)) * (4 * CHUNK_SIZE // 256)
+    out = bytearray(4 * SEALED_CHUNK_SIZE)
+    seal_chunks_into(KEY, data, first, memoryview(out))
+    singles = b"".join(
+        seal_chunk(KEY, first + i, data[i * CHUNK_SIZE : (i + 1) * CHUNK_SIZE], final=False)
+        for i in range(4)
+    )
+    assert bytes(out) == singles
+    expected = crypto_aead_xchacha20poly1305_ietf_encrypt(
+        data[3 * CHUNK_SIZE :], None, chunk_nonce(first + 3, final=False), KEY.secret_bytes()
+    )
+    assert bytes(out[3 * SEALED_CHUNK_SIZE :]) == expected
+    back = bytearray(4 * CHUNK_SIZE)
+    open_chunks_into(KEY, out, first, memoryview(back))
+    assert back == data
 
 
 def test_metadata_seal_binds_aad_and_nonce() -> None:

@@ -67,9 +67,18 @@ def _pieces(data: bytes, size: int) -> Iterator[bytes]:
         yield data[i : i + size]
 
 
-def _stream_decrypt(file_key: FileKey, data: bytes, piece: int) -> tuple[Header, bytes]:
+def _stream_decrypt(
+    file_key: FileKey, data: bytes, piece: int, *, group: int = 1
+) -> tuple[Header, bytes]:
+    """Decrypt ``data`` pushed in pieces of ``piece`` bytes, ``group`` pieces per call
+    (``push_all``, which opens them into one buffer without joining them)."""
     decryptor = Decryptor(file_key)
-    out = b"".join(decryptor.push(p) for p in _pieces(data, piece))
+    pieces = list(_pieces(data, piece))
+    if group == 1:
+        out = b"".join(decryptor.push(p) for p in pieces)
+    else:
+        calls = [pieces[i : i + group] for i in range(0, len(pieces), group)]
+        out = b"".join(decryptor.push_all(c) for c in calls)
     decryptor.finish()
     assert decryptor.header is not None
     return decryptor.header, out
@@ -91,9 +100,9 @@ def test_envelope_vector(vector: vectorfile.Vector) -> None:
     piece_sizes = [len(body) + 1, 1000, SEALED_CHUNK_SIZE + 3] + (
         [1, 7] if len(body) < 5000 else []
     )
-    for piece in piece_sizes:
+    for piece, group in itertools.product(piece_sizes, (1, 3)):
         if vector.expect == "success":
-            header, plaintext = _stream_decrypt(file_key, body, piece)
+            header, plaintext = _stream_decrypt(file_key, body, piece, group=group)
             assert header.metadata == Metadata(
                 vector.fields["name"], vector.fields["media_type"], int(vector.fields["size"])
             )
@@ -103,8 +112,8 @@ def test_envelope_vector(vector: vectorfile.Vector) -> None:
             assert header.envelope_size == len(body)
         else:
             with pytest.raises(IpfsShareError) as info:
-                _stream_decrypt(file_key, body, piece)
-            assert info.value.code == vector.expect, piece
+                _stream_decrypt(file_key, body, piece, group=group)
+            assert info.value.code == vector.expect, (piece, group)
 
 
 @pytest.mark.parametrize(
@@ -436,6 +445,9 @@ def test_round_trip_with_any_pieces(size: int, enc_cuts: list[int], dec_cuts: li
     plain = b"".join(dec.push(blob[a:b]) for a, b in itertools.pairwise(bounds))
     dec.finish()
     assert plain == data
+    together = Decryptor(KEY)  # the same pieces in one push_all call
+    assert together.push_all([blob[a:b] for a, b in itertools.pairwise(bounds)]) == data
+    together.finish()
 
 
 _FLIP_BLOB = encrypt(KEY, _blob(CHUNK_SIZE + 100), name="f.bin", media_type=OCTET)

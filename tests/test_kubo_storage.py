@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from ipfs_share.errors import (
+    IntegrityError,
     IpfsShareError,
     NodeError,
     NodeUnreachableError,
@@ -133,3 +134,113 @@ async def test_a_block_missing_everywhere_is_not_found_offline(kubo: Any) -> Non
         absent = cid_for(RAW, os.urandom(32))
         with pytest.raises(NodeError):
             await store.block_get(absent, offline=True)
+
+
+# -- a node that lies in its cat -------------------------------------------------------------
+
+
+@pytest.fixture
+async def tampering_proxy(kubo: Any) -> AsyncIterator[dict[str, Any]]:
+    """A real proxy in front of the real test node that forwards every call, but passes
+    the body of each `cat` through ``proxy["tamper"]`` (bytes -> bytes) and records the
+    HTTP version each `cat` came in with."""
+    import aiohttp
+    from aiohttp import web
+
+    port = free_port()
+    state: dict[str, Any] = {
+        "url": f"http://127.0.0.1:{port}",
+        "tamper": lambda body: body,
+        "cat_versions": [],
+    }
+    session = aiohttp.ClientSession()
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        async with session.request(
+            request.method,
+            kubo.api_url + request.path_qs,
+            data=await request.read(),
+            headers={k: v for k, v in request.headers.items() if k.lower() != "host"},
+        ) as upstream:
+            body = await upstream.read()
+            headers = {
+                k: v
+                for k, v in upstream.headers.items()
+                if k.lower() not in ("content-length", "transfer-encoding", "trailer")
+            }
+        if request.path == "/api/v0/cat":
+            state["cat_versions"].append(request.version)
+            body = state["tamper"](body)
+        return web.Response(body=body, status=upstream.status, headers=headers)
+
+    app = web.Application(client_max_size=64 << 20)
+    app.router.add_route("*", "/{tail:.*}", forward)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield state
+    finally:
+        await runner.cleanup()
+        await session.close()
+
+
+def _flip(position: int) -> Any:
+    def tamper(body: bytes) -> bytes:
+        out = bytearray(body)
+        out[position] ^= 1
+        return bytes(out)
+
+    return tamper
+
+
+async def test_a_tampered_leaf_is_refused_before_any_byte_of_its_batch(
+    kubo: Any, tampering_proxy: dict[str, Any]
+) -> None:
+    # 9 MiB: three batches of whole leaves (4 MiB each, hashed on a worker thread), read in
+    # one long HTTP/1.0 cat. A bit flipped at 6.5 MiB is in the second batch: the first is
+    # released, nothing of the second.
+    data = os.urandom(9 << 20)
+    async with await KuboStorage.connect(kubo.api_url) as honest:
+        cid = (await honest.add(data)).cid
+    tampering_proxy["tamper"] = _flip(13 << 19)
+    received = bytearray()
+    async with await KuboStorage.connect(tampering_proxy["url"]) as liar:
+        with pytest.raises(IntegrityError, match="do not hash"):
+            async for piece in liar.cat(cid):
+                received += piece
+    assert received == data[: 4 << 20]
+    assert tampering_proxy["cat_versions"] == [(1, 0)]
+
+
+@pytest.mark.parametrize(
+    ("tamper", "offset"),
+    [
+        (lambda body: body[:-1000], 0),  # cut short (the declared length is the honest one)
+        (lambda body: body + b"x" * 1000, 0),  # more than the range holds
+        (lambda body: body[:-1000], 300_000),  # a short range, over pooled HTTP/1.1
+    ],
+)
+async def test_a_cat_of_the_wrong_length_is_a_truncated_stream(
+    kubo: Any, tampering_proxy: dict[str, Any], tamper: Any, offset: int
+) -> None:
+    data = os.urandom(3 << 20)
+    async with await KuboStorage.connect(kubo.api_url) as honest:
+        cid = (await honest.add(data)).cid
+    tampering_proxy["tamper"] = tamper
+    async with await KuboStorage.connect(tampering_proxy["url"]) as liar:
+        with pytest.raises(StreamTruncatedError):
+            async for _ in liar.cat(cid, offset=offset, length=None if offset == 0 else 500_000):
+                pass
+
+
+async def test_long_and_short_ranges_read_the_same_bytes(kubo: Any) -> None:
+    # Ranges from 1 MiB on go over HTTP/1.0 (no 4 KiB chunk framing); shorter ones over
+    # the pooled HTTP/1.1 session. Both are leaf-verified the same way.
+    data = os.urandom((5 << 20) + 12345)
+    async with await KuboStorage.connect(kubo.api_url) as store:
+        cid = (await store.add(data)).cid
+        for offset, length in ((0, None), (1, 1 << 20), (262_143, 2), ((4 << 20) - 7, 10**9)):
+            got = b"".join([p async for p in store.cat(cid, offset=offset, length=length)])
+            stop = len(data) if length is None else offset + length
+            assert got == data[offset:stop]

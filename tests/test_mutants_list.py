@@ -36,7 +36,7 @@ def test_every_mutant_points_at_code_that_exists() -> None:
         "ipfs_share/services/revocations.py",
         "ipfs_share/formats/capsule.py",
         "ipfs_share/formats/signed.py",
-        "ipfs_share/storage/kubo.py",
+        "ipfs_share/storage/leaves.py",
     ):
         assert must in files
 

@@ -303,7 +303,9 @@ def _write_all(ctx: Context, data: bytes) -> None:
     out.flush()
 
 
-async def _to_stdout(ctx: Context, pieces: AsyncIterator[bytes], bar: Progress) -> None:
+async def _to_stdout(
+    ctx: Context, pieces: AsyncIterator[bytes] | AsyncIterator[bytearray], bar: Progress
+) -> None:
     """Write plaintext pieces to stdout; on a terminal, only if the first looks like text
     (it is looked at before any byte is written)."""
     import asyncio
@@ -313,7 +315,7 @@ async def _to_stdout(ctx: Context, pieces: AsyncIterator[bytes], bar: Progress) 
     first = True
     async for piece in pieces:
         if first and ctx.stdout.isatty():
-            refuse_binary_on_tty(ctx, piece[:SNIFF])
+            refuse_binary_on_tty(ctx, bytes(piece[:SNIFF]))
         first = False
         await asyncio.to_thread(out.write, piece)
         done += len(piece)

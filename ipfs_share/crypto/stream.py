@@ -8,6 +8,11 @@ and a header nonce of 16 bytes. The byte layout around it (header, metadata, ran
 - metadata key = HKDF(file key, payload nonce, LABEL_METADATA, 32)
 - chunk i      = XChaCha20-Poly1305(payload key, nonce = 0^12 || u88be(i) || last, chunk)
 
+XChaCha20-Poly1305 here is :mod:`ipfs_share.crypto.xchacha`: IETF ChaCha20-Poly1305 under
+the subkey HChaCha20(key, nonce[0:16]). For every chunk of a real file (index < 2^56) the
+first 16 nonce bytes are zero, so one subkey, made once per payload key, seals them all,
+each with the 12-byte nonce 0^4 || nonce[16:24] = u88be(i) || last, low 12 bytes.
+
 >>> file_key = FileKey(bytes(32))
 >>> key = derive_payload_key(file_key, bytes(16))
 >>> key
@@ -25,12 +30,13 @@ from __future__ import annotations
 
 from typing import Final
 
-import nacl.bindings
-import nacl.exceptions
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from ipfs_share.crypto.hkdf import hkdf
 from ipfs_share.crypto.labels import LABEL_METADATA, LABEL_PAYLOAD
 from ipfs_share.crypto.random import Secret
+from ipfs_share.crypto.xchacha import xchacha20poly1305
 from ipfs_share.errors import DecryptionError
 
 __all__ = [
@@ -46,10 +52,10 @@ __all__ = [
     "chunk_nonce",
     "derive_payload_key",
     "open_chunk",
-    "open_chunks",
+    "open_chunks_into",
     "open_metadata",
     "seal_chunk",
-    "seal_chunks",
+    "seal_chunks_into",
     "seal_metadata",
 ]
 
@@ -64,10 +70,12 @@ MAX_CHUNK_INDEX: Final = (1 << 88) - 1  # the counter is 11 bytes
 # (docs/spec/envelope.md, "Errors").
 DECRYPTION_FAILED: Final = "expected an authentic envelope, found one that does not decrypt"
 
+# A chunk nonce is 0^12 || u88be(index) || flag: HChaCha20 takes bytes 0-15 (zero unless
+# index >= 2^56, the high 32 bits of the counter), the IETF nonce is 0^4 || bytes 16-23.
+_LOW_BITS: Final = 56
+_LOW_MASK: Final = (1 << _LOW_BITS) - 1
 _ZERO_NONCE: Final = bytes(24)  # the metadata key seals exactly one message
-_encrypt = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_encrypt
-_decrypt = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt
-_CryptoError = nacl.exceptions.CryptoError
+_ZERO_IETF_NONCE: Final = bytes(12)
 
 
 class FileKey(Secret):
@@ -82,10 +90,28 @@ class FileKey(Secret):
 
 
 class PayloadKey(Secret):
-    """The key that seals an envelope's chunks (derived; never stored or sent)."""
+    """The key that seals an envelope's chunks (derived; never stored or sent).
 
-    __slots__ = ()
+    It keeps the AEAD for its subkey HChaCha20(key, 0^16), made on first use: every chunk
+    of a file below 2^56 chunks (all of them: 2^64 bytes are 2^48 chunks) uses that one.
+    """
+
+    __slots__ = ("_aead",)
     SIZE = 32
+    _aead: ChaCha20Poly1305 | None
+
+    def __init__(self, secret: bytes) -> None:
+        super().__init__(secret)
+        object.__setattr__(self, "_aead", None)
+
+    def aead(self, high: int = 0) -> ChaCha20Poly1305:
+        """The IETF AEAD for chunks whose index is ``high`` once shifted right by 56."""
+        if high:
+            return xchacha20poly1305(self.secret_bytes(), bytes(12) + high.to_bytes(4, "big"))
+        if self._aead is None:
+            object.__setattr__(self, "_aead", xchacha20poly1305(self.secret_bytes(), bytes(16)))
+        assert self._aead is not None
+        return self._aead
 
 
 def derive_payload_key(file_key: FileKey, payload_nonce: bytes) -> PayloadKey:
@@ -102,14 +128,15 @@ def seal_metadata(file_key: FileKey, payload_nonce: bytes, plaintext: bytes, aad
     A zero nonce is safe because the metadata key is derived per (file key, payload nonce)
     and seals this one message only.
     """
-    return _encrypt(plaintext, aad, _ZERO_NONCE, _metadata_key(file_key, payload_nonce))
+    return _metadata_aead(file_key, payload_nonce).encrypt(_ZERO_IETF_NONCE, plaintext, aad)
 
 
 def open_metadata(file_key: FileKey, payload_nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
     """The inverse of :func:`seal_metadata`; :class:`DecryptionError` if it does not verify."""
+    aead = _metadata_aead(file_key, payload_nonce)
     try:
-        return _decrypt(ciphertext, aad, _ZERO_NONCE, _metadata_key(file_key, payload_nonce))
-    except _CryptoError:
+        return aead.decrypt(_ZERO_IETF_NONCE, ciphertext, aad)
+    except InvalidTag:
         raise DecryptionError(DECRYPTION_FAILED) from None
 
 
@@ -123,87 +150,122 @@ def chunk_nonce(index: int, *, final: bool) -> bytes:
     return ((index << 8) | final).to_bytes(24, "big")
 
 
-def seal_chunk(key: PayloadKey, index: int, plaintext: bytes, *, final: bool) -> bytes:
+def seal_chunk(
+    key: PayloadKey, index: int, plaintext: bytes | bytearray | memoryview, *, final: bool
+) -> bytes:
     """Chunk ``index`` sealed: plaintext length + 16 bytes."""
     if len(plaintext) > CHUNK_SIZE:
         raise ValueError(f"expected a chunk of at most {CHUNK_SIZE} bytes, found {len(plaintext)}")
-    return _encrypt(bytes(plaintext), None, chunk_nonce(index, final=final), key.secret_bytes())
+    _check_index(index)
+    return key.aead(index >> _LOW_BITS).encrypt(_ietf(index, final), plaintext, None)
 
 
-def open_chunk(key: PayloadKey, index: int, ciphertext: bytes, *, final: bool) -> bytes:
+def open_chunk(
+    key: PayloadKey, index: int, ciphertext: bytes | bytearray | memoryview, *, final: bool
+) -> bytes:
     """The plaintext of sealed chunk ``index``; :class:`DecryptionError` if it does not verify
     (also when ``final`` is not what the sealer said: the flag is in the nonce)."""
-    nonce = chunk_nonce(index, final=final)
+    _check_index(index)
     if not TAG_SIZE <= len(ciphertext) <= SEALED_CHUNK_SIZE:
         raise DecryptionError(DECRYPTION_FAILED)
     try:
-        return _decrypt(bytes(ciphertext), None, nonce, key.secret_bytes())
-    except _CryptoError:
+        return key.aead(index >> _LOW_BITS).decrypt(_ietf(index, final), ciphertext, None)
+    except InvalidTag:
         raise DecryptionError(DECRYPTION_FAILED) from None
 
 
-# The two loops below are the hot path of every put and get: one AEAD call per 64 KiB and
-# as little Python around it as possible (locals, one int.to_bytes per nonce, no checks
-# inside the loop that the caller already made).
+# The two loops below are the hot path of every put and open: one AEAD call per 64 KiB,
+# reading from and writing into the callers' buffers (no copy, no allocation per chunk),
+# and as little Python around it as possible (locals, one int.to_bytes per nonce, no
+# checks inside the loop that were made before it). OpenSSL drops the GIL for each call.
 
 
-def seal_chunks(
-    key: PayloadKey, plaintext: bytes | memoryview, first_index: int, out: list[bytes]
+def seal_chunks_into(
+    key: PayloadKey, plaintext: bytes | bytearray | memoryview, first_index: int, out: memoryview
 ) -> None:
     """Seal ``len(plaintext) // CHUNK_SIZE`` whole non-final chunks, numbered from
-    ``first_index``, appending each to ``out``; the length must be a multiple of the chunk
-    size. The final chunk always goes through :func:`seal_chunk`."""
+    ``first_index``, into ``out`` (exactly that many times 65552 bytes). The final chunk
+    always goes through :func:`seal_chunk`.
+
+    >>> key = PayloadKey(bytes(32))
+    >>> out = bytearray(2 * SEALED_CHUNK_SIZE)
+    >>> seal_chunks_into(key, bytes(2 * CHUNK_SIZE), 0, memoryview(out))
+    >>> bytes(out[SEALED_CHUNK_SIZE:]) == seal_chunk(key, 1, bytes(CHUNK_SIZE), final=False)
+    True
+    """
     count, rest = divmod(len(plaintext), CHUNK_SIZE)
     if rest:
         raise ValueError(f"expected whole {CHUNK_SIZE}-byte chunks, found {rest} extra bytes")
-    _check_index(first_index + count)
-    view = memoryview(plaintext)
-    encrypt, secret, size, append = _encrypt, key.secret_bytes(), CHUNK_SIZE, out.append
-    nonce_base = first_index << 8  # the flag byte stays 0: these chunks are not final
-    for j in range(count):
-        start = j * size
-        append(
-            encrypt(
-                view[start : start + size].tobytes(),
-                None,
-                (nonce_base + (j << 8)).to_bytes(24, "big"),
-                secret,
-            )
+    if len(out) != count * SEALED_CHUNK_SIZE:
+        raise ValueError(
+            f"expected an output of {count * SEALED_CHUNK_SIZE} bytes, found {len(out)}"
         )
+    _check_index(first_index + count)
+    src = memoryview(plaintext)
+    for first, start, stop in _runs(first_index, count):
+        encrypt = key.aead(first >> _LOW_BITS).encrypt_into
+        nonce_base = (first & _LOW_MASK) << 8  # the flag byte stays 0: not final chunks
+        for j in range(start, stop):
+            encrypt(
+                (nonce_base + ((j - start) << 8)).to_bytes(12, "big"),
+                src[j * CHUNK_SIZE : (j + 1) * CHUNK_SIZE],
+                None,
+                out[j * SEALED_CHUNK_SIZE : (j + 1) * SEALED_CHUNK_SIZE],
+            )
 
 
-def open_chunks(
-    key: PayloadKey, ciphertext: bytes | memoryview, first_index: int, out: list[bytes]
+def open_chunks_into(
+    key: PayloadKey, ciphertext: bytes | bytearray | memoryview, first_index: int, out: memoryview
 ) -> None:
     """Open ``len(ciphertext) // SEALED_CHUNK_SIZE`` whole non-final chunks numbered from
-    ``first_index`` into ``out``; :class:`DecryptionError` at the first that fails."""
+    ``first_index`` into ``out`` (65536 bytes each); :class:`DecryptionError` at the first
+    that fails, with ``out`` wiped (a failed chunk's bytes are never left behind)."""
     count, rest = divmod(len(ciphertext), SEALED_CHUNK_SIZE)
     if rest:
         raise ValueError(
             f"expected whole {SEALED_CHUNK_SIZE}-byte sealed chunks, found {rest} extra bytes"
         )
+    if len(out) != count * CHUNK_SIZE:
+        raise ValueError(f"expected an output of {count * CHUNK_SIZE} bytes, found {len(out)}")
     _check_index(first_index + count)
-    view = memoryview(ciphertext)
-    decrypt, secret, size, append = _decrypt, key.secret_bytes(), SEALED_CHUNK_SIZE, out.append
-    nonce_base = first_index << 8
+    src = memoryview(ciphertext)
     try:
-        for j in range(count):
-            start = j * size
-            append(
+        for first, start, stop in _runs(first_index, count):
+            decrypt = key.aead(first >> _LOW_BITS).decrypt_into
+            nonce_base = (first & _LOW_MASK) << 8
+            for j in range(start, stop):
                 decrypt(
-                    view[start : start + size].tobytes(),
+                    (nonce_base + ((j - start) << 8)).to_bytes(12, "big"),
+                    src[j * SEALED_CHUNK_SIZE : (j + 1) * SEALED_CHUNK_SIZE],
                     None,
-                    (nonce_base + (j << 8)).to_bytes(24, "big"),
-                    secret,
+                    out[j * CHUNK_SIZE : (j + 1) * CHUNK_SIZE],
                 )
-            )
-    except _CryptoError:
+    except InvalidTag:
+        out[:] = bytes(len(out))
         raise DecryptionError(DECRYPTION_FAILED) from None
 
 
-def _metadata_key(file_key: FileKey, payload_nonce: bytes) -> bytes:
+def _runs(first_index: int, count: int) -> list[tuple[int, int, int]]:
+    """(first chunk index, start, stop) of each run of ``count`` chunks from ``first_index``
+    that shares one subkey: one run, unless the counter's high 32 bits change inside."""
+    runs = []
+    start = 0
+    while start < count:
+        first = first_index + start
+        stop = min(count, start + (((first >> _LOW_BITS) + 1) << _LOW_BITS) - first)
+        runs.append((first, start, stop))
+        start = stop
+    return runs
+
+
+def _ietf(index: int, final: bool) -> bytes:
+    return (((index & _LOW_MASK) << 8) | final).to_bytes(12, "big")
+
+
+def _metadata_aead(file_key: FileKey, payload_nonce: bytes) -> ChaCha20Poly1305:
     _check_nonce(payload_nonce)
-    return hkdf(file_key.secret_bytes(), salt=payload_nonce, info=LABEL_METADATA, length=32)
+    key = hkdf(file_key.secret_bytes(), salt=payload_nonce, info=LABEL_METADATA, length=32)
+    return xchacha20poly1305(key, _ZERO_NONCE)
 
 
 def _check_nonce(payload_nonce: bytes) -> None:

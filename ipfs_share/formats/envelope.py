@@ -33,6 +33,7 @@ Streaming, with pieces of any size, in flat memory:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -47,10 +48,10 @@ from ipfs_share.crypto.stream import (
     PayloadKey,
     derive_payload_key,
     open_chunk,
-    open_chunks,
+    open_chunks_into,
     open_metadata,
     seal_chunk,
-    seal_chunks,
+    seal_chunks_into,
     seal_metadata,
 )
 from ipfs_share.errors import DecryptionError, FormatError, InvalidInputError, IpfsShareError
@@ -367,7 +368,9 @@ def _metadata_map_end(data: bytes) -> int | None:
 # --- chunks ------------------------------------------------------------------------------
 
 
-def decrypt_chunk(key: PayloadKey, index: int, ciphertext_chunk: bytes, *, final: bool) -> bytes:
+def decrypt_chunk(
+    key: PayloadKey, index: int, ciphertext_chunk: bytes | memoryview, *, final: bool
+) -> bytes:
     """Open one chunk for a range read. The caller says whether ``index`` is the final
     chunk (``index == header.final_index``, from the size); if the sealer disagreed, the
     chunk does not authenticate. Every failure is :class:`DecryptionError`.
@@ -400,23 +403,25 @@ def decrypt_range(header: Header, ciphertext: bytes | memoryview, span: ChunkRan
         return b""
     view = memoryview(ciphertext)
     key = header.payload_key
-    out: list[bytes] = []
     final_in_span = span.last_chunk == header.final_index
     whole = span.chunk_count - final_in_span
-    open_chunks(key, view[: whole * SEALED_CHUNK_SIZE], span.first_chunk, out)
-    if final_in_span:
-        tail = view[whole * SEALED_CHUNK_SIZE :].tobytes()
-        out.append(decrypt_chunk(key, header.final_index, tail, final=True))
-    plaintext = b"".join(out)
-    return plaintext[span.skip : span.skip + span.length]
+    cut = whole * SEALED_CHUNK_SIZE
+    tail = decrypt_chunk(key, header.final_index, view[cut:], final=True) if final_in_span else b""
+    out = bytearray(whole * CHUNK_SIZE + len(tail))
+    plain = memoryview(out)
+    open_chunks_into(key, view[:cut], span.first_chunk, plain[: whole * CHUNK_SIZE])
+    plain[whole * CHUNK_SIZE :] = tail
+    return bytes(plain[span.skip : span.skip + span.length])
 
 
 class Encryptor:
     """Encrypts a stream of known size: ``push`` pieces of any size, then ``finish``.
 
     The output of the first call starts with the header; concatenated, the outputs are
-    the envelope. Memory stays flat: at most one partial chunk is buffered. Pushing more
-    or fewer bytes than ``size`` raises :class:`InvalidInputError`.
+    the envelope. Memory stays flat: one partial chunk is buffered, in a buffer made once.
+    Each output is a new buffer the caller owns; chunks are sealed straight into it, so
+    each byte is read once and written once. Pushing more or fewer bytes than ``size``
+    raises :class:`InvalidInputError`.
     """
 
     def __init__(
@@ -436,11 +441,11 @@ class Encryptor:
         self._final_index = chunk_count(size) - 1
         self._index = 0
         self._remaining = size
-        self._partial = bytearray()
+        self._partial = _Partial(CHUNK_SIZE)
         self._started = False
         self._finished = False
 
-    def push(self, data: bytes | bytearray | memoryview) -> bytes:
+    def push(self, data: bytes | bytearray | memoryview) -> bytearray:
         """Encrypt ``data``; returns the ciphertext ready so far (possibly empty)."""
         view = _byte_view(data)
         n = len(view)
@@ -452,30 +457,31 @@ class Encryptor:
                 f"{self.size - self._remaining + n}"
             )
         self._remaining -= n
-        out: list[bytes] = [] if self._started else [self.header]
+        head = b"" if self._started else self.header
         self._started = True
         partial = self._partial
-        if partial:
-            if self._index < self._final_index:
-                take = CHUNK_SIZE - len(partial)
-                partial += view[:take]
-                view = view[take:]
-                if len(partial) == CHUNK_SIZE:
-                    seal_chunks(self._key, bytes(partial), self._index, out)
-                    self._index += 1
-                    partial.clear()
-            else:
-                partial += view
-                view = view[:0]
-        if view:
-            whole = min(len(view) // CHUNK_SIZE, self._final_index - self._index)
-            if whole:
-                cut = whole * CHUNK_SIZE
-                seal_chunks(self._key, view[:cut], self._index, out)
-                self._index += whole
-                view = view[cut:]
-            partial += view
-        return b"".join(out)
+        # Chunks this push completes, all before the final one (finish() seals that).
+        ready = min((partial.fill + n) // CHUNK_SIZE, self._final_index - self._index)
+        out = bytearray(len(head) + ready * SEALED_CHUNK_SIZE)
+        sink = memoryview(out)
+        sink[: len(head)] = head
+        pos = len(head)
+        if ready and partial.fill:
+            view = partial.top_up(view)
+            seal_chunks_into(
+                self._key, partial.data(), self._index, sink[pos : pos + SEALED_CHUNK_SIZE]
+            )
+            partial.clear()
+            self._index += 1
+            pos += SEALED_CHUNK_SIZE
+            ready -= 1
+        if ready:
+            cut = ready * CHUNK_SIZE
+            seal_chunks_into(self._key, view[:cut], self._index, sink[pos:])
+            self._index += ready
+            view = view[cut:]
+        partial.add(view)
+        return out
 
     def finish(self) -> bytes:
         """Seal the final chunk (flag 1) and return the last bytes of the envelope."""
@@ -486,8 +492,8 @@ class Encryptor:
                 f"expected {self.size} plaintext bytes, found {self.size - self._remaining}"
             )
         self._finished = True
-        last = seal_chunk(self._key, self._final_index, bytes(self._partial), final=True)
-        self._partial = bytearray()
+        last = seal_chunk(self._key, self._final_index, self._partial.data(), final=True)
+        self._partial.clear()
         return last if self._started else self.header + last
 
 
@@ -519,12 +525,14 @@ class UnsizedEncryptor:
         self._media_type = media_type
         self._nonce = random_bytes(PAYLOAD_NONCE_SIZE, rng)
         self._key = derive_payload_key(file_key, self._nonce)
-        self._held = bytearray()
+        # Up to one chunk is held back: the final chunk is sealed with its own flag, and
+        # only the end of the stream says which chunk that is.
+        self._held = _Partial(CHUNK_SIZE)
         self._index = 0
         self._finished = False
         self.size = 0
 
-    def push(self, data: bytes | bytearray | memoryview) -> bytes:
+    def push(self, data: bytes | bytearray | memoryview) -> bytearray:
         """Encrypt ``data``; returns the chunks now known not to be the final one."""
         if self._finished:
             raise InvalidInputError("expected no push after finish")
@@ -533,26 +541,36 @@ class UnsizedEncryptor:
         if self.size > MAX_SIZE:
             raise InvalidInputError(f"expected at most {MAX_SIZE} bytes, found more")
         held = self._held
-        held += view
-        if len(held) <= CHUNK_SIZE:
-            return b""
-        # Keep at least one byte back: the final chunk is sealed with its own flag, and
-        # only the end of the stream says which chunk that is.
-        whole = (len(held) - 1) // CHUNK_SIZE
-        cut = whole * CHUNK_SIZE
-        out: list[bytes] = []
-        seal_chunks(self._key, bytes(held[:cut]), self._index, out)
-        del held[:cut]
-        self._index += whole
-        return b"".join(out)
+        # Every whole chunk with at least one byte after it is not the final chunk.
+        ready = max(0, held.fill + len(view) - 1) // CHUNK_SIZE
+        out = bytearray(ready * SEALED_CHUNK_SIZE)
+        sink = memoryview(out)
+        pos = 0
+        if ready and held.fill:
+            # The held bytes are at most one chunk: top them up to exactly one.
+            take = CHUNK_SIZE - held.fill
+            held.add(view[:take])
+            view = view[take:]
+            seal_chunks_into(self._key, held.data(), self._index, sink[:SEALED_CHUNK_SIZE])
+            held.clear()
+            self._index += 1
+            pos = SEALED_CHUNK_SIZE
+            ready -= 1
+        if ready:
+            cut = ready * CHUNK_SIZE
+            seal_chunks_into(self._key, view[:cut], self._index, sink[pos:])
+            self._index += ready
+            view = view[cut:]
+        held.add(view)
+        return out
 
     def finish(self) -> tuple[bytes, bytes]:
         """(the header, the final chunk): the envelope is header + every push + final chunk."""
         if self._finished:
             raise InvalidInputError("expected one finish, found a second")
         self._finished = True
-        final = seal_chunk(self._key, self._index, bytes(self._held), final=True)
-        self._held = bytearray()
+        final = seal_chunk(self._key, self._index, self._held.data(), final=True)
+        self._held.clear()
         metadata = Metadata(self._name, self._media_type, self.size)
         header, _ = _header(self._file_key, self._nonce, metadata)
         return header, final
@@ -566,6 +584,9 @@ class Decryptor:
     only then is it known that nothing was cut off. Trailing data, reordered or repeated
     chunks, a flipped bit anywhere: all raise :class:`DecryptionError` (the header's
     structure may raise :class:`FormatError` first). After an error every call raises.
+
+    Chunks are opened straight from the pieces pushed (only a chunk split between two
+    pieces is copied, into a buffer made once) into one new buffer per push.
     """
 
     def __init__(self, file_key: FileKey) -> None:
@@ -573,7 +594,7 @@ class Decryptor:
         self._header: Header | None = None
         self._head = bytearray()
         self._need = PREFIX_SIZE
-        self._partial = bytearray()
+        self._partial = _Partial(SEALED_CHUNK_SIZE)
         self._index = 0
         self._final_index = 0
         self._remaining = 0
@@ -585,12 +606,17 @@ class Decryptor:
         """The authenticated header, once enough bytes were pushed (None before)."""
         return self._header
 
-    def push(self, data: bytes | bytearray | memoryview) -> bytes:
+    def push(self, data: bytes | bytearray | memoryview) -> bytearray:
         """Decrypt ``data``; returns the plaintext of the chunks completed by it."""
+        return self.push_all((data,))
+
+    def push_all(self, pieces: Iterable[bytes | bytearray | memoryview]) -> bytearray:
+        """Decrypt consecutive pieces into one buffer: what ``push`` of their concatenation
+        returns, without concatenating them."""
         if self._failed or self._finished:
             raise DecryptionError(DECRYPTION_FAILED)
         try:
-            return self._push(_byte_view(data))
+            return self._push([_byte_view(p) for p in pieces])
         except IpfsShareError:
             self._failed = True
             raise
@@ -605,43 +631,53 @@ class Decryptor:
             raise DecryptionError(DECRYPTION_FAILED)
         self._finished = True
 
-    def _push(self, view: memoryview) -> bytes:
+    def _push(self, views: list[memoryview]) -> bytearray:
         if self._header is None:
-            view = self._take_header(view)
+            views = [self._take_header(v) if self._header is None else v for v in views]
             if self._header is None:
-                return b""
-        n = len(view)
+                return bytearray()
+        header = self._header
+        n = sum(len(v) for v in views)
         if n > self._remaining:
             raise DecryptionError(DECRYPTION_FAILED)  # data after the final chunk
+        if not n:
+            return bytearray()  # nothing new (the payload is never empty: 16 bytes or more)
         self._remaining -= n
-        key = self._header.payload_key
-        out: list[bytes] = []
+        key = header.payload_key
         partial = self._partial
-        if partial:
-            if self._index < self._final_index:
-                take = SEALED_CHUNK_SIZE - len(partial)
-                partial += view[:take]
-                view = view[take:]
-                if len(partial) == SEALED_CHUNK_SIZE:
-                    open_chunks(key, bytes(partial), self._index, out)
-                    self._index += 1
-                    partial.clear()
-            else:
-                partial += view
-                view = view[:0]
-        if view:
-            whole = min(len(view) // SEALED_CHUNK_SIZE, self._final_index - self._index)
+        # Non-final chunks these pieces complete, then the final one if the last byte of the
+        # envelope is among them (the size says where it starts, so it is left whole).
+        ready = min((partial.fill + n) // SEALED_CHUNK_SIZE, self._final_index - self._index)
+        final = self._remaining == 0
+        final_length = header.size - self._final_index * CHUNK_SIZE if final else 0
+        out = bytearray(ready * CHUNK_SIZE + final_length)
+        sink = memoryview(out)
+        pos = 0
+        for view in views:
+            if ready and partial.fill:
+                view = partial.top_up(view)
+                if partial.fill < SEALED_CHUNK_SIZE:
+                    continue  # this piece did not complete it
+                open_chunks_into(key, partial.data(), self._index, sink[pos : pos + CHUNK_SIZE])
+                partial.clear()
+                self._index += 1
+                pos += CHUNK_SIZE
+                ready -= 1
+            whole = min(len(view) // SEALED_CHUNK_SIZE, ready)
             if whole:
                 cut = whole * SEALED_CHUNK_SIZE
-                open_chunks(key, view[:cut], self._index, out)
+                size = whole * CHUNK_SIZE
+                open_chunks_into(key, view[:cut], self._index, sink[pos : pos + size])
                 self._index += whole
+                pos += size
+                ready -= whole
                 view = view[cut:]
-            partial += view
-        if self._remaining == 0 and self._index == self._final_index:
-            out.append(decrypt_chunk(key, self._index, bytes(partial), final=True))
+            partial.add(view)  # part of the next chunk, or of the final one
+        if final:
+            sink[pos:] = decrypt_chunk(key, self._index, partial.data(), final=True)
+            partial.clear()
             self._index += 1
-            self._partial = bytearray()
-        return b"".join(out)
+        return out
 
     def _take_header(self, view: memoryview) -> memoryview:
         # Buffer only what the header needs (at most 16 426 bytes), never the chunks.
@@ -664,6 +700,37 @@ class Decryptor:
             return view
 
 
+class _Partial:
+    """A chunk in the making: a buffer allocated once, filled through memoryviews (a
+    bytearray grown with += would be reallocated, and a bytearray slice assigned from bytes
+    copies the bytes into a temporary first)."""
+
+    __slots__ = ("_buf", "_view", "fill")
+
+    def __init__(self, capacity: int) -> None:
+        self._buf = bytearray(capacity)
+        self._view = memoryview(self._buf)
+        self.fill = 0
+
+    def add(self, data: memoryview) -> None:
+        n = len(data)
+        if n:
+            self._view[self.fill : self.fill + n] = data
+            self.fill += n
+
+    def top_up(self, data: memoryview) -> memoryview:
+        """Fill to capacity from ``data``; return what is left of it."""
+        take = len(self._buf) - self.fill
+        self.add(data[:take])
+        return data[take:]
+
+    def data(self) -> memoryview:
+        return self._view[: self.fill]
+
+    def clear(self) -> None:
+        self.fill = 0
+
+
 # --- whole-buffer helpers ----------------------------------------------------------------
 
 
@@ -677,7 +744,9 @@ def encrypt(
 ) -> bytes:
     """The whole envelope of ``plaintext`` (for small data; stream large files)."""
     encryptor = Encryptor(file_key, name=name, media_type=media_type, size=len(plaintext), rng=rng)
-    return encryptor.push(plaintext) + encryptor.finish()
+    envelope = encryptor.push(plaintext)
+    envelope += encryptor.finish()
+    return bytes(envelope)
 
 
 def decrypt(file_key: FileKey, envelope: bytes) -> tuple[Metadata, bytes]:
@@ -686,7 +755,7 @@ def decrypt(file_key: FileKey, envelope: bytes) -> tuple[Metadata, bytes]:
     plaintext = decryptor.push(envelope)
     decryptor.finish()
     assert decryptor.header is not None  # finish() guarantees it
-    return decryptor.header.metadata, plaintext
+    return decryptor.header.metadata, bytes(plaintext)
 
 
 # --- helpers -----------------------------------------------------------------------------

@@ -39,7 +39,7 @@ import os
 import re
 import socket
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -259,6 +259,7 @@ async def _open(request: web.Request) -> web.StreamResponse:
         "X-Ipfs-Share-Issuer-Name": quote(opened.issuer_name or "", safe=""),
         "Accept-Ranges": "bytes",
     }
+    pieces: AsyncIterator[bytes] | AsyncIterator[bytearray]
     if span is None:
         offset, length, status = 0, opened.size, 200
         pieces = aiter(opened)
@@ -269,7 +270,7 @@ async def _open(request: web.Request) -> web.StreamResponse:
         pieces = opened.iter_range(offset, length, step=RANGE_STEP)
     # The first piece before the headers: a small file's whole open (and most failures)
     # then come back as a status, not as a cut stream.
-    first = await anext(pieces, b"")
+    first: bytes | bytearray = await anext(pieces, b"")
     response = web.StreamResponse(status=status, headers=headers)
     response.content_length = length
     await response.prepare(request)

@@ -47,7 +47,13 @@ DEFAULT_MEDIA_TYPE = "application/octet-stream"
 
 # What put accepts: bytes, text, a path, a binary file object, or an async iterator of bytes.
 PutSource = (
-    bytes | bytearray | memoryview | str | os.PathLike[str] | IO[bytes] | AsyncIterable[bytes]
+    bytes
+    | bytearray
+    | memoryview
+    | str
+    | os.PathLike[str]
+    | IO[bytes]
+    | AsyncIterable[bytes | bytearray | memoryview]
 )
 
 
@@ -144,24 +150,24 @@ class FileService:
         media = media_type or media_type_for(name)
         key = file_key or FileKey.generate()
         stanza = bytes(wrap(key, [owner_enc])[0])
-        known, pieces, closer = _open_source(data)
-        if known is not None:
-            size = known
+        source = _open_source(data)
         try:
-            if size is not None:
+            if source.size is not None or size is not None:
                 # The envelope authenticates itself (AEAD, and capsules commit to its CID),
                 # so the local CID pass is skipped: a node that lied would fail every open.
+                size = source.size if source.size is not None else size
+                assert size is not None
                 encryptor = Encryptor(key, name=name, media_type=media, size=size)
                 added = await self.storage.add(
-                    _encrypt_sized(encryptor, pieces),
+                    source.sealed(encryptor),
                     progress=progress,
                     size=encryptor.envelope_size,
                     verify=False,
                 )
             else:
-                added, size = await self._add_unsized(key, name, media, pieces, progress)
+                added, size = await self._add_unsized(key, name, media, source, progress)
         finally:
-            closer()
+            source.close()
         row = FileRow(added.cid, owner, name, media, size, stanza, int(self._now()))
         self.db.add_file(row)
         return MeshFile.of(row)
@@ -171,7 +177,7 @@ class FileService:
         key: FileKey,
         name: str,
         media: str,
-        pieces: AsyncIterator[bytes],
+        source: _Source,
         progress: ProgressCallback | None,
     ) -> tuple[AddResult, int]:
         # The header holds the size, so for a stream of unknown length the chunks are sealed
@@ -180,7 +186,7 @@ class FileService:
         spool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         encryptor = UnsizedEncryptor(key, name=name, media_type=media)
         with tempfile.TemporaryFile(dir=spool_dir) as spool:
-            async for piece in pieces:
+            async for piece in source.pieces():
                 sealed = encryptor.push(piece)
                 if sealed:
                     await asyncio.to_thread(spool.write, sealed)
@@ -279,35 +285,111 @@ def _as_dict(row: FileRow) -> dict[str, Any]:
     return {f: getattr(row, f) for f in row.__dataclass_fields__}
 
 
-async def _encrypt_sized(
-    encryptor: Encryptor, pieces: AsyncIterator[bytes]
-) -> AsyncIterator[bytes]:
-    async for piece in pieces:
-        out = encryptor.push(piece)
-        if out:
-            yield out
-    yield encryptor.finish()
+class _Source:
+    """Plaintext to put: bytes in memory, a binary file, or an async iterator of bytes.
+
+    :meth:`sealed` encrypts it for a sized put. A file is read and sealed on a worker
+    thread (``readinto`` one reused buffer, then the AEAD, both without the GIL), one
+    piece ahead of the event loop, which meanwhile sends the piece before to the node."""
+
+    def __init__(
+        self,
+        *,
+        memory: memoryview | None = None,
+        file: IO[bytes] | None = None,
+        stream: AsyncIterable[bytes | bytearray | memoryview] | None = None,
+        size: int | None = None,
+        close: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._memory = memory
+        self._file = file
+        self._stream = stream
+        self.size = size
+        self.close = close
+
+    async def pieces(self) -> AsyncIterator[bytes | bytearray | memoryview]:
+        """The plaintext in pieces, each valid until the next is asked for."""
+        if self._memory is not None:
+            for i in range(0, len(self._memory), PIECE):
+                yield self._memory[i : i + PIECE]
+        elif self._file is not None:
+            read = _reader(self._file)
+            while piece := await asyncio.to_thread(read):
+                yield piece
+        else:
+            assert self._stream is not None
+            async for item in self._stream:
+                if not isinstance(item, bytes | bytearray | memoryview):
+                    raise InvalidInputError(
+                        f"expected the async iterator to yield bytes, found {type(item).__name__}"
+                    )
+                if item:
+                    yield item
+
+    async def sealed(self, encryptor: Encryptor) -> AsyncIterator[memoryview]:
+        """The envelope, in pieces (memoryviews of buffers no one else holds)."""
+        if self._file is not None:
+            read = _reader(self._file)
+
+            def seal_next() -> bytearray | None:
+                piece = read()
+                return encryptor.push(piece) if piece else None
+
+            ahead = asyncio.ensure_future(asyncio.to_thread(seal_next))
+            try:
+                while (out := await ahead) is not None:
+                    ahead = asyncio.ensure_future(asyncio.to_thread(seal_next))
+                    yield memoryview(out)
+            finally:
+                if not ahead.done():
+                    await asyncio.wait([ahead])  # never leave the thread reading a closed file
+        else:
+            async for piece in self.pieces():
+                out = encryptor.push(piece)
+                if out:
+                    yield memoryview(out)
+        yield memoryview(encryptor.finish())
 
 
-def _open_source(data: PutSource) -> tuple[int | None, AsyncIterator[bytes], Callable[[], None]]:
-    """(size if known, an async iterator of plaintext pieces, a close function)."""
+def _reader(f: IO[bytes]) -> Callable[[], memoryview | bytes]:
+    """A function returning the file's next piece (empty at the end). Files that can
+    ``readinto`` fill one buffer, made once; each piece is valid until the next call."""
+    readinto = getattr(f, "readinto", None)
+    if readinto is None:
+
+        def read() -> bytes:
+            piece = f.read(PIECE)
+            if not isinstance(piece, bytes | bytearray):
+                raise InvalidInputError("expected a file opened in binary mode ('rb')")
+            return bytes(piece)
+
+        return read
+    buffer = memoryview(bytearray(PIECE))
+
+    def read_into() -> memoryview:
+        try:
+            n = readinto(buffer)
+        except TypeError as exc:  # a text file's readinto wants no bytes buffer
+            raise InvalidInputError("expected a file opened in binary mode ('rb')") from exc
+        return buffer[: n or 0]
+
+    return read_into
+
+
+def _open_source(data: PutSource) -> _Source:
     if isinstance(data, bytes | bytearray | memoryview):
         view = memoryview(data).cast("B")
-
-        async def from_memory() -> AsyncIterator[bytes]:
-            for i in range(0, len(view), PIECE):
-                yield bytes(view[i : i + PIECE])
-
-        return len(view), from_memory(), lambda: None
+        return _Source(memory=view, size=len(view))
     if isinstance(data, os.PathLike):
         path = Path(data)
         try:
-            f = open(path, "rb")  # noqa: SIM115 - closed by the returned closer
+            # Unbuffered: readinto then reads straight into our buffer, with no copy.
+            f = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the source's close
         except OSError as exc:
             raise InvalidInputError(
                 f"cannot read {path}: {exc.strerror}", hint="check the path and its permissions"
             ) from exc
-        return os.fstat(f.fileno()).st_size, _read_file(f), f.close
+        return _Source(file=f, size=os.fstat(f.fileno()).st_size, close=f.close)
     if hasattr(data, "read"):
         stream = cast(IO[bytes], data)
         size: int | None = None
@@ -318,27 +400,10 @@ def _open_source(data: PutSource) -> tuple[int | None, AsyncIterator[bytes], Cal
                 stream.seek(here)
         except (OSError, ValueError):
             size = None
-        return size, _read_file(stream), lambda: None
+        return _Source(file=stream, size=size)
     if isinstance(data, AsyncIterable):
-        return None, _checked(data), lambda: None
+        return _Source(stream=data)
     raise InvalidInputError(
         f"expected bytes, str, a path, a binary file or an async iterator of bytes, "
         f"found {type(data).__name__}"
     )
-
-
-async def _read_file(f: IO[bytes]) -> AsyncIterator[bytes]:
-    while piece := await asyncio.to_thread(f.read, PIECE):
-        if not isinstance(piece, bytes | bytearray):
-            raise InvalidInputError("expected a file opened in binary mode ('rb')")
-        yield bytes(piece)
-
-
-async def _checked(source: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
-    async for piece in source:
-        if not isinstance(piece, bytes | bytearray | memoryview):
-            raise InvalidInputError(
-                f"expected the async iterator to yield bytes, found {type(piece).__name__}"
-            )
-        if piece:
-            yield bytes(piece)

@@ -29,6 +29,8 @@ from ipfs_share.storage.base import Storage
 
 __all__ = ["OpenedFile"]
 
+PIECE = 4 << 20  # plaintext pieces of about this size (a verified cat releases 4 MiB batches)
+
 
 class OpenedFile:
     """A decryptable file. Cheap to make: only the header (and, for a small file, the rest)
@@ -75,26 +77,38 @@ class OpenedFile:
     def size(self) -> int:
         return self.header.metadata.size
 
-    async def _envelope(self) -> AsyncIterator[bytes]:
+    async def _envelope(self) -> AsyncIterator[bytes | memoryview]:
         yield self._prefix
         if len(self._prefix) < self.header.envelope_size:
             async for piece in self._storage.cat(self.cid, offset=len(self._prefix)):
                 yield piece
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        """The plaintext in pieces. The last piece is held back until the decryptor's final
-        check passes, so a consumer that stops at the end never saw a truncated file."""
+    async def __aiter__(self) -> AsyncIterator[bytearray]:
+        """The plaintext in pieces of about 4 MiB, each a new buffer the caller owns. The
+        last piece is held back until the decryptor's final check passes, so a consumer
+        that stops at the end never saw a truncated file."""
         decryptor = Decryptor(self._file_key)
-        pending = b""
+        pending = bytearray()
+        batch: list[bytes | memoryview] = []
+        batched = 0
         async for piece in self._envelope():
-            out = decryptor.push(piece)
+            batch.append(piece)
+            batched += len(piece)
+            if batched < PIECE:
+                continue
+            # Decrypt a few verified pieces at once, into one buffer: fewer, larger
+            # pieces for the consumer (each write to a file or pipe is a thread hop).
+            out = decryptor.push_all(batch)
+            batch, batched = [], 0
             if out:
                 if pending:
                     yield pending
                 pending = out
+        out = decryptor.push_all(batch)
         decryptor.finish()
-        if pending:
-            yield pending
+        for plain in (pending, out):
+            if plain:
+                yield plain
 
     async def read(self) -> bytes:
         """All of the plaintext (for small files; stream or save large ones)."""

@@ -56,8 +56,10 @@ UNIXFS_PARAMS = {
 
 BlockCodec = Literal["raw", "dag-cbor", "dag-pb"]
 
-# What add() accepts: bytes, or an async iterable of byte chunks (any sizes).
-ByteSource = bytes | AsyncIterable[bytes]
+# What add() accepts: bytes, or an async iterable of byte chunks (any sizes, any bytes-like
+# type). A chunk may still be in a socket's buffer after the next is asked for: a producer
+# must not reuse the memory of one it handed out.
+ByteSource = bytes | AsyncIterable[bytes | bytearray | memoryview]
 
 ProgressCallback = Callable[[int], None]  # called with the bytes done so far
 
@@ -157,8 +159,12 @@ class Storage(Protocol):
         to the content CID): a node that lied about the CID would then fail every open."""
         ...
 
-    def cat(self, cid: str, *, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
-        """Stream a file's bytes from ``offset``; raise StreamTruncatedError if it ends short."""
+    def cat(
+        self, cid: str, *, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes | memoryview]:
+        """Stream a file's bytes from ``offset``; raise StreamTruncatedError if it ends short.
+        Pieces are bytes or read-only views of buffers no one else writes (the reader may
+        keep them)."""
         ...
 
     async def file_size(self, cid: str) -> int:

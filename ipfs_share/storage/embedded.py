@@ -210,7 +210,7 @@ class EmbeddedStorage:
             for b in blocks:
                 self._put_block_sync(b.cid, b.data)
 
-        async def feed(piece: bytes | memoryview) -> None:
+        async def feed(piece: bytes | bytearray | memoryview) -> None:
             nonlocal done
             await asyncio.to_thread(lambda: store(builder.feed(piece)))
             done += len(piece)

@@ -48,7 +48,7 @@ from ipfs_share.errors import (
     NotFoundError,
     StreamTruncatedError,
 )
-from ipfs_share.formats.cid import DAG_PB, RAW, normalize_cid, parse_cid
+from ipfs_share.formats.cid import DAG_PB, RAW, SHA2_256, normalize_cid, parse_cid
 from ipfs_share.formats.unixfs import FileBuilder, decode_file_node, plan_read
 from ipfs_share.node.discovery import multiaddr_to_url
 from ipfs_share.storage.base import (
@@ -62,6 +62,7 @@ from ipfs_share.storage.base import (
     PubsubMessage,
     block_cid,
 )
+from ipfs_share.storage.leaves import Leaf, verified_leaves
 
 __all__ = ["MIN_KUBO_VERSION", "KuboStorage", "check_kubo_version"]
 
@@ -69,7 +70,7 @@ __all__ = ["MIN_KUBO_VERSION", "KuboStorage", "check_kubo_version"]
 MIN_KUBO_VERSION = (0, 40, 0)
 
 _UPLOAD_PIECE = 1024 * 1024  # how we slice a bytes source for the request body
-_HASH_BATCH = 4 * 1024 * 1024  # leaves hashed per worker-thread call in a verified cat
+_RAW_STREAM_MIN = 1 << 20  # a cat of this many bytes or more goes over HTTP/1.0 (_cat_raw)
 _T = TypeVar("_T")
 
 # Kubo's error messages for "this does not exist": matched, not parsed, so keep them loose.
@@ -169,6 +170,7 @@ class KuboStorage:
         self._client: aioipfs.AsyncIPFS | None = None
         self._version: tuple[int, int, int] | None = None
         self._caps: NodeCapabilities | None = None
+        self._streams: aiohttp.ClientSession | None = None  # long cats (see _cat_raw)
 
     def __repr__(self) -> str:
         return f"KuboStorage({self.url!r})"
@@ -202,6 +204,9 @@ class KuboStorage:
         return session
 
     async def close(self) -> None:
+        if self._streams is not None:
+            await self._streams.close()
+            self._streams = None
         if self._client is not None:
             await self._client.close()
             self._client = None
@@ -221,11 +226,12 @@ class KuboStorage:
         data: Any = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
+        session: aiohttp.ClientSession | None = None,
     ) -> aiohttp.ClientResponse:
         """POST to the RPC API; return the open response (the caller reads and releases it)."""
         q = {k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in params.items()}
         t = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=timeout or self._timeout)
-        resp = await self._session.post(
+        resp = await (session or self._session).post(
             self._base + path, params=q, data=data, headers=headers, timeout=t
         )
         if resp.status != 200:
@@ -255,8 +261,10 @@ class KuboStorage:
 
     @staticmethod
     def _multipart(
-        chunks: AsyncIterator[bytes] | list[bytes], filename: str = "data", size: int | None = None
-    ) -> tuple[AsyncIterator[bytes], dict[str, str]]:
+        chunks: AsyncIterator[bytes | bytearray | memoryview] | list[bytes],
+        filename: str = "data",
+        size: int | None = None,
+    ) -> tuple[AsyncIterator[bytes | bytearray | memoryview], dict[str, str]]:
         """A streaming multipart/form-data body with one file part. With the part's ``size``
         the body gets a Content-Length and goes out as is; without, HTTP chunked encoding
         frames (and copies) every piece."""
@@ -267,14 +275,14 @@ class KuboStorage:
         ).encode()
         tail = f"\r\n--{boundary}--\r\n".encode()
 
-        async def body() -> AsyncIterator[bytes]:
+        async def body() -> AsyncIterator[bytes | bytearray | memoryview]:
             yield head
             if isinstance(chunks, list):
                 for c in chunks:
                     yield c
             else:
-                async for c in chunks:
-                    yield c
+                async for piece in chunks:
+                    yield piece
             yield tail
 
         headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
@@ -344,7 +352,7 @@ class KuboStorage:
             size = len(source)
         sent = 0
 
-        async def pieces() -> AsyncIterator[bytes]:
+        async def pieces() -> AsyncIterator[bytes | bytearray | memoryview]:
             nonlocal sent
             if isinstance(source, bytes | bytearray | memoryview):
                 view = memoryview(source)
@@ -357,7 +365,7 @@ class KuboStorage:
                     sent += len(c)
                     if progress:
                         progress(sent)
-                    yield bytes(c)
+                    yield c
                 return
             # Hash piece N on a worker thread (hashlib drops the GIL) while aiohttp writes
             # it to Kubo; the builder sees the pieces in order because each feed is awaited
@@ -427,7 +435,7 @@ class KuboStorage:
 
     async def cat(
         self, cid: str, *, offset: int = 0, length: int | None = None
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncIterator[bytes | memoryview]:
         """Stream bytes of the file at ``cid``, every one checked against the CID.
 
         Kubo's ``cat`` is fast but only as honest as the node: a provider could answer with
@@ -451,58 +459,24 @@ class KuboStorage:
         end = node.filesize if length is None else min(node.filesize, offset + length)
         if offset >= end:
             return
-        leaves: list[tuple[str, int, int]] = []  # (raw leaf CID, file offset, size)
+        leaves: list[Leaf] = []
         if not await self._raw_leaves(node, 0, offset, end, leaves):
             async for piece in self._walk(node, offset, end - offset):
                 yield piece
             return
         first, last = leaves[0], leaves[-1]
-        span_start, span_end = first[1], last[1] + last[2]
+        span_start, span_end = first.start, last.start + last.size
         stream = self._cat_raw(cid, span_start, span_end - span_start)
-        # Leaves are hashed in batches on a worker thread (hashlib drops the GIL) while the
-        # caller works on the previous batch (an open decrypts it): a batch is released
-        # only once every digest in it matched, so no unverified byte ever leaves here.
-        batch: list[tuple[memoryview, str, int, int]] = []
-        batch_bytes = 0
-        pending: tuple[asyncio.Future[list[bytes]], list[tuple[memoryview, str, int, int]]]
-        pending = (_done([]), [])
-        i, held = 0, bytearray()
-        async for chunk in stream:
-            view = memoryview(chunk)
-            while view:
-                leaf_cid, leaf_start, leaf_size = leaves[i]
-                if not held and len(view) >= leaf_size:
-                    data, view = view[:leaf_size], view[leaf_size:]
-                else:
-                    take = leaf_size - len(held)
-                    held += view[:take]
-                    view = view[take:]
-                    if len(held) < leaf_size:
-                        break
-                    data, held = memoryview(held), bytearray()
-                lo = max(offset, leaf_start) - leaf_start
-                hi = min(end, leaf_start + leaf_size) - leaf_start
-                batch.append((data, leaf_cid, lo, hi))
-                batch_bytes += leaf_size
-                i += 1
-                if batch_bytes >= _HASH_BATCH:
-                    started = asyncio.ensure_future(asyncio.to_thread(_digests, batch))
-                    for piece in await _verified(*pending):
-                        yield piece
-                    pending, batch, batch_bytes = (started, batch), [], 0
-        for piece in await _verified(*pending):
-            yield piece
-        for piece in await _verified(
-            asyncio.ensure_future(asyncio.to_thread(_digests, batch)), batch
-        ):
-            yield piece
+        async for view in verified_leaves(stream, leaves, offset, end):
+            yield view
 
     async def _raw_leaves(
-        self, node: Any, node_start: int, start: int, end: int, out: list[tuple[str, int, int]]
+        self, node: Any, node_start: int, start: int, end: int, out: list[Leaf]
     ) -> bool:
         """Collect the raw leaves holding bytes [start, end) of the file below ``node``
         (which starts at ``node_start``), fetching inner nodes verified; False if the DAG
-        has inline data or non-raw leaves (then the caller reads block by block)."""
+        has inline data or leaves that are not raw sha2-256 blocks (then the caller reads
+        block by block)."""
         if node.data:
             return False
         pos = node_start
@@ -512,8 +486,11 @@ class KuboStorage:
                 continue
             if child_start >= end:
                 break
-            if parse_cid(link.cid).codec == RAW:
-                out.append((link.cid, child_start, link.size))
+            parsed = parse_cid(link.cid)
+            if parsed.codec == RAW:
+                if parsed.hash_code != SHA2_256:
+                    return False
+                out.append(Leaf(link.cid, parsed.digest, child_start, link.size))
                 continue
             child = decode_file_node(await self.block_get(link.cid))
             if child.filesize != link.size:
@@ -538,14 +515,20 @@ class KuboStorage:
                     yield piece
 
     async def _cat_raw(self, cid: str, offset: int, length: int) -> AsyncIterator[bytes]:
-        """Kubo's cat of a byte range, with only its length checked."""
+        """Kubo's cat of a byte range, with only its length checked.
+
+        A long range goes over a connection of its own in HTTP/1.0: Kubo then sends the body
+        as it is, where HTTP/1.1 wraps it in 4 KiB chunks, each a Python call or three in
+        aiohttp's parser (about 1 CPU-second per GiB here). Nothing is lost by it: Kubo
+        reports a failure after the headers only in a trailer we cannot read anyway, so the
+        byte count is the check either way, and every leaf is hashed after."""
         params: dict[str, str | int] = {"arg": cid, "offset": offset, "length": length}
-        resp = await _translated("cat", self._request("cat", params))
+        session = self._stream_session() if length >= _RAW_STREAM_MIN else None
+        resp = await _translated("cat", self._request("cat", params, session=session))
         got = 0
         try:
             # Kubo declares up front how many bytes this answer carries (the range, clipped
-            # to the file), and sends a failure after that only in a trailer we cannot
-            # read; so the count is the check.
+            # to the file); so the count is the check.
             declared = resp.headers.get("X-Content-Length")
             expected = length
             if declared is not None and declared.isdigit() and int(declared) != length:
@@ -559,6 +542,15 @@ class KuboStorage:
             resp.release()
         if got != expected:
             raise StreamTruncatedError(f"cat: expected {expected} bytes of {cid}, found {got}")
+
+    def _stream_session(self) -> aiohttp.ClientSession:
+        if self._streams is None:
+            # No pooling: an HTTP/1.0 answer ends when Kubo closes the connection.
+            self._streams = aiohttp.ClientSession(
+                version=aiohttp.HttpVersion10,
+                connector=aiohttp.TCPConnector(force_close=True),
+            )
+        return self._streams
 
     # -- pins -----------------------------------------------------------------------------
     async def pin_add(self, cid: str, *, recursive: bool = True) -> None:
@@ -695,23 +687,3 @@ async def _translated_iter(what: str, it: AsyncIterator[_T]) -> AsyncIterator[_T
         except StopAsyncIteration:
             return
         yield item
-
-
-def _digests(batch: list[tuple[memoryview, str, int, int]]) -> list[bytes]:
-    return [hashlib.sha256(data).digest() for data, _, _, _ in batch]
-
-
-def _done(value: list[bytes]) -> asyncio.Future[list[bytes]]:
-    future: asyncio.Future[list[bytes]] = asyncio.get_running_loop().create_future()
-    future.set_result(value)
-    return future
-
-
-async def _verified(
-    digests: asyncio.Future[list[bytes]], batch: list[tuple[memoryview, str, int, int]]
-) -> list[bytes]:
-    """The wanted bytes of each leaf in ``batch``, once every digest matched its CID."""
-    for got, (_, leaf_cid, _, _) in zip(await digests, batch, strict=True):
-        if got != parse_cid(leaf_cid).digest:
-            raise IntegrityError(f"cat: the node's bytes for {leaf_cid} do not hash to it")
-    return [bytes(data[lo:hi]) for data, _, lo, hi in batch]
