@@ -43,7 +43,13 @@ from ipfs_share.agent.files import socket_path, token_path
 from ipfs_share.agent.lock import InstanceLock, holder
 from ipfs_share.agent.remote import AgentClient
 from ipfs_share.cli.main import COMMANDS, EXIT_CODES, build_parser
-from ipfs_share.errors import AgentNotRunningError, AgentRunningError, IdentityLockedError
+from ipfs_share.errors import (
+    AgentNotRunningError,
+    AgentRunningError,
+    IdentityLockedError,
+    ShareRevokedError,
+    StreamTruncatedError,
+)
 from ipfs_share.http.app import make_app
 from ipfs_share.http.server import AgentServer
 from ipfs_share.local.db import StateDB
@@ -377,6 +383,60 @@ async def test_event_bus_resumes_from_the_ring_and_cuts_off_a_laggard() -> None:
     with pytest.raises(SubscriptionOverflow):
         await anext(sub)
     assert bus.last_id == 10
+
+
+async def test_the_socket_client_reads_lengths_chunks_and_notices_a_cut(tmp_path: Path) -> None:
+    """The command line's small HTTP client against a real aiohttp server on a unix
+    socket: a sized body, a chunked one, an error body, and a stream cut short."""
+
+    async def sized(request: aiohttp.web.Request) -> aiohttp.web.Response:
+        return aiohttp.web.json_response({"ok": True, "n": 1})
+
+    async def chunked(request: aiohttp.web.Request) -> aiohttp.web.StreamResponse:
+        response = aiohttp.web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for piece in (b'{"ok": ', b"true", b"}"):
+            await response.write(piece)
+        await response.write_eof()
+        return response
+
+    async def refused(request: aiohttp.web.Request) -> aiohttp.web.Response:
+        error = {"error": {"code": "share_revoked", "message": "gone", "hint": "ask"}}
+        return aiohttp.web.json_response(error, status=410)
+
+    async def cut(request: aiohttp.web.Request) -> aiohttp.web.StreamResponse:
+        response = aiohttp.web.StreamResponse()
+        response.content_length = 1000
+        await response.prepare(request)
+        await response.write(b"x" * 400)
+        assert request.transport is not None
+        request.transport.close()
+        return response
+
+    app = aiohttp.web.Application()
+    app.router.add_get("/v1/agent", sized)
+    app.router.add_post("/v1/ops/chunked", chunked)
+    app.router.add_post("/v1/ops/refused", refused)
+    app.router.add_get("/v1/capsules/{id}/plaintext", cut)
+    runner = aiohttp.web.AppRunner(app)
+    await runner.setup()
+    path = tmp_path / "agent.sock"
+    await aiohttp.web.UnixSite(runner, str(path)).start()
+    try:
+        client = AgentClient(path)
+        assert await asyncio.to_thread(client.status) == {"ok": True, "n": 1}
+        assert await asyncio.to_thread(client.operation, "chunked", {}) == {"ok": True}
+        with pytest.raises(ShareRevokedError, match="gone"):
+            await asyncio.to_thread(client.operation, "refused", {})
+        opened = await asyncio.to_thread(client.open, "bafy")
+        assert opened.length == 1000
+        with pytest.raises(StreamTruncatedError, match="400 of 1000"):
+            await asyncio.to_thread(lambda: b"".join(opened.chunks()))
+    finally:
+        await runner.cleanup()
+    with pytest.raises(AgentNotRunningError):
+        await asyncio.to_thread(AgentClient(path).status)
 
 
 def test_instance_lock_names_the_holder_and_survives_a_stale_file(tmp_path: Path) -> None:

@@ -1,10 +1,14 @@
-"""The command line's side of the agent's socket: stdlib only.
+"""The command line's side of the agent's socket: stdlib only, and little of it.
 
 A command that finds an agent for its home hands it the whole operation over
-``<home>/agent.sock`` (HTTP/1.1 over a unix socket, with ``http.client``) instead of
-opening the home, connecting to the node and unlocking keys itself. This module imports
-no aiohttp, no nacl and none of the services, so ``ipfs-share open`` through the agent
-starts in a few tens of milliseconds.
+``<home>/agent.sock`` instead of opening the home, connecting to the node and unlocking
+keys itself. This module imports no aiohttp, no nacl and none of the services, so
+``ipfs-share open`` through the agent starts in a few tens of milliseconds.
+
+It speaks just enough HTTP/1.1 itself (one request per connection, ``Connection:
+close``; a body by ``Content-Length``, or chunked): the standard library's
+``http.client`` would bring ``ssl`` and the ``email`` package along, half of this path's
+start-up, for a socket that is never TLS and headers that are never mail.
 
 >>> from pathlib import Path
 >>> AgentClient.find(Path("/nonexistent")) is None
@@ -14,7 +18,6 @@ True
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 import os
 import socket
@@ -47,21 +50,108 @@ def agent_for(home: Path) -> AgentClient | None:
     return AgentClient.find(home)
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: Path, timeout: float | None) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = str(path)
+MAX_HEAD = 64 << 10  # a response head longer than this is no answer of the agent's
 
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+
+class Response:
+    """One response: ``status``, ``headers`` (lower-case names), and the body through
+    :meth:`read` (``Content-Length`` bytes, or chunked, or until the agent closes)."""
+
+    def __init__(self, sock: socket.socket, status: int, headers: dict[str, str], rest: bytes):
+        self._sock = sock
+        self.status = status
+        self.headers = headers
+        self._buf = rest
+        length = headers.get("content-length")
+        self._left: int | None = int(length) if length and length.isdigit() else None
+        self._chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+
+    def _recv(self) -> bytes:
+        if self._buf:
+            data, self._buf = self._buf, b""
+            return data
+        return self._sock.recv(READ_SIZE)
+
+    def read(self, n: int | None = None) -> bytes:
+        """Up to ``n`` more bytes of the body (None: all of it); b"" at its end."""
+        if self._chunked:
+            return self._read_chunked() if n is None or n else b""
+        out = bytearray()
+        while (n is None or len(out) < n) and self._left != 0:
+            want = READ_SIZE if n is None else n - len(out)
+            if self._left is not None:
+                want = min(want, self._left)
+            data = self._recv()
+            if not data:
+                break
+            if len(data) > want:
+                data, self._buf = data[:want], data[want:]
+            out += data
+            if self._left is not None:
+                self._left -= len(data)
+        return bytes(out)
+
+    def _read_chunked(self) -> bytes:
+        raw = self._buf
+        self._buf = b""
+        while not raw.endswith(b"\r\n0\r\n\r\n") and not raw.startswith(b"0\r\n"):
+            data = self._sock.recv(READ_SIZE)
+            if not data:
+                break
+            raw += data
+        out = bytearray()
+        while raw:
+            size_line, _, raw = raw.partition(b"\r\n")
+            size = int(size_line.split(b";")[0] or b"0", 16)
+            if size == 0:
+                break
+            out += raw[:size]
+            raw = raw[size + 2 :]
+        self._chunked = False
+        self._left = 0
+        return bytes(out)
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+def _exchange(
+    path: Path,
+    method: str,
+    target: str,
+    body: bytes | None,
+    headers: Mapping[str, str],
+    timeout: float | None,
+) -> Response:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
         sock.settimeout(CONNECT_TIMEOUT)
-        try:
-            sock.connect(self._path)
-        except OSError:
-            sock.close()
-            raise
-        sock.settimeout(self.timeout)
-        self.sock = sock
+        sock.connect(str(path))
+        sock.settimeout(timeout)
+        lines = [f"{method} {target} HTTP/1.1", "Host: localhost", "Connection: close"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        if body is not None or method == "POST":
+            lines.append(f"Content-Length: {len(body or b'')}")
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b""))
+        data = b""
+        while b"\r\n\r\n" not in data:
+            more = sock.recv(READ_SIZE)
+            if not more or len(data) > MAX_HEAD:
+                raise ConnectionError("the agent closed the connection before it answered")
+            data += more
+        head, _, rest = data.partition(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        parts = status_line.split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+            raise ConnectionError(f"expected an HTTP status line, found {status_line[:60]!r}")
+        found: dict[str, str] = {}
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            found[name.strip().lower()] = value.strip()
+        return Response(sock, int(parts[1]), found, rest)
+    except BaseException:
+        sock.close()
+        raise
 
 
 class Opened(NamedTuple):
@@ -78,7 +168,7 @@ class Opened(NamedTuple):
     issuer_name: str | None
     length: int  # the bytes this response carries (the range's length, or ``size``)
     offset: int
-    response: http.client.HTTPResponse
+    response: Response
 
     def chunks(self, size: int = READ_SIZE) -> Generator[bytes, None, None]:
         """The body in pieces; :class:`StreamTruncatedError` if it ends short of
@@ -91,7 +181,7 @@ class Opened(NamedTuple):
                     break
                 done += len(piece)
                 yield piece
-        except (http.client.IncompleteRead, OSError):
+        except OSError:
             pass
         finally:
             self.response.close()
@@ -134,18 +224,14 @@ class AgentClient:
         target: str,
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
-    ) -> http.client.HTTPResponse:
-        conn = _UnixConnection(self.path, self.timeout)
+    ) -> Response:
         try:
-            conn.request(method, target, body=body, headers=dict(headers or {}))
-            return conn.getresponse()
+            return _exchange(self.path, method, target, body, headers or {}, self.timeout)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
-            conn.close()
             raise AgentNotRunningError(
                 f"no agent answers on {self.path} ({exc.strerror or exc})"
             ) from None
-        except (OSError, http.client.HTTPException) as exc:
-            conn.close()
+        except OSError as exc:
             raise AgentError(f"the agent on {self.path} did not answer: {exc}") from exc
 
     def _json(self, method: str, target: str, data: Any = None) -> dict[str, Any]:
@@ -224,19 +310,17 @@ class AgentClient:
                 response.close()
             raise _error_of(response.status, payload)
         h = response.headers
-        length = int(h.get("Content-Length") or 0)
-        offset = 0
-        if response.status == 206:
-            offset = int(str(h.get("Content-Range", "bytes 0-")).split()[1].split("-")[0])
+        length = int(h.get("content-length") or 0)
+        offset = 0 if span is None else span[0]
         return Opened(
-            capsule=h.get("X-Ipfs-Share-Capsule", capsule),
-            content=h.get("X-Ipfs-Share-Content", ""),
-            name=unquote(h.get("X-Ipfs-Share-Name", "")),
-            media_type=h.get("Content-Type", "application/octet-stream"),
-            size=int(h.get("X-Ipfs-Share-Size") or 0),
-            allow_download=h.get("X-Ipfs-Share-Allow-Download") == "true",
-            issuer=h.get("X-Ipfs-Share-Issuer") or None,
-            issuer_name=unquote(h.get("X-Ipfs-Share-Issuer-Name", "")) or None,
+            capsule=h.get("x-ipfs-share-capsule", capsule),
+            content=h.get("x-ipfs-share-content", ""),
+            name=unquote(h.get("x-ipfs-share-name", "")),
+            media_type=h.get("content-type", "application/octet-stream"),
+            size=int(h.get("x-ipfs-share-size") or 0),
+            allow_download=h.get("x-ipfs-share-allow-download") == "true",
+            issuer=h.get("x-ipfs-share-issuer") or None,
+            issuer_name=unquote(h.get("x-ipfs-share-issuer-name", "")) or None,
             length=length,
             offset=offset,
             response=response,
