@@ -5,12 +5,15 @@ this script is everyone else, in a bounded loop until ``--duration`` seconds hav
 
 - alice shares a small file with bob and sends the capsule, every ``--send-every`` s (bob's
   agent takes it from a pubsub notice, syncs, acknowledges);
-- the newest capsule bob received is opened through the agent (the command line's
-  delegated path), every 2 s, and its bytes checked;
+- a capsule sent a few seconds before is opened through the agent (the command line's
+  delegated path), every 2 s, and its bytes checked; the status is asked for too;
 - a stranger (a fresh did each time) introduces itself to bob, every 5 s (rate limits,
   the pending cap, the replay memory all get exercised);
-- an event-stream subscriber connects, reads what is there, and leaves, every 10 s, and
-  the status is asked for.
+- an event-stream subscriber connects, reads the last events, and leaves, every 10 s;
+- a delegated operation (``identity publish``) runs every 60 s.
+
+Nothing asks for a list that grows with the run (the whole inbox, say): what is measured
+is what the agent keeps, not the size of its answers.
 
 The agent's resident memory (VmRSS, /proc) is sampled every 10 s. Reported: RSS at the
 start (after a warm-up of a tenth of the run, at most 60 s), at the end, the peak, and
@@ -28,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -60,14 +64,15 @@ def rss(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
-def _sse_once(home: Path) -> int:
+def _sse_once(home: Path, last_id: int = 0) -> int:
     """Connect to the event stream, read what comes within a moment, leave."""
     import socket
 
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(1.0)
     s.connect(str(socket_path(home)))
-    s.sendall(b"GET /v1/events?last_id=0 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    request = f"GET /v1/events?last_id={last_id} HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    s.sendall(request.encode())
     got = 0
     try:
         while True:
@@ -108,17 +113,24 @@ async def soak(duration: float, send_every: float, tmp: Path, api: str) -> dict[
     env = {k: v for k, v in os.environ.items() if not k.startswith("IPFS_SHARE_")}
     env.update(IPFS_SHARE_HOME=str(tmp / "bob"), IPFS_SHARE_API=api, IPFS_SHARE_PASSPHRASE="soak")
     agent = _start_agent(env, tmp / "agent.log")
-    counts = {"sent": 0, "opened": 0, "introductions": 0, "event_reads": 0, "status": 0}
+    counts = {"sent": 0, "opened": 0, "introductions": 0, "event_reads": 0, "status": 0, "ops": 0}
     samples: list[tuple[float, int]] = []
     client = AgentClient(socket_path(tmp / "bob"))
     topic = introduction_topic(bob_id.did)
+    sent: deque[tuple[float, str]] = deque(maxlen=16)
     try:
         await asyncio.to_thread(_wait_agent, tmp / "bob", agent)
         start = time.monotonic()
         deadline = start + duration
-        next_at = {"send": start, "open": start + 1, "intro": start + 2, "sse": start + 3}
+        next_at = {
+            "send": start,
+            "open": start + 1,
+            "intro": start + 2,
+            "sse": start + 3,
+            "op": start + 30,
+        }
         next_sample = start
-        last_seen: str | None = None
+        last_event = 0
         while (now := time.monotonic()) < deadline:
             if agent.poll() is not None:
                 raise RuntimeError(f"the agent exited with {agent.returncode}")
@@ -128,22 +140,19 @@ async def soak(duration: float, send_every: float, tmp: Path, api: str) -> dict[
             if now >= next_at["send"]:
                 capsule = await alice.share.file(f).with_("bob")
                 await alice.share.send(capsule)
+                sent.append((now, capsule.id))
                 counts["sent"] += 1
                 next_at["send"] += send_every
             if now >= next_at["open"]:
                 status = await asyncio.to_thread(client.status)
+                last_event = int(status["events"]["last_id"])
                 counts["status"] += 1
-                newest = await asyncio.to_thread(client.operation, "inbox", {"as": None})
-                items = [i["id"] for i in newest["inbox"] if i["state"] == "delivered"]
-                if items and items[-1] != last_seen:
-                    last_seen = items[-1]
-                opened = await asyncio.to_thread(client.open, last_seen) if last_seen else None
-                if opened is not None:
-                    data = b"".join(opened.chunks())
-                    if data != plain:
+                old = [c for t, c in sent if now - t >= 4.0]
+                if old:
+                    opened = await asyncio.to_thread(client.open, old[-1])
+                    if b"".join(opened.chunks()) != plain:
                         raise RuntimeError("an open through the agent gave other bytes")
                     counts["opened"] += 1
-                del status
                 next_at["open"] += 2
             if now >= next_at["intro"]:
                 message = make_introduction(
@@ -153,8 +162,13 @@ async def soak(duration: float, send_every: float, tmp: Path, api: str) -> dict[
                 counts["introductions"] += 1
                 next_at["intro"] += 5
             if now >= next_at["sse"]:
-                counts["event_reads"] += await asyncio.to_thread(_sse_once, tmp / "bob")
+                read = await asyncio.to_thread(_sse_once, tmp / "bob", max(0, last_event - 20))
+                counts["event_reads"] += read
                 next_at["sse"] += 10
+            if now >= next_at["op"]:
+                await asyncio.to_thread(client.operation, "publish", {})
+                counts["ops"] += 1
+                next_at["op"] += 60
             await asyncio.sleep(max(0.01, min(next_at.values()) - time.monotonic()))
         samples.append((round(time.monotonic() - start, 1), rss(agent.pid)))
         final = await asyncio.to_thread(client.status)
