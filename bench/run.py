@@ -17,8 +17,11 @@ from typing import Any
 
 from bench import (
     agent_bench,
+    cluster_bench,
     crypto_bench,
+    feeds_bench,
     formats_bench,
+    keychain_bench,
     mailbox_bench,
     share_bench,
     storage_bench,
@@ -32,6 +35,9 @@ ENTRIES: dict[str, Entry] = {
     "formats": formats_bench.run,
     "share": share_bench.run,
     "mailbox": mailbox_bench.run,
+    "feeds": feeds_bench.run,
+    "cluster": cluster_bench.run,
+    "keychain": keychain_bench.run,
     "agent": agent_bench.run,
 }
 
