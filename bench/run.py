@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import (
+    agent_bench,
     cluster_bench,
     crypto_bench,
     feeds_bench,
@@ -37,6 +38,7 @@ ENTRIES: dict[str, Entry] = {
     "feeds": feeds_bench.run,
     "cluster": cluster_bench.run,
     "keychain": keychain_bench.run,
+    "agent": agent_bench.run,
 }
 
 

@@ -35,6 +35,7 @@ from ipfs_share.services.feeds import FeedReader, FeedWriter
 from ipfs_share.services.feeds.republish import Republisher, RepublishReport
 from ipfs_share.services.files import FileService
 from ipfs_share.services.identities import IdentityService, PassphraseSource, env_passphrase
+from ipfs_share.services.introductions import IntroductionService
 from ipfs_share.services.keychains import KeychainService, MailboxNotifier
 from ipfs_share.services.mailbox import MailboxService, MailShareService
 from ipfs_share.services.policy import PolicyProvider, PolicyRegistry
@@ -149,7 +150,8 @@ class Mesh:
     are the home's feed writer and reader, which identities, revocation lists and
     mailboxes share; ``remote_pins`` asks pinning services (the Pinning Service API) to
     keep copies. ``keychains`` holds the keychains this home belongs to (``create``,
-    ``share_*``, ``sync``, ``encrypt``, ...)."""
+    ``share_*``, ``sync``, ``encrypt``, ...). ``introductions`` reach recipients who have
+    not added the sender yet (``pending``, ``accept``, ``reject``)."""
 
     def __init__(
         self,
@@ -208,6 +210,9 @@ class Mesh:
             feed_reader=self.follow,
         )
         self.inbox: MailboxService = self.share.mailbox
+        self.introductions = IntroductionService(
+            home, self.storage, self.identity, self.db, now=now
+        )
         self.remote_pins = RemotePins(home, storage)
         # Offers and accepts travel as mailbox entries that point at keychain ops.
         self.keychains.notifier = MailboxNotifier(self.inbox)
@@ -228,6 +233,7 @@ class Mesh:
     async def close(self) -> None:
         self.identity.lock()  # drop unlocked keys from memory
         await self.storage.close()
+        self.introductions.close()
         self.db.close()
 
     async def __aenter__(self) -> Mesh:

@@ -25,7 +25,9 @@ The tree::
     │   ├── SignatureInvalidError                     signature_invalid
     │   ├── DecryptionError                           decryption_failed
     │   ├── PassphraseRequiredError                   passphrase_required
+    │   │   └── IdentityLockedError                   identity_locked
     │   ├── PassphraseInvalidError                    passphrase_invalid
+    │   ├── IntroductionRejectedError                 introduction_rejected
     │   └── IdentityExistsError                       identity_exists
     ├── NodeError                                     node_error
     │   ├── NodeUnreachableError                      node_unreachable
@@ -49,6 +51,9 @@ The tree::
     │   └── KeychainConflictError                     keychain_conflict
     ├── KeychainNotFoundError                         keychain_not_found
     ├── PermissionDeniedError                         permission_denied
+    ├── AgentError                                    agent_error
+    │   ├── AgentRunningError                         agent_running
+    │   └── AgentNotRunningError                      agent_not_running
     └── ShareError (the share flow; codes fixed by docs/spec/capsule.md)
         ├── IdentityNotFoundError                     identity_not_found
         ├── RecipientNotAuthorizedError               recipient_not_authorized
@@ -73,6 +78,9 @@ The tree::
 from __future__ import annotations
 
 __all__ = [
+    "AgentError",
+    "AgentNotRunningError",
+    "AgentRunningError",
     "BlockTooLargeError",
     "CapabilityInvalidError",
     "CapabilityRequiredError",
@@ -87,8 +95,10 @@ __all__ = [
     "FormatError",
     "IdentityDocumentInvalidError",
     "IdentityExistsError",
+    "IdentityLockedError",
     "IdentityNotFoundError",
     "IntegrityError",
+    "IntroductionRejectedError",
     "InvalidInputError",
     "IpfsShareError",
     "IpnsRecordExpiredError",
@@ -124,6 +134,7 @@ __all__ = [
     "StateMissingError",
     "StoreError",
     "StreamTruncatedError",
+    "error_class",
 ]
 
 START_NODE_HINT = (
@@ -266,6 +277,14 @@ class PassphraseInvalidError(InvalidInputError):
     default_hint = "check the passphrase (what the passphrase source gave)"
 
 
+class IntroductionRejectedError(InvalidInputError):
+    """An introduction that verifies but is not for us now: addressed to another
+    identity, signed outside the clock window, or seen before (a replay)."""
+
+    code = "introduction_rejected"
+    default_hint = "introductions are re-sent by the sender's agent; check both clocks"
+
+
 class IdentityExistsError(InvalidInputError):
     code = "identity_exists"
     default_hint = "choose another name, or rename or delete the existing identity first"
@@ -274,6 +293,14 @@ class IdentityExistsError(InvalidInputError):
 class PassphraseRequiredError(InvalidInputError):
     code = "passphrase_required"
     default_hint = "give the passphrase at the prompt, in IPFS_SHARE_PASSPHRASE, or in a file"
+
+
+class IdentityLockedError(PassphraseRequiredError):
+    """The agent holds no unlocked keys for the identity, and has nobody to ask: it never
+    prompts. The CLI then unlocks by itself, as it does without an agent."""
+
+    code = "identity_locked"
+    default_hint = "unlock the identity in the agent (it never asks for a passphrase itself)"
 
 
 # --- the node and storage --------------------------------------------------------------
@@ -444,6 +471,26 @@ class KeychainConflictError(StoreError):
     default_hint = "retry: another ipfs-share process wrote to this keychain just now"
 
 
+# --- the agent -------------------------------------------------------------------------
+
+
+class AgentError(IpfsShareError):
+    """The agent (``ipfs-share serve``) could not start, or a request to it failed."""
+
+    code = "agent_error"
+    default_hint = "see the agent's log (the terminal or journal that runs it)"
+
+
+class AgentRunningError(AgentError):
+    code = "agent_running"
+    default_hint = "one agent serves a home; stop the running one first (by its pid), or use it"
+
+
+class AgentNotRunningError(AgentError):
+    code = "agent_not_running"
+    default_hint = "start the home's agent (README: the agent)"
+
+
 # --- the share flow (codes fixed by docs/spec/capsule.md; never rename) -----------------
 
 
@@ -541,3 +588,19 @@ class DownloadNotAllowedError(ShareError):
 
     code = "download_not_allowed"
     default_hint = "the owner shared this file for viewing only; read it without saving"
+
+
+def error_class(code: str) -> type[IpfsShareError]:
+    """The error class whose ``code`` is ``code`` (the root for a code nobody defines):
+    how an error that crossed a process boundary as JSON becomes typed again.
+
+    >>> error_class("share_revoked").__name__, error_class("no_such_code").__name__
+    ('ShareRevokedError', 'IpfsShareError')
+    """
+    todo: list[type[IpfsShareError]] = [IpfsShareError]
+    while todo:
+        cls = todo.pop()
+        if cls.__dict__.get("code") == code:
+            return cls
+        todo.extend(cls.__subclasses__())
+    return IpfsShareError

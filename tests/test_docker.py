@@ -1,4 +1,5 @@
-"""docker/compose.yml and its init script: pinned image, loopback-only RPC, pubsub on.
+"""docker/compose.yml and its init script: pinned image, loopback-only RPC, pubsub on; the
+agent service next to Kubo (health check, secret, no published port); the systemd unit.
 
 No Docker daemon is needed: the compose file is parsed as YAML, and the init script is
 run against a real Kubo repo with the pinned binary standing in for the image's ``ipfs``.
@@ -26,8 +27,14 @@ COMPOSE = ROOT / "docker" / "compose.yml"
 def service() -> dict[str, Any]:
     doc = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
     services = doc["services"]
-    assert list(services) == ["kubo"]
+    assert list(services) == ["kubo", "agent"]
     return dict(services["kubo"])
+
+
+@pytest.fixture(scope="module")
+def agent_service() -> dict[str, Any]:
+    doc = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    return dict(doc["services"]["agent"])
 
 
 def _mounts(service: dict[str, Any]) -> dict[str, tuple[str, str]]:
@@ -105,3 +112,49 @@ def test_init_script_sets_pubsub_keys_on_a_real_repo(
     config = json.loads((repo / "config").read_text(encoding="utf-8"))
     assert config["Pubsub"]["Enabled"] is True
     assert config["Ipns"]["UsePubsub"] is True
+
+
+def test_the_agent_service_runs_serve_after_a_healthy_kubo(agent_service: dict[str, Any]) -> None:
+    doc = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    assert agent_service["profiles"] == ["agent"]  # `up` alone still starts Kubo only
+    assert agent_service["depends_on"]["kubo"]["condition"] == "service_healthy"
+    assert agent_service["command"][0] == "serve"
+    assert agent_service["environment"]["IPFS_SHARE_API"] == "http://kubo:5001"
+    assert "ports" not in agent_service  # its socket is in its volume; nothing to publish
+    assert agent_service["healthcheck"]["test"] == ["CMD", "ipfs-share", "agent", "status"]
+    assert agent_service["stop_signal"] == "SIGTERM"
+    home = agent_service["environment"]["IPFS_SHARE_HOME"]
+    volume, target = agent_service["volumes"][0].split(":")[:2]
+    assert target == home and volume in doc["volumes"]
+    # The passphrase is a secret file, handed to serve as a file, never an environment value.
+    [secret] = agent_service["secrets"]
+    assert f"/run/secrets/{secret}" in agent_service["command"]
+    assert "IPFS_SHARE_PASSPHRASE" not in agent_service["environment"]
+    source = (COMPOSE.parent / doc["secrets"][secret]["file"]).resolve()
+    gitignore = (ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert str(source.relative_to(ROOT)) in gitignore  # never committed
+
+
+def test_the_agent_image_runs_the_cli_unprivileged(agent_service: dict[str, Any]) -> None:
+    dockerfile = (COMPOSE.parent / ".." / agent_service["build"]["dockerfile"]).resolve()
+    text = dockerfile.read_text(encoding="utf-8")
+    assert 'ENTRYPOINT ["ipfs-share"]' in text and "\nUSER ipfs-share\n" in text
+    assert "ENV IPFS_SHARE_HOME=/data/ipfs-share" in text
+
+
+def test_the_systemd_unit_serves_with_a_credential_and_stops_on_sigterm() -> None:
+    import configparser
+
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]
+    path = ROOT / "contrib" / "systemd" / "ipfs-share.service"
+    unit.read_string(path.read_text(encoding="utf-8"))
+    service = unit["Service"]
+    assert service["ExecStart"].split()[1:] == ["serve", "--passphrase-file", "%d/passphrase"]
+    assert service["LoadCredential"].startswith("passphrase:")
+    assert service["KillSignal"] == "SIGTERM" and service["Restart"] == "on-failure"
+    assert service["RestartPreventExitStatus"] == "14"  # agent_error: another agent runs
+    assert unit["Install"]["WantedBy"] == "default.target"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "contrib/systemd/ipfs-share.service" in readme
+    assert "--profile agent" in readme

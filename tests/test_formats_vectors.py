@@ -1,4 +1,5 @@
-"""The vectors of the signed objects (tests/vectors/{identity,capsule,mailbox,revocation}).
+"""The vectors of the signed objects (tests/vectors/{identity,capsule,mailbox,revocation,
+introduction}).
 
 Each file says what a reader must do with its input (``expect:``: success or the exact
 error code); the generators must still reproduce every file byte for byte.
@@ -19,7 +20,7 @@ from ipfs_share.crypto.signing import SigningKey
 from ipfs_share.crypto.stream import FileKey
 from ipfs_share.crypto.x25519 import EncryptionKey
 from ipfs_share.errors import IpfsShareError, NotFoundError
-from ipfs_share.formats import capsule, identity_doc, mailbox, revocation
+from ipfs_share.formats import capsule, identity_doc, introduction, mailbox, revocation
 from ipfs_share.formats.ipns import ipns_name
 from ipfs_share.formats.signed import block_from_bytes, did_key, run_walk
 
@@ -28,7 +29,7 @@ sys.path.insert(0, str(VECTORS))
 
 import vectorfile  # noqa: E402
 
-FOLDERS = ("identity", "capsule", "mailbox", "revocation")
+FOLDERS = ("identity", "capsule", "mailbox", "revocation", "introduction")
 
 
 def _vectors(folder: str) -> list[vectorfile.Vector]:
@@ -147,11 +148,28 @@ def _revocation(v: vectorfile.Vector) -> None:
         run_walk(revocation.verify_history(head, known), get)
 
 
+def _introduction(v: vectorfile.Vector) -> None:
+    f = v.fields
+    if f["kind"] == "topic":
+        assert introduction.introduction_topic(f["did"]) == f["topic"]
+        return
+    if f["kind"] == "link":
+        link = introduction.parse_link(f["link"])
+        assert (link.capsule, link.sender) == (f["capsule"], f["sender"])
+        assert introduction.format_link(link.capsule, link.sender) == f["link"]
+        return
+    me = did_key(SigningKey.from_seed(v.hex("recipient_seed")).public_key)
+    key = EncryptionKey(v.hex("recipient_x25519"))
+    got = introduction.open_introduction(_body(v), me, key, now=int(f["now"]))
+    assert (got.sender, got.sent, got.cid) == (f["sender"], int(f["sent"]), f["cid"])
+
+
 READERS: dict[str, Callable[[vectorfile.Vector], None]] = {
     "identity": _identity,
     "capsule": _capsule,
     "mailbox": _mailbox,
     "revocation": _revocation,
+    "introduction": _introduction,
 }
 
 
@@ -216,6 +234,13 @@ def test_every_outcome_is_covered() -> None:
             "chain_invalid",
             "feed_rollback",
             "feed_fork",
+        },
+        "introduction": {
+            "success",
+            "signature_invalid",
+            "format_invalid",
+            "decryption_failed",
+            "introduction_rejected",
         },
     }
     for folder, outcomes in expected.items():

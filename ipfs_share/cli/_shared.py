@@ -17,16 +17,14 @@ Not a command module (the leading underscore keeps the dispatcher from loading i
 from __future__ import annotations
 
 import argparse
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
-from typing import BinaryIO
 
 from ipfs_share import paths
+from ipfs_share.cli._fast import BIG, binary_stdout, parse_range, progress
 from ipfs_share.cli.common import Context
 from ipfs_share.cli.passphrase import passphrase_source
-from ipfs_share.cli.progress import Progress
 from ipfs_share.client import Mesh, connect
 from ipfs_share.errors import InvalidInputError
 from ipfs_share.local.keystore import Keystore
@@ -46,9 +44,6 @@ __all__ = [
     "split_names",
     "window_end",
 ]
-
-BIG = 4 << 20  # transfers smaller than this never get a progress bar
-_RANGE = re.compile(r"^(\d+)-(\d*)$")
 
 
 def acting(args: argparse.Namespace) -> str | None:
@@ -82,22 +77,6 @@ def split_names(values: list[str] | None) -> list[str]:
     """``--to bob,carol --to dave`` as one list, in order, without blanks or repeats."""
     out = [n.strip() for v in values or [] for n in v.split(",")]
     return list(dict.fromkeys(n for n in out if n))
-
-
-def parse_range(text: str) -> tuple[int, int | None]:
-    """``A-B`` (bytes A to B, both included) as (offset, length); ``A-`` runs to the end."""
-    m = _RANGE.match(text.strip())
-    if m is None:
-        raise InvalidInputError(
-            f"expected a byte range such as 0-1023 (both ends included) or 4096-, found {text!r}"
-        )
-    start = int(m[1])
-    if not m[2]:
-        return start, None
-    end = int(m[2])
-    if end < start:
-        raise InvalidInputError(f"expected the range's end >= its start ({start}), found {end}")
-    return start, end - start + 1
 
 
 def parse_time(text: str) -> int:
@@ -139,22 +118,6 @@ def window_end(text: str, *, inclusive: bool) -> int:
 def fmt_time(ts: int | None, *, never: str = "never") -> str:
     """A time as a person reads it (:func:`ipfs_share.times.iso`): ISO 8601, UTC."""
     return iso(ts, never=never)
-
-
-def binary_stdout(ctx: Context) -> BinaryIO:
-    """The byte stream under the text stdout, flushed so text and bytes keep their order."""
-    ctx.stdout.flush()
-    buffer: BinaryIO | None = getattr(ctx.stdout, "buffer", None)
-    if buffer is None:  # pragma: no cover - stdout replaced by a text-only stream
-        raise InvalidInputError("stdout takes no bytes here", hint="write to a file with -o")
-    return buffer
-
-
-def progress(ctx: Context, label: str, total: int | None) -> Progress:
-    """A progress bar for a transfer of ``total`` bytes (None: unknown), shown only on a
-    terminal, without ``--json``, and for big or unknown sizes."""
-    enabled = not ctx.json and (total is None or total >= BIG)
-    return Progress(ctx.stderr, label, total, enabled=enabled)
 
 
 class Names:

@@ -20,7 +20,6 @@ import argparse
 import json
 import sys
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, TextIO, TypeAlias
 
 __all__ = ["Context", "Handler", "Subparsers"]
@@ -31,15 +30,29 @@ Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 Handler: TypeAlias = Callable[[argparse.Namespace, "Context"], "int | Awaitable[int | None] | None"]
 
 
-@dataclass
 class Context:
-    """The global options, and where results (stdout) and notes (stderr) go."""
+    """The global options, and where results (stdout) and notes (stderr) go.
 
-    json: bool = False
-    api: str | None = None
-    cluster: str | None = None  # --cluster (None: $IPFS_SHARE_CLUSTER, else no cluster)
-    stdout: TextIO = field(default_factory=lambda: sys.stdout)
-    stderr: TextIO = field(default_factory=lambda: sys.stderr)
+    A plain class, not a dataclass: every command imports this module, and
+    ``dataclasses`` (with ``inspect``) would cost a delegated ``open`` a tenth of its
+    start-up."""
+
+    def __init__(
+        self,
+        json: bool = False,
+        api: str | None = None,
+        cluster: str | None = None,  # --cluster (None: $IPFS_SHARE_CLUSTER, else no cluster)
+        stdout: TextIO | None = None,
+        stderr: TextIO | None = None,
+    ) -> None:
+        self.json = json
+        self.api = api
+        self.cluster = cluster
+        self.stdout: TextIO = sys.stdout if stdout is None else stdout
+        self.stderr: TextIO = sys.stderr if stderr is None else stderr
+
+    def __repr__(self) -> str:
+        return f"Context(json={self.json!r}, api={self.api!r}, cluster={self.cluster!r})"
 
     def emit(self, data: Mapping[str, Any], text: str) -> None:
         """Print a result: ``data`` as one JSON object with ``--json``, else ``text``."""

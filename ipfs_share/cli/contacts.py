@@ -1,4 +1,4 @@
-"""``ipfs-share contacts add|list|remove``: petnames for other people's dids.
+"""``ipfs-share contacts add|list|remove|accept|reject``: petnames for other people's dids.
 
 ::
 
@@ -11,6 +11,20 @@ shares to someone else), and one that is a local identity's name is refused (nam
 local identities first, so the contact could never be reached). ``add`` checks the did's
 identity document can be found now, and warns if not (the did is kept all the same:
 its owner may publish later, or be on a node this one cannot reach yet).
+
+``accept`` takes a pending introduction (a sender who is not a contact yet reached this
+home through its agent; ``ipfs-share inbox`` lists them) and makes the sender a contact,
+so every inbox sync reads its mailbox from then on; ``reject`` drops it and ignores that
+sender's later introductions.
+
+::
+
+    $ ipfs-share inbox --as bob
+    ...
+    1 pending introduction(s) ...:
+      did:key:z6Mk...  wants to send to did:key:z6Mk...  (first 2026-12-01T10:00:00Z, 1x)
+    $ ipfs-share contacts accept did:key:z6Mk... alice
+    alice = did:key:z6Mk... (its mailbox is read from now on)
 """
 
 from __future__ import annotations
@@ -19,11 +33,13 @@ import argparse
 import asyncio
 
 from ipfs_share import paths
+from ipfs_share.cli._delegate import poke_agent
 from ipfs_share.cli.common import Context, Subparsers
 from ipfs_share.client import open_storage
 from ipfs_share.errors import IpfsShareError, NotFoundError
 from ipfs_share.local.state import StateDB
 from ipfs_share.services.identities import IdentityService
+from ipfs_share.services.introductions import IntroductionService
 
 __all__ = ["CHECK_TIMEOUT", "register"]
 
@@ -53,6 +69,18 @@ def register(subparsers: Subparsers) -> None:
     remove = sub.add_parser("remove", help="forget a petname")
     remove.add_argument("petname", help="the contact to forget")
     remove.set_defaults(handler=_remove, as_applies=False)
+    accept = sub.add_parser(
+        "accept",
+        help="accept a pending introduction: the sender becomes a contact",
+        description="Make the sender of a pending introduction (see 'ipfs-share inbox') a "
+        "contact named NAME (default peer-XXXXXXXX), so its mailbox is read from now on.",
+    )
+    accept.add_argument("did", metavar="DID", help="the sender's did, as the inbox lists it")
+    accept.add_argument("name", metavar="NAME", nargs="?", help="a petname for the sender")
+    accept.set_defaults(handler=_accept)
+    reject = sub.add_parser("reject", help="drop a pending introduction and ignore its sender")
+    reject.add_argument("did", metavar="DID", help="the sender's did, as the inbox lists it")
+    reject.set_defaults(handler=_reject)
 
 
 async def _add(args: argparse.Namespace, ctx: Context) -> None:
@@ -102,3 +130,34 @@ def _remove(args: argparse.Namespace, ctx: Context) -> None:
             f"no contact named {args.petname!r}", hint="see 'ipfs-share contacts list'"
         )
     ctx.emit({"removed": args.petname}, f"removed {args.petname}")
+
+
+def _introductions() -> IntroductionService:
+    home = paths.home_dir()
+    db = StateDB(home)
+    return IntroductionService(home, None, IdentityService(home, None, db=db), db)
+
+
+def _accept(args: argparse.Namespace, ctx: Context) -> None:
+    intros = _introductions()
+    try:
+        name = intros.accept(args.did, args.name, as_=getattr(args, "as_", None))
+        did = intros.db.contacts.get(name)
+    finally:
+        intros.close()
+        intros.db.close()
+    poke_agent(ctx)  # the agent watches the new contact's mailbox now, not in a while
+    ctx.emit(
+        {"petname": name, "did": None if did is None else did.did},
+        f"{name} = {args.did.strip()} (its mailbox is read from now on)",
+    )
+
+
+def _reject(args: argparse.Namespace, ctx: Context) -> None:
+    intros = _introductions()
+    try:
+        count = intros.reject(args.did, as_=getattr(args, "as_", None))
+    finally:
+        intros.close()
+        intros.db.close()
+    ctx.emit({"rejected": args.did.strip(), "count": count}, f"rejected {args.did.strip()}")

@@ -22,6 +22,11 @@ __all__ = ["BY_CODE", "BY_REASON", "cli_hint"]
 
 # (code, reason): the situation's hint.
 BY_REASON: dict[tuple[str, str], str] = {
+    ("not_found", "no_introduction"): (
+        "see 'ipfs-share inbox'; to add someone who did not introduce themselves, use "
+        "'ipfs-share contacts add NAME DID'"
+    ),
+    ("invalid_input", "not_a_sender_did"): "copy the sender's did from 'ipfs-share inbox'",
     ("identity_not_found", "no_identity"): "create one with 'ipfs-share identity create NAME'",
     ("identity_not_found", "no_default_identity"): (
         "pick one with 'ipfs-share identity use NAME', or pass --as NAME"
@@ -129,6 +134,9 @@ for _p in ("sharing", "rotation", "deletion", "management"):  # keychain permiss
 
 # code: the hint when the error carries its code's default hint.
 BY_CODE: dict[str, str] = {
+    "identity_locked": "unlock it in the agent with 'ipfs-share unlock --as NAME'",
+    "agent_error": "see the agent's log (the terminal or journal that runs 'ipfs-share serve')",
+    "agent_not_running": "start one with 'ipfs-share serve' (README: the agent)",
     "node_unreachable": (
         "start a node with 'ipfs-share node start', or run Kubo in Docker with "
         "'docker compose -f docker/compose.yml up -d', or pass --api / set IPFS_SHARE_API"

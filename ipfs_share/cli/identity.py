@@ -235,9 +235,11 @@ async def _import(args: argparse.Namespace, ctx: Context) -> None:
 
 
 async def _publish(args: argparse.Namespace, ctx: Context) -> None:
-    async with await open_storage(ctx.api, cluster=ctx.cluster) as storage:
-        done = await service(args, storage).publish(_named(args))
-    ctx.emit(done.to_json(), f"published {done.did} as {done.ipns_name} (seq {done.seq})")
+    from ipfs_share.cli._delegate import run_operation
+
+    params = {"name": _named(args), "as": getattr(args, "as_", None)}
+    done = await run_operation(args, ctx, "publish", params)
+    ctx.emit(done, f"published {done['did']} as {done['ipns_name']} (seq {done['seq']})")
 
 
 async def _resolve(args: argparse.Namespace, ctx: Context) -> None:

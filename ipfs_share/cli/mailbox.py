@@ -14,6 +14,9 @@
 
 A mailbox is an IPNS name only the two ends can compute (docs/spec/mailbox.md), so no
 server is involved: bob's node fetches alice's chain from alice's node when he syncs.
+``inbox`` also lists pending introductions: senders who are not contacts yet and reached
+this home's agent (docs/spec/introductions.md; accept with ``contacts accept``). With an
+agent running, send, inbox, outgoing and cancel run in it (its unlocked keys), else here.
 """
 
 from __future__ import annotations
@@ -22,15 +25,16 @@ import argparse
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+from ipfs_share.cli._delegate import run_operation
 from ipfs_share.cli._shared import Names, fmt_time
 from ipfs_share.cli.common import Context, Subparsers
 from ipfs_share.cli.hints import cli_hint
 from ipfs_share.cli.main import exit_code_for
 from ipfs_share.cli.passphrase import add_passphrase_option, passphrase_source
 from ipfs_share.client import Mesh, connect
-from ipfs_share.errors import InvalidInputError
-from ipfs_share.services.mailbox import InboxItem, OutgoingCapsule, SyncReport
+from ipfs_share.errors import error_class
 
 __all__ = ["delivery_text", "register"]
 
@@ -48,6 +52,11 @@ def register(subparsers: Subparsers) -> None:
         action="append",
         metavar="NAME[,NAME...]",
         help="recipients (default: everyone the share was made for)",
+    )
+    send.add_argument(
+        "--link",
+        action="store_true",
+        help="also print a link (ipfs-share:CAPSULE?from=DID) to hand over out of band",
     )
     add_passphrase_option(send)
     send.set_defaults(handler=_send)
@@ -107,89 +116,123 @@ async def _mesh(args: argparse.Namespace, ctx: Context) -> AsyncIterator[Mesh]:
         yield mesh
 
 
-def _item_line(item: InboxItem) -> str:
-    state = item.state
-    if item.replaced_by is not None:
-        state += f" by {item.replaced_by}"
-    elif item.state == "expired":
-        state += f" {fmt_time(item.expires)}"
-    return f"{item.id}  from {item.sender_name or item.sender}  {state}  sent {fmt_time(item.sent)}"
+def _item_line(item: dict[str, Any]) -> str:
+    """An inbox item (``InboxItem.to_json()``) on one line."""
+    state = str(item["state"])
+    if item.get("replaced_by") is not None:
+        state += f" by {item['replaced_by']}"
+    elif item["state"] == "expired":
+        state += f" {fmt_time(item['expires'])}"
+    who = item["sender_name"] or item["sender"]
+    return f"{item['capsule']}  from {who}  {state}  sent {fmt_time(item['sent_at'])}"
 
 
-def delivery_text(o: OutgoingCapsule) -> str:
-    """A sent capsule's state and the times that make it, as 'outgoing' and 'shares show'
-    both print it: ``opened 2026-11-22T10:00:05Z``, ``revoked (opened ...)``."""
-    times = [("sent", o.sent_at), ("delivered", o.delivered_at), ("opened", o.opened_at)]
-    if o.cancelled_at is not None:
-        times.append(("cancelled", o.cancelled_at))
-    shown = {"queued": "sent", "delivered": "delivered", "opened": "opened"}.get(o.state)
+def delivery_text(o: dict[str, Any]) -> str:
+    """A sent capsule's state (``OutgoingCapsule.to_json()``) and the times that make it,
+    as 'outgoing' and 'shares show' both print it: ``opened 2026-11-22T10:00:05Z``,
+    ``revoked (opened ...)``."""
+    times = [("sent", o["sent_at"]), ("delivered", o["delivered_at"]), ("opened", o["opened_at"])]
+    if o["cancelled_at"] is not None:
+        times.append(("cancelled", o["cancelled_at"]))
+    shown = {"queued": "sent", "delivered": "delivered", "opened": "opened"}.get(o["state"])
     if shown is not None:
-        at = dict(times)[shown]
-        return f"{o.state} {fmt_time(at)}"
+        return f"{o['state']} {fmt_time(dict(times)[shown])}"
     done = [f"{k} {fmt_time(t)}" for k, t in times if t is not None and k != "sent"]
     tail = f" ({', '.join(done)})" if done else ""
-    replaced = f" by {o.replaced_by}" if o.state == "replaced" and o.replaced_by else ""
-    return f"{o.state}{replaced}{tail}"
+    replaced = f" by {o['replaced_by']}" if o["state"] == "replaced" and o["replaced_by"] else ""
+    return f"{o['state']}{replaced}{tail}"
 
 
-def _outgoing_line(o: OutgoingCapsule) -> str:
-    return f"{o.id}  to {o.recipient_name or o.recipient}  {delivery_text(o)}"
+def _outgoing_line(o: dict[str, Any]) -> str:
+    return f"{o['capsule']}  to {o['recipient_name'] or o['recipient']}  {delivery_text(o)}"
+
+
+def _introduction_line(i: dict[str, Any]) -> str:
+    return (
+        f"{i['sender']}  wants to send to {i['recipient']}  (first {fmt_time(i['first_seen'])}, "
+        f"{i['count']}x)"
+    )
 
 
 async def _send(args: argparse.Namespace, ctx: Context) -> None:
     names = [n.strip() for v in args.to or [] for n in v.split(",") if n.strip()]
-    async with _mesh(args, ctx) as mesh:
-        sent = await mesh.share.send(args.capsule, names or None, as_=args.as_)
-    ctx.emit(
-        {"sent": [o.to_json() for o in sent]},
-        "\n".join(f"sent {o.id} to {o.recipient_name or o.recipient} ({o.state})" for o in sent),
-    )
+    params = {"capsule": args.capsule, "to": names, "as": args.as_}
+    data = await run_operation(args, ctx, "send", params)
+    lines = [
+        f"sent {o['capsule']} to {o['recipient_name'] or o['recipient']} ({o['state']})"
+        for o in data["sent"]
+    ]
+    if args.link:
+        lines += sorted(set(data["links"].values()))
+    else:
+        data.pop("links", None)
+    ctx.emit(data, "\n".join(lines))
 
 
 async def _inbox(args: argparse.Namespace, ctx: Context) -> int:
-    async with _mesh(args, ctx) as mesh:
-        if args.watch:
+    if args.watch:
+        async with _mesh(args, ctx) as mesh:
             await _watch(mesh, args, ctx)
-            return 0
-        report = await mesh.inbox.sync_report(args.as_, senders=args.senders)
-        items = mesh.inbox.list(args.as_, include_withdrawn=args.all)
-        contacts = len(mesh.db.contacts.list())
-    lines = [f"{len(report.new)} new"] + [_item_line(i) for i in items]
-    data = report.to_json()
-    del data["receipts"]
-    ctx.emit({**data, "inbox": [i.to_json() for i in items]}, "\n".join(lines))
-    _say_what_was_read(ctx, report, contacts)
-    for who in report.partial:
+        return 0
+    params = {"as": args.as_, "from": args.senders, "all": args.all}
+    data = await run_operation(args, ctx, "inbox", params)
+    lines = [f"{len(data['new'])} new"] + [_item_line(i) for i in data["inbox"]]
+    intros = data["introductions"]
+    if intros:
+        lines.append(
+            f"{len(intros)} pending introduction(s) from senders you have not added "
+            "(accept with 'ipfs-share contacts accept DID [NAME]'):"
+        )
+        lines += [f"  {_introduction_line(i)}" for i in intros]
+    contacts = data.pop("contacts")
+    ctx.emit(data, "\n".join(lines))
+    _say_what_was_read(ctx, data, contacts)
+    for who in data["partial"]:
         ctx.note(f"the mailbox from {who} is long: the rest is read at the next sync")
-    for who, n in report.deferred:
-        ctx.note(f"{n} capsules from {who} could not be fetched yet; tried again later")
-    for who, n in report.missing:
-        ctx.note(f"{n} capsules from {who} could not be fetched after every retry: missing")
-    for who, exc in report.failed:  # the others were synced and stored all the same
-        print(f"ipfs-share: error: the mailbox from {who}: {exc.message}", file=ctx.stderr)
-        if cli_hint(exc):
-            print(f"ipfs-share: hint: {cli_hint(exc)}", file=ctx.stderr)
-    return exit_code_for(report.failed[0][1]) if report.failed else 0
+    for d in data["deferred"]:
+        ctx.note(
+            f"{d['capsules']} capsules from {d['sender']} could not be fetched yet; "
+            "tried again later"
+        )
+    for d in data["missing"]:
+        ctx.note(
+            f"{d['capsules']} capsules from {d['sender']} could not be fetched after every "
+            "retry: missing"
+        )
+    for failed in data["failed"]:  # the others were synced and stored all the same
+        print(
+            f"ipfs-share: error: the mailbox from {failed['sender']}: {failed['message']}",
+            file=ctx.stderr,
+        )
+        hint = cli_hint(error_class(failed["code"])(failed["message"], hint=failed["hint"]))
+        if hint:
+            print(f"ipfs-share: hint: {hint}", file=ctx.stderr)
+    if data["failed"]:
+        first = data["failed"][0]
+        return exit_code_for(error_class(first["code"])(first["message"]))
+    return 0
 
 
-def _say_what_was_read(ctx: Context, report: SyncReport, contacts: int) -> None:
-    """On stderr: how many mailboxes were read, which did not answer and why; a hint
-    when there is nobody to read from."""
+def _say_what_was_read(ctx: Context, report: dict[str, Any], contacts: int) -> None:
+    """On stderr (from ``SyncReport.to_json()``): how many mailboxes were read, which did
+    not answer and why; a hint when there is nobody to read from."""
     names = Names()
-    n = len(report.read)
-    answered = n - len(report.unreachable) - len(report.failed)
+    n = len(report["read"])
+    unreachable, failed, revoked = report["unreachable"], report["failed"], report["revoked"]
+    answered = n - len(unreachable) - len(failed)
     ctx.note(
         f"read {n} mailbox{'es' if n != 1 else ''} ({contacts} contact"
         f"{'s' if contacts != 1 else ''}, and whoever you sent to or named with --from): "
         f"{answered} answered"
-        + (f", {len(report.unreachable)} unreachable" if report.unreachable else "")
-        + (f", {len(report.failed)} failed" if report.failed else "")
+        + (f", {len(unreachable)} unreachable" if unreachable else "")
+        + (f", {len(failed)} failed" if failed else "")
     )
-    for who, why in report.unreachable_why:
-        ctx.note(f"  {names.short(who)}: {why}")
-    if report.revoked:
+    for u in unreachable:
+        if u["why"]:
+            ctx.note(f"  {names.short(u['sender'])}: {u['why']}")
+    if revoked:
         ctx.note(
-            f"{len(report.revoked)} capsule{'s were' if len(report.revoked) != 1 else ' was'} "
+            f"{len(revoked)} capsule{'s were' if len(revoked) != 1 else ' was'} "
             "revoked by the issuer since it arrived"
         )
     if contacts == 0:
@@ -218,33 +261,22 @@ async def _watch(mesh: Mesh, args: argparse.Namespace, ctx: Context) -> None:
                 if ctx.json:
                     ctx.emit(item.to_json(), "")
                 else:
-                    print(_item_line(item), file=ctx.stdout, flush=True)
+                    print(_item_line(item.to_json()), file=ctx.stdout, flush=True)
         finally:
             told.cancel()
 
 
 async def _outgoing(args: argparse.Namespace, ctx: Context) -> None:
-    async with _mesh(args, ctx) as mesh:
-        found = await mesh.share.outgoing(as_=args.as_, refresh=not args.no_refresh)
-    ctx.emit(
-        {"outgoing": [o.to_json() for o in found]},
-        "\n".join(_outgoing_line(o) for o in found) or "nothing sent yet",
-    )
+    params = {"as": args.as_, "refresh": not args.no_refresh}
+    data = await run_operation(args, ctx, "outgoing", params)
+    ctx.emit(data, "\n".join(_outgoing_line(o) for o in data["outgoing"]) or "nothing sent yet")
 
 
 async def _cancel(args: argparse.Namespace, ctx: Context) -> None:
-    async with _mesh(args, ctx) as mesh:
-        if args.as_ is not None:
-            me = mesh.identity.get(args.as_)
-            issuer = mesh.share.get(args.capsule).issuer
-            if issuer != me.did:
-                raise InvalidInputError(
-                    f"the share {args.capsule} was made by {issuer}, not by {me.name}",
-                    hint="cancel it as the identity that shared it (or leave out --as)",
-                )
-        done = await mesh.share.cancel(args.capsule)
+    params = {"capsule": args.capsule, "as": args.as_}
+    data = await run_operation(args, ctx, "cancel", params)
     ctx.emit(
-        {"cancelled": [o.to_json() for o in done]},
-        "\n".join(_outgoing_line(o) for o in done)
+        data,
+        "\n".join(_outgoing_line(o) for o in data["cancelled"])
         + "\nnote: the capsule is revoked; its entry stays in the mailbox's history",
     )

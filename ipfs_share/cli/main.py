@@ -41,6 +41,8 @@ exit  meaning                       error codes
 12    revocation not checkable      revocation_unavailable (retry, or --max-staleness)
 13    download not allowed          download_not_allowed (view-only share: read it to
                                     stdout instead of saving; advice, not enforcement)
+14    the agent                     agent_error, agent_running (one is running already),
+                                    agent_not_running
 130   interrupted (Ctrl-C)
 141   stdout closed early           (a reader such as ``head`` stopped reading)
 ====  ============================  ====================================================
@@ -50,7 +52,11 @@ can never succeed as given), but they mean someone changed or forged data, so th
 the integrity code rather than 3.
 
 Adding a command: put a module in ``ipfs_share/cli/`` exposing ``register(subparsers)``
-(see :mod:`ipfs_share.cli.common`); it is found automatically. Modules must not define
+(see :mod:`ipfs_share.cli.common`) and list its commands in :data:`COMMANDS`. Start-up
+stays small because only the invoked command's module is imported (``open`` through the
+agent loads no aiohttp, no nacl, no services); ``--help`` lists from the table. A
+module that is not in the table still works, found by scanning the package (slower: every
+module is then imported), and a test says which entry is missing. Modules must not define
 ``--api``, ``--cluster``, ``--json`` or ``--as`` themselves: every subcommand accepts the
 global options (``--as NAME`` arrives as ``args.as_``: None means the default identity).
 A command about the whole home rather than one identity sets ``as_applies=False`` in its
@@ -64,24 +70,20 @@ ipfs-share ... (Kubo v0...)
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
-import inspect
 import json
 import os
-import pkgutil
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 import ipfs_share
-import ipfs_share.cli
 from ipfs_share import paths
 from ipfs_share.cli.common import Context
 from ipfs_share.cli.hints import cli_hint
 from ipfs_share.errors import IpfsShareError
 
-__all__ = ["EXIT_CODES", "build_parser", "exit_code_for", "main"]
+__all__ = ["COMMANDS", "EXIT_CODES", "build_parser", "exit_code_for", "main"]
 
 EXIT_OK = 0
 EXIT_GENERIC = 1
@@ -119,6 +121,36 @@ EXIT_CODES: dict[str, int] = {
     "share_replaced": 11,
     "revocation_unavailable": 12,
     "download_not_allowed": 13,
+    "agent_error": 14,
+}
+
+# Every command, the module under ipfs_share/cli/ that registers it, and its one line of
+# help (what `ipfs-share --help` lists without importing any command module).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "identity": ("identity", "create, list, move, publish and resolve identities"),
+    "contacts": ("contacts", "petnames for other people's identities; accept introductions"),
+    "put": ("put", "encrypt a file and store it, pinned, on the node"),
+    "files": ("put", "list or remove the files put from this home"),
+    "share": ("share", "share a file you put with recipients; prints the capsule ID"),
+    "shares": ("share", "the shares made from this home"),
+    "open": ("opening", "open a share: the plaintext on stdout, or saved with -o"),
+    "get": ("get", "read a file you put yourself (no capsule), like open"),
+    "revoke": ("share", "revoke a share (and optionally re-key the content)"),
+    "capability": ("opening", "capability tokens for shares that require them"),
+    "send": ("mailbox", "send a capsule to a recipient's inbox (through your mailbox for them)"),
+    "inbox": ("mailbox", "sync your contacts' mailboxes and list what arrived"),
+    "outgoing": ("mailbox", "capsules you sent, and whether they were delivered or opened"),
+    "cancel": ("mailbox", "withdraw a sent capsule nobody has picked up yet (revokes it)"),
+    "serve": ("serve", "run the agent for this home in the foreground"),
+    "agent": ("agent", "the agent's status, and its API token"),
+    "unlock": ("unlock", "unlock an identity in the agent, for a while"),
+    "lock": ("unlock", "forget unlocked keys in the agent"),
+    "keychain": ("keychain", "keychains: keys shared in a group, with rotation and bans"),
+    "republish": ("republish", "put this home's signed records on the node again"),
+    "node": ("node", "install, start, stop and inspect the Kubo node ipfs-share manages"),
+    "cluster": ("cluster", "run a local IPFS Cluster and set the home's replication"),
+    "pin": ("pin", "remote pins through pinning services"),
+    "state": ("state", "the home's state database"),
 }
 
 # Modules in ipfs_share/cli/ that are not commands.
@@ -185,12 +217,33 @@ def _subparsers_of(parser: argparse.ArgumentParser) -> list[argparse.ArgumentPar
 
 
 def _command_modules() -> list[str]:
+    """Every command module in the package (the slow path: for a command not in the table)."""
+    import pkgutil
+
+    import ipfs_share.cli
+
     names = [m.name for m in pkgutil.iter_modules(ipfs_share.cli.__path__)]
     return sorted(n for n in names if not n.startswith("_") and n not in _NOT_COMMANDS)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full parser: global options plus every command module's subcommands."""
+# Global options that take a value: the command is the first word that is not one of these.
+_VALUED = frozenset({"--api", "--as"})
+
+
+def _command_name(argv: Sequence[str]) -> str | None:
+    """The command word of ``argv`` (None: none given, or only options)."""
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word in _VALUED:
+            skip = True
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def _top_parser() -> tuple[argparse.ArgumentParser, Any]:
     parser = argparse.ArgumentParser(
         prog="ipfs-share",
         description="End-to-end encrypted sharing on IPFS, with no server but Kubo.",
@@ -202,11 +255,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_global_options(parser, top=True)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _command_modules():
-        module = importlib.import_module(f"ipfs_share.cli.{name}")
-        register = getattr(module, "register", None)
-        if callable(register):
-            register(subparsers)
+    return parser, subparsers
+
+
+def _register(subparsers: Any, module_name: str) -> None:
+    module = importlib.import_module(f"ipfs_share.cli.{module_name}")
+    register = getattr(module, "register", None)
+    if callable(register):
+        register(subparsers)
+
+
+def build_parser(command: str | None = "*") -> argparse.ArgumentParser:
+    """The parser: global options plus the subcommands of ``command``'s module (``"*"``:
+    every module; None: the table's names and help only, for ``--help``)."""
+    parser, subparsers = _top_parser()
+    if command is None:
+        for name, (_, text) in COMMANDS.items():
+            subparsers.add_parser(name, help=text)
+    elif command in COMMANDS:
+        _register(subparsers, COMMANDS[command][0])
+    else:
+        for name in _command_modules():
+            _register(subparsers, name)
     for sub in _subparsers_of(parser):
         _add_global_options(sub, top=False)
     return parser
@@ -223,9 +293,10 @@ def _report(ctx: Context, code: str, message: str, hint: str, exit_code: int) ->
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
-    parser = build_parser()
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_name(words))
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(words)
     except SystemExit as exc:  # --help, --version, and usage errors (already printed)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     ctx = Context(json=args.json, api=args.api, cluster=args.cluster)
@@ -241,7 +312,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         result = handler(args, ctx)
-        if inspect.isawaitable(result):
+        if hasattr(result, "__await__"):
+            import asyncio  # only for commands that need it: a delegated open does not
+
             result = asyncio.run(_await(result))
     except IpfsShareError as exc:
         exit_code = exit_code_for(exc)

@@ -5,6 +5,8 @@
     $ ipfs-share open bafyrei... > notes.txt     (the plaintext on stdout, binary-safe)
     $ ipfs-share open bafyrei... -o report.pdf   (saved atomically)
     $ ipfs-share open bafyrei... --range 0-1023  (bytes 0..1023, fetching only their chunks)
+    $ ipfs-share open 'ipfs-share:bafyrei...?from=did:key:z6Mk...'   (a link: the sender
+                                                 becomes a contact once it opens)
     $ ipfs-share capability issue bafyrei... --to bob -o bob.cap
     $ ipfs-share --as bob open bafyrei... --capability bob.cap -o out
 
@@ -15,32 +17,43 @@ integrity as it is read. It says who shared what it opened (on stderr when the p
 goes to stdout; ``issuer`` and ``issuer_name`` with ``--json``). A view-only share
 (``--no-download``) makes ``-o`` refuse; that is advice to honest clients, which a
 modified client can ignore.
+
+With an agent running for the home (``ipfs-share serve``, identity unlocked), the agent
+opens it and streams the plaintext over its socket; this module then imports nothing
+but the standard library and :mod:`ipfs_share.agent.remote`, so the command starts
+fast. Without one, or with the identity locked in it, the command opens it itself.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from ipfs_share.cli._shared import (
-    acting,
+from ipfs_share import paths
+from ipfs_share.agent.remote import AgentClient, Opened, agent_for
+from ipfs_share.cli._fast import (
+    SNIFF,
     binary_stdout,
-    fmt_time,
-    open_mesh,
     parse_range,
     progress,
+    refuse_binary_on_tty,
+    save_chunks,
 )
 from ipfs_share.cli.common import Context, Subparsers
 from ipfs_share.cli.passphrase import add_passphrase_option
 from ipfs_share.cli.progress import Progress
-from ipfs_share.errors import DownloadNotAllowedError, InvalidInputError
-from ipfs_share.formats.capsule import decode_capability
-from ipfs_share.formats.cid import normalize_cid
-from ipfs_share.local.files import write_atomic
-from ipfs_share.services.opened import OpenedFile
+from ipfs_share.errors import (
+    AgentNotRunningError,
+    DownloadNotAllowedError,
+    IdentityLockedError,
+    InvalidInputError,
+)
+
+if TYPE_CHECKING:
+    from ipfs_share.services.opened import OpenedFile
 
 __all__ = ["VIEW_ONLY_HINT", "register", "write_plaintext"]
 
@@ -48,8 +61,8 @@ VIEW_ONLY_HINT = (
     "the owner shared it for viewing only: read it without -o (to a pager or a pipe); this "
     "is advice to honest clients, which a modified client can ignore"
 )
-SNIFF = 8192  # bytes looked at before writing to a terminal
 RANGE_STEP = 4 << 20  # range reads go in steps of this (a multiple of the 64 KiB chunk)
+LINK_SCHEME = "ipfs-share:"  # formats.introduction.LINK_SCHEME, without importing it
 
 
 def register(subparsers: Subparsers) -> None:
@@ -114,16 +127,6 @@ def _read_token(path: Path | None) -> bytes | None:
         raise InvalidInputError(f"cannot read the capability file {path}: {exc.strerror}") from exc
 
 
-def _looks_binary(sample: bytes) -> bool:
-    if b"\0" in sample:
-        return True
-    try:
-        sample.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return exc.start < len(sample) - 3  # a character cut at the sample's end is fine
-    return False
-
-
 def _describe(opened: OpenedFile) -> dict[str, object]:
     return {
         "capsule": opened.capsule,
@@ -137,24 +140,117 @@ def _describe(opened: OpenedFile) -> dict[str, object]:
     }
 
 
-def _shared_by(opened: OpenedFile) -> str:
+def _shared_by(issuer: str | None, issuer_name: str | None) -> str:
     """Who issued the capsule, as a person should read it: a name this home gave that did,
     or the did marked as a stranger."""
-    if opened.issuer is None:
+    if issuer is None:
         return "shared by an unknown issuer"
-    if opened.issuer_name is None:
-        return f"shared by {opened.issuer} (not one of your contacts)"
-    return f"shared by {opened.issuer_name} ({opened.issuer})"
+    if issuer_name is None:
+        return f"shared by {issuer} (not one of your contacts)"
+    return f"shared by {issuer_name} ({issuer})"
 
 
-async def _open(args: argparse.Namespace, ctx: Context) -> None:
-    capsule = normalize_cid(args.capsule)
-    span = None if args.range is None else parse_range(args.range)
+def _open(args: argparse.Namespace, ctx: Context) -> Any:
+    """Through the agent if there is one (synchronous, light), else here (a coroutine)."""
     if args.output is None and ctx.json:
         raise InvalidInputError(
             "--json needs -o: without it, stdout carries the file",
             hint="pass -o OUT, or leave out --json",
         )
+    if args.capsule.strip().startswith(LINK_SCHEME):
+        return _open_link(args, ctx)
+    client = None if ctx.api is not None else agent_for(paths.home_dir())
+    if client is not None:
+        try:
+            _open_via_agent(client, args, ctx)
+            return None
+        except (AgentNotRunningError, IdentityLockedError) as exc:
+            if isinstance(exc, IdentityLockedError):
+                ctx.note("the agent holds this identity locked; unlocking here for this command")
+    return _open_here(args, ctx)
+
+
+async def _open_link(args: argparse.Namespace, ctx: Context) -> None:
+    """A link carries the capsule and its sender's did: open the capsule, then make the
+    sender a contact, so the inbox reads its mailbox from now on."""
+    from ipfs_share.cli._delegate import poke_agent
+    from ipfs_share.formats.introduction import parse_link
+    from ipfs_share.local.state import StateDB
+    from ipfs_share.services.identities import IdentityService
+    from ipfs_share.services.introductions import IntroductionService
+
+    text = args.capsule.strip()
+    link = parse_link(text)
+    args.capsule = link.capsule
+    result = _open(args, ctx)
+    if hasattr(result, "__await__"):
+        await result
+    home = paths.home_dir()
+    db = StateDB(home)
+    intros = IntroductionService(home, None, IdentityService(home, None, db=db), db)
+    try:
+        _, petname = intros.register_link(text)
+    finally:
+        intros.close()
+        db.close()
+    if petname is not None:
+        ctx.note(
+            f"added the sender {link.sender} as contact {petname}: its mailbox is read from now on"
+        )
+        poke_agent(ctx)
+
+
+def _open_via_agent(client: AgentClient, args: argparse.Namespace, ctx: Context) -> None:
+    span = None if args.range is None else parse_range(args.range)
+    opened = client.open(
+        args.capsule.strip(),
+        as_=getattr(args, "as_", None),
+        max_staleness=args.max_staleness,
+        capability=_read_token(args.capability),
+        save=args.output is not None,
+        span=span,
+    )
+    label = f"open {opened.name or opened.capsule}"
+    by = _shared_by(opened.issuer, opened.issuer_name)
+    if args.output is None:  # stdout carries the plaintext: say who shared it on stderr
+        ctx.note(f"opening {opened.name or opened.capsule}, {by}")
+        with progress(ctx, label, opened.length) as bar:
+            _chunks_to_stdout(ctx, opened, bar)
+        return
+    with progress(ctx, label, opened.length) as bar:
+        saved = save_chunks(args.output, opened.chunks(), bar)
+    info: dict[str, object] = {**opened.describe(), "saved_to": str(saved)}
+    if span is None:
+        text = f"saved {opened.name or 'the file'} ({opened.size} bytes) to {saved}, {by}"
+    else:
+        last = opened.offset + opened.length - 1
+        info["range"] = [opened.offset, last]
+        text = f"saved bytes {opened.offset}-{last} ({opened.length} bytes) to {saved}, {by}"
+    ctx.emit(info, text)
+
+
+def _chunks_to_stdout(ctx: Context, opened: Opened, bar: Progress) -> None:
+    out = binary_stdout(ctx)
+    done = 0
+    chunks = opened.chunks()
+    try:
+        for piece in chunks:
+            if done == 0 and ctx.stdout.isatty():
+                refuse_binary_on_tty(ctx, piece[:SNIFF])
+            out.write(piece)
+            done += len(piece)
+            bar.update(done)
+    finally:
+        chunks.close()
+    out.flush()
+
+
+async def _open_here(args: argparse.Namespace, ctx: Context) -> None:
+    from ipfs_share.cli._shared import acting, open_mesh
+    from ipfs_share.formats.cid import normalize_cid
+
+    capsule = normalize_cid(args.capsule)
+    span = None if args.range is None else parse_range(args.range)
     token = _read_token(args.capability)
     async with open_mesh(args, ctx, max_staleness=args.max_staleness) as mesh:
         if await mesh.files.is_keychain_file(capsule):  # a file put with --keychain
@@ -168,8 +264,12 @@ async def _open(args: argparse.Namespace, ctx: Context) -> None:
                 hint=VIEW_ONLY_HINT,
             )
         if args.output is None:  # stdout carries the plaintext: say who shared it on stderr
-            ctx.note(f"opening {opened.name or capsule}, {_shared_by(opened)}")
-        await write_plaintext(args, ctx, opened, span, _shared_by(opened))
+            ctx.note(
+                f"opening {opened.name or capsule}, {_shared_by(opened.issuer, opened.issuer_name)}"
+            )
+        await write_plaintext(
+            args, ctx, opened, span, _shared_by(opened.issuer, opened.issuer_name)
+        )
 
 
 async def write_plaintext(
@@ -225,14 +325,6 @@ async def _output_range(
     )
 
 
-def _refuse_binary_on_tty(ctx: Context, sample: bytes) -> None:
-    if ctx.stdout.isatty() and _looks_binary(sample):
-        raise InvalidInputError(
-            "refusing to write binary data to the terminal",
-            hint="save it with -o FILE, or pipe it into another command",
-        )
-
-
 def _write_all(ctx: Context, data: bytes) -> None:
     out = binary_stdout(ctx)
     out.write(data)
@@ -244,12 +336,14 @@ async def _to_stdout(
 ) -> None:
     """Write plaintext pieces to stdout; on a terminal, only if the first looks like text
     (it is looked at before any byte is written)."""
+    import asyncio
+
     out = binary_stdout(ctx)
     done = 0
     first = True
     async for piece in pieces:
         if first and ctx.stdout.isatty():
-            _refuse_binary_on_tty(ctx, bytes(piece[:SNIFF]))
+            refuse_binary_on_tty(ctx, bytes(piece[:SNIFF]))
         first = False
         await asyncio.to_thread(out.write, piece)
         done += len(piece)
@@ -261,28 +355,30 @@ async def _to_stdout(
 
 
 async def _issue(args: argparse.Namespace, ctx: Context) -> None:
+    import asyncio
+
+    from ipfs_share.cli._delegate import run_operation
+    from ipfs_share.cli._shared import fmt_time
+    from ipfs_share.formats.cid import normalize_cid
+    from ipfs_share.local.files import write_atomic
+
     capsule = normalize_cid(args.capsule)
     if args.output is None and not ctx.json and ctx.stdout.isatty():
         raise InvalidInputError(
             "refusing to write a binary token to the terminal",
             hint="pass -o FILE (or pipe it, or --json for base64)",
         )
-    async with open_mesh(args, ctx) as mesh:
-        token = await mesh.share.issue_capability(
-            capsule, args.to, valid_for=args.valid_for, as_=acting(args)
-        )
-    decoded = decode_capability(token)
-    info: dict[str, object] = {
-        "capability": decoded.cid,
+    params = {
         "capsule": capsule,
-        "issuer": decoded.issuer,
-        "audience": decoded.aud,
-        "not_before": decoded.nbf,
-        "expires": decoded.exp,
+        "to": args.to,
+        "valid_for": args.valid_for,
+        "as": getattr(args, "as_", None),
     }
+    info = await run_operation(args, ctx, "capability", params)
+    token = base64.b64decode(str(info.pop("token_base64")))
     text = (
-        f"issued capability {decoded.cid} for {args.to} to open {capsule}, "
-        f"valid until {fmt_time(decoded.exp)}"
+        f"issued capability {info['capability']} for {args.to} to open {capsule}, "
+        f"valid until {fmt_time(int(str(info['expires'])))}"
     )
     if args.output is not None:
         await asyncio.to_thread(write_atomic, args.output, token)

@@ -11,12 +11,17 @@ import argparse
 import getpass
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from ipfs_share.errors import InvalidInputError, PassphraseRequiredError
-from ipfs_share.services.identities import PASSPHRASE_ENV, PassphraseSource
 
-__all__ = ["add_passphrase_option", "passphrase_source"]
+# services.identities.PASSPHRASE_ENV, named again so that commands which start fast (a
+# delegated open) need not import the services to register their options.
+PASSPHRASE_ENV = "IPFS_SHARE_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret
+PassphraseSource = Callable[[str], bytes]
+
+__all__ = ["PASSPHRASE_ENV", "add_passphrase_option", "passphrase_source"]
 
 
 def add_passphrase_option(parser: argparse.ArgumentParser) -> None:

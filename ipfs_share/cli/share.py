@@ -24,11 +24,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from ipfs_share import paths
+from ipfs_share.cli._delegate import run_operation
 from ipfs_share.cli._shared import (
     Names,
     acting,
     fmt_time,
-    open_mesh,
     parse_time,
     split_names,
     window_end,
@@ -37,7 +37,6 @@ from ipfs_share.cli.common import Context, Subparsers
 from ipfs_share.cli.mailbox import delivery_text
 from ipfs_share.cli.passphrase import add_passphrase_option
 from ipfs_share.errors import InvalidInputError, NotFoundError
-from ipfs_share.formats.capsule import Policy
 from ipfs_share.formats.cid import normalize_cid
 from ipfs_share.local.state import StateDB
 from ipfs_share.services.identities import IdentityService
@@ -45,7 +44,6 @@ from ipfs_share.services.mailbox.views import OutgoingCapsule, Views
 from ipfs_share.services.policy import TimeWindowProvider
 from ipfs_share.services.share import (
     ACCEPTED_DURATIONS,
-    RevokePlan,
     ShareCapsule,
     parse_duration,
 )
@@ -133,6 +131,12 @@ def register(subparsers: Subparsers) -> None:
         action="store_true",
         help="also send the capsule to each recipient's inbox (as 'ipfs-share send' does)",
     )
+    share.add_argument(
+        "--link",
+        action="store_true",
+        help="print a link (ipfs-share:CAPSULE?from=DID) instead of the bare capsule ID: "
+        "opening it also makes you a contact of the recipient",
+    )
     add_passphrase_option(share)
     share.set_defaults(handler=_share)
 
@@ -206,13 +210,16 @@ def _param_value(text: str) -> int | str:
         return text
 
 
-async def _policy(args: argparse.Namespace, allow: list[str]) -> Policy | None:
+def _policy_spec(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The policy the options ask for, as the share operation takes it (``allow`` names
+    are resolved to dids by the operation, with the home's contacts)."""
     params: dict[str, Any] = {}
     for item in args.policy_param:
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
             raise InvalidInputError(f"expected --policy-param KEY=VALUE, found {item!r:.60}")
         params[key.strip()] = _param_value(value)
+    allow = split_names(args.allow)
     end = _window_end(args)
     window = args.not_before is not None or end is not None or allow
     provider = args.policy or (WINDOW if window else None)
@@ -227,14 +234,13 @@ async def _policy(args: argparse.Namespace, allow: list[str]) -> Policy | None:
             TimeWindowProvider.params(
                 not_before=None if args.not_before is None else parse_time(args.not_before),
                 expires=end,
-                allow=allow,
             )
         )
     if provider is None:
         if params:
             raise InvalidInputError("--policy-param needs --policy PROVIDER")
         return None
-    return Policy(provider, params)
+    return {"provider": provider, "params": params, "allow": allow}
 
 
 def _window_end(args: argparse.Namespace) -> int | None:
@@ -263,46 +269,46 @@ async def _share(args: argparse.Namespace, ctx: Context) -> None:
         raise InvalidInputError("expected at least one recipient in --to, found none")
     expires = None if args.expires.strip().lower() == "never" else args.expires
     try:
-        parse_duration(expires)  # fail on a bad --expires before any passphrase is asked
+        expires_in = parse_duration(expires)  # fail before any passphrase is asked
     except InvalidInputError as exc:
         raise InvalidInputError(
             exc.message.replace("a duration", "--expires as a duration", 1),
             hint=f"accepted: {ACCEPTED_DURATIONS}; or --expires never, for a share that "
             "does not expire",
         ) from None
-    _window_end(args)  # and on a window that already closed
-    cid = normalize_cid(args.cid)
-    async with open_mesh(args, ctx) as mesh:
-        allow = [(await mesh.identity.recipient(n)).did for n in split_names(args.allow)]
-        capsule = await mesh.share.file(cid).with_(
-            recipients,
-            expires_in=expires,
-            allow_download=not args.no_download,
-            policy=await _policy(args, allow),
-            capability=args.capability_from,
-            as_=acting(args),
-        )
-        sent = await mesh.share.send(capsule, as_=acting(args)) if args.send else []
-    data = capsule.to_json()
-    if args.send:
-        data["sent"] = [o.to_json() for o in sent]
-    ctx.emit(data, capsule.id)
+    params = {
+        "content": normalize_cid(args.cid),
+        "to": recipients,
+        "expires_in": expires_in,
+        "allow_download": not args.no_download,
+        "policy": _policy_spec(args),  # a window that already closed fails here
+        "capability": args.capability_from,
+        "as": acting(args),
+        "send": args.send,
+    }
+    data = await run_operation(args, ctx, "share", params)
+    if not args.send:
+        data.pop("sent", None)
+    ctx.emit(data, str(data["link"] if args.link else data["capsule"]))
     if not ctx.json:
         names = Names()
-        who = ", ".join(names.short(d) if n == d else n for d, n in capsule.recipients)
-        extras = [f"expires {fmt_time(capsule.expires)}"]
-        if not capsule.allow_download:
+        who = ", ".join(
+            names.short(str(r["did"])) if r["name"] == r["did"] else str(r["name"])
+            for r in data["recipients"]
+        )
+        extras = [f"expires {fmt_time(data['expires'])}"]
+        if not data["allow_download"]:
             extras.append("view only")
-        if capsule.policy:
-            extras.append(f"policy {capsule.policy}")
-        if capsule.cap_issuer:
-            extras.append(f"capability from {names.short(capsule.cap_issuer)}")
+        if data["policy"]:
+            extras.append(f"policy {data['policy']}")
+        if data["capability_issuer"]:
+            extras.append(f"capability from {names.short(str(data['capability_issuer']))}")
         ctx.note(
-            f"shared {capsule.content} with {who} ({'; '.join(extras)}); "
+            f"shared {data['content']} with {who} ({'; '.join(extras)}); "
             + (
                 "sent to their inboxes (ipfs-share inbox)"
                 if args.send
-                else f"send them the capsule ID: ipfs-share open {capsule.id}"
+                else f"send them the capsule ID: ipfs-share open {data['capsule']}"
             )
         )
 
@@ -341,7 +347,7 @@ def _list(args: argparse.Namespace, ctx: Context) -> None:
 
 def _delivery_line(o: OutgoingCapsule, names: Names) -> str:
     """A recipient's mailbox delivery of a share, as 'outgoing' shows it."""
-    return f"  {names.short(o.recipient):<12} {delivery_text(o)}"
+    return f"  {names.short(o.recipient):<12} {delivery_text(o.to_json())}"
 
 
 def _show(args: argparse.Namespace, ctx: Context) -> None:
@@ -411,32 +417,35 @@ def _show(args: argparse.Namespace, ctx: Context) -> None:
 # -- revoke ---------------------------------------------------------------------------------
 
 
-def _names_of(pairs: Sequence[tuple[str, str]]) -> str:
-    return ", ".join(label for _, label in pairs) or "nobody"
+def _names_of(recipients: Sequence[dict[str, Any]]) -> str:
+    return ", ".join(str(r["name"]) for r in recipients) or "nobody"
 
 
 def _plan_lines(
-    plan: RevokePlan, names: Names, made: dict[str | None, ShareCapsule] | None = None
+    plan: dict[str, Any], names: Names, made: dict[str, dict[str, Any]] | None = None
 ) -> list[str]:
     """What a revoke did (``made``: the re-issued capsules, by the capsule each replaces)
-    or, without ``made``, would do: capsule by capsule, and to whom."""
+    or, without ``made``, would do (``plan``: ``RevokePlan.to_json()``): capsule by
+    capsule, and to whom."""
     will = "" if made is not None else "would be "
-    reissued = {r.old: r for r in plan.reissue}
+    reissued = {r["replaces"]: r for r in plan["reissue"]}
     lines: list[str] = []
-    for capsule, pairs in plan.revoked:
-        line = f"{will}revoked {capsule} (to {_names_of(pairs)})"
+    for entry in plan["revoke"]:
+        capsule = entry["capsule"]
+        line = f"{will}revoked {capsule} (to {_names_of(entry['recipients'])})"
         r = reissued.get(capsule)
         if r is not None:
             new = None if made is None else made.get(capsule)
-            line += f", re-issued{f' as {new.id}' if new else ''} to {_names_of(r.to)}"
-        elif capsule in plan.expired:
+            line += ", re-issued" + ("" if new is None else f" as {new['capsule']}")
+            line += f" to {_names_of(r['recipients'])}"
+        elif capsule in plan["expired"]:
             line += ", not re-issued: it had expired"
         lines.append(line)
-    if plan.dropped:
-        lines.append(f"dropped: {', '.join(names.short(d) for d in plan.dropped)}")
-    if plan.rotate:
+    if plan["dropped"]:
+        lines.append(f"dropped: {', '.join(names.short(d) for d in plan['dropped'])}")
+    if plan["rotate"]:
         lines.append(
-            f"{will}re-keyed: {plan.content} re-encrypted under a new key, the old "
+            f"{will}re-keyed: {plan['content']} re-encrypted under a new key, the old "
             "ciphertext unpinned"
         )
     return lines
@@ -445,53 +454,49 @@ def _plan_lines(
 async def _revoke(args: argparse.Namespace, ctx: Context) -> None:
     capsule = normalize_cid(args.capsule)
     drop = split_names(args.drop)
-    async with open_mesh(args, ctx) as mesh:
-        if acting(args) is not None:
-            me = mesh.identity.get(acting(args))
-            issuer = mesh.share.get(capsule).issuer
-            if issuer != me.did:
-                raise InvalidInputError(
-                    f"the share {capsule} was made by {issuer}, not by {me.name}",
-                    hint="revoke it as the identity that shared it (or leave out --as)",
-                )
-        if args.dry_run:
-            plan = mesh.share.plan_revoke(capsule, rotate=args.rotate, drop=drop, send=args.send)
-            names = Names()
-            lines = _plan_lines(plan, names)
-            for r in plan.reissue:
-                if r.send_to:
-                    who = ", ".join(names.short(d) for d in r.send_to)
-                    lines.append(f"would send the capsule re-issued for {r.old} to: {who}")
-            lines.append("nothing was changed (--dry-run)")
-            ctx.emit({"dry_run": True, **plan.to_json()}, "\n".join(lines))
-            return
-        done = await mesh.share.revoke(capsule, rotate=args.rotate, drop=drop, send=args.send)
-    assert done.plan is not None
+    params = {
+        "capsule": capsule,
+        "rotate": args.rotate,
+        "drop": drop,
+        "send": args.send,
+        "dry_run": args.dry_run,
+        "as": acting(args),
+    }
+    data = await run_operation(args, ctx, "revoke", params)
     names = Names()
-    data = done.to_json()
+    if args.dry_run:
+        lines = _plan_lines(data, names)
+        for r in data["reissue"]:
+            if r["send_to"]:
+                who = ", ".join(names.short(d) for d in r["send_to"])
+                lines.append(f"would send the capsule re-issued for {r['replaces']} to: {who}")
+        lines.append("nothing was changed (--dry-run)")
+        ctx.emit(data, "\n".join(lines))
+        return
     data["note"] = REVOCATION_NOTE.removeprefix("note: ")
-    data["plan"] = done.plan.to_json()
-    lines = _plan_lines(done.plan, names, {c.replaces: c for c in done.reissued})
-    if done.rotated_to:
-        lines.append(f"new content: {done.rotated_to}")
-    lines += [f"sent {c} to {names.short(did)}'s inbox" for c, did in done.sent]
-    lines.append(f"revocation list head: {done.head}")
+    made = {c["replaces"]: c for c in data["reissued"]}
+    lines = _plan_lines(data["plan"], names, made)
+    if data["rotated_to"]:
+        lines.append(f"new content: {data['rotated_to']}")
+    lines += [f"sent {s['capsule']} to {names.short(s['recipient'])}'s inbox" for s in data["sent"]]
+    lines.append(f"revocation list head: {data['revocation_head']}")
     ctx.emit(data, "\n".join(lines))
     if not ctx.json:
-        for c, did, why in done.not_sent:
+        for n in data["not_sent"]:
+            who = names.short(n["recipient"])
             ctx.note(
-                f"{c} was not sent to {names.short(did)} ({why}); send it later with "
-                f"'ipfs-share send {c} --to {names.short(did)}'"
+                f"{n['capsule']} was not sent to {who} ({n['why']}); send it later with "
+                f"'ipfs-share send {n['capsule']} --to {who}'"
             )
-        for did, through in done.still_reaches:
-            who = names.short(did)
+        for reach in data["still_reaches"]:
+            who, through = names.short(reach["did"]), reach["through"]
             ctx.note(
                 f"{who}, a recipient of the revoked share, gets the new key all the same "
                 f"through the re-issued share {through}; if they should not, run "
                 f"'ipfs-share revoke {through} --rotate --drop {who}' before you send it"
             )
-        sent = {c for c, _ in done.sent}
-        if any(c.id not in sent for c in done.reissued):
+        sent = {x["capsule"] for x in data["sent"]}
+        if any(c["capsule"] not in sent for c in data["reissued"]):
             ctx.note(
                 "the recipients of a re-issued capsule that was not sent need its new ID: "
                 "send each their own (ipfs-share send CAPSULE); their old capsule IDs no "

@@ -94,6 +94,16 @@ __all__ += ["LABEL_MAILBOX_NOTICE"]
 # the name away either.
 LABEL_MAILBOX_NOTICE: Final = b"ipfs-share/v1/mailbox-notice"
 
+# --- introductions (docs/spec/introductions.md) --------------------------------------------
+__all__ += ["LABEL_INTRODUCTION", "LABEL_INTRODUCTION_SEAL", "LABEL_INTRODUCTION_TOPIC"]
+# Signs an introduction (from, to, sent, nonce) with the sender's identity key.
+LABEL_INTRODUCTION: Final = b"ipfs-share/v1/introduction"
+# seal key = HKDF(X25519(e, R), E || R, LABEL_INTRODUCTION_SEAL, 32): seals an introduction
+# to the recipient's X25519 key, so only the recipient learns who it is from.
+LABEL_INTRODUCTION_SEAL: Final = b"ipfs-share/v1/introduction-seal"
+# topic = hex(HKDF(recipient ed25519 public key, "", LABEL_INTRODUCTION_TOPIC, 32)): anyone
+# who knows a did can name it (that is the point: strangers reach the recipient there).
+LABEL_INTRODUCTION_TOPIC: Final = b"ipfs-share/v1/introduction-topic"
 # --- keychains (docs/spec/keychain.md) -----------------------------------------------------
 __all__ += [
     "LABEL_KEYCHAIN_BOX",

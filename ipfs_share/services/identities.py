@@ -333,22 +333,29 @@ class IdentityService:
         # The feed's head stays: an identity imported again continues after it.
         return view
 
-    async def unlock(self, name_or_did: str | None = None) -> IdentityKeys:
+    async def unlock(
+        self, name_or_did: str | None = None, *, passphrase: bytes | None = None
+    ) -> IdentityKeys:
         """The secret keys of an identity (asks for its passphrase if it is sealed).
 
         Keys stay unlocked in this service's memory until :meth:`lock` (``Mesh.close``
         calls it), like an ssh-agent for one process: argon2id runs once per identity, not
-        once per open. A backend that must not hold keys calls :meth:`lock` after use."""
+        once per open. A backend that must not hold keys calls :meth:`lock` after use.
+        ``passphrase`` is used instead of asking, and is always checked (even if the keys
+        are held already): the agent's unlock goes this way."""
         key_file = self.keystore.get(self.get(name_or_did).did)
         held = self._unlocked.get(key_file.did)
-        if held is not None:
+        if held is not None and passphrase is None:
             return held
-        passphrase = (
-            self._passphrase(f"passphrase for {key_file.name}") if key_file.encrypted else None
-        )
-        keys = await asyncio.to_thread(key_file.unlock, passphrase)
+        if key_file.encrypted and passphrase is None:
+            passphrase = self._passphrase(f"passphrase for {key_file.name}")
+        keys = await asyncio.to_thread(key_file.unlock, passphrase if key_file.encrypted else None)
         self._unlocked[key_file.did] = keys
         return keys
+
+    def unlocked_dids(self) -> tuple[str, ...]:
+        """The dids whose keys this service holds now."""
+        return tuple(self._unlocked)
 
     def unlocked(self, name_or_did: str) -> IdentityKeys | None:
         """The keys of an identity if they are unlocked in this service now (never asks
@@ -442,10 +449,13 @@ class IdentityService:
             raise IdentityDocumentInvalidError(
                 f"the identity document of {did} does not verify: {exc.message}"
             ) from exc
-        assert update.head is not None  # an identity document is always kept
+        # Raced: another read of this home (another task, another process) moved the mark
+        # first; what it verified is the head now.
+        head = update.head if update.head is not None else self.reader.held(self.feed(did))
+        assert head is not None  # an identity document is always kept
         if petname is not None:
             self.db.contacts.put(petname, did)
-        return self._resolved(self._document_of(update.head))
+        return self._resolved(self._document_of(head))
 
     def _document_of(self, entry: FeedEntry) -> IdentityDocument:
         doc: IdentityDocument = entry.value

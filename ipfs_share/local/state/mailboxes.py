@@ -171,6 +171,16 @@ class MailboxRepository:
         )
         return None if got is None else _sent(got)
 
+    def queued_pairs(self) -> list[tuple[str, str, int]]:
+        """(sender, recipient, oldest sent_at) for every pair with capsules sent and not
+        acknowledged, nor cancelled: whom the agent still introduces its senders to."""
+        rows = self._db.all(
+            "SELECT sender, recipient, MIN(sent_at) FROM mailbox_sent WHERE delivered_at IS NULL "
+            "AND opened_at IS NULL AND cancelled_at IS NULL GROUP BY sender, recipient "
+            "ORDER BY sender, recipient"
+        )
+        return [(str(a), str(b), int(c)) for a, b, c in rows]
+
     def mark_cancelled(self, capsule: str, *, at: int) -> None:
         with self._db.transaction():
             self._db.execute(
@@ -305,18 +315,22 @@ class MailboxRepository:
         self,
         reader: str,
         settled: Sequence[tuple[str, str, str | None, int | None, str | None]],
-    ) -> None:
+    ) -> set[str]:
         """Record what fetching the capsules of pending items showed: (capsule, state,
-        issuer, expires, replaces) each, in one transaction."""
+        issuer, expires, replaces) each, in one transaction. Returns the capsules this call
+        moved out of "pending": a concurrent sync (another task, another process) that
+        settled one first is the one to announce it."""
+        moved: set[str] = set()
         with self._db.transaction():
-            self._db.executemany(
-                "UPDATE inbox SET state = ?, issuer = ?, expires = ?, replaces = ?, "
-                "retry_at = NULL WHERE reader = ? AND capsule = ?",
-                [
-                    (state, issuer, expires, replaces, reader, c)
-                    for c, state, issuer, expires, replaces in settled
-                ],
-            )
+            for c, state, issuer, expires, replaces in settled:
+                cur = self._db.execute(
+                    "UPDATE inbox SET state = ?, issuer = ?, expires = ?, replaces = ?, "
+                    "retry_at = NULL WHERE reader = ? AND capsule = ? AND state = 'pending'",
+                    (state, issuer, expires, replaces, reader, c),
+                )
+                if cur.rowcount:
+                    moved.add(c)
+        return moved
 
     def defer(self, reader: str, deferred: Sequence[tuple[str, int, int | None, str]]) -> None:
         """Record failed fetches: (capsule, attempts, retry_at, state) each; ``state`` is

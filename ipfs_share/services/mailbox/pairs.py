@@ -83,6 +83,12 @@ class Pairs:
             self._pairs[cache_key] = found
         return found
 
+    def forget(self, did: str) -> None:
+        """Drop the pairs derived for ``did`` (its identity was locked: what was derived
+        from its secret key goes with it)."""
+        for key in [k for k in self._pairs if k[0] == did]:
+            del self._pairs[key]
+
     async def with_(self, keys: IdentityKeys, peer: str) -> _Pair:
         """The pair with ``peer`` (a did), its key from its verified document."""
         return self.of(keys, peer, (await self.identities.recipient(peer)).enc)

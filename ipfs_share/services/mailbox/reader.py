@@ -261,12 +261,16 @@ class MailboxReader:
 
     async def peers(self, me: str, senders: Iterable[str], *, contacts: bool) -> list[str]:
         """Whose mailboxes to ``me`` a sync reads: contacts (``contacts``), ``senders``,
-        and everyone ``me`` has a mailbox to (their mailboxes carry the receipts)."""
+        everyone ``me`` has a mailbox to (their mailboxes carry the receipts), and the
+        identities of this home that wrote to ``me`` (local identities read each other's
+        mailboxes without being contacts)."""
         peers: list[str] = [c.did for c in self.db.contacts.list()] if contacts else []
         for text in senders:
             peers.append(text if text.startswith("did:") else await self._did_of(text))
         if contacts:
-            peers += [f.topic for f in self.db.feeds.own_feeds("mailbox", me)]
+            own = self.db.feeds.own_feeds("mailbox")
+            peers += [f.topic for f in own if f.owner == me]  # receipts from whom we sent to
+            peers += [f.owner for f in own if f.topic == me]  # identities of this home
         return list(dict.fromkeys(peers))
 
     async def _did_of(self, text: str) -> str:
@@ -398,9 +402,9 @@ class MailboxReader:
                 deferred.append((item.capsule, attempts, now + retry_delay(attempts), "pending"))
                 result.deferred += 1
         with self.db.transaction():
-            self.db.mailboxes.settle(pair.me, settled)
+            moved = self.db.mailboxes.settle(pair.me, settled)  # a concurrent sync may be first
             self.db.mailboxes.defer(pair.me, deferred)
-        done = {c: (state, issuer, expires, rep) for c, state, issuer, expires, rep in settled}
+        done = {c: (st, issuer, exp, rep) for c, st, issuer, exp, rep in settled if c in moved}
         name = self.views.name_of(pair.peer)  # once for all of this sender's items
         result.delivered = [
             self.views.item(

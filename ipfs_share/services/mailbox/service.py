@@ -97,6 +97,10 @@ class MailboxService:
         cannot store IPNS records signed here)."""
         return await self.provider.check()
 
+    def forget(self, did: str) -> None:
+        """Drop the mailbox keys derived for ``did``'s pairs (its identity was locked)."""
+        self.pairs.forget(did)
+
     def subscribe(self, event: Event, callback: Callback) -> Callable[[], None]:
         """Call ``callback`` (plain or async) on ``event``: ``"capsule_received"`` with an
         :class:`InboxItem`, ``"ack_received"`` with an :class:`OutgoingCapsule`, from
