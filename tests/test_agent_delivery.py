@@ -264,7 +264,9 @@ async def _introduced(
             listed = await asyncio.to_thread(
                 cli_in_thread, monkeypatch, bob.home, b.api_url, "inbox"
             )
-            assert [i["capsule"] for i in listed["inbox"]] == [capsule] and not listed["introductions"]
+            assert [i["capsule"] for i in listed["inbox"]] == [capsule] and not listed[
+                "introductions"
+            ]
             opened = await asyncio.to_thread(
                 cli_in_thread,
                 monkeypatch,
