@@ -23,6 +23,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO, TypeAlias
 
+from ipfs_share.cli.text import printable_text
+
 __all__ = ["Context", "Handler", "Subparsers"]
 
 # What register() receives: the object returned by ArgumentParser.add_subparsers().
@@ -42,12 +44,16 @@ class Context:
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
 
     def emit(self, data: Mapping[str, Any], text: str) -> None:
-        """Print a result: ``data`` as one JSON object with ``--json``, else ``text``."""
+        """Print a result: ``data`` as one JSON object with ``--json``, else ``text``.
+
+        ``text`` keeps its lines but shows any other control character as an escape (the
+        last guard; printers pass names a peer controls through
+        :func:`~ipfs_share.cli.text.printable`, which escapes newlines too)."""
         if self.json:
             print(json.dumps(data, sort_keys=True), file=self.stdout)
         elif text:
-            print(text, file=self.stdout)
+            print(printable_text(text), file=self.stdout)
 
     def note(self, text: str) -> None:
         """Tell the person something that is not the result (progress, what was chosen)."""
-        print(f"ipfs-share: {text}", file=self.stderr)
+        print(f"ipfs-share: {printable_text(text)}", file=self.stderr)

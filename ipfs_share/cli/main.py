@@ -75,6 +75,7 @@ import ipfs_share
 import ipfs_share.cli
 from ipfs_share import paths
 from ipfs_share.cli.common import Context
+from ipfs_share.cli.text import printable
 from ipfs_share.errors import IpfsShareError
 
 __all__ = ["EXIT_CODES", "build_parser", "exit_code_for", "main"]
@@ -208,9 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _report(ctx: Context, code: str, message: str, hint: str, exit_code: int) -> None:
-    print(f"ipfs-share: error: {message}", file=ctx.stderr)
+    # A message may quote what a peer named (a file, a petname): one line, escaped.
+    print(f"ipfs-share: error: {printable(message)}", file=ctx.stderr)
     if hint:
-        print(f"ipfs-share: hint: {hint}", file=ctx.stderr)
+        print(f"ipfs-share: hint: {printable(hint)}", file=ctx.stderr)
     if ctx.json:
         error = {"code": code, "message": message, "hint": hint, "exit_code": exit_code}
         print(json.dumps({"error": error}, sort_keys=True), file=ctx.stdout)
