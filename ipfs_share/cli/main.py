@@ -74,6 +74,7 @@ from typing import Any
 import ipfs_share
 import ipfs_share.cli
 from ipfs_share import paths
+from ipfs_share.cli._parsing import Parser, UsageError, refuse_secrets, wants_json
 from ipfs_share.cli.common import Context
 from ipfs_share.cli.text import printable
 from ipfs_share.errors import IpfsShareError
@@ -88,6 +89,7 @@ EXIT_BROKEN_PIPE = 141  # as a shell reports a command killed by SIGPIPE
 
 EXIT_CODES: dict[str, int] = {
     "ipfs_share_error": EXIT_GENERIC,
+    "usage_error": EXIT_USAGE,
     "share_error": EXIT_GENERIC,
     "invalid_input": 3,
     "node_unreachable": 4,
@@ -185,9 +187,9 @@ def _command_modules() -> list[str]:
     return sorted(n for n in names if not n.startswith("_") and n not in _NOT_COMMANDS)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> Parser:
     """The full parser: global options plus every command module's subcommands."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="ipfs-share",
         description="End-to-end encrypted sharing on IPFS, with no server but Kubo.",
     )
@@ -220,18 +222,26 @@ def _report(ctx: Context, code: str, message: str, hint: str, exit_code: int) ->
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    refused = refuse_secrets(argv)  # before parsing: nothing may echo the value
+    if refused is not None:
+        return _usage_error(refused, wants_json(argv))
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, --version, and usage errors (already printed)
+    except UsageError as exc:
+        return _usage_error(exc, wants_json(argv))
+    except SystemExit as exc:  # --help and --version (already printed)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     ctx = Context(json=args.json, api=args.api, cluster=args.cluster)
     handler = getattr(args, "handler", None)
-    if handler is None:
-        # A command group given without its subcommand, or no command at all.
-        parser.print_usage(sys.stderr)
-        print("ipfs-share: error: a command is required", file=sys.stderr)
-        return EXIT_USAGE
+    if handler is None:  # no command at all
+        missing = UsageError(
+            "a command is required",
+            hint="one of: " + ", ".join(parser.commands()),
+            usage=parser.format_usage(),
+        )
+        return _usage_error(missing, ctx.json)
     try:
         result = handler(args, ctx)
         if inspect.isawaitable(result):
@@ -260,6 +270,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_GENERIC
     return EXIT_OK if result is None else int(result)
+
+
+def _usage_error(exc: UsageError, as_json: bool) -> int:
+    ctx = Context(json=as_json)
+    if exc.usage:
+        ctx.stderr.write(exc.usage)
+    _report(ctx, exc.code, exc.message, exc.hint, EXIT_USAGE)
+    return EXIT_USAGE
 
 
 def _silence_stdout() -> None:
