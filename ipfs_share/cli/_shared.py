@@ -67,6 +67,7 @@ async def open_mesh(
         replication=replication,
         passphrase=passphrase_source(args),
         max_staleness=max_staleness,
+        timeout=ctx.timeout,
     )
     async with mesh:
         yield mesh

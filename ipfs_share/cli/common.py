@@ -40,6 +40,8 @@ class Context:
     json: bool = False
     api: str | None = None
     cluster: str | None = None  # --cluster (None: $IPFS_SHARE_CLUSTER, else no cluster)
+    quiet: bool = False  # -q: notes are not printed (errors still are)
+    timeout: float | None = None  # --timeout: seconds a search may take (connect(timeout=))
     stdout: TextIO = field(default_factory=lambda: sys.stdout)
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
 
@@ -56,4 +58,6 @@ class Context:
 
     def note(self, text: str) -> None:
         """Tell the person something that is not the result (progress, what was chosen)."""
+        if self.quiet:
+            return
         print(f"ipfs-share: {printable_text(text)}", file=self.stderr)

@@ -74,6 +74,7 @@ from typing import Any
 import ipfs_share
 import ipfs_share.cli
 from ipfs_share import paths
+from ipfs_share.cli._logs import LEVELS, configure_logging, level_for
 from ipfs_share.cli._parsing import Parser, UsageError, refuse_secrets, wants_json
 from ipfs_share.cli.common import Context
 from ipfs_share.cli.text import printable
@@ -170,6 +171,51 @@ def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         default=None if top else default,
         help="act as this local identity (default: the one set by 'identity use', or the only one)",
     )
+    _add_output_options(parser, group, top=top)
+
+
+def _add_output_options(
+    parser: argparse.ArgumentParser, group: argparse._ArgumentGroup, *, top: bool
+) -> None:
+    # A command's own --timeout or --quiet (node start, node install) keeps its meaning
+    # there: a global option is added only under the names still free.
+    default: Any = argparse.SUPPRESS
+
+    def add(*names: str, **kwargs: Any) -> None:
+        free = [n for n in names if n not in parser._option_string_actions]
+        if free:
+            group.add_argument(*free, **kwargs)
+
+    add(
+        "--timeout",
+        dest="search_timeout",
+        type=float,
+        metavar="SECONDS",
+        default=None if top else default,
+        help="how long the node may search the network for a block or a record before "
+        "giving up (default: $IPFS_SHARE_TIMEOUT, else 20)",
+    )
+    add(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0 if top else default,
+        help="say more on stderr (-v: info, -vv: debug; never secrets)",
+    )
+    add(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=False if top else default,
+        help="say nothing on stderr but errors",
+    )
+    add(
+        "--log-level",
+        choices=LEVELS,
+        metavar="LEVEL",
+        default=None if top else default,
+        help="debug, info, warning or error (default: $IPFS_SHARE_LOG, else warning)",
+    )
 
 
 def _subparsers_of(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
@@ -233,7 +279,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _usage_error(exc, wants_json(argv))
     except SystemExit as exc:  # --help and --version (already printed)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    ctx = Context(json=args.json, api=args.api, cluster=args.cluster)
+    ctx = Context(
+        json=args.json,
+        api=args.api,
+        cluster=args.cluster,
+        quiet=args.quiet and not args.verbose,
+        timeout=getattr(args, "search_timeout", None),
+    )
     handler = getattr(args, "handler", None)
     if handler is None:  # no command at all
         missing = UsageError(
@@ -243,6 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return _usage_error(missing, ctx.json)
     try:
+        configure_logging(level_for(args.log_level, args.verbose, ctx.quiet, os.environ))
         result = handler(args, ctx)
         if inspect.isawaitable(result):
             result = asyncio.run(_await(result))
