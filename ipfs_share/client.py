@@ -290,19 +290,25 @@ async def connect(
         replication=replication,
         home=home_path,
     )
-    if isinstance(storage, ClusterStorage) and replication is None:
-        storage.replication = home_replication(home_path)
-    return Mesh(
-        storage,
-        home_path,
-        passphrase=passphrase,
-        kdf=kdf,
-        policy_providers=policy_providers,
-        max_staleness=max_staleness,
-        max_head_age=max_head_age,
-        now=now,
-        deadlines=deadlines,
-    )
+    try:
+        if isinstance(storage, ClusterStorage) and replication is None:
+            storage.replication = home_replication(home_path)
+        return Mesh(
+            storage,
+            home_path,
+            passphrase=passphrase,
+            kdf=kdf,
+            policy_providers=policy_providers,
+            max_staleness=max_staleness,
+            max_head_age=max_head_age,
+            now=now,
+            deadlines=deadlines,
+        )
+    except BaseException:
+        # The home failed after the node answered (state missing, a bad database): the
+        # storage's connections would otherwise outlive the call, unclosed.
+        await storage.close()
+        raise
 
 
 def search_deadlines(timeout: float | None = None) -> Deadlines:

@@ -23,6 +23,7 @@ from ipfs_share import paths
 from ipfs_share.cli.common import Context
 from ipfs_share.cli.passphrase import passphrase_source
 from ipfs_share.cli.progress import Progress
+from ipfs_share.cli.text import printable
 from ipfs_share.client import Mesh, connect
 from ipfs_share.errors import InvalidInputError
 from ipfs_share.local.keystore import Keystore
@@ -151,7 +152,7 @@ class Names:
         if did is None:
             return "-"
         name = self._names.get(did)
-        return f"{name} ({did})" if name else did
+        return f"{printable(name)} ({did})" if name else printable(did)
 
     def short(self, did: str) -> str:
-        return self._names.get(did) or did
+        return printable(self._names.get(did) or did)

@@ -16,7 +16,8 @@ exit  meaning                       error codes
 ====  ============================  ====================================================
 0     success
 1     generic failure               ipfs_share_error, share_error, internal errors
-2     usage: bad command line       (argparse), missing subcommand
+2     usage: bad command line       usage_error (argparse, a missing subcommand, a
+                                    passphrase given on the command line)
 3     invalid input                 invalid_input and its subclasses (cid_invalid,
                                     block_too_large, format_invalid,
                                     ipns_record_invalid, passphrase_required, ...)

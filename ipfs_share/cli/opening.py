@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from ipfs_share.cli._shared import (
 from ipfs_share.cli.common import Context, Subparsers
 from ipfs_share.cli.passphrase import add_passphrase_option
 from ipfs_share.cli.progress import Progress
+from ipfs_share.cli.text import printable
 from ipfs_share.errors import DownloadNotAllowedError, InvalidInputError
 from ipfs_share.formats.capsule import decode_capability
 from ipfs_share.formats.cid import normalize_cid
@@ -61,7 +63,11 @@ def register(subparsers: Subparsers) -> None:
     )
     op.add_argument("capsule", metavar="CAPSULE", help="the capsule ID the sharer sent")
     op.add_argument(
-        "-o", "--output", type=Path, metavar="OUT", help="save to OUT, atomically (default stdout)"
+        "-o",
+        "--output",
+        type=_output_path,
+        metavar="OUT",
+        help="save to the file OUT, atomically, in a folder that exists (default: stdout)",
     )
     op.add_argument(
         "--range", metavar="A-B", help="only bytes A to B (both included); A- runs to the end"
@@ -98,6 +104,24 @@ def register(subparsers: Subparsers) -> None:
 
 
 # -- open -----------------------------------------------------------------------------------
+
+
+def _output_path(text: str) -> Path:
+    """``-o OUT``: a file to create in a folder that exists (checked before any network
+    call; a folder is not created for it, and a folder is not a file name)."""
+    path = Path(text)
+    if text.endswith(("/", os.sep)) or path.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"expected a file to save to, found the folder {text!r} (name the file in it, "
+            f"such as {os.path.join(text, 'report.pdf')!r})"
+        )
+    folder = path.parent
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"expected the folder {str(folder)!r} to exist, found "
+            f"{'a file' if folder.exists() else 'nothing'} there (create it first: mkdir -p)"
+        )
+    return path
 
 
 def _read_token(path: Path | None) -> bytes | None:
@@ -139,7 +163,12 @@ def _shared_by(opened: OpenedFile) -> str:
         return "shared by an unknown issuer"
     if opened.issuer_name is None:
         return f"shared by {opened.issuer} (not one of your contacts)"
-    return f"shared by {opened.issuer_name} ({opened.issuer})"
+    return f"shared by {printable(opened.issuer_name)} ({opened.issuer})"
+
+
+def _label(opened: OpenedFile, otherwise: str) -> str:
+    """The file's name as a person should see it (the sharer chose it: escaped)."""
+    return printable(opened.name) if opened.name else otherwise
 
 
 async def _open(args: argparse.Namespace, ctx: Context) -> None:
@@ -159,24 +188,24 @@ async def _open(args: argparse.Namespace, ctx: Context) -> None:
         if args.output is not None and not opened.allow_download:
             # OpenedFile.save refuses too; a range is checked here, before anything is read.
             raise DownloadNotAllowedError(
-                f"the owner shared {opened.name or capsule} for viewing only; not saved",
+                f"the owner shared {_label(opened, capsule)} for viewing only; not saved",
                 hint=VIEW_ONLY_HINT,
             )
         if args.output is None:  # stdout carries the plaintext: say who shared it on stderr
-            ctx.note(f"opening {opened.name or capsule}, {_shared_by(opened)}")
+            ctx.note(f"opening {_label(opened, capsule)}, {_shared_by(opened)}")
         if span is not None:
             await _output_range(args, ctx, opened, *span)
         elif args.output is not None:
-            with progress(ctx, f"open {opened.name or capsule}", opened.size) as bar:
+            with progress(ctx, f"open {_label(opened, capsule)}", opened.size) as bar:
                 saved = await opened.save(args.output, progress=bar.update)
             info = {**_describe(opened), "saved_to": str(saved)}
             ctx.emit(
                 info,
-                f"saved {opened.name or 'the file'} ({opened.size} bytes) to {saved}, "
+                f"saved {_label(opened, 'the file')} ({opened.size} bytes) to {saved}, "
                 f"{_shared_by(opened)}",
             )
         else:
-            with progress(ctx, f"open {opened.name or capsule}", opened.size) as bar:
+            with progress(ctx, f"open {_label(opened, capsule)}", opened.size) as bar:
                 await _to_stdout(ctx, aiter(opened), bar)
 
 
@@ -188,7 +217,7 @@ async def _output_range(
             f"expected a range that starts within the {opened.size}-byte file, found {offset}"
         )
     end = opened.size if length is None else min(opened.size, offset + length)
-    with progress(ctx, f"open {opened.name or opened.capsule}", end - offset) as bar:
+    with progress(ctx, f"open {_label(opened, opened.capsule or '')}", end - offset) as bar:
         if args.output is None:
             await _to_stdout(ctx, opened.iter_range(offset, end - offset, step=RANGE_STEP), bar)
             return

@@ -112,6 +112,30 @@ def _kubo_message(body: bytes) -> str:
         return body.decode("utf-8", "replace")[:300]
 
 
+_NOT_KUBO_HINT = (
+    "point --api (or IPFS_SHARE_API) at Kubo's RPC API, port 5001 by default: not its "
+    "gateway (8080) or another web server"
+)
+
+
+def _not_kubo(what: str, url: str, status: int, content_type: str) -> NodeRequestError:
+    """What a server that is not Kubo's RPC API gets: said plainly, its page not dumped."""
+    kind = content_type.split(";", 1)[0].strip() or "no content type"
+    return NodeRequestError(
+        f"{what}: the server at {url} is not a Kubo RPC API (it answered HTTP {status}, {kind})",
+        hint=_NOT_KUBO_HINT,
+    )
+
+
+def _looks_like_kubo(body: bytes, content_type: str) -> bool:
+    """Kubo answers errors (and JSON calls) with a JSON object, or plain text for a few;
+    a web page is something else."""
+    head = body.lstrip()[:1]
+    if head in (b"{", b"["):
+        return True
+    return "html" not in content_type.lower() and not head.startswith(b"<")
+
+
 def _classify(message: str, what: str) -> IpfsShareError:
     """Turn Kubo's error message for ``what`` into our error type."""
     if "block is too large" in message or "produced block is over" in message:
@@ -241,8 +265,11 @@ class KuboStorage:
         if resp.status != 200:
             body = await resp.read()
             resp.release()
-            if resp.status == 404 and not body.strip().startswith(b"{"):
-                raise NodeRequestError(f"{path}: the node has no such endpoint (is it Kubo?)")
+            content_type = resp.headers.get("Content-Type", "")
+            if (resp.status == 404 and not body.strip().startswith(b"{")) or not (
+                _looks_like_kubo(body, content_type)
+            ):
+                raise _not_kubo(path, self.url, resp.status, content_type)
             raise _classify(_kubo_message(body), path)
         return resp
 
@@ -256,6 +283,9 @@ class KuboStorage:
             try:
                 doc = json.loads(body)
             except ValueError as exc:
+                content_type = resp.headers.get("Content-Type", "")
+                if not _looks_like_kubo(body, content_type):
+                    raise _not_kubo(path, self.url, resp.status, content_type) from exc
                 raise NodeRequestError(f"{path}: expected JSON, found {body[:80]!r}") from exc
             if not isinstance(doc, dict):
                 raise NodeRequestError(f"{path}: expected a JSON object, found {doc!r:.80}")
