@@ -12,6 +12,7 @@ import os
 import socketserver
 import subprocess
 import threading
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -206,3 +207,24 @@ def test_bytes_a_node_appends_to_cat_are_an_integrity_error(
     assert got.code == 7, got.err
     assert got.json()["error"]["code"] in ("integrity_error", "stream_truncated")
     assert "IndexError" not in got.err and not (tmp_path / "out.bin").exists()
+
+
+MISSING = "bafyreigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"  # a capsule nobody has
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_an_open_of_a_missing_capsule_says_it_searches_and_waits_as_told(
+    cli: Cli, people: People, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    argv = ["--timeout", "3"] if how == "flag" else []
+    if how == "env":
+        monkeypatch.setenv("IPFS_SHARE_TIMEOUT", "3")
+    started = time.monotonic()
+    got = cli(people.bob, *argv, "--json", "open", MISSING, "-o", "/tmp/never-written")
+    took = time.monotonic() - started
+    assert 3 <= took < 15, took  # the default would be 20 s
+    assert f"ipfs-share: searching the network for capsule {MISSING} (up to 3 s" in got.err
+    error = got.json()["error"]
+    assert got.code == 5 and error["code"] == "node_timeout"
+    assert error["message"].startswith(f"could not find {MISSING} in time")
+    assert "--timeout" in error["hint"]

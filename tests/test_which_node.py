@@ -123,3 +123,18 @@ def test_the_timeout_reaches_the_deadlines(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("IPFS_SHARE_TIMEOUT", "7")
     assert search_deadlines().block == 7 and search_deadlines().record_get == 7
     assert search_deadlines(2.5).block == 2.5  # the argument wins
+
+
+def test_connect_timeout_sets_the_mesh_deadlines(
+    kubo: RunningNode, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = managed_at(tmp_path / "t", kubo)
+    monkeypatch.setenv("IPFS_SHARE_TIMEOUT", "9")
+
+    async def go(timeout: float | None) -> tuple[float, float]:
+        async with await connect(home=home, timeout=timeout) as mesh:
+            deadlines = mesh.storage.deadlines  # type: ignore[attr-defined]
+            return deadlines.block, deadlines.record_get
+
+    assert asyncio.run(go(1.5)) == (1.5, 1.5)
+    assert asyncio.run(go(None)) == (9, 9)

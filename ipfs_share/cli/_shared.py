@@ -13,9 +13,10 @@ Not a command module (the leading underscore keeps the dispatcher from loading i
 from __future__ import annotations
 
 import argparse
+import asyncio
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from typing import BinaryIO
 
@@ -39,10 +40,12 @@ __all__ = [
     "parse_range",
     "parse_time",
     "progress",
+    "searching",
     "split_names",
 ]
 
 BIG = 4 << 20  # transfers smaller than this never get a progress bar
+SEARCH_NOTE_AFTER = 2.0  # seconds of silence before a lookup says it is searching
 _RANGE = re.compile(r"^(\d+)-(\d*)$")
 
 
@@ -72,6 +75,23 @@ async def open_mesh(
     )
     async with mesh:
         yield mesh
+
+
+@contextmanager
+def searching(ctx: Context, mesh: Mesh, what: str) -> Iterator[None]:
+    """Say on stderr that ``what`` is being searched for if it takes more than a moment
+    (a node that does not have a block asks the network, up to the search timeout)."""
+    limit = getattr(mesh.storage, "deadlines", None)
+    up_to = f"up to {limit.block:g} s, " if limit is not None else ""
+    handle = asyncio.get_running_loop().call_later(
+        SEARCH_NOTE_AFTER,
+        ctx.note,
+        f"searching the network for {what} ({up_to}--timeout SECONDS to change)",
+    )
+    try:
+        yield
+    finally:
+        handle.cancel()
 
 
 def split_names(values: list[str] | None) -> list[str]:

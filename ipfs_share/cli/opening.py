@@ -33,12 +33,13 @@ from ipfs_share.cli._shared import (
     open_mesh,
     parse_range,
     progress,
+    searching,
 )
 from ipfs_share.cli.common import Context, Subparsers
 from ipfs_share.cli.passphrase import add_passphrase_option
 from ipfs_share.cli.progress import Progress
 from ipfs_share.cli.text import printable
-from ipfs_share.errors import DownloadNotAllowedError, InvalidInputError
+from ipfs_share.errors import DownloadNotAllowedError, InvalidInputError, NodeTimeoutError
 from ipfs_share.formats.capsule import decode_capability
 from ipfs_share.formats.cid import normalize_cid
 from ipfs_share.local.files import write_atomic
@@ -181,10 +182,21 @@ async def _open(args: argparse.Namespace, ctx: Context) -> None:
         )
     token = _read_token(args.capability)
     async with open_mesh(args, ctx, max_staleness=args.max_staleness) as mesh:
-        if await mesh.files.is_keychain_file(capsule):  # a file put with --keychain
-            opened = await mesh.files.open_keychain_file(capsule, as_=acting(args))
-        else:
-            opened = await mesh.share.open_capsule(capsule, as_=acting(args), capability=token)
+        try:
+            with searching(ctx, mesh, f"capsule {capsule}"):
+                if await mesh.files.is_keychain_file(capsule):  # a file put with --keychain
+                    opened = await mesh.files.open_keychain_file(capsule, as_=acting(args))
+                else:
+                    opened = await mesh.share.open_capsule(
+                        capsule, as_=acting(args), capability=token
+                    )
+        except NodeTimeoutError as exc:
+            raise NodeTimeoutError(
+                f"could not find {capsule} in time: {exc.message}",
+                hint="check the capsule ID (the one 'share' printed); the sharer's node must "
+                "be online and connected to yours ('ipfs-share node peers', 'node connect'); "
+                "wait longer with --timeout SECONDS",
+            ) from exc
         if args.output is not None and not opened.allow_download:
             # OpenedFile.save refuses too; a range is checked here, before anything is read.
             raise DownloadNotAllowedError(
