@@ -5,6 +5,7 @@ These parse only (no node is needed: each fails or answers before connecting).
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -104,3 +105,18 @@ def test_a_group_alone_lists_its_commands(capsys: Any, group: str, some: str) ->
     listing = err.split("commands:\n", 1)[1]
     assert any(line.split()[0] == some for line in listing.splitlines() if line.strip())
     assert "one of: " in err
+
+
+def test_every_help_has_the_environment_defaults_and_positional_help() -> None:
+    top = build_parser()
+    for parser in [top, *_subparsers_of(top)]:
+        text = parser.format_help()
+        assert "IPFS_SHARE_HOME" in text, parser.prog
+        for action in parser._actions:
+            if not action.option_strings and not isinstance(action, argparse._SubParsersAction):
+                assert action.help, f"{parser.prog} {action.dest} has no help"
+    share = next(p for p in _subparsers_of(top) if p.prog == "ipfs-share share")
+    assert "(default: 7d)" in share.format_help()
+    for prog in ("ipfs-share", "ipfs-share open", "ipfs-share share", "ipfs-share node connect"):
+        parser = next(p for p in [top, *_subparsers_of(top)] if p.prog == prog)
+        assert "examples:\n  ipfs-share " in parser.format_help(), prog

@@ -75,6 +75,7 @@ from typing import Any
 import ipfs_share
 import ipfs_share.cli
 from ipfs_share import paths
+from ipfs_share.cli._help import finish as finish_help
 from ipfs_share.cli._logs import LEVELS, configure_logging, level_for
 from ipfs_share.cli._parsing import Parser, UsageError, refuse_secrets, wants_json
 from ipfs_share.cli.common import Context
@@ -254,6 +255,7 @@ def build_parser() -> Parser:
             register(subparsers)
     for sub in _subparsers_of(parser):
         _add_global_options(sub, top=False)
+    finish_help(parser)  # examples, defaults and the environment in every --help
     return parser
 
 
