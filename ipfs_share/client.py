@@ -149,6 +149,8 @@ async def open_storage(
     note = api_source_note(multiaddr_to_url(address), source, home_path)
     if note is not None:
         log.warning(note)
+    else:
+        log.info("using the Kubo node at %s, %s", storage.url, api_source_text(source, home_path))
     return storage
 
 

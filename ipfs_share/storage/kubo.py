@@ -24,6 +24,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import logging
 import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
@@ -66,6 +67,10 @@ from ipfs_share.storage.base import (
 from ipfs_share.storage.leaves import Leaf, verified_leaves
 
 __all__ = ["MIN_KUBO_VERSION", "KuboStorage", "check_kubo_version"]
+
+# Debug lines name the call and its query (CIDs, IPNS names, offsets): never a body,
+# which may carry records, blocks or ciphertext.
+log = logging.getLogger("ipfs_share.kubo")
 
 # name/put (storing an IPNS record signed elsewhere) arrived in Kubo 0.40.
 MIN_KUBO_VERSION = (0, 40, 0)
@@ -258,6 +263,8 @@ class KuboStorage:
         ``params`` may be pairs, for an argument given twice (``arg``)."""
         pairs = params.items() if isinstance(params, Mapping) else params
         q = [(k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in pairs]
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("POST %s%s %s", self._base, path, " ".join(f"{k}={v}" for k, v in q))
         t = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=timeout or self._timeout)
         resp = await (session or self._session).post(
             self._base + path, params=q, data=data, headers=headers, timeout=t
