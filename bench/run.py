@@ -23,6 +23,7 @@ from bench import (
     keychain_bench,
     mailbox_bench,
     share_bench,
+    startup_bench,
     storage_bench,
 )
 
@@ -37,6 +38,7 @@ ENTRIES: dict[str, Entry] = {
     "feeds": feeds_bench.run,
     "cluster": cluster_bench.run,
     "keychain": keychain_bench.run,
+    "startup": startup_bench.run,
 }
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +122,18 @@ def test_every_help_has_the_environment_defaults_and_positional_help() -> None:
     for prog in ("ipfs-share", "ipfs-share open", "ipfs-share share", "ipfs-share node connect"):
         parser = next(p for p in [top, *_subparsers_of(top)] if p.prog == prog)
         assert "examples:\n  ipfs-share " in parser.format_help(), prog
+
+
+def test_version_loads_no_command_module_and_no_network_or_crypto_library() -> None:
+    probe = (
+        "import sys\n"
+        "from ipfs_share.cli.main import main\n"
+        "assert main(['--version']) == 0\n"
+        "heavy = ('aiohttp', 'nacl', 'asyncio', 'ipfs_share.client', 'ipfs_share.cli.put')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"

@@ -62,9 +62,7 @@ ipfs-share ... (Kubo v0...)
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
-import inspect
 import json
 import os
 import pkgutil
@@ -121,6 +119,8 @@ EXIT_CODES: dict[str, int] = {
     "revocation_unavailable": 12,
     "download_not_allowed": 13,
 }
+
+_VERSION = f"ipfs-share {ipfs_share.__version__} (Kubo {paths.KUBO_VERSION})"
 
 # Modules in ipfs_share/cli/ that are not commands.
 _NOT_COMMANDS = frozenset({"main", "common"})
@@ -244,7 +244,7 @@ def build_parser() -> Parser:
     parser.add_argument(
         "--version",
         action="version",
-        version=f"ipfs-share {ipfs_share.__version__} (Kubo {paths.KUBO_VERSION})",
+        version=_VERSION,
     )
     _add_global_options(parser, top=True)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -272,6 +272,9 @@ def _report(ctx: Context, code: str, message: str, hint: str, exit_code: int) ->
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv == ["--version"]:  # before any command module loads: start-up is the cost
+        print(_VERSION)
+        return EXIT_OK
     refused = refuse_secrets(argv)  # before parsing: nothing may echo the value
     if refused is not None:
         return _usage_error(refused, wants_json(argv))
@@ -300,7 +303,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         configure_logging(level_for(args.log_level, args.verbose, ctx.quiet, os.environ))
         result = handler(args, ctx)
-        if inspect.isawaitable(result):
+        if hasattr(result, "__await__"):
+            import asyncio  # here: the commands that need no event loop start faster
+
             result = asyncio.run(_await(result))
     except IpfsShareError as exc:
         exit_code = exit_code_for(exc)
