@@ -11,8 +11,9 @@ is not reconfigured: :class:`PeerAdded` says what was and was not done.
 Synchronous, like the rest of :mod:`ipfs_share.node` (from async code use
 ``asyncio.to_thread``).
 
->>> split_peer_addr("/ip4/10.0.0.2/tcp/4001/p2p/12D3KooWAbc")
-('12D3KooWAbc', '/ip4/10.0.0.2/tcp/4001')
+>>> peer = "12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"
+>>> split_peer_addr(f"/ip4/10.0.0.2/tcp/4001/p2p/{peer}") == (peer, "/ip4/10.0.0.2/tcp/4001")
+True
 >>> is_loopback("/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWAbc"), is_loopback("/ip4/10.0.0.2/tcp/1")
 (True, False)
 """
