@@ -24,6 +24,7 @@ from bench import (
     keychain_bench,
     mailbox_bench,
     share_bench,
+    startup_bench,
     storage_bench,
 )
 
@@ -39,6 +40,7 @@ ENTRIES: dict[str, Entry] = {
     "cluster": cluster_bench.run,
     "keychain": keychain_bench.run,
     "agent": agent_bench.run,
+    "startup": startup_bench.run,
 }
 
 

@@ -51,6 +51,7 @@ from ipfs_share.errors import (
     PassphraseInvalidError,
     PassphraseRequiredError,
 )
+from ipfs_share.node import resolve_api
 
 # A demo passphrase, so the server starts unattended. A real deployment reads it from a
 # secret store or the environment (IPFS_SHARE_PASSPHRASE, connect()'s default).
@@ -203,7 +204,9 @@ async def demo_mesh(
     api: str | None, home: Path, users: list[str], *, kdf: KdfParams | None = None
 ) -> Mesh:
     """A home with the server's identity (the default) and the demo users' identities."""
-    mesh = await connect(api, home=home, passphrase=lambda prompt: DEMO_PASSPHRASE, kdf=kdf)
+    mesh = await connect(
+        api or resolve_api(), home=home, passphrase=lambda prompt: DEMO_PASSPHRASE, kdf=kdf
+    )
     await mesh.identity.create(SERVER)
     mesh.identity.use(SERVER)
     for name in users:

@@ -32,6 +32,7 @@ from pathlib import Path
 from ipfs_share.client import Mesh, connect
 from ipfs_share.crypto.passphrase import KdfParams
 from ipfs_share.errors import DownloadNotAllowedError, IpfsShareError, ShareRevokedError
+from ipfs_share.node import resolve_api
 
 # A demo passphrase, so the example runs unattended. A real app asks its user for one (or
 # reads IPFS_SHARE_PASSPHRASE, the default when connect() is given no passphrase).
@@ -53,7 +54,9 @@ class Outcome:
 
 async def person(api: str | None, home: Path, name: str, kdf: KdfParams | None) -> Mesh:
     """Connect a fresh home to the node, with one identity, published so others find it."""
-    mesh = await connect(api, home=home, passphrase=lambda prompt: DEMO_PASSPHRASE, kdf=kdf)
+    mesh = await connect(
+        api or resolve_api(), home=home, passphrase=lambda prompt: DEMO_PASSPHRASE, kdf=kdf
+    )
     await mesh.identity.create(name)
     await mesh.identity.publish()
     return mesh

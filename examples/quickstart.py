@@ -30,6 +30,7 @@ from pathlib import Path
 from ipfs_share.client import Mesh, connect
 from ipfs_share.crypto.passphrase import KdfParams
 from ipfs_share.errors import IpfsShareError, ShareRevokedError
+from ipfs_share.node import resolve_api
 
 # A demo passphrase, in the open on purpose: the homes are thrown away at the end.
 PASSPHRASE = os.environ.get("IPFS_SHARE_DEMO_PASSPHRASE", "demo passphrase, not a secret")
@@ -46,7 +47,9 @@ def step(text: str) -> None:
 
 async def person(api: str | None, home: Path, kdf: KdfParams | None) -> Mesh:
     """One person's ipfs-share: their own home, the shared node."""
-    return await connect(api, home=home, passphrase=lambda prompt: PASSPHRASE.encode(), kdf=kdf)
+    return await connect(
+        api or resolve_api(), home=home, passphrase=lambda prompt: PASSPHRASE.encode(), kdf=kdf
+    )
 
 
 async def main(api: str | None, base: Path, *, kdf: KdfParams | None = None) -> None:

@@ -34,6 +34,7 @@ from pathlib import Path
 from ipfs_share.client import Mesh, connect
 from ipfs_share.crypto.passphrase import KdfParams
 from ipfs_share.errors import IpfsShareError
+from ipfs_share.node import resolve_api
 
 # A demo passphrase, so the example runs unattended. A real app asks its user for one (or
 # reads IPFS_SHARE_PASSPHRASE, the default when connect() is given no passphrase).
@@ -54,7 +55,9 @@ class Outcome:
 
 
 async def person(api: str | None, home: Path, name: str, kdf: KdfParams | None) -> Mesh:
-    mesh = await connect(api, home=home, passphrase=lambda prompt: DEMO_PASSPHRASE, kdf=kdf)
+    mesh = await connect(
+        api or resolve_api(), home=home, passphrase=lambda prompt: DEMO_PASSPHRASE, kdf=kdf
+    )
     await mesh.identity.create(name)
     await mesh.identity.publish()
     return mesh

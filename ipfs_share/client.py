@@ -18,6 +18,8 @@ with await connect() as mesh`` all work.
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import time
 from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
@@ -27,10 +29,16 @@ from typing import Any
 
 from ipfs_share import paths
 from ipfs_share.crypto.passphrase import KdfParams
-from ipfs_share.errors import InvalidInputError
+from ipfs_share.errors import InvalidInputError, NodeUnreachableError
 from ipfs_share.local.state import StateDB
 from ipfs_share.node.cluster import LocalCluster
-from ipfs_share.node.discovery import resolve_api
+from ipfs_share.node.discovery import (
+    api_source_note,
+    api_source_text,
+    multiaddr_to_url,
+    resolve_api,
+    resolve_api_source,
+)
 from ipfs_share.services.feeds import FeedReader, FeedWriter
 from ipfs_share.services.feeds.republish import Republisher, RepublishReport
 from ipfs_share.services.files import FileService
@@ -46,24 +54,29 @@ from ipfs_share.storage.base import Storage
 from ipfs_share.storage.cluster import ClusterStorage
 from ipfs_share.storage.embedded import EmbeddedStorage
 from ipfs_share.storage.kubo import KuboStorage
-from ipfs_share.storage.timed import TimedStorage
+from ipfs_share.storage.timed import Deadlines, TimedStorage
 
 __all__ = [
     "CLUSTER_ENV",
     "CLUSTER_KUBO_ENV",
     "REPLICATION_META",
+    "TIMEOUT_ENV",
     "Connecting",
     "Mesh",
     "Passphrase",
     "connect",
     "home_replication",
     "open_storage",
+    "search_deadlines",
     "set_home_replication",
 ]
 
 CLUSTER_ENV = "IPFS_SHARE_CLUSTER"
 CLUSTER_KUBO_ENV = "IPFS_SHARE_CLUSTER_KUBO"
 REPLICATION_META = "cluster_replication"  # the home's default number of copies
+TIMEOUT_ENV = "IPFS_SHARE_TIMEOUT"  # seconds a search for a block or a record may take
+
+log = logging.getLogger("ipfs_share.client")
 
 # What connect() takes as the passphrase: the passphrase itself (str or bytes: the same
 # for every identity of the home), or a function asked with a prompt such as "passphrase
@@ -98,7 +111,7 @@ def _cluster_endpoints(
             return rest + [known_rest[i] for i in order if known_rest[i] not in rest], [
                 known_kubo[i] for i in order
             ]
-    return rest, [resolve_api(api)]
+    return rest, [resolve_api(api, home=home)]
 
 
 async def open_storage(
@@ -121,8 +134,10 @@ async def open_storage(
     below. ``replication`` is the number of copies pins get (None: the cluster's default).
 
     The Kubo node is found from ``api``, then ``IPFS_SHARE_API``, then the node
-    ipfs-share manages, then ``/ip4/127.0.0.1/tcp/5001``; if it does not answer, this
-    raises :class:`~ipfs_share.errors.NodeUnreachableError` whose hint says how to start one.
+    ipfs-share manages for ``home`` (default: ``IPFS_SHARE_HOME``), then
+    ``/ip4/127.0.0.1/tcp/5001`` (with a warning logged: it may be anyone's node); if it
+    does not answer, this raises :class:`~ipfs_share.errors.NodeUnreachableError` naming
+    the node and why it was chosen, whose hint says how to start one.
     """
     if embedded is not None:
         return EmbeddedStorage(embedded)
@@ -139,7 +154,19 @@ async def open_storage(
             "cluster ipfs-share manages), or leave out replication",
             reason="no_cluster",
         )
-    return await KuboStorage.connect(resolve_api(api))
+    home_path = Path(home) if home is not None else None
+    address, source = resolve_api_source(api, home=home_path)
+    try:
+        storage = await KuboStorage.connect(address)
+    except NodeUnreachableError as exc:
+        why = api_source_text(source, home_path)
+        raise NodeUnreachableError(f"{exc.message} ({why})", hint=exc.hint) from exc
+    note = api_source_note(multiaddr_to_url(address), source, home_path)
+    if note is not None:
+        log.warning(note)
+    else:
+        log.info("using the Kubo node at %s, %s", storage.url, api_source_text(source, home_path))
+    return storage
 
 
 class Mesh:
@@ -164,10 +191,11 @@ class Mesh:
         max_staleness: float | None = None,
         max_head_age: float | None = None,
         now: Callable[[], float] = time.time,
+        deadlines: Deadlines | None = None,
     ) -> None:
         # Every call to the node has a deadline (storage/timed.py): a timeout is a typed
         # error wherever it happens.
-        self.storage: Storage = TimedStorage(storage)
+        self.storage: Storage = TimedStorage(storage, deadlines)
         self.home = home
         self._now = now
         self.db = StateDB(home)
@@ -322,6 +350,7 @@ def connect(
     max_staleness: float | None = None,
     max_head_age: float | None = None,
     now: Callable[[], float] = time.time,
+    timeout: float | None = None,
 ) -> Connecting:
     """Open the home (``IPFS_SHARE_HOME`` or the XDG default) and the storage::
 
@@ -337,8 +366,13 @@ def connect(
     revocation list when the issuer's cannot be resolved (default: fail closed);
     ``now`` is the clock (inject one in tests). ``cluster``, ``cluster_kubo`` and
     ``replication`` select IPFS Cluster storage (see :func:`open_storage`); without
-    ``replication`` a cluster gets the home's default (``ipfs-share cluster replication``)."""
+    ``replication`` a cluster gets the home's default (``ipfs-share cluster replication``).
+    ``timeout`` (seconds; default ``IPFS_SHARE_TIMEOUT``, else 20) is how long the node may
+    search for a block or a record before the call fails with ``node_timeout``: the wait
+    for something that may not exist. The node is the one :func:`open_storage` finds for
+    ``home``."""
     source = passphrase_source(passphrase)
+    deadlines = search_deadlines(timeout)
     home_path = Path(home) if home is not None else paths.home_dir()
 
     async def opening() -> Mesh:
@@ -350,20 +384,53 @@ def connect(
             replication=replication,
             home=home_path,
         )
-        if isinstance(storage, ClusterStorage) and replication is None:
-            storage.replication = home_replication(home_path)
-        return Mesh(
-            storage,
-            home_path,
-            passphrase=source,
-            kdf=kdf,
-            policy_providers=policy_providers,
-            max_staleness=max_staleness,
-            max_head_age=max_head_age,
-            now=now,
-        )
+        try:
+            if isinstance(storage, ClusterStorage) and replication is None:
+                storage.replication = home_replication(home_path)
+            return Mesh(
+                storage,
+                home_path,
+                passphrase=source,
+                kdf=kdf,
+                policy_providers=policy_providers,
+                max_staleness=max_staleness,
+                max_head_age=max_head_age,
+                now=now,
+                deadlines=deadlines,
+            )
+        except BaseException:
+            # The home failed after the node answered (state missing, a bad database):
+            # the storage's connections would otherwise outlive the call, unclosed.
+            await storage.close()
+            raise
 
     return Connecting(opening)
+
+
+def search_deadlines(timeout: float | None = None) -> Deadlines:
+    """The deadlines for a search of ``timeout`` seconds (None: ``IPFS_SHARE_TIMEOUT``,
+    else the defaults of :class:`~ipfs_share.storage.timed.Deadlines`).
+
+    >>> search_deadlines(5).block, search_deadlines(None).block
+    (5.0, 20.0)
+    """
+    given: object = timeout
+    if timeout is None:
+        text = os.environ.get(TIMEOUT_ENV, "").strip()
+        if not text:
+            return Deadlines()
+        given = text
+    try:
+        seconds = float(given)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if isinstance(given, bool) or not (0 < seconds < math.inf):
+        where = TIMEOUT_ENV if timeout is None else "timeout"
+        raise InvalidInputError(
+            f"{where}: expected a number of seconds > 0, found {given!r:.40}",
+            hint="give seconds such as 5 or 120",
+        )
+    return Deadlines().searching(seconds)
 
 
 def home_replication(home: Path) -> int | None:

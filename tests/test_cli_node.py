@@ -101,9 +101,9 @@ def test_start_status_stop_as_a_subprocess(home: Path) -> None:
 
 
 def test_status_before_the_node_exists(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["node", "status"]) == 0
+    assert main(["node", "status"]) == 4  # down: scripts can tell
     assert "not created yet" in capsys.readouterr().out
-    assert main(["node", "status", "--json"]) == 0
+    assert main(["node", "status", "--json"]) == 4
     info = json.loads(capsys.readouterr().out)
     assert info["initialized"] is False and info["running"] is False
 

@@ -17,14 +17,16 @@ Not a command module (the leading underscore keeps the dispatcher from loading i
 from __future__ import annotations
 
 import argparse
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, date, datetime
 
 from ipfs_share import paths
 from ipfs_share.cli._fast import BIG, binary_stdout, parse_range, progress
 from ipfs_share.cli.common import Context
 from ipfs_share.cli.passphrase import passphrase_source
+from ipfs_share.cli.text import printable
 from ipfs_share.client import Mesh, connect
 from ipfs_share.errors import InvalidInputError
 from ipfs_share.local.keystore import Keystore
@@ -41,9 +43,12 @@ __all__ = [
     "parse_range",
     "parse_time",
     "progress",
+    "searching",
     "split_names",
     "window_end",
 ]
+
+SEARCH_NOTE_AFTER = 2.0  # seconds of silence before a lookup says it is searching
 
 
 def acting(args: argparse.Namespace) -> str | None:
@@ -68,9 +73,27 @@ async def open_mesh(
         replication=replication,
         passphrase=passphrase_source(args),
         max_staleness=max_staleness,
+        timeout=ctx.timeout,
     )
     async with mesh:
         yield mesh
+
+
+@contextmanager
+def searching(ctx: Context, mesh: Mesh, what: str) -> Iterator[None]:
+    """Say on stderr that ``what`` is being searched for if it takes more than a moment
+    (a node that does not have a block asks the network, up to the search timeout)."""
+    limit = getattr(mesh.storage, "deadlines", None)
+    up_to = f"up to {limit.block:g} s, " if limit is not None else ""
+    handle = asyncio.get_running_loop().call_later(
+        SEARCH_NOTE_AFTER,
+        ctx.note,
+        f"searching the network for {what} ({up_to}--timeout SECONDS to change)",
+    )
+    try:
+        yield
+    finally:
+        handle.cancel()
 
 
 def split_names(values: list[str] | None) -> list[str]:
@@ -137,7 +160,7 @@ class Names:
         if did is None:
             return "-"
         name = self._names.get(did)
-        return f"{name} ({did})" if name else did
+        return f"{printable(name)} ({did})" if name else printable(did)
 
     def short(self, did: str) -> str:
-        return self._names.get(did) or did
+        return printable(self._names.get(did) or did)

@@ -22,6 +22,8 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TextIO, TypeAlias
 
+from ipfs_share.cli.text import printable_text
+
 __all__ = ["Context", "Handler", "Subparsers"]
 
 # What register() receives: the object returned by ArgumentParser.add_subparsers().
@@ -42,25 +44,38 @@ class Context:
         json: bool = False,
         api: str | None = None,
         cluster: str | None = None,  # --cluster (None: $IPFS_SHARE_CLUSTER, else no cluster)
+        quiet: bool = False,  # -q: notes are not printed (errors still are)
+        timeout: float | None = None,  # --timeout: seconds a search may take
         stdout: TextIO | None = None,
         stderr: TextIO | None = None,
     ) -> None:
         self.json = json
         self.api = api
         self.cluster = cluster
+        self.quiet = quiet
+        self.timeout = timeout
         self.stdout: TextIO = sys.stdout if stdout is None else stdout
         self.stderr: TextIO = sys.stderr if stderr is None else stderr
 
     def __repr__(self) -> str:
-        return f"Context(json={self.json!r}, api={self.api!r}, cluster={self.cluster!r})"
+        return (
+            f"Context(json={self.json!r}, api={self.api!r}, cluster={self.cluster!r}, "
+            f"quiet={self.quiet!r}, timeout={self.timeout!r})"
+        )
 
     def emit(self, data: Mapping[str, Any], text: str) -> None:
-        """Print a result: ``data`` as one JSON object with ``--json``, else ``text``."""
+        """Print a result: ``data`` as one JSON object with ``--json``, else ``text``.
+
+        ``text`` keeps its lines but shows any other control character as an escape (the
+        last guard; printers pass names a peer controls through
+        :func:`~ipfs_share.cli.text.printable`, which escapes newlines too)."""
         if self.json:
             print(json.dumps(data, sort_keys=True), file=self.stdout)
         elif text:
-            print(text, file=self.stdout)
+            print(printable_text(text), file=self.stdout)
 
     def note(self, text: str) -> None:
         """Tell the person something that is not the result (progress, what was chosen)."""
-        print(f"ipfs-share: {text}", file=self.stderr)
+        if self.quiet:
+            return
+        print(f"ipfs-share: {printable_text(text)}", file=self.stderr)

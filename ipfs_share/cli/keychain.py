@@ -25,6 +25,7 @@ from typing import Any
 from ipfs_share.cli._shared import acting, binary_stdout, fmt_time, open_mesh
 from ipfs_share.cli.common import Context, Subparsers
 from ipfs_share.cli.passphrase import add_passphrase_option
+from ipfs_share.cli.text import printable
 from ipfs_share.errors import InvalidInputError
 from ipfs_share.formats.keychain import PERMISSION_NAMES, Permissions
 from ipfs_share.services.keychains import KeychainView, OutgoingShare, Participant, SyncReport
@@ -130,7 +131,7 @@ def _perms(p: Permissions) -> str:
 
 def _view_text(v: KeychainView) -> str:
     lines = [
-        f"{v.fingerprint}  {v.name if v.name is not None else '(name not readable)'}",
+        f"{v.fingerprint}  {printable(v.name) if v.name is not None else '(name not readable)'}",
         f"  you: {v.member} ({v.status}; {_perms(v.permissions)})",
         f"  creator {v.creator}, created {fmt_time(v.created)}, {v.members} members, {v.ops} ops",
     ]
@@ -157,7 +158,7 @@ async def _list(args: argparse.Namespace, ctx: Context) -> None:
     ctx.emit(
         {"keychains": [v.to_json() for v in views]},
         "\n".join(
-            f"{v.fingerprint}  {v.name or '(name not readable)'}  {v.status}, "
+            f"{v.fingerprint}  {printable(v.name or '(name not readable)')}  {v.status}, "
             f"{v.members} members, {sum(k.held for k in v.keys)} keys held"
             for v in views
         )
@@ -180,7 +181,7 @@ async def _rotate(args: argparse.Namespace, ctx: Context) -> None:
 
 
 def _outgoing_line(o: OutgoingShare) -> str:
-    who = f"{o.to_name} ({o.to})" if o.to_name else o.to
+    who = f"{printable(o.to_name)} ({o.to})" if o.to_name else o.to
     keys = ", ".join(k[:12] for k in o.keys)
     return (
         f"{o.offer}  to {who}  {o.status}  keys {keys}  ({_perms(o.permissions)})  "
@@ -256,7 +257,7 @@ async def _cancel(args: argparse.Namespace, ctx: Context) -> None:
 
 
 def _participant_line(p: Participant) -> str:
-    who = f"{p.name} ({p.did})" if p.name else p.did
+    who = f"{printable(p.name)} ({p.did})" if p.name else p.did
     if p.key is not None:
         return (
             f"{who}  since {fmt_time(p.since_time)} from {p.key_added_by}"

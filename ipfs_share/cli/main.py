@@ -16,7 +16,8 @@ exit  meaning                       error codes
 ====  ============================  ====================================================
 0     success
 1     generic failure               ipfs_share_error, share_error, internal errors
-2     usage: bad command line       (argparse), missing subcommand
+2     usage: bad command line       usage_error (argparse, a missing subcommand, a
+                                    passphrase given on the command line)
 3     invalid input                 invalid_input and its subclasses (cid_invalid,
                                     block_too_large, format_invalid,
                                     ipns_record_invalid, passphrase_required, ...)
@@ -79,8 +80,12 @@ from typing import Any
 
 import ipfs_share
 from ipfs_share import paths
+from ipfs_share.cli._help import finish as finish_help
+from ipfs_share.cli._logs import LEVELS, configure_logging, level_for
+from ipfs_share.cli._parsing import Parser, UsageError, refuse_secrets, wants_json
 from ipfs_share.cli.common import Context
 from ipfs_share.cli.hints import cli_hint
+from ipfs_share.cli.text import printable
 from ipfs_share.errors import IpfsShareError
 
 __all__ = ["COMMANDS", "EXIT_CODES", "build_parser", "exit_code_for", "main"]
@@ -93,6 +98,7 @@ EXIT_BROKEN_PIPE = 141  # as a shell reports a command killed by SIGPIPE
 
 EXIT_CODES: dict[str, int] = {
     "ipfs_share_error": EXIT_GENERIC,
+    "usage_error": EXIT_USAGE,
     "share_error": EXIT_GENERIC,
     "invalid_input": 3,
     "node_unreachable": 4,
@@ -151,10 +157,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cluster": ("cluster", "run a local IPFS Cluster and set the home's replication"),
     "pin": ("pin", "remote pins through pinning services"),
     "state": ("state", "the home's state database"),
+    "completion": ("completion", "print a shell completion script (bash, zsh or fish)"),
 }
 
+_VERSION = f"ipfs-share {ipfs_share.__version__} (Kubo {paths.KUBO_VERSION})"
+
 # Modules in ipfs_share/cli/ that are not commands.
-_NOT_COMMANDS = frozenset({"main", "common", "hints"})
+_NOT_COMMANDS = frozenset({"main", "common", "hints", "text"})
 
 
 def exit_code_for(exc: IpfsShareError) -> int:
@@ -204,6 +213,51 @@ def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         default=None if top else default,
         help="act as this local identity (default: the one set by 'identity use', or the only one)",
     )
+    _add_output_options(parser, group, top=top)
+
+
+def _add_output_options(
+    parser: argparse.ArgumentParser, group: argparse._ArgumentGroup, *, top: bool
+) -> None:
+    # A command's own --timeout or --quiet (node start, node install) keeps its meaning
+    # there: a global option is added only under the names still free.
+    default: Any = argparse.SUPPRESS
+
+    def add(*names: str, **kwargs: Any) -> None:
+        free = [n for n in names if n not in parser._option_string_actions]
+        if free:
+            group.add_argument(*free, **kwargs)
+
+    add(
+        "--timeout",
+        dest="search_timeout",
+        type=float,
+        metavar="SECONDS",
+        default=None if top else default,
+        help="how long the node may search the network for a block or a record before "
+        "giving up (default: $IPFS_SHARE_TIMEOUT, else 20)",
+    )
+    add(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0 if top else default,
+        help="say more on stderr (-v: info, -vv: debug; never secrets)",
+    )
+    add(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=False if top else default,
+        help="say nothing on stderr but errors",
+    )
+    add(
+        "--log-level",
+        choices=LEVELS,
+        metavar="LEVEL",
+        default=None if top else default,
+        help="debug, info, warning or error (default: $IPFS_SHARE_LOG, else warning)",
+    )
 
 
 def _subparsers_of(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
@@ -226,8 +280,9 @@ def _command_modules() -> list[str]:
     return sorted(n for n in names if not n.startswith("_") and n not in _NOT_COMMANDS)
 
 
-# Global options that take a value: the command is the first word that is not one of these.
-_VALUED = frozenset({"--api", "--as"})
+# Global options that take a value: the command is the first word that is not one of these
+# (nor their values). `--opt=value` is one word and needs no skipping.
+_VALUED = frozenset({"--api", "--as", "--cluster", "--timeout", "--log-level"})
 
 
 def _command_name(argv: Sequence[str]) -> str | None:
@@ -243,15 +298,15 @@ def _command_name(argv: Sequence[str]) -> str | None:
     return None
 
 
-def _top_parser() -> tuple[argparse.ArgumentParser, Any]:
-    parser = argparse.ArgumentParser(
+def _top_parser() -> tuple[Parser, Any]:
+    parser = Parser(
         prog="ipfs-share",
         description="End-to-end encrypted sharing on IPFS, with no server but Kubo.",
     )
     parser.add_argument(
         "--version",
         action="version",
-        version=f"ipfs-share {ipfs_share.__version__} (Kubo {paths.KUBO_VERSION})",
+        version=_VERSION,
     )
     _add_global_options(parser, top=True)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -265,7 +320,7 @@ def _register(subparsers: Any, module_name: str) -> None:
         register(subparsers)
 
 
-def build_parser(command: str | None = "*") -> argparse.ArgumentParser:
+def build_parser(command: str | None = "*") -> Parser:
     """The parser: global options plus the subcommands of ``command``'s module (``"*"``:
     every module; None: the table's names and help only, for ``--help``)."""
     parser, subparsers = _top_parser()
@@ -279,13 +334,15 @@ def build_parser(command: str | None = "*") -> argparse.ArgumentParser:
             _register(subparsers, name)
     for sub in _subparsers_of(parser):
         _add_global_options(sub, top=False)
+    finish_help(parser)  # examples, defaults and the environment in every --help
     return parser
 
 
 def _report(ctx: Context, code: str, message: str, hint: str, exit_code: int) -> None:
-    print(f"ipfs-share: error: {message}", file=ctx.stderr)
+    # A message may quote what a peer named (a file, a petname): one line, escaped.
+    print(f"ipfs-share: error: {printable(message)}", file=ctx.stderr)
     if hint:
-        print(f"ipfs-share: hint: {hint}", file=ctx.stderr)
+        print(f"ipfs-share: hint: {printable(hint)}", file=ctx.stderr)
     if ctx.json:
         error = {"code": code, "message": message, "hint": hint, "exit_code": exit_code}
         print(json.dumps({"error": error}, sort_keys=True), file=ctx.stdout)
@@ -293,24 +350,41 @@ def _report(ctx: Context, code: str, message: str, hint: str, exit_code: int) ->
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
-    words = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(_command_name(words))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv == ["--version"]:  # before any command module loads: start-up is the cost
+        print(_VERSION)
+        return EXIT_OK
+    refused = refuse_secrets(argv)  # before parsing: nothing may echo the value
+    if refused is not None:
+        return _usage_error(refused, wants_json(argv))
+    parser = build_parser(_command_name(argv))
     try:
-        args = parser.parse_args(words)
-    except SystemExit as exc:  # --help, --version, and usage errors (already printed)
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        return _usage_error(exc, wants_json(argv))
+    except SystemExit as exc:  # --help and --version (already printed)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    ctx = Context(json=args.json, api=args.api, cluster=args.cluster)
+    ctx = Context(
+        json=args.json,
+        api=args.api,
+        cluster=args.cluster,
+        quiet=args.quiet and not args.verbose,
+        timeout=getattr(args, "search_timeout", None),
+    )
     if args.as_ is not None and getattr(args, "as_applies", True) is False:
         # A command about the whole home (set_defaults(as_applies=False)): say so rather
         # than let --as look honoured.
         ctx.note(f"note: --as {args.as_} changes nothing here: this command is about the home")
     handler = getattr(args, "handler", None)
-    if handler is None:
-        # A command group given without its subcommand, or no command at all.
-        parser.print_usage(sys.stderr)
-        print("ipfs-share: error: a command is required", file=sys.stderr)
-        return EXIT_USAGE
+    if handler is None:  # no command at all
+        missing = UsageError(
+            "a command is required",
+            hint="one of: " + ", ".join(parser.commands()),
+            usage=parser.format_usage(),
+        )
+        return _usage_error(missing, ctx.json)
     try:
+        configure_logging(level_for(args.log_level, args.verbose, ctx.quiet, os.environ))
         result = handler(args, ctx)
         if hasattr(result, "__await__"):
             import asyncio  # only for commands that need it: a delegated open does not
@@ -340,6 +414,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_GENERIC
     return EXIT_OK if result is None else int(result)
+
+
+def _usage_error(exc: UsageError, as_json: bool) -> int:
+    ctx = Context(json=as_json)
+    if exc.usage:
+        ctx.stderr.write(exc.usage)
+    _report(ctx, exc.code, exc.message, exc.hint, EXIT_USAGE)
+    return EXIT_USAGE
 
 
 def _silence_stdout() -> None:

@@ -1,4 +1,5 @@
-"""``ipfs-share node install|start|stop|status``: the Kubo node ipfs-share manages.
+"""``ipfs-share node install|start|stop|status|peers|connect``: the Kubo node ipfs-share
+manages, and the peers it keeps.
 
 ::
 
@@ -7,22 +8,35 @@
     api:      /ip4/127.0.0.1/tcp/5001 (http://127.0.0.1:5001)
     ...
     $ ipfs-share node status --json
-    {"api": "/ip4/127.0.0.1/tcp/5001", "running": true, ...}
+    {"addresses": ["/ip4/192.168.1.20/tcp/4001/p2p/12D3KooW..."], "running": true, ...}
+    $ ipfs-share node connect /ip4/192.168.1.30/tcp/4001/p2p/12D3KooW...   (on the other)
+    $ ipfs-share node peers
     $ ipfs-share node stop
     stopped Kubo (pid 4242)
+
+``node status`` exits 4 (node unreachable) when the node is not running or does not answer.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 
 from ipfs_share import paths
 from ipfs_share.cli.common import Context, Subparsers
-from ipfs_share.node.daemon import DaemonStatus, RunningNode
-from ipfs_share.node.discovery import DEFAULT_API
+from ipfs_share.cli.text import printable
+from ipfs_share.errors import NodeUnreachableError
+from ipfs_share.node.daemon import DaemonStatus, KuboDaemon, RunningNode
+from ipfs_share.node.discovery import (
+    DEFAULT_API,
+    api_source_text,
+    multiaddr_to_url,
+    resolve_api_source,
+)
 from ipfs_share.node.install import find_kubo, install_kubo, kubo_version
-from ipfs_share.node.managed import managed_status, start_managed, stop_managed
+from ipfs_share.node.managed import managed_daemon, managed_status, start_managed, stop_managed
+from ipfs_share.node.peering import add_peer, is_loopback, list_peers, peer_addresses
 
 __all__ = ["register"]
 
@@ -85,8 +99,36 @@ def register(subparsers: Subparsers) -> None:
     )
     stop.set_defaults(handler=_stop)
 
-    status = sub.add_parser("status", help="show whether the managed node runs, and where")
+    status = sub.add_parser(
+        "status",
+        help="show whether the managed node runs, where, and the addresses to give a peer",
+        description="Show the managed node: running or not, its API, peer id and the swarm "
+        "addresses another machine passes to 'ipfs-share node connect'. Exits 4 when the "
+        "node is not running or does not answer.",
+    )
     status.set_defaults(handler=_status)
+
+    peers = sub.add_parser(
+        "peers",
+        help="list the peers the node is connected to",
+        description="The peers the node (the managed one, or --api's) is connected to now, "
+        "and those in its peering set (kept connected, from 'node connect').",
+    )
+    peers.set_defaults(handler=_peers)
+
+    connect = sub.add_parser(
+        "connect",
+        help="connect to another node and keep it as a peer, across restarts",
+        description="Dial ADDR now and keep reconnecting to it. On the managed node the peer "
+        "is written into Kubo's Peering.Peers config, so it survives restarts (a stopped "
+        "managed node connects at its next start); another node's config is not changed.",
+    )
+    connect.add_argument(
+        "addr",
+        metavar="ADDR",
+        help="the other node's address, ending /p2p/<peer id> (its 'node status' prints it)",
+    )
+    connect.set_defaults(handler=_connect)
 
 
 def _install(args: argparse.Namespace, ctx: Context) -> None:
@@ -186,6 +228,97 @@ def _status_text(st: DaemonStatus) -> str:
     )
 
 
-def _status(args: argparse.Namespace, ctx: Context) -> None:
+def _addresses_text(addresses: list[str]) -> list[str]:
+    if not addresses:
+        return []
+    lines = ["addresses to give a peer ('ipfs-share node connect ADDR' on the other machine):"]
+    lines += [f"  {a}{' (this machine only)' if is_loopback(a) else ''}" for a in addresses]
+    if all(is_loopback(a) for a in addresses):
+        lines.append(
+            "  (the node listens on loopback only: for another machine, create it with "
+            "'ipfs-share node start --public')"
+        )
+    return lines
+
+
+def _status(args: argparse.Namespace, ctx: Context) -> int:
     st = managed_status()
-    ctx.emit(st.to_json(), _status_text(st))
+    addresses: list[str] = []
+    if st.responding and st.api_url is not None:
+        with contextlib.suppress(NodeUnreachableError):  # stopped between the two calls
+            addresses = peer_addresses(st.api_url)[1]
+    text = "\n".join([_status_text(st), *_addresses_text(addresses)])
+    ctx.emit({**st.to_json(), "addresses": addresses}, text)
+    return 0 if st.responding else 4  # exit 4 as node_unreachable: scripts can tell
+
+
+def _target(ctx: Context) -> tuple[str | None, str, KuboDaemon | None]:
+    """(API URL or None if it is down, how to name it, its daemon if it is the managed
+    node): the node that peers/connect act on, found as every other command finds it."""
+    home = paths.home_dir()
+    daemon = managed_daemon(home=home)
+    address, source = resolve_api_source(ctx.api, home=home)
+    url = multiaddr_to_url(address)
+    try:  # --api may name the managed node itself
+        managed_api = (daemon.repo / "api").read_text(encoding="utf-8").strip()
+    except OSError:
+        managed_api = None
+    if source == "managed" or (managed_api and multiaddr_to_url(managed_api) == url):
+        return url, f"the managed node ({url})", daemon
+    if source == "default" and daemon.is_initialized():
+        return None, f"the managed node of {home} (not running)", daemon
+    return url, f"the node at {url}, {api_source_text(source, home)}", None
+
+
+def _peers(args: argparse.Namespace, ctx: Context) -> None:
+    url, name, _ = _target(ctx)
+    if url is None:
+        raise NodeUnreachableError(f"{name}: no peers to list")
+    found = list_peers(url)
+    lines = [
+        f"{p.peer_id}  {printable(p.address)}{'  (peering)' if p.peering else ''}" for p in found
+    ]
+    ctx.emit(
+        {
+            "node": url,
+            "peers": [
+                {"peer_id": p.peer_id, "address": p.address, "peering": p.peering} for p in found
+            ],
+        },
+        "\n".join(lines) or f"{name} has no peers; 'ipfs-share node connect ADDR' adds one",
+    )
+
+
+def _connect(args: argparse.Namespace, ctx: Context) -> None:
+    url, name, daemon = _target(ctx)
+    if daemon is not None and url is None:  # a stopped managed node: its config file
+        daemon = managed_daemon(find_kubo(), home=paths.home_dir())
+    done = add_peer(url, args.addr, managed=daemon)
+    said: list[str] = []
+    if done.connected:
+        said.append(f"connected {name} to {done.peer_id}")
+    elif url is not None:
+        said.append(f"could not connect {name} to {done.peer_id} now: {done.error}")
+    if done.persisted:
+        said.append(
+            "kept in the node's Peering.Peers config: it reconnects after restarts"
+            if url is not None
+            else "written into its Peering.Peers config: it connects when it starts"
+        )
+    elif done.kept:
+        said.append(
+            "the node keeps reconnecting while it runs; its config was not changed (not the "
+            "managed node): add the peer to Peering.Peers in its config to keep it"
+        )
+    ctx.emit(
+        {
+            "node": url,
+            "peer_id": done.peer_id,
+            "address": done.address,
+            "connected": done.connected,
+            "kept": done.kept,
+            "persisted": done.persisted,
+            "error": done.error,
+        },
+        "\n".join(said),
+    )

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,11 +46,13 @@ from ipfs_share.cli._fast import (
 from ipfs_share.cli.common import Context, Subparsers
 from ipfs_share.cli.passphrase import add_passphrase_option
 from ipfs_share.cli.progress import Progress
+from ipfs_share.cli.text import printable
 from ipfs_share.errors import (
     AgentNotRunningError,
     DownloadNotAllowedError,
     IdentityLockedError,
     InvalidInputError,
+    NodeTimeoutError,
 )
 
 if TYPE_CHECKING:
@@ -79,7 +82,11 @@ def register(subparsers: Subparsers) -> None:
         "you put yourself, use 'ipfs-share get CID')",
     )
     op.add_argument(
-        "-o", "--output", type=Path, metavar="OUT", help="save to OUT, atomically (default stdout)"
+        "-o",
+        "--output",
+        type=_output_path,
+        metavar="OUT",
+        help="save to the file OUT, atomically, in a folder that exists (default: stdout)",
     )
     op.add_argument(
         "--range", metavar="A-B", help="only bytes A to B (both included); A- runs to the end"
@@ -118,6 +125,24 @@ def register(subparsers: Subparsers) -> None:
 # -- open -----------------------------------------------------------------------------------
 
 
+def _output_path(text: str) -> Path:
+    """``-o OUT``: a file to create in a folder that exists (checked before any network
+    call; a folder is not created for it, and a folder is not a file name)."""
+    path = Path(text)
+    if text.endswith(("/", os.sep)) or path.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"expected a file to save to, found the folder {text!r} (name the file in it, "
+            f"such as {os.path.join(text, 'report.pdf')!r})"
+        )
+    folder = path.parent
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"expected the folder {str(folder)!r} to exist, found "
+            f"{'a file' if folder.exists() else 'nothing'} there (create it first: mkdir -p)"
+        )
+    return path
+
+
 def _read_token(path: Path | None) -> bytes | None:
     if path is None:
         return None
@@ -147,7 +172,12 @@ def _shared_by(issuer: str | None, issuer_name: str | None) -> str:
         return "shared by an unknown issuer"
     if issuer_name is None:
         return f"shared by {issuer} (not one of your contacts)"
-    return f"shared by {issuer_name} ({issuer})"
+    return f"shared by {printable(issuer_name)} ({issuer})"
+
+
+def _label(name: str | None, otherwise: str) -> str:
+    """The file's name as a person should see it (the sharer chose it: escaped)."""
+    return printable(name) if name else otherwise
 
 
 def _open(args: argparse.Namespace, ctx: Context) -> Any:
@@ -210,10 +240,10 @@ def _open_via_agent(client: AgentClient, args: argparse.Namespace, ctx: Context)
         save=args.output is not None,
         span=span,
     )
-    label = f"open {opened.name or opened.capsule}"
+    label = f"open {_label(opened.name, opened.capsule)}"
     by = _shared_by(opened.issuer, opened.issuer_name)
     if args.output is None:  # stdout carries the plaintext: say who shared it on stderr
-        ctx.note(f"opening {opened.name or opened.capsule}, {by}")
+        ctx.note(f"opening {_label(opened.name, opened.capsule)}, {by}")
         with progress(ctx, label, opened.length) as bar:
             _chunks_to_stdout(ctx, opened, bar)
         return
@@ -221,7 +251,7 @@ def _open_via_agent(client: AgentClient, args: argparse.Namespace, ctx: Context)
         saved = save_chunks(args.output, opened.chunks(), bar)
     info: dict[str, object] = {**opened.describe(), "saved_to": str(saved)}
     if span is None:
-        text = f"saved {opened.name or 'the file'} ({opened.size} bytes) to {saved}, {by}"
+        text = f"saved {_label(opened.name, 'the file')} ({opened.size} bytes) to {saved}, {by}"
     else:
         last = opened.offset + opened.length - 1
         info["range"] = [opened.offset, last]
@@ -246,30 +276,38 @@ def _chunks_to_stdout(ctx: Context, opened: Opened, bar: Progress) -> None:
 
 
 async def _open_here(args: argparse.Namespace, ctx: Context) -> None:
-    from ipfs_share.cli._shared import acting, open_mesh
+    from ipfs_share.cli._shared import acting, open_mesh, searching
     from ipfs_share.formats.cid import normalize_cid
 
     capsule = normalize_cid(args.capsule)
     span = None if args.range is None else parse_range(args.range)
     token = _read_token(args.capability)
     async with open_mesh(args, ctx, max_staleness=args.max_staleness) as mesh:
-        if await mesh.files.is_keychain_file(capsule):  # a file put with --keychain
-            opened = await mesh.files.open_keychain_file(capsule, as_=acting(args))
-        else:
-            opened = await mesh.share.open_capsule(capsule, as_=acting(args), capability=token)
+        try:
+            with searching(ctx, mesh, f"capsule {capsule}"):
+                if await mesh.files.is_keychain_file(capsule):  # a file put with --keychain
+                    opened = await mesh.files.open_keychain_file(capsule, as_=acting(args))
+                else:
+                    opened = await mesh.share.open_capsule(
+                        capsule, as_=acting(args), capability=token
+                    )
+        except NodeTimeoutError as exc:
+            raise NodeTimeoutError(
+                f"could not find {capsule} in time: {exc.message}",
+                hint="check the capsule ID (the one 'share' printed); the sharer's node must "
+                "be online and connected to yours ('ipfs-share node peers', 'node connect'); "
+                "wait longer with --timeout SECONDS",
+            ) from exc
         if args.output is not None and not opened.allow_download:
             # OpenedFile.save refuses too; a range is checked here, before anything is read.
             raise DownloadNotAllowedError(
-                f"the owner shared {opened.name or capsule} for viewing only; not saved",
+                f"the owner shared {_label(opened.name, capsule)} for viewing only; not saved",
                 hint=VIEW_ONLY_HINT,
             )
+        whose = _shared_by(opened.issuer, opened.issuer_name)
         if args.output is None:  # stdout carries the plaintext: say who shared it on stderr
-            ctx.note(
-                f"opening {opened.name or capsule}, {_shared_by(opened.issuer, opened.issuer_name)}"
-            )
-        await write_plaintext(
-            args, ctx, opened, span, _shared_by(opened.issuer, opened.issuer_name)
-        )
+            ctx.note(f"opening {_label(opened.name, capsule)}, {whose}")
+        await write_plaintext(args, ctx, opened, span, whose)
 
 
 async def write_plaintext(
@@ -282,7 +320,7 @@ async def write_plaintext(
     """Write an opened file where ``args`` say: ``--range``, ``-o`` (atomically), or
     stdout (never binary onto a terminal); ``whose`` ends the saved message ("shared by
     ...", "your file")."""
-    label = opened.name or opened.capsule or opened.cid
+    label = _label(opened.name, opened.capsule or opened.cid)
     if span is not None:
         await _output_range(args, ctx, opened, *span, whose=whose)
     elif args.output is not None:
@@ -291,7 +329,7 @@ async def write_plaintext(
         info = {**_describe(opened), "saved_to": str(saved)}
         ctx.emit(
             info,
-            f"saved {opened.name or 'the file'} ({opened.size} bytes) to {saved}, {whose}",
+            f"saved {_label(opened.name, 'the file')} ({opened.size} bytes) to {saved}, {whose}",
         )
     else:
         with progress(ctx, f"open {label}", opened.size) as bar:
@@ -312,7 +350,7 @@ async def _output_range(
             f"expected a range that starts within the {opened.size}-byte file, found {offset}"
         )
     end = opened.size if length is None else min(opened.size, offset + length)
-    with progress(ctx, f"open {opened.name or opened.capsule}", end - offset) as bar:
+    with progress(ctx, f"open {_label(opened.name, opened.capsule or '')}", end - offset) as bar:
         if args.output is None:
             await _to_stdout(ctx, opened.iter_range(offset, end - offset, step=RANGE_STEP), bar)
             return

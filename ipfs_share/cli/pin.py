@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ipfs_share import paths
 from ipfs_share.cli.common import Context, Subparsers
+from ipfs_share.cli.text import printable
 from ipfs_share.errors import InvalidInputError
 from ipfs_share.formats.cid import normalize_cid
 from ipfs_share.services.remote_pins import RemotePins
@@ -110,7 +111,7 @@ def _add(args: argparse.Namespace, ctx: Context) -> None:
 
 
 def _pin_line(pin: RemotePin) -> str:
-    return f"{pin.cid}  {pin.status:<8} {pin.created or '-'}  {pin.name or ''}".rstrip()
+    return f"{pin.cid}  {pin.status:<8} {pin.created or '-'}  {printable(pin.name or '')}".rstrip()
 
 
 async def _ls(args: argparse.Namespace, ctx: Context) -> None:

@@ -31,6 +31,7 @@ from ipfs_share import paths
 from ipfs_share.cli._shared import Names, acting, open_mesh, progress
 from ipfs_share.cli.common import Context, Subparsers
 from ipfs_share.cli.progress import Progress, human_size
+from ipfs_share.cli.text import printable
 from ipfs_share.client import CLUSTER_ENV
 from ipfs_share.errors import InvalidInputError, IpfsShareError
 from ipfs_share.formats.cid import normalize_cid
@@ -197,7 +198,7 @@ async def _put(args: argparse.Namespace, ctx: Context) -> None:
         ctx.note(f"keychain file {put.keychain_file}: members open it with "
                  f"'ipfs-share open {put.keychain_file}'")  # fmt: skip
     if not ctx.json:
-        label = put.name or "stdin"
+        label = printable(put.name) if put.name else "stdin"
         pinned = "pinned" if where is None else f"pinned on {_peer_names(where) or 'no peer'}"
         ctx.note(
             f"put {label} ({human_size(put.size)}, {put.media_type}) as {me.name}, {pinned}; "
@@ -219,7 +220,8 @@ def _peer_names(where: Placement) -> str:
 
 
 def _line(f: MeshFile, names: Names, where: Placement | None = None) -> str:
-    line = f"{f.cid}  {human_size(f.size):>10}  {names.short(f.owner):<12} {f.name or '(no name)'}"
+    name = printable(f.name) if f.name else "(no name)"
+    line = f"{f.cid}  {human_size(f.size):>10}  {names.short(f.owner):<12} {name}"
     if where is not None:
         others = [f"{p.name}: {p.status}" for p in where.peers if p.status not in _QUIET]
         line += f"  [pinned on {_peer_names(where) or 'no peer'}"
@@ -277,7 +279,7 @@ async def _rm(args: argparse.Namespace, ctx: Context) -> None:
             ]
             if live:
                 still_shared[gone.cid] = len(live)
-    lines = [f"unpinned {f.cid} ({f.name or 'no name'})" for f in removed]
+    lines = [f"unpinned {f.cid} ({printable(f.name) if f.name else 'no name'})" for f in removed]
     for cid, n in still_shared.items():
         lines.append(
             f"  {cid}: {n} share{'s' if n > 1 else ''} not revoked still pin it; revoke them "

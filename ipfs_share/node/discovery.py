@@ -34,6 +34,8 @@ from ipfs_share.errors import InvalidInputError
 __all__ = [
     "API_ENV",
     "DEFAULT_API",
+    "api_source_note",
+    "api_source_text",
     "multiaddr_to_url",
     "probe_api",
     "resolve_api",
@@ -161,6 +163,48 @@ def resolve_api_source(explicit: str | None = None, *, home: Path | None = None)
     if written:
         return _normalize(written), "managed"
     return DEFAULT_API, "default"
+
+
+def api_source_text(source: str, home: Path | None = None) -> str:
+    """Why this node, in words, for a message naming it (``source`` as
+    :func:`resolve_api_source` returns it).
+
+    >>> api_source_text("env")
+    'from IPFS_SHARE_API'
+    """
+    if source == "explicit":
+        return "the address given (--api)"
+    if source == "env":
+        return f"from {API_ENV}"
+    if source == "managed":
+        return f"the managed node of {home or paths.home_dir()}"
+    return f"the default address: {_no_managed(home)}"
+
+
+def _no_managed(home: Path | None) -> str:
+    repo = paths.kubo_repo_dir(home)
+    if (repo / "config").is_file():
+        return f"the managed node of {repo.parent} is not running"
+    return f"{repo.parent} has no managed node"
+
+
+def api_source_note(url: str, source: str, home: Path | None = None) -> str | None:
+    """The one note to give when a command uses a node that is not the home's own (and
+    was not named): the default address, which may answer with someone else's node.
+
+    >>> import tempfile
+    >>> api_source_note("http://127.0.0.1:5001", "explicit") is None
+    True
+    >>> print(api_source_note("http://127.0.0.1:5001", "default", Path(tempfile.mkdtemp())))
+    ... # doctest: +ELLIPSIS
+    using the Kubo node at http://127.0.0.1:5001, the default address: /tmp/... has no ...
+    """
+    if source != "default":
+        return None
+    return (
+        f"using the Kubo node at {url}, {api_source_text(source, home)} "
+        "('ipfs-share node start' starts one; --api names another)"
+    )
 
 
 def resolve_api(explicit: str | None = None, *, home: Path | None = None) -> str:

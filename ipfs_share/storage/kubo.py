@@ -25,6 +25,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import logging
 import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
@@ -70,6 +71,10 @@ from ipfs_share.storage.leaves import Leaf, verified_leaves
 
 __all__ = ["MIN_KUBO_VERSION", "KuboStorage", "check_kubo_version"]
 
+# Debug lines name the call and its query (CIDs, IPNS names, offsets): never a body,
+# which may carry records, blocks or ciphertext.
+log = logging.getLogger("ipfs_share.kubo")
+
 # name/put (storing an IPNS record signed elsewhere) arrived in Kubo 0.40.
 MIN_KUBO_VERSION = (0, 40, 0)
 
@@ -113,6 +118,30 @@ def _kubo_message(body: bytes) -> str:
         return str(doc.get("Message", "")) or body.decode("utf-8", "replace")[:300]
     except (ValueError, AttributeError):
         return body.decode("utf-8", "replace")[:300]
+
+
+_NOT_KUBO_HINT = (
+    "point --api (or IPFS_SHARE_API) at Kubo's RPC API, port 5001 by default: not its "
+    "gateway (8080) or another web server"
+)
+
+
+def _not_kubo(what: str, url: str, status: int, content_type: str) -> NodeRequestError:
+    """What a server that is not Kubo's RPC API gets: said plainly, its page not dumped."""
+    kind = content_type.split(";", 1)[0].strip() or "no content type"
+    return NodeRequestError(
+        f"{what}: the server at {url} is not a Kubo RPC API (it answered HTTP {status}, {kind})",
+        hint=_NOT_KUBO_HINT,
+    )
+
+
+def _looks_like_kubo(body: bytes, content_type: str) -> bool:
+    """Kubo answers errors (and JSON calls) with a JSON object, or plain text for a few;
+    a web page is something else."""
+    head = body.lstrip()[:1]
+    if head in (b"{", b"["):
+        return True
+    return "html" not in content_type.lower() and not head.startswith(b"<")
 
 
 def _classify(message: str, what: str) -> IpfsShareError:
@@ -241,6 +270,8 @@ class KuboStorage:
         ``params`` may be pairs, for an argument given twice (``arg``)."""
         pairs = params.items() if isinstance(params, Mapping) else params
         q = [(k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in pairs]
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("POST %s%s %s", self._base, path, " ".join(f"{k}={v}" for k, v in q))
         t = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=timeout or self._timeout)
         resp = await (session or self._session).post(
             self._base + path, params=q, data=data, headers=headers, timeout=t
@@ -248,8 +279,11 @@ class KuboStorage:
         if resp.status != 200:
             body = await resp.read()
             resp.release()
-            if resp.status == 404 and not body.strip().startswith(b"{"):
-                raise NodeRequestError(f"{path}: the node has no such endpoint (is it Kubo?)")
+            content_type = resp.headers.get("Content-Type", "")
+            if (resp.status == 404 and not body.strip().startswith(b"{")) or not (
+                _looks_like_kubo(body, content_type)
+            ):
+                raise _not_kubo(path, self.url, resp.status, content_type)
             raise _classify(_kubo_message(body), path)
         return resp
 
@@ -263,6 +297,9 @@ class KuboStorage:
             try:
                 doc = json.loads(body)
             except ValueError as exc:
+                content_type = resp.headers.get("Content-Type", "")
+                if not _looks_like_kubo(body, content_type):
+                    raise _not_kubo(path, self.url, resp.status, content_type) from exc
                 raise NodeRequestError(f"{path}: expected JSON, found {body[:80]!r}") from exc
             if not isinstance(doc, dict):
                 raise NodeRequestError(f"{path}: expected a JSON object, found {doc!r:.80}")

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from ipfs_share.errors import NodeTimeoutError
@@ -59,6 +59,15 @@ class Deadlines:
     record_put: float = 60.0  # ipns_put (online, Kubo also puts the record to its peers)
     pin: float = 300.0  # pin_add, pin_update, pin_rm, pin_ls
     small: float = 30.0  # pubsub_publish, node_info, capabilities
+
+    def searching(self, seconds: float) -> Deadlines:
+        """These deadlines with ``seconds`` for the calls a node may answer by searching
+        the network (a block, a record): how long to wait for what may not exist.
+
+        >>> Deadlines().searching(5)
+        Deadlines(block=5, record_get=5, record_put=60.0, pin=300.0, small=30.0)
+        """
+        return replace(self, block=seconds, record_get=seconds)
 
 
 @asynccontextmanager
