@@ -21,7 +21,8 @@ The tree::
     │   │   └── IdentityLockedError                   identity_locked
     │   ├── PassphraseInvalidError                    passphrase_invalid
     │   ├── IntroductionRejectedError                 introduction_rejected
-    │   └── IdentityExistsError                       identity_exists
+    │   ├── IdentityExistsError                       identity_exists
+    │   └── RangeNotSatisfiableError                  range_not_satisfiable
     ├── NodeError                                     node_error
     │   ├── NodeUnreachableError                      node_unreachable
     │   ├── NodeVersionError                          node_version_unsupported
@@ -36,7 +37,8 @@ The tree::
     ├── StoreError                                    store_error
     ├── AgentError                                    agent_error
     │   ├── AgentRunningError                         agent_running
-    │   └── AgentNotRunningError                      agent_not_running
+    │   ├── AgentNotRunningError                      agent_not_running
+    │   └── UnauthorizedError                         unauthorized
     └── ShareError (the share flow; codes fixed by docs/spec/capsule.md)
         ├── IdentityNotFoundError                     identity_not_found
         ├── RecipientNotAuthorizedError               recipient_not_authorized
@@ -94,6 +96,7 @@ __all__ = [
     "PassphraseRequiredError",
     "PolicyDeniedError",
     "PolicyProviderRequiredError",
+    "RangeNotSatisfiableError",
     "RecipientNotAuthorizedError",
     "RevocationUnavailableError",
     "ShareError",
@@ -102,6 +105,7 @@ __all__ = [
     "SignatureInvalidError",
     "StoreError",
     "StreamTruncatedError",
+    "UnauthorizedError",
     "error_class",
 ]
 
@@ -214,6 +218,13 @@ class IntroductionRejectedError(InvalidInputError):
 class IdentityExistsError(InvalidInputError):
     code = "identity_exists"
     default_hint = "choose another name, or rename or delete the existing identity first"
+
+
+class RangeNotSatisfiableError(InvalidInputError):
+    """A byte range (an HTTP ``Range``) that does not overlap the file."""
+
+    code = "range_not_satisfiable"
+    default_hint = "ask for bytes=A-B with A below the file's size (X-Ipfs-Share-Size)"
 
 
 class PassphraseRequiredError(InvalidInputError):
@@ -333,6 +344,15 @@ class AgentRunningError(AgentError):
 class AgentNotRunningError(AgentError):
     code = "agent_not_running"
     default_hint = "start one with 'ipfs-share serve' (README: the agent)"
+
+
+class UnauthorizedError(AgentError):
+    """A request to the agent's HTTP API without its bearer token, or with a wrong one."""
+
+    code = "unauthorized"
+    default_hint = (
+        "send 'Authorization: Bearer TOKEN' with the token 'ipfs-share agent token' prints"
+    )
 
 
 # --- the share flow (codes fixed by docs/spec/capsule.md; never rename) -----------------
