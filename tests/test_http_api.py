@@ -1,0 +1,437 @@
+"""The HTTP API (``ipfs-share serve``'s TCP face) driven by a real HTTP client against real
+agents and a real Kubo: the token (a 401 changes nothing), CORS, the whole share flow over
+HTTP with the capsule arriving as a Server-Sent Event, Range reads that fetch only the
+chunks they need (counted by a real proxy in front of Kubo), the status of every error
+code, the OpenAPI document against the routes (both ways) and a real validator, and the
+README's tables against the one status table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import stat
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from agentkit import Person, person, running_agent, tcp_api
+from aiohttp import web
+
+from ipfs_share.agent.core import Agent
+from ipfs_share.agent.files import read_token, token_path
+from ipfs_share.errors import IpfsShareError, error_class
+from ipfs_share.http import app as app_module
+from ipfs_share.http.api import make_api
+from ipfs_share.http.openapi import document, unix_only
+from ipfs_share.node.daemon import RunningNode
+from ipfs_share.node.ports import free_port
+from ipfs_share.status import EXIT_CODES, HTTP_STATUS, TABLE, status_of
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+async def homes(kubo: RunningNode, tmp_path: Path) -> AsyncIterator[tuple[Person, Person]]:
+    """alice and bob, each a home with a published identity; the agents take them over."""
+    alice = await person(kubo.api_url, tmp_path / "alice", "alice")
+    bob = await person(kubo.api_url, tmp_path / "bob", "bob")
+    await alice.mesh.close()
+    await bob.mesh.close()
+    yield alice, bob
+
+
+def auth(home: Path) -> dict[str, str]:
+    token = read_token(home)
+    assert token is not None
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def kubo_pins(api: str) -> set[str]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{api}/api/v0/pin/ls", params={"type": "recursive"}) as r,
+    ):
+        return set((await r.json())["Keys"])
+
+
+async def sse(
+    http: aiohttp.ClientSession, url: str, headers: dict[str, str], want: str, timeout: float
+) -> dict[str, Any]:
+    """Read the event stream until an event of type ``want``; that event."""
+    async with http.get(url, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+        assert r.status == 200 and r.headers["Content-Type"].startswith("text/event-stream")
+        event: dict[str, Any] = {}
+        async for raw in r.content:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("id: "):
+                event["id"] = int(line[4:])
+            elif line.startswith("event: "):
+                event["type"] = line[7:]
+            elif line.startswith("data: "):
+                event["data"] = json.loads(line[6:])
+            elif line == "" and event:
+                if event.get("type") == want:
+                    return event
+                event = {}
+    raise AssertionError(f"the stream ended before a {want} event")
+
+
+# -- the token and CORS --------------------------------------------------------------------
+
+
+async def test_without_the_token_a_request_gets_401_and_changes_nothing(
+    kubo: RunningNode, homes: tuple[Person, Person]
+) -> None:
+    alice, bob = homes
+    async with running_agent(alice.home, kubo.api_url) as agent, tcp_api(agent) as base:
+        mode = stat.S_IMODE(os.stat(token_path(alice.home)).st_mode)
+        assert mode == 0o600
+        token = read_token(alice.home)
+        assert token is not None and len(token) == 64
+        wrong = token[:-1] + ("0" if token[-1] != "0" else "1")  # same length, one off
+        pins = await kubo_pins(kubo.api_url)
+        async with aiohttp.ClientSession() as http:
+            for headers in ({}, {"Authorization": f"Bearer {wrong}"}, {"Authorization": token}):
+                async with http.post(
+                    f"{base}/v1/files", params={"name": "x.txt"}, data=b"secret", headers=headers
+                ) as r:
+                    assert r.status == 401, await r.text()
+                    assert (await r.json())["error"]["code"] == "unauthorized"
+                    assert r.headers["WWW-Authenticate"].startswith("Bearer")
+                async with http.put(
+                    f"{base}/v1/contacts/bob", json={"did": bob.did}, headers=headers
+                ) as r:
+                    assert r.status == 401
+            assert agent.mesh.files.list() == [] and agent.mesh.db.contacts() == []
+            assert await kubo_pins(kubo.api_url) == pins  # no pin, no row
+            # The same requests with the token do what they say (so the check above could fail).
+            async with http.post(
+                f"{base}/v1/files",
+                params={"name": "x.txt"},
+                data=b"secret",
+                headers=auth(alice.home),
+            ) as r:
+                assert r.status == 201, await r.text()
+                cid = (await r.json())["cid"]
+            assert cid in await kubo_pins(kubo.api_url)
+            assert [f.cid for f in agent.mesh.files.list()] == [cid]
+
+
+async def test_cors_is_off_unless_origins_are_named(
+    kubo: RunningNode, homes: tuple[Person, Person]
+) -> None:
+    alice, _ = homes
+    page = "https://app.example"
+    preflight = {"Origin": page, "Access-Control-Request-Method": "POST"}
+    async with running_agent(alice.home, kubo.api_url) as agent:
+        async with tcp_api(agent) as base, aiohttp.ClientSession() as http:
+            async with http.get(
+                f"{base}/v1/agent", headers={"Origin": page, **auth(alice.home)}
+            ) as r:
+                assert r.status == 200 and "Access-Control-Allow-Origin" not in r.headers
+            async with http.options(f"{base}/v1/files", headers=preflight) as r:
+                assert r.status != 204 and "Access-Control-Allow-Origin" not in r.headers
+        async with tcp_api(agent, cors=(page,)) as base, aiohttp.ClientSession() as http:
+            async with http.options(f"{base}/v1/files", headers=preflight) as r:
+                assert r.status == 204
+                assert r.headers["Access-Control-Allow-Origin"] == page
+                assert "Authorization" in r.headers["Access-Control-Allow-Headers"]
+            other = {**preflight, "Origin": "https://evil.example"}
+            async with http.options(f"{base}/v1/files", headers=other) as r:
+                assert r.status == 403 and "Access-Control-Allow-Origin" not in r.headers
+            async with http.get(f"{base}/v1/agent", headers={"Origin": page}) as r:
+                assert r.status == 401  # CORS lets the page in; the token is still needed
+                assert r.headers["Access-Control-Allow-Origin"] == page
+            async with http.get(
+                f"{base}/v1/agent", headers={"Origin": page, **auth(alice.home)}
+            ) as r:
+                assert r.status == 200 and r.headers["Access-Control-Allow-Origin"] == page
+                assert "X-Ipfs-Share-Size" in r.headers["Access-Control-Expose-Headers"]
+
+
+# -- the share flow over HTTP --------------------------------------------------------------
+
+
+async def test_alice_puts_and_shares_over_http_and_bob_gets_the_event_and_opens(
+    kubo: RunningNode, homes: tuple[Person, Person]
+) -> None:
+    alice, bob = homes
+    data = os.urandom(300_000)
+    async with (
+        running_agent(alice.home, kubo.api_url) as a_agent,
+        running_agent(bob.home, kubo.api_url) as b_agent,
+        tcp_api(a_agent) as a,
+        tcp_api(b_agent) as b,
+        aiohttp.ClientSession() as http,
+    ):
+        ah, bh = auth(alice.home), auth(bob.home)
+        async with http.put(f"{a}/v1/contacts/bob", json={"did": bob.did}, headers=ah) as r:
+            assert r.status == 200, await r.text()
+        async with http.put(f"{b}/v1/contacts/alice", json={"did": alice.did}, headers=bh) as r:
+            assert r.status == 200
+
+        async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: chunked, spooled
+            for i in range(0, len(data), 50_000):
+                yield data[i : i + 50_000]
+
+        async with http.post(
+            f"{a}/v1/files",
+            params={"name": "report.bin"},
+            data=chunks(),
+            headers={**ah, "Content-Type": "application/x-report"},
+        ) as r:
+            assert r.status == 201, await r.text()
+            put = await r.json()
+        assert put["size"] == len(data) and put["media_type"] == "application/x-report"
+        async with http.get(f"{a}/v1/files/{put['cid']}/plaintext", headers=ah) as r:
+            assert r.status == 200 and await r.read() == data  # the owner's own copy
+
+        since = b_agent.bus.last_id
+        waiting = asyncio.ensure_future(
+            sse(http, f"{b}/v1/events", {**bh, "Last-Event-ID": str(since)}, "capsule_received", 60)
+        )
+        body = {"content": put["cid"], "to": ["bob"], "send": True, "allow_download": False}
+        async with http.post(f"{a}/v1/shares", json=body, headers=ah) as r:
+            assert r.status == 201, await r.text()
+            capsule = (await r.json())["id"]
+        event = await waiting
+        assert event["data"]["id"] == capsule and event["id"] > since
+
+        url = f"{b}/v1/capsules/{capsule}/plaintext"
+        async with http.get(url, headers=bh) as r:
+            assert r.status == 200 and await r.read() == data
+            assert r.headers["Content-Type"] == "application/x-report"
+            assert r.headers["Content-Length"] == str(len(data))
+            assert r.headers["X-Ipfs-Share-Allow-Download"] == "false"
+            assert r.headers["Content-Disposition"] == "inline"
+            assert r.headers["X-Ipfs-Share-Issuer"] == alice.did
+        async with http.get(url, headers={**bh, "Range": "bytes=100000-100099"}) as r:
+            assert r.status == 206 and await r.read() == data[100000:100100]
+            assert r.headers["Content-Range"] == f"bytes 100000-100099/{len(data)}"
+        async with http.get(url, headers={**bh, "Range": "bytes=-10"}) as r:
+            assert r.status == 206 and await r.read() == data[-10:]
+        async with http.get(url, headers={**bh, "Range": f"bytes={len(data)}-"}) as r:
+            assert r.status == 416 and r.headers["Content-Range"] == f"bytes */{len(data)}"
+            assert (await r.json())["error"]["code"] == "range_not_satisfiable"
+        async with http.get(url, params={"save": "1"}, headers=bh) as r:
+            assert r.status == 403  # view-only: not for keeping
+            assert (await r.json())["error"]["code"] == "download_not_allowed"
+
+        b_agent.keys.lock("bob")  # the agent holds bob's keys no longer
+        async with http.get(url, headers=bh) as r:
+            assert r.status == 423
+            error = (await r.json())["error"]
+            assert error["code"] == "identity_locked" and "ipfs-share unlock" in error["hint"]
+
+        dry = {"dry_run": True, "rotate": True}
+        async with http.post(f"{a}/v1/shares/{capsule}/revoke", json=dry, headers=ah) as r:
+            assert r.status == 200 and (await r.json())["revoke"] == [capsule]
+        assert a_agent.mesh.share.get(capsule).state == "active"  # a dry run changes nothing
+        async with http.post(f"{a}/v1/shares/{capsule}/revoke", json={}, headers=ah) as r:
+            assert r.status == 200, await r.text()
+        await b_agent.keys.unlock("bob", b"pw", None)
+        async with http.get(url, headers=bh) as r:
+            assert r.status == 410 and (await r.json())["error"]["code"] == "share_revoked"
+        async with http.get(f"{a}/v1/outgoing", headers=ah) as r:
+            assert r.status == 200 and (await r.json())["outgoing"]
+
+
+@pytest.fixture
+async def counting_proxy(kubo: RunningNode) -> AsyncIterator[dict[str, Any]]:
+    """A real proxy in front of the test node that counts the bytes it answers to reads
+    (`cat`, `block/get`, `dag/get`)."""
+    counts: dict[str, Any] = {"cat_bytes": 0, "url": ""}
+    session = aiohttp.ClientSession()
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        async with session.request(
+            request.method,
+            kubo.api_url + request.path_qs,
+            data=body,
+            headers={k: v for k, v in request.headers.items() if k.lower() != "host"},
+        ) as upstream:
+            data = await upstream.read()
+            if request.path in ("/api/v0/cat", "/api/v0/block/get", "/api/v0/dag/get"):
+                counts["cat_bytes"] += len(data)
+            headers = {
+                k: v
+                for k, v in upstream.headers.items()
+                if k.lower() not in ("content-length", "transfer-encoding", "trailer")
+            }
+            return web.Response(body=data, status=upstream.status, headers=headers)
+
+    app = web.Application(client_max_size=64 << 20)
+    app.router.add_route("*", "/{tail:.*}", forward)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    counts["url"] = f"http://127.0.0.1:{port}"
+    try:
+        yield counts
+    finally:
+        await runner.cleanup()
+        await session.close()
+
+
+async def test_a_range_read_fetches_only_the_chunks_it_needs(
+    kubo: RunningNode, tmp_path: Path, counting_proxy: dict[str, Any]
+) -> None:
+    alice = await person(kubo.api_url, tmp_path / "alice", "alice")
+    await alice.mesh.close()
+    data = os.urandom(8 << 20)
+    async with (
+        running_agent(alice.home, counting_proxy["url"]) as agent,
+        tcp_api(agent) as base,
+        aiohttp.ClientSession() as http,
+    ):
+        h = auth(alice.home)
+        async with http.post(f"{base}/v1/files", params={"name": "big"}, data=data, headers=h) as r:
+            assert r.status == 201, await r.text()
+            cid = (await r.json())["cid"]
+        url = f"{base}/v1/files/{cid}/plaintext"
+        before = counting_proxy["cat_bytes"]
+        async with http.get(url, headers={**h, "Range": "bytes=5000000-5000099"}) as r:
+            assert r.status == 206 and await r.read() == data[5000000:5000100]
+        fetched = counting_proxy["cat_bytes"] - before
+        # Of 8 MiB: the leaf holding the header and the leaf holding the range (the node's
+        # leaves are 256 KiB, each fetched whole to check its hash), and the root's links.
+        assert 0 < fetched <= 2 * 256 * 1024 + 64 * 1024, fetched
+        before = counting_proxy["cat_bytes"]
+        async with http.get(url, headers=h) as r:
+            assert await r.read() == data
+        assert counting_proxy["cat_bytes"] - before > len(data)  # the whole, for contrast
+
+
+# -- errors --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("row", TABLE, ids=lambda s: s.code)
+async def test_every_error_code_gets_its_status_and_body(
+    row: Any, aiohttp_client_factory: Any
+) -> None:
+    cls = error_class(row.code)
+    assert cls.code == row.code, f"{row.code} is not the code of any error class"
+
+    async def boom(request: web.Request) -> web.Response:
+        raise cls("it failed", hint="do this")
+
+    app = web.Application(middlewares=[app_module._errors])
+    app.router.add_get("/boom", boom)
+    async with (
+        aiohttp_client_factory(app) as base,
+        aiohttp.ClientSession() as http,
+        http.get(f"{base}/boom") as r,
+    ):
+        assert r.status == row.http
+        assert await r.json() == {
+            "error": {"code": row.code, "message": "it failed", "hint": "do this"}
+        }
+
+
+@pytest.fixture
+def aiohttp_client_factory() -> Any:
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def serve(app: web.Application) -> AsyncIterator[str]:
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            await runner.cleanup()
+
+    return serve
+
+
+def test_every_error_class_lands_in_a_row_and_the_two_faces_agree() -> None:
+    from ipfs_share import errors
+    from ipfs_share.cli.main import EXIT_CODES as CLI_EXIT_CODES
+    from ipfs_share.cli.main import exit_code_for
+    from ipfs_share.http.errors import status_for
+
+    assert CLI_EXIT_CODES is EXIT_CODES  # derived, not copied
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        if isinstance(cls, type) and issubclass(cls, IpfsShareError):
+            row = status_of(cls("x"))
+            assert exit_code_for(cls("x")) == row.exit and status_for(cls("x")) == row.http
+            if cls.code not in ("ipfs_share_error", "share_error"):
+                assert row.code != "ipfs_share_error", f"{name} falls through to the root"
+
+
+def test_readme_http_status_table_matches_the_status_table() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### HTTP statuses", 1)[1].split("\n#", 1)[0]
+    documented: dict[str, int] = {}
+    for line in section.splitlines():
+        m = re.match(r"^\|\s*(\d{3})\s*\|(.*)\|(.*)\|\s*$", line)
+        if m:
+            for code in re.findall(r"`([a-z_]+)`", m[3]):
+                documented[code] = int(m[1])
+    assert documented == HTTP_STATUS
+
+
+# -- the contract --------------------------------------------------------------------------
+
+
+def _routes(app: web.Application) -> set[tuple[str, str]]:
+    found = set()
+    for route in app.router.routes():
+        info = route.resource.get_info() if route.resource else {}
+        path = info.get("formatter") or info.get("path")
+        if route.method != "HEAD" and path:
+            found.add((route.method.lower(), path))
+    return found
+
+
+def _documented(doc: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(m, p) for p, ops in doc["paths"].items() for m in ops}
+
+
+def test_the_openapi_document_matches_the_routes_both_ways(tmp_path: Path) -> None:
+    agent = Agent(tmp_path, "http://127.0.0.1:1")  # built, never started: only its routes
+    doc = document()
+    on_socket = _routes(make_api(agent, unix=True))
+    on_tcp = _routes(make_api(agent, token="t"))
+    assert on_socket - _documented(doc) == set(), "routes the document does not have"
+    assert _documented(doc) - on_socket == set(), "documented paths with no route"
+    assert on_socket - on_tcp == unix_only()  # the passphrase routes exist on the socket only
+    committed = json.loads((ROOT / "docs/openapi.json").read_text())
+    assert committed == doc, "docs/openapi.json is stale: python -m ipfs_share.http.openapi"
+
+
+def test_the_openapi_document_is_valid_openapi_3_1() -> None:
+    from openapi_spec_validator import validate
+    from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
+
+    doc = document()
+    validate(doc)  # type: ignore[arg-type]
+    broken = json.loads(json.dumps(doc))
+    broken["paths"]["/v1/files"]["post"]["responses"]["201"] = {"content": 3}
+    with pytest.raises(OpenAPIValidationError):  # the validator does refuse a bad one
+        validate(broken)  # type: ignore[arg-type]
+
+
+async def test_openapi_json_is_served(kubo: RunningNode, homes: tuple[Person, Person]) -> None:
+    alice, _ = homes
+    async with (
+        running_agent(alice.home, kubo.api_url) as agent,
+        tcp_api(agent) as base,
+        aiohttp.ClientSession() as http,
+    ):
+        async with http.get(f"{base}/openapi.json", headers=auth(alice.home)) as r:
+            assert r.status == 200 and await r.json() == document()
+        async with http.get(f"{base}/v1/agent", headers=auth(alice.home)) as r:
+            status = await r.json()
+            assert status["running"] is True and "http" in status
