@@ -113,6 +113,8 @@ def _lines(s: dict[str, Any]) -> list[str]:
     )
     for i in pending["introductions"]:
         lines.append(f"  introduction from {i['sender']} to {i['recipient']}")
+    http = s.get("http") or []
+    lines.append("http api: " + (", ".join(http) if http else "not served"))
     return lines
 
 
