@@ -19,6 +19,7 @@ from bench import (
     agent_bench,
     crypto_bench,
     formats_bench,
+    http_bench,
     mailbox_bench,
     share_bench,
     storage_bench,
@@ -33,6 +34,7 @@ ENTRIES: dict[str, Entry] = {
     "share": share_bench.run,
     "mailbox": mailbox_bench.run,
     "agent": agent_bench.run,
+    "http": http_bench.run,
 }
 
 
