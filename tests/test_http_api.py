@@ -241,6 +241,90 @@ async def test_alice_puts_and_shares_over_http_and_bob_gets_the_event_and_opens(
             assert r.status == 200 and (await r.json())["outgoing"]
 
 
+async def test_identities_contacts_files_and_shares_over_http(
+    kubo: RunningNode, homes: tuple[Person, Person]
+) -> None:
+    alice, bob = homes
+    async with (
+        running_agent(alice.home, kubo.api_url) as agent,
+        tcp_api(agent) as base,
+        aiohttp.ClientSession() as http,
+    ):
+        h = auth(alice.home)
+
+        async def call(method: str, path: str, status: int, **kw: Any) -> Any:
+            async with http.request(
+                method, base + path, headers={**h, **kw.pop("headers", {})}, **kw
+            ) as r:
+                text = await r.text()
+                assert r.status == status, (method, path, text)
+                return json.loads(text)
+
+        ids = await call("GET", "/v1/identities", 200)
+        assert [(i["name"], i["unlocked"]) for i in ids["identities"]] == [("alice", True)]
+        refused = await call("POST", "/v1/identities", 400, json={"name": "svc"})
+        assert "sealed" in refused["error"]["message"]  # no passphrase over TCP
+        made = await call("POST", "/v1/identities", 201, json={"name": "svc", "sealed": False})
+        assert made["encrypted"] is False and made["unlocked"] is True
+        await call("POST", "/v1/identities", 409, json={"name": "svc", "sealed": False})
+        published = await call("POST", "/v1/identities/svc/publish", 200)
+        assert published["did"] == made["did"]
+        found = await call("POST", "/v1/resolve", 200, json={"did": bob.did, "petname": "bob"})
+        assert found["did"] == bob.did
+        contacts = await call("GET", "/v1/contacts", 200)
+        assert [(c["petname"], c["did"]) for c in contacts["contacts"]] == [("bob", bob.did)]
+        await call("PUT", "/v1/contacts/robert", 200, json={"did": bob.did})
+        await call("DELETE", "/v1/contacts/robert", 200)
+        await call("DELETE", "/v1/contacts/robert", 404)
+
+        put = await call(
+            "POST",
+            "/v1/files",
+            201,
+            params={"name": "a.txt"},
+            data=b"hello",
+            headers={"X-Ipfs-Share-As": "svc"},
+        )
+        assert put["owner"] == made["did"] and put["media_type"] == "text/plain"
+        mine = await call("GET", "/v1/files", 200, headers={"X-Ipfs-Share-As": "svc"})
+        assert [f["cid"] for f in mine["files"]] == [put["cid"]]
+        assert (await call("GET", f"/v1/files/{put['cid']}", 200))["size"] == 5
+        share = await call(
+            "POST",
+            "/v1/shares",
+            201,
+            json={"content": put["cid"], "to": ["bob"], "expires_in": 3600},
+            params={"as": "svc"},
+        )
+        shown = await call("GET", f"/v1/shares/{share['id']}", 200)
+        assert shown["issuer"] == made["did"] and shown["opens"] == [] and shown["expires"]
+        listed = await call("GET", "/v1/shares", 200, params={"content": put["cid"]})
+        assert [s["id"] for s in listed["shares"]] == [share["id"]]
+        assert (await call("GET", "/v1/shares", 200, headers={"X-Ipfs-Share-As": "alice"}))[
+            "shares"
+        ] == []
+        await call("DELETE", f"/v1/files/{put['cid']}", 200)
+        await call("DELETE", f"/v1/files/{put['cid']}", 404)
+        await call("GET", "/v1/inbox", 404)  # two identities now, no default: name one
+        inbox = await call("GET", "/v1/inbox", 200, params={"as": "alice"})
+        assert inbox == {"inbox": [], "introductions": []}
+
+        await call(
+            "GET", "/v1/files", 404, headers={"X-Ipfs-Share-As": "nobody"}
+        )  # identity_not_found
+        bad = await call(
+            "POST",
+            "/v1/shares",
+            400,
+            data=b"{not json",
+            headers={"Content-Type": "application/json"},
+        )
+        assert bad["error"]["code"] == "invalid_input"
+        assert (await call("GET", "/v1/files/not-a-cid", 400))["error"]["code"] == "cid_invalid"
+        assert (await call("GET", "/v1/nothing-here", 404))["error"]["code"] == "not_found"
+        await call("POST", "/v1/files", 400, data=b"x")  # no name
+
+
 @pytest.fixture
 async def counting_proxy(kubo: RunningNode) -> AsyncIterator[dict[str, Any]]:
     """A real proxy in front of the test node that counts the bytes it answers to reads
