@@ -33,6 +33,7 @@ from ipfs_share.node.ports import free_port
 from ipfs_share.status import EXIT_CODES, HTTP_STATUS, TABLE, status_of
 
 ROOT = Path(__file__).resolve().parent.parent
+LIMIT = aiohttp.ClientTimeout(total=90)  # a request that hangs fails the test, with its name
 
 
 @pytest.fixture
@@ -53,7 +54,7 @@ def auth(home: Path) -> dict[str, str]:
 
 async def kubo_pins(api: str) -> set[str]:
     async with (
-        aiohttp.ClientSession() as http,
+        aiohttp.ClientSession(timeout=LIMIT) as http,
         http.post(f"{api}/api/v0/pin/ls", params={"type": "recursive"}) as r,
     ):
         return set((await r.json())["Keys"])
@@ -167,7 +168,7 @@ async def test_alice_puts_and_shares_over_http_and_bob_gets_the_event_and_opens(
         running_agent(bob.home, kubo.api_url) as b_agent,
         tcp_api(a_agent) as a,
         tcp_api(b_agent) as b,
-        aiohttp.ClientSession() as http,
+        aiohttp.ClientSession(timeout=LIMIT) as http,
     ):
         ah, bh = auth(alice.home), auth(bob.home)
         async with http.put(f"{a}/v1/contacts/bob", json={"did": bob.did}, headers=ah) as r:
@@ -248,7 +249,7 @@ async def test_identities_contacts_files_and_shares_over_http(
     async with (
         running_agent(alice.home, kubo.api_url) as agent,
         tcp_api(agent) as base,
-        aiohttp.ClientSession() as http,
+        aiohttp.ClientSession(timeout=LIMIT) as http,
     ):
         h = auth(alice.home)
 
@@ -303,6 +304,12 @@ async def test_identities_contacts_files_and_shares_over_http(
         assert (await call("GET", "/v1/shares", 200, headers={"X-Ipfs-Share-As": "alice"}))[
             "shares"
         ] == []
+        sent = await call("POST", f"/v1/shares/{share['id']}/send", 200, params={"as": "svc"})
+        assert [o["recipient"] for o in sent["sent"]] == [bob.did]  # bob's agent is not up
+        cancelled = await call("POST", f"/v1/outgoing/{share['id']}/cancel", 200)
+        assert [o["id"] for o in cancelled["cancelled"]] == [share["id"]]
+        assert agent.mesh.share.get(share["id"]).state == "revoked"  # a cancel revokes
+        assert (await call("POST", "/v1/agent/republish", 200))["started"] is True
         await call("DELETE", f"/v1/files/{put['cid']}", 200)
         await call("DELETE", f"/v1/files/{put['cid']}", 404)
         await call("GET", "/v1/inbox", 404)  # two identities now, no default: name one
@@ -373,7 +380,7 @@ async def test_a_range_read_fetches_only_the_chunks_it_needs(
     async with (
         running_agent(alice.home, counting_proxy["url"]) as agent,
         tcp_api(agent) as base,
-        aiohttp.ClientSession() as http,
+        aiohttp.ClientSession(timeout=LIMIT) as http,
     ):
         h = auth(alice.home)
         async with http.post(f"{base}/v1/files", params={"name": "big"}, data=data, headers=h) as r:
@@ -410,7 +417,7 @@ async def test_every_error_code_gets_its_status_and_body(
     app.router.add_get("/boom", boom)
     async with (
         aiohttp_client_factory(app) as base,
-        aiohttp.ClientSession() as http,
+        aiohttp.ClientSession(timeout=LIMIT) as http,
         http.get(f"{base}/boom") as r,
     ):
         assert r.status == row.http
@@ -512,7 +519,7 @@ async def test_openapi_json_is_served(kubo: RunningNode, homes: tuple[Person, Pe
     async with (
         running_agent(alice.home, kubo.api_url) as agent,
         tcp_api(agent) as base,
-        aiohttp.ClientSession() as http,
+        aiohttp.ClientSession(timeout=LIMIT) as http,
     ):
         async with http.get(f"{base}/openapi.json", headers=auth(alice.home)) as r:
             assert r.status == 200 and await r.json() == document()
