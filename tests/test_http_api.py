@@ -526,3 +526,15 @@ async def test_openapi_json_is_served(kubo: RunningNode, homes: tuple[Person, Pe
         async with http.get(f"{base}/v1/agent", headers=auth(alice.home)) as r:
             status = await r.json()
             assert status["running"] is True and "http" in status
+
+
+def test_an_event_id_from_before_a_restart_says_missed() -> None:
+    """Ids start again at 1 when the agent restarts: a reader resuming from a larger id
+    than the bus has is told to resync (and gets what the new run has), not left waiting."""
+    from ipfs_share.agent.events import EventBus
+
+    bus = EventBus()
+    bus.publish("node", {"up": True})
+    events, missed = bus.since(500)
+    assert missed and [e.id for e in events] == [1]
+    assert bus.since(1) == ([], False)
