@@ -538,3 +538,29 @@ def test_an_event_id_from_before_a_restart_says_missed() -> None:
     events, missed = bus.since(500)
     assert missed and [e.id for e in events] == [1]
     assert bus.since(1) == ([], False)
+
+
+async def test_a_sealed_identity_is_made_on_the_home_socket_only(
+    kubo: RunningNode, homes: tuple[Person, Person]
+) -> None:
+    import base64
+
+    from ipfs_share.agent.files import socket_path
+
+    alice, _ = homes
+    body = {"name": "vault", "passphrase_b64": base64.b64encode(b"a long passphrase").decode()}
+    async with running_agent(alice.home, kubo.api_url) as agent, tcp_api(agent) as base:
+        async with (
+            aiohttp.ClientSession(timeout=LIMIT) as http,
+            http.post(f"{base}/v1/identities", json=body, headers=auth(alice.home)) as r,
+        ):
+            assert r.status == 400  # a passphrase never crosses TCP
+        assert [i.name for i in agent.mesh.identity.list()] == ["alice"]
+        unix = aiohttp.UnixConnector(path=str(socket_path(alice.home)))
+        async with (
+            aiohttp.ClientSession(connector=unix, timeout=LIMIT) as http,
+            http.post("http://agent/v1/identities", json=body) as r,
+        ):
+            assert r.status == 201, await r.text()
+            made = await r.json()
+        assert made["encrypted"] is True and agent.keys.is_unlocked(made["did"])
