@@ -7,13 +7,21 @@ record signed by the mailbox key. The recipient then runs ``mesh.inbox.sync()`` 
 application would, acknowledgements included, with the storage's ``block_get`` wrapped
 to count every block it reads.
 
-Measured: the first sync (everything is new), then three rounds of "append one entry,
+Measured: the first sync (everything is new: 10,000 entries walked, 10,000 capsules
+fetched and checked, 10,000 acknowledgements sent back in 10 entries); if a sender's
+chain takes longer than its per-sync deadline (docs/spec/mailbox.md section 8) the first
+sync reads part of it and the next ones go on from there: ``first_sync.syncs`` says how
+many it took and ``seconds`` is the time until everything was delivered. Then a sync over
+the verified chain (nothing new: no entry is read), three rounds of "append one entry,
 sync" (the best time is kept, the block counts must all be equal), and the same "+1" sync
 against a sender whose chain has 10 entries: a sync that reads O(new) blocks reads as
 many blocks behind 10 entries as behind 10,000.
 
-Targets (issue 6): the "+1" sync reads a constant number of blocks and takes < 5% of the
-first. Set MAILBOX_BENCH_ENTRIES for a smaller run.
+Targets (issues 6 and 14): the first sync of 10,000 entries under 5 s; the "+1" sync reads
+a constant number of blocks and takes < 5% of the first. The machine this runs on may be
+shared: ``cpu_seconds`` is this process's CPU time for the first sync, and
+``load_average`` the machine's load when it ran. Set MAILBOX_BENCH_ENTRIES for another
+size (100000: the chain of issue 9; building it takes minutes).
 """
 
 from __future__ import annotations
@@ -123,6 +131,27 @@ async def _timed_sync(mesh: Mesh, counter: Counting, sender: str) -> tuple[float
     return time.perf_counter() - start, counter.n, len(new)
 
 
+async def _first_sync(mesh: Mesh, counter: Counting, sender: str) -> dict[str, Any]:
+    """Sync until every entry is delivered (a long chain may take more than one sync)."""
+    counter.n = 0
+    start, cpu = time.perf_counter(), time.process_time()
+    load = os.getloadavg()[0]
+    syncs = delivered = 0
+    while delivered < ENTRIES and syncs < 100:
+        delivered += len(await mesh.inbox.sync(senders=[sender]))
+        syncs += 1
+    seconds = time.perf_counter() - start
+    assert delivered == ENTRIES, delivered
+    return {
+        "seconds": round(seconds, 3),
+        "syncs": syncs,
+        "blocks": counter.n,
+        "per_entry_ms": round(seconds / ENTRIES * 1000, 3),
+        "cpu_seconds": round(time.process_time() - cpu, 3),
+        "load_average": round(load, 2),
+    }
+
+
 async def _measure(api: str, tmp: Path) -> dict[str, Any]:
     alice, alice_keys = await _person(api, tmp / "alice", "alice")
     carol, carol_keys = await _person(api, tmp / "carol", "carol")
@@ -133,8 +162,10 @@ async def _measure(api: str, tmp: Path) -> dict[str, Any]:
         big = Chain(alice.storage, alice_keys, bob_keys)  # type: ignore[arg-type]
         await big.extend(ENTRIES)
         build = time.perf_counter() - build
-        first_s, first_blocks, first_new = await _timed_sync(bob, counter, alice_keys.did)
-        assert first_new == ENTRIES, first_new
+        first = await _first_sync(bob, counter, alice_keys.did)
+        first_s = first["seconds"]
+        _, verified_blocks, none_new = await _timed_sync(bob, counter, alice_keys.did)
+        assert none_new == 0
         plus: list[tuple[float, int]] = []
         for _ in range(PLUS_ONE_ROUNDS):
             await big.extend(1)
@@ -155,11 +186,8 @@ async def _measure(api: str, tmp: Path) -> dict[str, Any]:
     return {
         "entries": ENTRIES,
         "build_and_store_seconds": round(build, 2),
-        "first_sync": {
-            "seconds": round(first_s, 3),
-            "blocks": first_blocks,
-            "per_entry_ms": round(first_s / ENTRIES * 1000, 3),
-        },
+        "first_sync": first,
+        "sync_over_the_verified_chain": {"blocks": verified_blocks},
         "plus_one_sync": {
             "seconds_best": round(best, 4),
             "seconds_all": [round(s, 4) for s, _ in plus],
@@ -167,8 +195,12 @@ async def _measure(api: str, tmp: Path) -> dict[str, Any]:
         },
         "plus_one_behind_10_entries": {"seconds": round(small_s, 4), "blocks": small_blocks},
         "ratio": round(best / first_s, 5),
-        "targets": {"ratio": "< 0.05", "blocks": "constant (same behind 10 and 10,000)"},
-        "pass": best / first_s < 0.05 and len(counts) == 1,
+        "targets": {
+            "first_sync_seconds": "< 5 (10,000 entries)",
+            "ratio": "< 0.05",
+            "blocks": "constant (same behind 10 and 10,000)",
+        },
+        "pass": best / first_s < 0.05 and len(counts) == 1 and verified_blocks <= 2,
     }
 
 

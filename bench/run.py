@@ -17,9 +17,12 @@ from typing import Any
 
 from bench import (
     agent_bench,
+    cluster_bench,
     crypto_bench,
+    feeds_bench,
     formats_bench,
     http_bench,
+    keychain_bench,
     mailbox_bench,
     share_bench,
     storage_bench,
@@ -33,6 +36,9 @@ ENTRIES: dict[str, Entry] = {
     "formats": formats_bench.run,
     "share": share_bench.run,
     "mailbox": mailbox_bench.run,
+    "feeds": feeds_bench.run,
+    "cluster": cluster_bench.run,
+    "keychain": keychain_bench.run,
     "agent": agent_bench.run,
     "http": http_bench.run,
 }

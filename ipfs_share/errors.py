@@ -13,8 +13,11 @@ The tree::
     │   ├── BlockTooLargeError                        block_too_large
     │   ├── FormatError                               format_invalid
     │   │   ├── IpnsRecordInvalidError                ipns_record_invalid
+    │   │   │   └── IpnsRecordExpiredError            ipns_record_expired
     │   │   ├── IdentityDocumentInvalidError          identity_document_invalid
     │   │   └── ChainInvalidError                     chain_invalid
+    │   │       ├── FeedRollbackError                 feed_rollback
+    │   │       └── FeedForkError                     feed_fork
     │   ├── SignatureInvalidError                     signature_invalid
     │   ├── DecryptionError                           decryption_failed
     │   ├── PassphraseRequiredError                   passphrase_required
@@ -27,14 +30,24 @@ The tree::
     │   ├── NodeUnreachableError                      node_unreachable
     │   ├── NodeVersionError                          node_version_unsupported
     │   ├── NodeRequestError                          node_request_failed
+    │   ├── NodeTimeoutError                          node_timeout
     │   ├── NotFoundError                             not_found
     │   ├── IntegrityError                            integrity_error
     │   │   └── StreamTruncatedError                  stream_truncated
     │   ├── FeatureUnavailableError                   feature_unavailable
-    │   └── MailboxUnsupportedError                   mailbox_unsupported
+    │   ├── MailboxUnsupportedError                   mailbox_unsupported
+    │   ├── ReplicationError                          replication_failed
+    │   └── PinServiceError                           pin_service_failed
+    │       ├── PinServiceAuthError                   pin_service_unauthorized
+    │       └── RemotePinFailedError                  remote_pin_failed
     ├── NodeManagementError                           node_management_failed
-    │   └── KuboInstallError                          kubo_install_failed
+    │   ├── KuboInstallError                          kubo_install_failed
+    │   └── ClusterInstallError                       cluster_install_failed
     ├── StoreError                                    store_error
+    │   ├── StateMissingError                         state_missing
+    │   └── KeychainConflictError                     keychain_conflict
+    ├── KeychainNotFoundError                         keychain_not_found
+    ├── PermissionDeniedError                         permission_denied
     ├── AgentError                                    agent_error
     │   ├── AgentRunningError                         agent_running
     │   ├── AgentNotRunningError                      agent_not_running
@@ -70,9 +83,12 @@ __all__ = [
     "CapabilityRequiredError",
     "ChainInvalidError",
     "CidInvalidError",
+    "ClusterInstallError",
     "DecryptionError",
     "DownloadNotAllowedError",
     "FeatureUnavailableError",
+    "FeedForkError",
+    "FeedRollbackError",
     "FormatError",
     "IdentityDocumentInvalidError",
     "IdentityExistsError",
@@ -82,27 +98,37 @@ __all__ = [
     "IntroductionRejectedError",
     "InvalidInputError",
     "IpfsShareError",
+    "IpnsRecordExpiredError",
     "IpnsRecordInvalidError",
     "KeyUnwrapFailedError",
+    "KeychainConflictError",
+    "KeychainNotFoundError",
     "KuboInstallError",
     "MailboxUnsupportedError",
     "NodeError",
     "NodeManagementError",
     "NodeRequestError",
+    "NodeTimeoutError",
     "NodeUnreachableError",
     "NodeVersionError",
     "NotFoundError",
     "PassphraseInvalidError",
     "PassphraseRequiredError",
+    "PermissionDeniedError",
+    "PinServiceAuthError",
+    "PinServiceError",
     "PolicyDeniedError",
     "PolicyProviderRequiredError",
     "RangeNotSatisfiableError",
     "RecipientNotAuthorizedError",
+    "RemotePinFailedError",
+    "ReplicationError",
     "RevocationUnavailableError",
     "ShareError",
     "ShareExpiredError",
     "ShareRevokedError",
     "SignatureInvalidError",
+    "StateMissingError",
     "StoreError",
     "StreamTruncatedError",
     "UnauthorizedError",
@@ -161,12 +187,45 @@ class IpnsRecordInvalidError(FormatError):
     default_hint = "the IPNS record is malformed, expired, or not signed by the name's key"
 
 
+class IpnsRecordExpiredError(IpnsRecordInvalidError):
+    """A well-formed, validly signed IPNS record past its end of validity: its owner has not
+    renewed it (a renewal needs the owner's key)."""
+
+    code = "ipns_record_expired"
+    default_hint = (
+        "the record's owner must publish again with its keys (ipfs-share republish renews "
+        "records of your own when their keys are unlocked)"
+    )
+
+
 class ChainInvalidError(FormatError):
     """A signed chain (mailbox entries, revocation heads) with a gap, a fork or a rollback:
     each block may be well formed, but together they are not one history."""
 
     code = "chain_invalid"
     default_hint = "the chain was rewritten or is incomplete; resync, and report it if it repeats"
+
+
+class FeedRollbackError(ChainInvalidError):
+    """A feed's head older than one this home already verified: a stale answer kept too
+    long, or someone serving an old head on purpose (to hide what came after it)."""
+
+    code = "feed_rollback"
+    default_hint = (
+        "a node served an older head than one seen before; retry later, or read the feed "
+        "through another node, and report it if it repeats"
+    )
+
+
+class FeedForkError(ChainInvalidError):
+    """Two different entries at one sequence of a feed, both signed by its owner: the
+    history this home verified was rewritten (two devices writing one feed, or a lie)."""
+
+    code = "feed_fork"
+    default_hint = (
+        "the owner's feed has two histories; ask its owner whether two devices write it, "
+        "and report it if not"
+    )
 
 
 class SignatureInvalidError(InvalidInputError):
@@ -268,6 +327,16 @@ class NodeRequestError(NodeError):
     default_hint = "see the node's message above; 'ipfs-share node status' shows the node"
 
 
+class NodeTimeoutError(NodeError):
+    """A request to the node did not finish within its deadline."""
+
+    code = "node_timeout"
+    default_hint = (
+        "the node or its peers are slow or away; check 'ipfs-share node status' and that "
+        "the nodes are connected, then retry"
+    )
+
+
 class NotFoundError(NodeError):
     code = "not_found"
     default_hint = (
@@ -306,6 +375,46 @@ class MailboxUnsupportedError(NodeError):
     )
 
 
+class ReplicationError(NodeError):
+    """IPFS Cluster could not place or confirm the copies asked for: too few peers
+    answered, accepted a write, or reported the pin as pinned in time. Whatever was
+    half-done is undone before this is raised."""
+
+    code = "replication_failed"
+    default_hint = (
+        "check the cluster's peers with 'ipfs-share cluster status' (or ipfs-cluster-ctl "
+        "peers ls), then retry, or ask for fewer copies with --replication"
+    )
+
+
+class PinServiceError(NodeError):
+    """A remote pinning service (the IPFS Pinning Service API) refused or failed a request."""
+
+    code = "pin_service_failed"
+    default_hint = (
+        "check the service's URL with 'ipfs-share pin remote ls' and that the service is up"
+    )
+
+
+class PinServiceAuthError(PinServiceError):
+    code = "pin_service_unauthorized"
+    default_hint = (
+        "the service refused the access token: register it again with a valid one, "
+        "'ipfs-share pin remote add NAME URL --token-file FILE'"
+    )
+
+
+class RemotePinFailedError(PinServiceError):
+    """The service accepted the pin request but did not pin it: it reported ``failed``,
+    or had not pinned it when we stopped waiting."""
+
+    code = "remote_pin_failed"
+    default_hint = (
+        "the service could not fetch the content: check it can reach this node (its "
+        "addresses were sent as origins), then retry the put with --pin-remote"
+    )
+
+
 class NodeManagementError(IpfsShareError):
     code = "node_management_failed"
     default_hint = "see 'ipfs-share node status' and the node log in the ipfs-share home"
@@ -319,11 +428,51 @@ class KuboInstallError(NodeManagementError):
     )
 
 
+class ClusterInstallError(NodeManagementError):
+    code = "cluster_install_failed"
+    default_hint = (
+        "install Go and retry 'ipfs-share cluster install', or run a cluster in Docker: "
+        "docker compose -f docker/cluster-compose.yml up -d"
+    )
+
+
 class StoreError(IpfsShareError):
-    """The embedded on-disk store could not complete an operation."""
+    """Local state (the home's database and files, or the embedded on-disk store) could
+    not complete an operation."""
 
     code = "store_error"
     default_hint = "check the store directory exists, is writable, and has free space"
+
+
+class StateMissingError(StoreError):
+    """The home has key files but its state database is missing or empty: starting a new
+    one silently would restart the feeds it signs and forget what protects it."""
+
+    code = "state_missing"
+    default_hint = "restore state.sqlite3 from a backup, or run 'ipfs-share state recover'"
+
+
+# --- keychains (docs/spec/keychain.md) ---------------------------------------------------
+
+
+class KeychainNotFoundError(IpfsShareError):
+    code = "keychain_not_found"
+    default_hint = "see 'ipfs-share keychain list'; a keychain shared with you arrives by sync"
+
+
+class PermissionDeniedError(IpfsShareError):
+    """The op would be ignored by every replica: refused before it is written. The code is
+    also the reason replicas give such an op when someone writes it anyway."""
+
+    code = "permission_denied"
+    default_hint = "ask a member with allow_management to grant the permission"
+
+
+class KeychainConflictError(StoreError):
+    """Another process of this home wrote to the same chain at the same time."""
+
+    code = "keychain_conflict"
+    default_hint = "retry: another ipfs-share process wrote to this keychain just now"
 
 
 # --- the agent -------------------------------------------------------------------------

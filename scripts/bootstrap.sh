@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything ipfs-share needs on a fresh machine, idempotently:
-# a virtualenv in .venv with the package (and its dev tools), and the pinned Kubo binary.
+# a virtualenv in .venv with the package (and its dev tools), the pinned Kubo binary, and
+# the pinned IPFS Cluster binaries (ipfs-share cluster; built once with Go, then cached).
 # Usage: scripts/bootstrap.sh [--dev]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,3 +18,4 @@ extra=""
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet --editable ".${extra}"
 .venv/bin/ipfs-share node install
+.venv/bin/ipfs-share cluster install

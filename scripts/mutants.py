@@ -11,9 +11,12 @@ the check, and the tests that must then fail. For each mutant the script copies
 ``ipfs_share/``, ``tests/`` and ``pyproject.toml`` to a fresh temporary folder (the working
 tree is never touched), applies the replacement there and runs the named tests against
 the copy (``PYTHONPATH`` points at it; pytest's Kubo fixtures start their own daemons).
-A failing test kills the mutant. The run fails if any mutant survives, if a snippet is not
-found exactly once (the list went stale: re-point the entry), or if the named tests fail
-on the unchanged tree too (a baseline run, so a broken test cannot pass for a kill).
+The mutant is killed when *every* named test fails: an entry that names one test per
+client of a shared check (identity documents, revocation lists, mailboxes) proves that
+each client's own tests notice, not just the first. The run fails if any mutant survives
+(some named test still passes), if a snippet is not found exactly once (the list went
+stale: re-point the entry), or if the named tests fail on the unchanged tree too (a
+baseline run, so a broken test cannot pass for a kill).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LIST = ROOT / "tests" / "mutants.toml"
 COPIED = ("ipfs_share", "tests", "pyproject.toml")
 TIMEOUT = 300.0  # seconds for one mutant's tests; a hang counts as an error, not a kill
-_FAILED = re.compile(r"^(?:FAILED|ERROR) (\S+)", re.M)
+_FAILED = re.compile(r"^(?:FAILED|ERROR) (.+?)(?: - .*)?$", re.M)
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,8 @@ def _pytest(tree: Path, tests: tuple[str, ...]) -> subprocess.CompletedProcess[s
     env.pop("IPFS_SHARE_API", None)
     # No hypothesis plugin: no listed test uses it, and importing it costs a second a run.
     plugins = ["-p", "no:cacheprovider", "-p", "no:hypothesispytest"]
-    command = [sys.executable, "-m", "pytest", "-x", "-q", *plugins, *tests]
+    # No -x: every named test must fail, so each one runs; -rfE lists the ones that did.
+    command = [sys.executable, "-m", "pytest", "-q", "-rfE", *plugins, *tests]
     return subprocess.run(
         command, cwd=tree, env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False
     )
@@ -161,13 +165,25 @@ def run_one(mutant: Mutant | None, tests: tuple[str, ...]) -> Outcome:
             return Outcome(name, "error", time.monotonic() - started, f"over {TIMEOUT:.0f} s")
     seconds = time.monotonic() - started
     output = done.stdout + done.stderr
-    if done.returncode == 1:  # some test failed
-        first = _FAILED.search(output)
-        return Outcome(name, "killed", seconds, first[1] if first else "a test failed")
+    if done.returncode == 1:  # some test failed: did each named one?
+        failed = _FAILED.findall(output)
+        passed = [t for t in tests if not any(_selects(t, f) for f in failed)]
+        if mutant is not None and passed:
+            return Outcome(name, "survived", seconds, "still passed: " + ", ".join(passed))
+        first = failed[0] if failed else "a test failed"
+        if len(tests) > 1 and mutant is not None:
+            first = f"all {len(tests)} named tests failed, first {first}"
+        return Outcome(name, "killed", seconds, first)
     if done.returncode == 0:
         return Outcome(name, "survived", seconds, "every named test passed")
     tail = "\n".join(output.strip().splitlines()[-15:])
     return Outcome(name, "error", seconds, f"pytest exit {done.returncode}:\n{tail}")
+
+
+def _selects(test: str, failed: str) -> bool:
+    """Is the failed node id ``failed`` one that the named ``test`` selects (itself, a
+    parametrized case of it, or a test inside it)?"""
+    return failed == test or failed.startswith((f"{test}[", f"{test}::"))
 
 
 def _select(mutants: list[Mutant], patterns: list[str]) -> list[Mutant]:
@@ -203,7 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         for outcome in pool.map(lambda job: run_one(*job), jobs):
             outcomes.append(outcome)
-            print(f"  {outcome.verdict:8} {outcome.name} ({outcome.seconds:.1f} s): "
+            verdict = outcome.verdict
+            if outcome.name == "baseline":  # no mutant: what counts is that nothing failed
+                verdict = "passed" if verdict == "survived" else "FAILED"
+            print(f"  {verdict:8} {outcome.name} ({outcome.seconds:.1f} s): "
                   f"{outcome.detail}", flush=True)  # fmt: skip
     total = time.monotonic() - started
     baseline = [o for o in outcomes if o.name == "baseline"]

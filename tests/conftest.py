@@ -36,6 +36,9 @@ import pytest
 from ipfs_share.node import KuboDaemon, RunningNode, find_kubo, install_kubo
 from ipfs_share.node.daemon import pid_alive
 
+# The IPFS Cluster fixtures (a real 3-peer cluster): tests/cluster_fixtures.py.
+pytest_plugins = ["cluster_fixtures"]
+
 # Every daemon any fixture started in this process, by pid: for teardown and leak checks.
 STARTED: dict[int, KuboDaemon] = {}
 

@@ -52,7 +52,7 @@ from ipfs_share.errors import (
 )
 from ipfs_share.http.app import make_app
 from ipfs_share.http.server import AgentServer
-from ipfs_share.local.db import StateDB
+from ipfs_share.local.state import StateDB
 from ipfs_share.node.daemon import RunningNode
 
 # -- a home with a capsule for bob, and bob's agent as a process ---------------------------
@@ -291,16 +291,16 @@ async def test_unlock_runs_out_and_an_expired_identity_is_locked(
 ) -> None:
     alice, bob, _ = people
     db = StateDB(bob.home)
-    db.put_contact("alice", alice.did)  # so the watch derives a mailbox key to forget
+    db.contacts.put("alice", alice.did)  # so the watch derives a mailbox key to forget
     db.close()
     async with running_agent(bob.home, kubo.api_url, unlock=False) as agent:
         await agent.keys.unlock("bob", PASSPHRASE.encode(), 2.0)
         assert agent.keys.is_unlocked(bob.did)
-        derived = agent.mesh.inbox._pairs
+        derived = agent.mesh.inbox.pairs._pairs
         await wait_for(lambda: any(k[0] == bob.did for k in derived), 10, "a derived key")
         await wait_for(lambda: not agent.keys.is_unlocked(bob.did), 5, "the unlock to run out")
-        assert bob.did not in agent.mesh.identity.unlocked()  # the keys are gone too
-        assert not [k for k in agent.mesh.inbox._pairs if k[0] == bob.did]  # and derived ones
+        assert bob.did not in agent.mesh.identity.unlocked_dids()  # the keys are gone too
+        assert not [k for k in agent.mesh.inbox.pairs._pairs if k[0] == bob.did]  # and derived ones
         await wait_for(lambda: not agent.watched(), 5, "the inbox watch to stop")
 
 

@@ -189,3 +189,14 @@ def test_meshkit_share_runs_as_a_script(kubo: RunningNode) -> None:
     assert done.returncode == 0, done.stderr
     assert "bob: save refused: download_not_allowed" in done.stdout
     assert "bob: open refused: share_revoked" in done.stdout
+
+
+async def test_team_keychain(kubo: RunningNode, capsys: pytest.CaptureFixture[str]) -> None:
+    outcome = await load("team_keychain").main(kubo.api_url, kdf=FAST)
+    assert outcome.members_before_ban == 3
+    assert outcome.read_by_alice == b"carol's note"
+    assert outcome.read_by_bob_after_ban == b"after the ban"
+    assert outcome.carol_after_ban == "recipient_not_authorized"
+    assert outcome.carol_before_ban == b"carol's note"
+    assert outcome.dave_opened == b"the plan"
+    assert f"alice created keychain {outcome.keychain}" in capsys.readouterr().out

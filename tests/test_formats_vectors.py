@@ -99,6 +99,8 @@ def _mailbox(v: vectorfile.Vector) -> None:
     if f["kind"] == "entry":
         entry = mailbox.decode_entry(_body(v), sender=f.get("sender"))
         assert entry.cid == f["cid"]
+        if "acks" in f:
+            assert len(entry.acks) == int(f["acks"]) and entry.kind == "ack"
     elif f["kind"] == "chain":
         known = None
         if "known_seq" in f:
@@ -220,9 +222,18 @@ def test_every_outcome_is_covered() -> None:
             "signature_invalid",
             "format_invalid",
             "chain_invalid",
+            "feed_rollback",
+            "feed_fork",
             "integrity_error",
         },
-        "revocation": {"success", "signature_invalid", "format_invalid", "chain_invalid"},
+        "revocation": {
+            "success",
+            "signature_invalid",
+            "format_invalid",
+            "chain_invalid",
+            "feed_rollback",
+            "feed_fork",
+        },
         "introduction": {
             "success",
             "signature_invalid",

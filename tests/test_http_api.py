@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from agentkit import Person, person, running_agent, tcp_api
+from agentkit import Person, person, running_agent, tcp_api, wait_for
 from aiohttp import web
 
 from ipfs_share.agent.core import Agent
@@ -108,7 +108,7 @@ async def test_without_the_token_a_request_gets_401_and_changes_nothing(
                     f"{base}/v1/contacts/bob", json={"did": bob.did}, headers=headers
                 ) as r:
                     assert r.status == 401
-            assert agent.mesh.files.list() == [] and agent.mesh.db.contacts() == []
+            assert agent.mesh.files.list() == [] and agent.mesh.db.contacts.list() == []
             assert await kubo_pins(kubo.api_url) == pins  # no pin, no row
             # The same requests with the token do what they say (so the check above could fail).
             async with http.post(
@@ -564,3 +564,84 @@ async def test_a_sealed_identity_is_made_on_the_home_socket_only(
             assert r.status == 201, await r.text()
             made = await r.json()
         assert made["encrypted"] is True and agent.keys.is_unlocked(made["did"])
+
+
+# -- keychains -----------------------------------------------------------------------------
+
+
+async def test_two_backends_on_two_nodes_exchange_a_keychain_key_over_http(
+    kubo_pair: tuple[RunningNode, RunningNode], tmp_path: Path
+) -> None:
+    node_a, node_b = kubo_pair
+    alice = await person(node_a.api_url, tmp_path / "alice", "alice")
+    bob = await person(node_b.api_url, tmp_path / "bob", "bob")
+    await alice.mesh.close()
+    await bob.mesh.close()
+    async with (
+        running_agent(alice.home, node_a.api_url) as a_agent,
+        running_agent(bob.home, node_b.api_url) as b_agent,
+        tcp_api(a_agent) as a,
+        tcp_api(b_agent) as b,
+        aiohttp.ClientSession(timeout=LIMIT) as http,
+    ):
+        ah, bh = auth(alice.home), auth(bob.home)
+
+        async def call(
+            base: str, h: dict[str, str], method: str, path: str, status: int, **kw: Any
+        ) -> Any:
+            async with http.request(method, base + path, headers=h, **kw) as r:
+                data = await r.read()
+                assert r.status == status, (method, path, data[:500])
+                return json.loads(data) if r.content_type == "application/json" else data
+
+        await call(a, ah, "PUT", "/v1/contacts/bob", 200, json={"did": bob.did})
+        await call(b, bh, "PUT", "/v1/contacts/alice", 200, json={"did": alice.did})
+        made = await call(a, ah, "POST", "/v1/keychains", 201, json={"name": "team"})
+        fp = made["fingerprint"]
+        shared = await call(
+            a,
+            ah,
+            "POST",
+            f"/v1/keychains/{fp}/share",
+            201,
+            json={"to": "bob", "which": "latest", "allow_sharing": True},
+        )
+        assert shared
+        sealed = await call(
+            a,
+            ah,
+            "POST",
+            f"/v1/keychains/{fp}/encrypt",
+            200,
+            data=b"for the team",
+            params={"ad": "v1"},
+        )
+
+        async def bob_reads_it() -> bool:
+            # Offer, accept, release: each side's sync moves it on (the agent's watch of
+            # the mailboxes does the same on its own schedule).
+            await call(a, ah, "POST", "/v1/keychains/sync", 200)
+            await call(b, bh, "POST", "/v1/keychains/sync", 200)
+            async with http.post(
+                f"{b}/v1/keychains/{fp}/decrypt", data=sealed, params={"ad": "v1"}, headers=bh
+            ) as r:
+                return r.status == 200 and await r.read() == b"for the team"
+
+        await wait_for(bob_reads_it, 60, "bob to hold the key and read the message")
+        found = await call(b, bh, "GET", "/v1/keychains", 200)
+        assert [k["fingerprint"] for k in found["keychains"]] == [fp]
+        await call(
+            b, bh, "POST", f"/v1/keychains/{fp}/decrypt", 422, data=sealed, params={"ad": "v2"}
+        )
+        people = await call(a, ah, "GET", f"/v1/keychains/{fp}/participants", 200)
+        assert {p["did"] for p in people["participants"]} >= {alice.did}
+        perms = await call(b, bh, "GET", f"/v1/keychains/{fp}/permissions", 200)
+        assert perms["allow_sharing"] is True and perms["allow_management"] is False
+        await call(
+            b,
+            bh,
+            "PUT",
+            f"/v1/keychains/{fp}/permissions/alice",
+            403,
+            json={"allow_sharing": False},
+        )

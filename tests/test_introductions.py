@@ -32,7 +32,7 @@ from ipfs_share.formats.introduction import (
 from ipfs_share.formats.keystore import IdentityKeys
 from ipfs_share.formats.signed import did_key
 from ipfs_share.local.agentdb import IntroductionRepository
-from ipfs_share.local.db import StateDB
+from ipfs_share.local.state import StateDB
 from ipfs_share.services.identities import IdentityService
 from ipfs_share.services.introductions import IntroductionLimits, IntroductionService
 
@@ -151,14 +151,14 @@ def test_known_senders_are_no_introduction_and_accept_makes_a_contact(
     home: Home, tmp_path: Path
 ) -> None:
     friend, stranger = SigningKey.generate(), SigningKey.generate()
-    home.db.put_contact("friend", did_key(friend.public_key))
+    home.db.contacts.put("friend", did_key(friend.public_key))
     assert home.receive(home.message(friend)) == "known"
     assert home.receive(home.message(stranger)) == "pending"
     did = did_key(stranger.public_key)
     [pending] = home.intros.pending()
     assert (pending.sender, pending.recipient, pending.count) == (did, home.keys.did, 1)
     name = home.intros.accept(did)
-    assert name == f"peer-{did[-8:]}" and home.db.contacts_for(did)[0].petname == name
+    assert name == f"peer-{did[-8:]}" and home.db.contacts.of(did)[0].petname == name
     assert home.intros.pending() == []
     assert home.receive(home.message(stranger)) == "known"  # a contact now
     with pytest.raises(NotFoundError):
@@ -174,7 +174,7 @@ def test_rejected_senders_are_ignored_and_names_do_not_clash(home: Home) -> None
     assert home.intros.reject(did_key(a.public_key)) == 1
     home.clock[0] += 5
     assert home.receive(home.message(a)) == "rejected"
-    home.db.put_contact("carol", did_key(SigningKey.generate().public_key))
+    home.db.contacts.put("carol", did_key(SigningKey.generate().public_key))
     with pytest.raises(InvalidInputError, match="already names"):
         home.intros.accept(did_key(b.public_key), "carol")
     assert home.intros.accept(did_key(b.public_key), "bee") == "bee"

@@ -26,6 +26,7 @@ from ipfs_share.crypto.signing import SigningKey
 from ipfs_share.crypto.x25519 import EncryptionKey
 from ipfs_share.errors import (
     ChainInvalidError,
+    FeedForkError,
     InvalidInputError,
     MailboxUnsupportedError,
     ShareRevokedError,
@@ -35,8 +36,7 @@ from ipfs_share.formats import dagcbor
 from ipfs_share.formats.dagcbor import Link
 from ipfs_share.formats.ipns import ipns_name, make_record
 from ipfs_share.formats.mailbox import CAPSULE_ENTRY, decode_entry, mailbox_key
-from ipfs_share.formats.signed import did_key, sign_object
-from ipfs_share.local.db import SCHEMA_VERSION, StateDB
+from ipfs_share.formats.signed import block_from_bytes, did_key, sign_object
 from ipfs_share.node.daemon import KuboDaemon, RunningNode
 from ipfs_share.services.mailbox import InboxItem, notice_topic
 from ipfs_share.storage.kubo import KuboStorage
@@ -343,10 +343,10 @@ async def test_bad_chains_are_refused_and_nothing_synced_is_lost(
         keys.encryption, (await alice.identity.recipient("bob")).enc, sender=me, recipient=them
     )
     name = ipns_name(box.public_key)
-    row = alice.db.outbox(name)
-    assert row is not None
+    row = alice.db.feeds.own(name)
+    assert row is not None and row.head_block is not None
     first = decode_entry(row.head_block)
-    mark = bob.db.high_water(them, name)
+    mark = bob.db.feeds.read(name).mark  # type: ignore[union-attr]
     mallory = SigningKey.generate()
 
     def entry(seq: int, prev: str, signer: SigningKey = keys.signing) -> bytes:
@@ -383,13 +383,17 @@ async def test_bad_chains_are_refused_and_nothing_synced_is_lost(
         with pytest.raises(error):
             await bob.inbox.sync()
         assert [i.id for i in bob.inbox.list()] == caps[:2]
-        assert bob.db.high_water(them, name) == mark
+        assert bob.db.feeds.read(name).mark == mark  # type: ignore[union-attr]
 
     await refused(SignatureInvalidError, 2, entry(2, first.cid, mallory))  # foreign signer
     await refused(SignatureInvalidError, 3, forged(3, first.cid))  # alice's name, not her key
     loop_top = entry(5, first.cid)  # seq 4 whose prev is seq 5: seqs must fall by one
     top_cid = await alice.storage.block_put(loop_top, codec="dag-cbor")
     await refused(ChainInvalidError, 4, entry(4, top_cid), loop_top)
+    fork = [entry(2, first.prev.cid)]  # type: ignore[union-attr]  # seq 2 after seq 0 again
+    for seq in (3, 4, 5):  # ... on to seq 5: the walk reaches seq 2, which must follow the mark
+        fork.append(entry(seq, block_from_bytes(fork[-1]).cid))
+    await refused(FeedForkError, 5, *reversed(fork))
     await refused(ChainInvalidError, 6, entry(6, first.cid))  # a gap: 6 -> 1
 
     # A rollback: another node serves bob the older head (seq 0) of the same chain.
@@ -458,18 +462,6 @@ def test_mailbox_unsupported_is_a_node_error_with_a_hint() -> None:
     exc = MailboxUnsupportedError("no name/put")
     assert exc.code == "mailbox_unsupported" and "name/put" in exc.hint
     assert exit_code_for(exc) == 5
-
-
-def test_an_older_home_gains_the_mailbox_tables(tmp_path: Path) -> None:
-    db = StateDB(tmp_path)
-    for table in ("mailbox_out", "mailbox_sent", "mailbox_read", "inbox"):
-        db._conn.execute(f"DROP TABLE {table}")
-    db.set_meta("schema_version", "2")
-    db.close()
-    db = StateDB(tmp_path)
-    assert db.get_meta("schema_version") == str(SCHEMA_VERSION) == "3"
-    assert db.inbox("did:key:nobody") == [] and db.outbox("k51") is None
-    db.close()
 
 
 def test_notice_topics_match_the_spec_example() -> None:

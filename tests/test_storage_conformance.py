@@ -1,4 +1,5 @@
-"""One suite, two backends: a real Kubo daemon and the real embedded store.
+"""One suite, three backends: a real Kubo daemon, a real 3-peer IPFS Cluster and the real
+embedded store.
 
 Every test here runs against both, and the CIDs each backend returns are compared with
 the CIDs computed locally and, for files, with what plain `ipfs add` gives.
@@ -32,12 +33,16 @@ from ipfs_share.storage.embedded import EmbeddedStorage
 from ipfs_share.storage.kubo import KuboStorage
 
 
-@pytest.fixture(params=["kubo", "embedded"])
+@pytest.fixture(params=["kubo", "cluster", "embedded"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
     if request.param == "kubo":
         node = request.getfixturevalue("kubo")
         async with await KuboStorage.connect(node.api_url) as kubo:
             yield kubo
+    elif request.param == "cluster":
+        cluster = request.getfixturevalue("cluster")
+        async with await cluster.storage(replication=2) as replicated:
+            yield replicated
     else:
         async with EmbeddedStorage(tmp_path / "store") as embedded:
             yield embedded
@@ -261,5 +266,5 @@ async def test_node_info_and_capabilities(store: Storage) -> None:
     assert info.peer_id
     caps = await store.capabilities()
     assert caps.ipns_put
-    if store.backend == "kubo":
-        assert caps.pubsub and caps.ipns_over_pubsub  # the test node enables both
+    if store.backend in ("kubo", "cluster"):
+        assert caps.pubsub and caps.ipns_over_pubsub  # the test nodes enable both

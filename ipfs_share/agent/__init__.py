@@ -15,8 +15,7 @@ The package, one concept a module:
 - :mod:`.events` -- the event bus (ids that only grow, a bounded ring for resuming);
 - :mod:`.keycache` -- unlocked keys with deadlines (memory only);
 - :mod:`.node` -- the node: probing, reconnecting with backoff, saying so;
-- :mod:`.republish` -- the republish schedule (and, until the record store lands, the
-  republish it runs);
+- :mod:`.republish` -- the republish schedule (it runs ``mesh.republish``);
 - :mod:`.watchers` -- inbox watches, introduction listeners, the announcer;
 - :mod:`.operations` -- the delegated operations (JSON in, JSON out, over the facade);
 - :mod:`.core` -- :class:`~ipfs_share.agent.core.Agent`, which ties them together.

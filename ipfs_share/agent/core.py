@@ -32,13 +32,7 @@ from ipfs_share.agent.files import ensure_token
 from ipfs_share.agent.keycache import KeyCache, refuse_prompt
 from ipfs_share.agent.lock import InstanceLock
 from ipfs_share.agent.node import NodeSupervisor
-from ipfs_share.agent.republish import (
-    DEFAULT_EVERY,
-    RETRY_MIN,
-    InterimRepublish,
-    Republish,
-    RepublishSchedule,
-)
+from ipfs_share.agent.republish import DEFAULT_EVERY, RETRY_MIN, Republish, RepublishSchedule
 from ipfs_share.agent.watchers import (
     Announcer,
     InboxWatcher,
@@ -50,6 +44,7 @@ from ipfs_share.agent.watchers import (
 from ipfs_share.client import Mesh
 from ipfs_share.local.agentdb import RepublishLog, RepublishRun
 from ipfs_share.node.discovery import multiaddr_to_url, resolve_api
+from ipfs_share.services.feeds.republish import RepublishReport
 from ipfs_share.services.identities import PassphraseSource
 from ipfs_share.services.mailbox import InboxItem, OutgoingCapsule
 from ipfs_share.storage.kubo import KuboStorage
@@ -155,9 +150,8 @@ class Agent:
             probe_every=opts.probe_every,
         )
         self._runs = RepublishLog(self.home)
-        republish = self._republish or InterimRepublish(self.mesh, self.mesh.identity.unlocked)
         self.schedule = RepublishSchedule(
-            republish,
+            self._republish or self._republish_records,
             self._runs,
             every=opts.republish_every,
             retry_min=opts.republish_retry,
@@ -165,7 +159,7 @@ class Agent:
         )
         self.announcer = Announcer(
             self.mesh,
-            self.mesh.identity.unlocked,
+            self.mesh.identity.unlocked_dids,
             grace=opts.announce_grace,
             first_retry=opts.announce_retry,
             max_interval=opts.announce_max,
@@ -226,6 +220,11 @@ class Agent:
             self.counts.errors.append(f"{name}: {message}")
             self.stopped.set()
 
+    async def _republish_records(self) -> RepublishReport:
+        """``mesh.republish``: every record put again; our own near their end re-signed
+        with the keys the agent holds (a locked identity's are reported, never asked)."""
+        return await self.mesh.republish(renew=True, unlock=False)
+
     async def _scheduled(self) -> None:
         await self.node.up.wait()  # a first run against a node that is not there fails
         await self.schedule.run()
@@ -248,7 +247,7 @@ class Agent:
             return []
         opts = self.options
         wanted: list[Watcher] = [self.announcer, *self._extra]
-        for did in self.mesh.identity.unlocked():
+        for did in self.mesh.identity.unlocked_dids():
             wanted.append(
                 InboxWatcher(
                     self.mesh,
@@ -309,7 +308,7 @@ class Agent:
         pending_intros = intros.pending()
         inbox_pending = 0
         for identity in mesh.identity.list():
-            inbox_pending += len(mesh.db.inbox(identity.did, states=("pending",)))
+            inbox_pending += len(mesh.db.mailboxes.inbox(identity.did, states=("pending",)))
         return {
             "running": True,
             "pid": self.pid,
@@ -323,7 +322,7 @@ class Agent:
             "pending": {
                 "introductions": [p.to_json() for p in pending_intros],
                 "inbox_not_fetched": inbox_pending,
-                "queued_outgoing": sum(1 for _ in mesh.db.queued_pairs()),
+                "queued_outgoing": sum(1 for _ in mesh.db.mailboxes.queued_pairs()),
                 "announcing": len(self.announcer.schedules),
             },
             "introductions": dict(intros.counters.by_outcome),

@@ -126,6 +126,9 @@ async def inbox(mesh: Mesh, p: Params) -> dict[str, Any]:
             {"sender": who, "code": exc.code, "message": exc.message, "hint": exc.hint}
             for who, exc in report.failed
         ],
+        "partial": list(report.partial),
+        "deferred": [{"sender": who, "capsules": n} for who, n in report.deferred],
+        "missing": [{"sender": who, "capsules": n} for who, n in report.missing],
         "introductions": [i.to_json() for i in mesh.introductions.pending(as_)],
     }
 

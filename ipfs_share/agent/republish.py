@@ -4,10 +4,11 @@ successful run is older than that; a failed run is retried with a backoff and re
 
 A DHT drops value records nobody re-put within 48 hours, and no node republishes records
 signed outside its keystore, so somebody must: the agent, which calls a republish
-callable (``Callable[[], Awaitable[Report]]``) on schedule. Until the record store lands
-(it re-puts stored records byte for byte, keyless), :class:`InterimRepublish` renews
-what today's services can: the identity document and the revocation list of every
-unlocked identity that has published them (a new sequence each, signed afresh).
+callable (``Callable[[], Awaitable[Report]]``) on schedule, by default
+``mesh.republish`` (every record this home keeps put again byte for byte, keyless; its
+own near their end of validity re-signed with the keys the agent holds). What a run
+returns is kept in the agent's log, shortened (:func:`summary`): the counts, and the
+records it did more than put again.
 """
 
 from __future__ import annotations
@@ -20,18 +21,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ipfs_share.client import Mesh
 from ipfs_share.errors import IpfsShareError
 from ipfs_share.local.agentdb import RepublishLog, RepublishRun
 
-__all__ = [
-    "DEFAULT_EVERY",
-    "InterimReport",
-    "InterimRepublish",
-    "Report",
-    "Republish",
-    "RepublishSchedule",
-]
+__all__ = ["DEFAULT_EVERY", "Report", "Republish", "RepublishSchedule", "summary"]
 
 log = logging.getLogger("ipfs_share.agent")
 
@@ -52,59 +45,29 @@ class Report(Protocol):
 Republish = Callable[[], Awaitable[Report]]
 
 
-@dataclass(frozen=True)
-class InterimReport:
-    done: tuple[dict[str, str], ...] = ()
-    failed: tuple[dict[str, str], ...] = ()
-    skipped: tuple[dict[str, str], ...] = ()  # e.g. an identity that is locked
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "done": list(self.done),
-            "failed": list(self.failed),
-            "skipped": list(self.skipped),
-        }
+SUMMARY_RECORDS = 50  # records kept in a run's summary (failed first)
 
 
-class InterimRepublish:
-    """Renew the identity document and the revocation list of every identity whose keys
-    the agent holds (others are reported as skipped)."""
+def summary(report: dict[str, Any]) -> dict[str, Any]:
+    """What the agent keeps of a run's JSON: everything but the per-record list, and of
+    that only the records not simply put again (failed, re-signed, skipped for a reason),
+    failed first, at most :data:`SUMMARY_RECORDS`.
 
-    def __init__(self, mesh: Mesh, unlocked: Callable[[], tuple[str, ...]]) -> None:
-        self._mesh = mesh
-        self._unlocked = unlocked
-
-    async def __call__(self) -> InterimReport:
-        mesh = self._mesh
-        done: list[dict[str, str]] = []
-        failed: list[dict[str, str]] = []
-        skipped: list[dict[str, str]] = []
-        held = set(self._unlocked())
-        for identity in mesh.identity.list():
-            if identity.published_seq is None:
-                continue  # nothing published, nothing to keep alive
-            if identity.did not in held:
-                skipped.append({"did": identity.did, "why": "locked"})
-                continue
-            for kind in ("identity_document", "revocation_list"):
-                try:
-                    if kind == "identity_document":
-                        published = await mesh.identity.publish(identity.did)
-                        done.append({"did": identity.did, "kind": kind, "seq": str(published.seq)})
-                    elif mesh.db.own_head(identity.did) is not None:
-                        keys = await mesh.identity.unlock(identity.did)
-                        head = await mesh.revocations.refresh(keys)
-                        done.append({"did": identity.did, "kind": kind, "seq": str(head.seq)})
-                except IpfsShareError as exc:
-                    failed.append(
-                        {"did": identity.did, "kind": kind, "code": exc.code, "error": exc.message}
-                    )
-        return InterimReport(tuple(done), tuple(failed), tuple(skipped))
+    >>> summary({"counts": {"reput": 2}, "records": [
+    ...     {"name": "a", "action": "reput"}, {"name": "b", "action": "failed"}]})
+    {'counts': {'reput': 2}, 'records': [{'name': 'b', 'action': 'failed'}], 'more': 0}
+    """
+    records = report.get("records")
+    if not isinstance(records, list):
+        return report
+    rank = {"failed": 0, "resigned": 1, "skipped": 2}
+    notable = sorted(
+        (r for r in records if r.get("action") in rank), key=lambda r: rank[r["action"]]
+    )
+    kept = {k: v for k, v in report.items() if k != "records"}
+    kept["records"] = notable[:SUMMARY_RECORDS]
+    kept["more"] = max(0, len(notable) - SUMMARY_RECORDS)
+    return kept
 
 
 @dataclass
@@ -194,7 +157,7 @@ class RepublishSchedule:
         started = self._now()
         try:
             report = await self._republish()
-            ok, body = report.ok, report.to_json()
+            ok, body = report.ok, summary(report.to_json())
         except IpfsShareError as exc:
             ok, body = False, {"error": {"code": exc.code, "message": exc.message}}
         except Exception as exc:  # a bug must not end the schedule; it is reported
@@ -219,8 +182,9 @@ def _why(report: dict[str, Any]) -> str:
     error = report.get("error")
     if isinstance(error, dict):
         return f"{error.get('code')}: {error.get('message')}"
-    failed = report.get("failed") or []
+    failed = [r for r in report.get("records") or [] if r.get("action") == "failed"]
     if failed:
-        first = failed[0]
-        return f"{len(failed)} record(s) failed, first {first.get('code')}: {first.get('error')}"
+        count = (report.get("counts") or {}).get("failed", len(failed))
+        first = failed[0].get("error") or {}
+        return f"{count} record(s) failed, first {first.get('code')}: {first.get('message')}"
     return "not ok"

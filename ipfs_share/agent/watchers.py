@@ -4,7 +4,7 @@ A :class:`Watcher` is anything with a ``key`` and an ``async run()`` that works 
 cancelled. The agent keeps one set of them running (:class:`Supervised`): it starts the
 ones that should run, cancels the ones that should not (an identity locked, the node
 gone), and restarts one that ended or failed, after a backoff. Extra watchers passed to
-the agent (keychain watches, as they land) join the same set.
+the agent join the same set.
 
 - :class:`InboxWatcher` -- ``mesh.inbox.watch`` for one unlocked identity (pubsub notices,
   else polling); what arrives goes to the event bus through the mailbox events;
@@ -112,7 +112,9 @@ def inbox_peers(mesh: Mesh, did: str) -> tuple[str, ...]:
     """Whose mailboxes an inbox watch of ``did`` reads (as the mailbox service does): a
     change means the watch must start again to subscribe to the new ones."""
     db = mesh.db
-    peers = [c.did for c in db.contacts()] + db.outbox_peers(did) + db.outbox_senders(did)
+    own = db.feeds.own_feeds("mailbox")
+    peers = [c.did for c in db.contacts.list()]
+    peers += [f.topic for f in own if f.owner == did] + [f.owner for f in own if f.topic == did]
     return tuple(sorted(set(peers)))
 
 
@@ -239,7 +241,7 @@ class Announcer:
         local = {i.did for i in self._mesh.identity.list()}  # they read each other already
         queued = {
             (s, r): oldest
-            for s, r, oldest in self._mesh.db.queued_pairs()
+            for s, r, oldest in self._mesh.db.mailboxes.queued_pairs()
             if s in held and r not in local and now - oldest < self.give_up
         }
         for pair in [p for p in self.schedules if p not in queued]:

@@ -1,10 +1,10 @@
 """Run an operation in the agent when there is one, else here: the same function either way.
 
 A command that needs keys builds the operation's JSON parameters and calls
-:func:`run_operation`. With an agent for the home (its socket answers, and no ``--api`` or
-``IPFS_SHARE_NO_AGENT`` says otherwise), the agent runs it with the keys it holds; if the
-agent holds the identity locked, or no agent answers, the command runs it itself, asking
-for the passphrase as it always did. Not a command module.
+:func:`run_operation`. With an agent for the home (its socket answers, and no ``--api``,
+``--cluster`` or ``IPFS_SHARE_NO_AGENT`` says otherwise), the agent runs it with the keys
+it holds; if the agent holds the identity locked, or no agent answers, the command runs it
+itself, asking for the passphrase as it always did. Not a command module.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ __all__ = ["agent_client", "poke_agent", "run_operation"]
 
 
 def agent_client(ctx: Context) -> AgentClient | None:
-    """The home's agent, unless an explicit ``--api`` names another node for this command."""
-    if ctx.api is not None:
+    """The home's agent, unless an explicit ``--api`` or ``--cluster`` names other storage
+    for this command."""
+    if ctx.api is not None or ctx.cluster is not None:
         return None
     return agent_for(paths.home_dir())
 

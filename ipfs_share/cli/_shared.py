@@ -23,8 +23,8 @@ from ipfs_share.cli.common import Context
 from ipfs_share.cli.passphrase import passphrase_source
 from ipfs_share.client import Mesh, connect
 from ipfs_share.errors import InvalidInputError
-from ipfs_share.local.db import StateDB
 from ipfs_share.local.keystore import Keystore
+from ipfs_share.local.state import StateDB
 
 __all__ = [
     "BIG",
@@ -48,10 +48,21 @@ def acting(args: argparse.Namespace) -> str | None:
 
 @asynccontextmanager
 async def open_mesh(
-    args: argparse.Namespace, ctx: Context, *, max_staleness: float | None = None
+    args: argparse.Namespace,
+    ctx: Context,
+    *,
+    max_staleness: float | None = None,
+    replication: int | None = None,
 ) -> AsyncIterator[Mesh]:
-    """A :class:`Mesh` over the home and the node, with the CLI's passphrase sources."""
-    mesh = await connect(ctx.api, passphrase=passphrase_source(args), max_staleness=max_staleness)
+    """A :class:`Mesh` over the home and the node (or the cluster), with the CLI's
+    passphrase sources."""
+    mesh = await connect(
+        ctx.api,
+        cluster=ctx.cluster,
+        replication=replication,
+        passphrase=passphrase_source(args),
+        max_staleness=max_staleness,
+    )
     async with mesh:
         yield mesh
 
@@ -93,7 +104,7 @@ class Names:
         self._names = {k.did: k.name for k in Keystore(home).list()}
         db = StateDB(home)
         try:
-            for c in db.contacts():
+            for c in db.contacts.list():
                 self._names.setdefault(c.did, c.petname)
         finally:
             db.close()

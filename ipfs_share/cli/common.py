@@ -41,16 +41,18 @@ class Context:
         self,
         json: bool = False,
         api: str | None = None,
+        cluster: str | None = None,  # --cluster (None: $IPFS_SHARE_CLUSTER, else no cluster)
         stdout: TextIO | None = None,
         stderr: TextIO | None = None,
     ) -> None:
         self.json = json
         self.api = api
+        self.cluster = cluster
         self.stdout: TextIO = sys.stdout if stdout is None else stdout
         self.stderr: TextIO = sys.stderr if stderr is None else stderr
 
     def __repr__(self) -> str:
-        return f"Context(json={self.json!r}, api={self.api!r})"
+        return f"Context(json={self.json!r}, api={self.api!r}, cluster={self.cluster!r})"
 
     def emit(self, data: Mapping[str, Any], text: str) -> None:
         """Print a result: ``data`` as one JSON object with ``--json``, else ``text``."""

@@ -23,7 +23,7 @@ from ipfs_share import paths
 from ipfs_share.cli._delegate import poke_agent
 from ipfs_share.cli.common import Context, Subparsers
 from ipfs_share.errors import NotFoundError
-from ipfs_share.local.db import StateDB
+from ipfs_share.local.state import StateDB
 from ipfs_share.services.identities import IdentityService
 from ipfs_share.services.introductions import IntroductionService
 
@@ -61,7 +61,7 @@ def _add(args: argparse.Namespace, ctx: Context) -> None:
 
 
 def _list(args: argparse.Namespace, ctx: Context) -> None:
-    found = StateDB(paths.home_dir()).contacts()
+    found = StateDB(paths.home_dir()).contacts.list()
     ctx.emit(
         {"contacts": [{"petname": c.petname, "did": c.did, "added": c.added} for c in found]},
         "\n".join(f"{c.petname:<16} {c.did}" for c in found) or "no contacts yet",
@@ -69,7 +69,7 @@ def _list(args: argparse.Namespace, ctx: Context) -> None:
 
 
 def _remove(args: argparse.Namespace, ctx: Context) -> None:
-    if not StateDB(paths.home_dir()).remove_contact(args.petname):
+    if not StateDB(paths.home_dir()).contacts.remove(args.petname):
         raise NotFoundError(
             f"no contact named {args.petname!r}", hint="see 'ipfs-share contacts list'"
         )
@@ -86,7 +86,7 @@ def _accept(args: argparse.Namespace, ctx: Context) -> None:
     intros = _introductions()
     try:
         name = intros.accept(args.did, args.name, as_=getattr(args, "as_", None))
-        did = intros.db.contact(name)
+        did = intros.db.contacts.get(name)
     finally:
         intros.close()
         intros.db.close()

@@ -205,7 +205,7 @@ async def _publish(args: argparse.Namespace, ctx: Context) -> None:
 
 
 async def _resolve(args: argparse.Namespace, ctx: Context) -> None:
-    async with await open_storage(ctx.api) as storage:
+    async with await open_storage(ctx.api, cluster=ctx.cluster) as storage:
         found = await service(args, storage).resolve(args.who, petname=args.name)
     saved = f", saved as contact {args.name}" if args.name else ""
     ctx.emit(

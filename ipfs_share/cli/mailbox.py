@@ -108,7 +108,7 @@ def register(subparsers: Subparsers) -> None:
 
 @asynccontextmanager
 async def _mesh(args: argparse.Namespace, ctx: Context) -> AsyncIterator[Mesh]:
-    mesh = await connect(ctx.api, passphrase=passphrase_source(args))
+    mesh = await connect(ctx.api, cluster=ctx.cluster, passphrase=passphrase_source(args))
     async with mesh:
         yield mesh
 
@@ -169,6 +169,18 @@ async def _inbox(args: argparse.Namespace, ctx: Context) -> int:
         )
         lines += [f"  {_introduction_line(i)}" for i in intros]
     ctx.emit(data, "\n".join(lines))
+    for who in data["partial"]:
+        ctx.note(f"the mailbox from {who} is long: the rest is read at the next sync")
+    for d in data["deferred"]:
+        ctx.note(
+            f"{d['capsules']} capsules from {d['sender']} could not be fetched yet; "
+            "tried again later"
+        )
+    for d in data["missing"]:
+        ctx.note(
+            f"{d['capsules']} capsules from {d['sender']} could not be fetched after every "
+            "retry: missing"
+        )
     for failed in data["failed"]:  # the others were synced and stored all the same
         print(
             f"ipfs-share: error: the mailbox from {failed['sender']}: {failed['message']}",

@@ -24,16 +24,21 @@ exit  meaning                       error codes
                                     range_not_satisfiable, passphrase_invalid,
                                     identity_locked, identity_exists
 4     node unreachable              node_unreachable
-5     the node refused or failed    node_error, node_request_failed,
-                                    node_version_unsupported, feature_unavailable
-6     not found                     not_found, identity_not_found
+5     the node refused or failed    node_error, node_request_failed, node_timeout,
+                                    node_version_unsupported, feature_unavailable,
+                                    replication_failed (a cluster), pin_service_failed,
+                                    pin_service_unauthorized, remote_pin_failed
+6     not found                     not_found, identity_not_found, keychain_not_found
 7     integrity: data changed,      integrity_error, stream_truncated,
-      forged or damaged             signature_invalid, chain_invalid, decryption_failed
-8     node management failed        node_management_failed, kubo_install_failed
-9     local store                   store_error
+      forged or damaged             signature_invalid, chain_invalid (feed_rollback,
+                                    feed_fork), decryption_failed
+8     node management failed        node_management_failed, kubo_install_failed,
+                                    cluster_install_failed
+9     local store                   store_error, state_missing, keychain_conflict
 10    access denied                 recipient_not_authorized, key_unwrap_failed,
                                     policy_provider_required, policy_denied,
-                                    capability_required, capability_invalid
+                                    capability_required, capability_invalid,
+                                    permission_denied (a keychain permission not held)
 11    share no longer valid         share_expired, share_revoked
 12    revocation not checkable      revocation_unavailable (retry, or --max-staleness)
 13    download not allowed          download_not_allowed (view-only share: read it to
@@ -55,8 +60,8 @@ stays small because only the invoked command's module is imported (``open`` thro
 agent loads no aiohttp, no nacl, no services); ``--help`` lists from the table. A
 module that is not in the table still works, found by scanning the package (slower: every
 module is then imported), and a test says which entry is missing. Modules must not define
-``--api``, ``--json`` or ``--as`` themselves: every subcommand accepts the global options
-(``--as NAME`` arrives as ``args.as_``: None means the default identity).
+``--api``, ``--cluster``, ``--json`` or ``--as`` themselves: every subcommand accepts the
+global options (``--as NAME`` arrives as ``args.as_``: None means the default identity).
 
 >>> main(["--version"])                                # doctest: +ELLIPSIS
 ipfs-share ... (Kubo v0...)
@@ -109,7 +114,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "agent": ("agent", "the agent's status, and its API token"),
     "unlock": ("unlock", "unlock an identity in the agent, for a while"),
     "lock": ("unlock", "forget unlocked keys in the agent"),
+    "keychain": ("keychain", "keychains: keys shared in a group, with rotation and bans"),
+    "republish": ("republish", "put this home's signed records on the node again"),
     "node": ("node", "install, start, stop and inspect the Kubo node ipfs-share manages"),
+    "cluster": ("cluster", "run a local IPFS Cluster and set the home's replication"),
+    "pin": ("pin", "remote pins through pinning services"),
+    "state": ("state", "the home's state database"),
 }
 
 # Modules in ipfs_share/cli/ that are not commands.
@@ -137,6 +147,14 @@ def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         default=None if top else default,
         help="Kubo RPC API as a multiaddr or URL (default: $IPFS_SHARE_API, the managed "
         "node, /ip4/127.0.0.1/tcp/5001)",
+    )
+    group.add_argument(
+        "--cluster",
+        metavar="URL",
+        default=None if top else default,
+        help="store on IPFS Cluster: a peer's REST API (comma-separated for failover), or "
+        "'local' for the one 'ipfs-share cluster up' runs (default: $IPFS_SHARE_CLUSTER; "
+        "its peers' Kubo APIs: $IPFS_SHARE_CLUSTER_KUBO)",
     )
     group.add_argument(
         "--json",
@@ -246,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(words)
     except SystemExit as exc:  # --help, --version, and usage errors (already printed)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    ctx = Context(json=args.json, api=args.api)
+    ctx = Context(json=args.json, api=args.api, cluster=args.cluster)
     handler = getattr(args, "handler", None)
     if handler is None:
         # A command group given without its subcommand, or no command at all.

@@ -170,7 +170,7 @@ async def _open_link(args: argparse.Namespace, ctx: Context) -> None:
     sender a contact, so the inbox reads its mailbox from now on."""
     from ipfs_share.cli._delegate import poke_agent
     from ipfs_share.formats.introduction import parse_link
-    from ipfs_share.local.db import StateDB
+    from ipfs_share.local.state import StateDB
     from ipfs_share.services.identities import IdentityService
     from ipfs_share.services.introductions import IntroductionService
 
@@ -248,7 +248,10 @@ async def _open_here(args: argparse.Namespace, ctx: Context) -> None:
     span = None if args.range is None else parse_range(args.range)
     token = _read_token(args.capability)
     async with open_mesh(args, ctx, max_staleness=args.max_staleness) as mesh:
-        opened = await mesh.share.open_capsule(capsule, as_=acting(args), capability=token)
+        if await mesh.files.is_keychain_file(capsule):  # a file put with --keychain
+            opened = await mesh.files.open_keychain_file(capsule, as_=acting(args))
+        else:
+            opened = await mesh.share.open_capsule(capsule, as_=acting(args), capability=token)
         if args.output is not None and not opened.allow_download:
             # OpenedFile.save refuses too; a range is checked here, before anything is read.
             raise DownloadNotAllowedError(

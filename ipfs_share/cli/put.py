@@ -8,6 +8,9 @@
     $ tar c photos | ipfs-share put - --name photos.tar
     $ ipfs-share files
     $ ipfs-share files rm bafybei...
+    $ ipfs-share --cluster local put --replication 2 report.pdf   # on 2 peers of a cluster
+    $ ipfs-share --cluster local files                             # ... and where each is pinned
+    $ ipfs-share put report.pdf --pin-remote pinata                # and at a pinning service
 
 The content CID names ciphertext only: name, media type and size travel encrypted, and
 nobody can read the file without a share (``ipfs-share share``). No passphrase is needed
@@ -28,11 +31,15 @@ from ipfs_share import paths
 from ipfs_share.cli._shared import Names, acting, open_mesh, progress
 from ipfs_share.cli.common import Context, Subparsers
 from ipfs_share.cli.progress import Progress, human_size
-from ipfs_share.errors import InvalidInputError
+from ipfs_share.client import CLUSTER_ENV
+from ipfs_share.errors import InvalidInputError, IpfsShareError
 from ipfs_share.formats.cid import normalize_cid
-from ipfs_share.local.db import StateDB
+from ipfs_share.local.state import StateDB
 from ipfs_share.services.files import PIECE, MeshFile
 from ipfs_share.services.identities import IdentityService
+from ipfs_share.services.remote_pins import RemotePins
+from ipfs_share.storage.base import Placement
+from ipfs_share.storage.pinning import RemotePin
 
 __all__ = ["UNPIN_NOTE", "register"]
 
@@ -55,6 +62,32 @@ def register(subparsers: Subparsers) -> None:
     put.add_argument("--name", help="the file name stored (encrypted) with it (default: FILE's)")
     put.add_argument(
         "--type", dest="media_type", metavar="MEDIA", help="media type (default: from the name)"
+    )
+    put.add_argument(
+        "--keychain",
+        metavar="FP",
+        help="also seal the file key under this keychain's most recent key: every member "
+        "holding it opens the file ('ipfs-share open ID' with the keychain file ID printed)",
+    )
+    put.add_argument(
+        "--replication",
+        type=int,
+        metavar="N",
+        help="on a cluster (--cluster): pin it on N peers (default: the home's setting, "
+        "'ipfs-share cluster replication', else the cluster's own)",
+    )
+    put.add_argument(
+        "--pin-remote",
+        metavar="SERVICE",
+        help="also have this pinning service pin it, and wait until it did "
+        "(see 'ipfs-share pin remote')",
+    )
+    put.add_argument(
+        "--pin-remote-timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="how long to wait for the pinning service (default 600)",
     )
     put.set_defaults(handler=_put)
 
@@ -116,8 +149,17 @@ def _source(args: argparse.Namespace) -> tuple[str, Path | BinaryIO, int | None]
 
 
 async def _put(args: argparse.Namespace, ctx: Context) -> None:
+    if args.replication is not None and args.replication < 1:
+        raise InvalidInputError(
+            f"expected --replication N with N >= 1, found {args.replication}",
+            hint="ask for the number of peers that should hold the file, e.g. --replication 2",
+        )
+    if args.pin_remote is not None:
+        RemotePins(paths.home_dir(), None).service(args.pin_remote)  # known, before any work
     name, source, total = _source(args)
-    async with open_mesh(args, ctx) as mesh:
+    remote: RemotePin | None = None
+    remote_error: IpfsShareError | None = None
+    async with open_mesh(args, ctx, replication=args.replication) as mesh:
         me = mesh.identity.get(acting(args))
         with progress(ctx, f"put {name or 'stdin'}", total) as bar:
             data: Path | BinaryIO | AsyncIterator[bytes] = source
@@ -132,34 +174,92 @@ async def _put(args: argparse.Namespace, ctx: Context) -> None:
                 as_=me.did,
                 media_type=args.media_type,
                 progress=bar.update,
+                keychain=args.keychain,
             )
-    ctx.emit(put.to_json(), put.cid)
+        placements = await mesh.files.placements([put.cid])
+        if args.pin_remote is not None:
+            try:
+                remote = await mesh.remote_pins.pin(
+                    args.pin_remote, put.cid, timeout=args.pin_remote_timeout
+                )
+            except IpfsShareError as exc:
+                remote_error = exc
+    where = placements.get(put.cid) if placements is not None else None
+    result = put.to_json()
+    if where is not None:
+        result["placement"] = where.to_json()
+    if args.pin_remote is not None:
+        result["remote_pin"] = (
+            remote.to_json() if remote is not None else {"service": args.pin_remote, "error": True}
+        )
+    ctx.emit(result, put.cid)
+    if put.keychain_file is not None and not ctx.json:
+        ctx.note(f"keychain file {put.keychain_file}: members open it with "
+                 f"'ipfs-share open {put.keychain_file}'")  # fmt: skip
     if not ctx.json:
         label = put.name or "stdin"
+        pinned = "pinned" if where is None else f"pinned on {_peer_names(where) or 'no peer'}"
         ctx.note(
-            f"put {label} ({human_size(put.size)}, {put.media_type}) as {me.name}, pinned; "
+            f"put {label} ({human_size(put.size)}, {put.media_type}) as {me.name}, {pinned}; "
             f"share it with: ipfs-share share {put.cid} --to NAME"
         )
+        if remote is not None:
+            ctx.note(f"{args.pin_remote} pinned it too (request {remote.requestid})")
+    if remote_error is not None:
+        # The put itself is done (stored, recorded, its CID printed); only the remote pin
+        # failed, so say both.
+        remote_error.message = (
+            f"{put.cid} is stored, but {args.pin_remote} did not pin it: {remote_error.message}"
+        )
+        raise remote_error
 
 
-def _line(f: MeshFile, names: Names) -> str:
-    return f"{f.cid}  {human_size(f.size):>10}  {names.short(f.owner):<12} {f.name or '(no name)'}"
+def _peer_names(where: Placement) -> str:
+    return ", ".join(p.name for p in where.pinned)
 
 
-def _list(args: argparse.Namespace, ctx: Context) -> None:
+def _line(f: MeshFile, names: Names, where: Placement | None = None) -> str:
+    line = f"{f.cid}  {human_size(f.size):>10}  {names.short(f.owner):<12} {f.name or '(no name)'}"
+    if where is not None:
+        others = [f"{p.name}: {p.status}" for p in where.peers if p.status not in _QUIET]
+        line += f"  [pinned on {_peer_names(where) or 'no peer'}"
+        line += f"; {', '.join(others)}]" if others else "]"
+    return line
+
+
+# Statuses not worth a word in a listing: held by the listed peers, or by others.
+_QUIET = frozenset({"pinned", "remote"})
+
+
+async def _list(args: argparse.Namespace, ctx: Context) -> None:
     home = paths.home_dir()
     owner = None
     if acting(args) is not None:
         owner = IdentityService(home, None).get(acting(args)).did
     db = StateDB(home)
     try:
-        found = [MeshFile.of(r) for r in db.files(owner=owner)]
+        found = [MeshFile.of(r) for r in db.files.list(owner=owner)]
     finally:
         db.close()
+    placements: dict[str, Placement] = {}
+    if found and (ctx.cluster or os.environ.get(CLUSTER_ENV)):
+        # On a cluster, also where each file is pinned (asked of the cluster).
+        async with open_mesh(args, ctx) as mesh:
+            stored = [f.cid for f in found if f.state == "stored"]
+            placements = await mesh.files.placements(stored) or {}
     names = Names()
     ctx.emit(
-        {"files": [f.to_json() for f in found]},
-        "\n".join(_line(f, names) for f in found) or "no files yet: ipfs-share put FILE",
+        {
+            "files": [
+                {
+                    **f.to_json(),
+                    **({"placement": placements[f.cid].to_json()} if f.cid in placements else {}),
+                }
+                for f in found
+            ]
+        },
+        "\n".join(_line(f, names, placements.get(f.cid)) for f in found)
+        or "no files yet: ipfs-share put FILE",
     )
 
 

@@ -34,7 +34,7 @@ from ipfs_share.cli.common import Context, Subparsers
 from ipfs_share.cli.passphrase import add_passphrase_option
 from ipfs_share.errors import InvalidInputError, NotFoundError
 from ipfs_share.formats.cid import normalize_cid
-from ipfs_share.local.db import StateDB
+from ipfs_share.local.state import StateDB
 from ipfs_share.services.identities import IdentityService
 from ipfs_share.services.policy import TimeWindowProvider
 from ipfs_share.services.share import ShareCapsule, parse_duration
@@ -261,8 +261,8 @@ def _list(args: argparse.Namespace, ctx: Context) -> None:
     db = StateDB(home)
     try:
         found = [
-            ShareCapsule.of(r, db.share_recipients(r.capsule))
-            for r in db.shares(content=content, issuer=issuer)
+            ShareCapsule.of(r, db.shares.recipients(r.capsule))
+            for r in db.shares.list(content=content, issuer=issuer)
         ]
     finally:
         db.close()
@@ -283,15 +283,15 @@ def _show(args: argparse.Namespace, ctx: Context) -> None:
     capsule = normalize_cid(args.capsule)
     db = StateDB(paths.home_dir())
     try:
-        row = db.share(capsule)
-        opens = db.opens(capsule)
+        row = db.shares.get(capsule)
+        opens = db.shares.opens(capsule)
         if row is None:
             raise NotFoundError(
                 f"no share {capsule} was made from this home",
                 hint="shares are recorded in the home of whoever shared them "
                 "(see 'ipfs-share shares list')",
             )
-        s = ShareCapsule.of(row, db.share_recipients(capsule))
+        s = ShareCapsule.of(row, db.shares.recipients(capsule))
     finally:
         db.close()
     names = Names()
@@ -353,6 +353,13 @@ async def _revoke(args: argparse.Namespace, ctx: Context) -> None:
         lines.append(f"re-issued {c['id']} to {', '.join(r['name'] for r in c['recipients'])}")
     ctx.emit(data, "\n".join(lines))
     if not ctx.json:
+        for reach in data["still_reaches"]:
+            who, through = Names().short(reach["did"]), reach["through"]
+            ctx.note(
+                f"{who}, a recipient of the revoked share, gets the new key all the same "
+                f"through the re-issued share {through}; if they should not, run "
+                f"'ipfs-share revoke {through} --rotate --drop {who}' before you send it"
+            )
         if data["reissued"]:
             ctx.note(
                 "the remaining recipients need the new capsule IDs above: send each their "

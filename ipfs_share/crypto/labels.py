@@ -104,3 +104,33 @@ LABEL_INTRODUCTION_SEAL: Final = b"ipfs-share/v1/introduction-seal"
 # topic = hex(HKDF(recipient ed25519 public key, "", LABEL_INTRODUCTION_TOPIC, 32)): anyone
 # who knows a did can name it (that is the point: strangers reach the recipient there).
 LABEL_INTRODUCTION_TOPIC: Final = b"ipfs-share/v1/introduction-topic"
+# --- keychains (docs/spec/keychain.md) -----------------------------------------------------
+__all__ += [
+    "LABEL_KEYCHAIN_BOX",
+    "LABEL_KEYCHAIN_CHAIN",
+    "LABEL_KEYCHAIN_FILE",
+    "LABEL_KEYCHAIN_FILE_KEY",
+    "LABEL_KEYCHAIN_KEY_FP",
+    "LABEL_KEYCHAIN_NAME",
+    "LABEL_KEYCHAIN_OP",
+    "LABEL_KEYCHAIN_SEAL",
+]
+# Signs a keychain op (every kind: create, add_key, share, accept, ...) with its author's
+# identity key.
+LABEL_KEYCHAIN_OP: Final = b"ipfs-share/v1/keychain-op"
+# key fingerprint = SHA-256(LABEL_KEYCHAIN_KEY_FP || key): names a keychain key in public
+# ops and commits to it, so a delivered key is checked against the fingerprint an op names.
+LABEL_KEYCHAIN_KEY_FP: Final = b"ipfs-share/v1/keychain-key-fp"
+# AAD of a delivery box: ChaCha20-Poly1305(release key, 0^12, LABEL_KEYCHAIN_BOX, bundle).
+LABEL_KEYCHAIN_BOX: Final = b"ipfs-share/v1/keychain-box"
+# name key = HKDF(keychain secret, "", LABEL_KEYCHAIN_NAME, 32): seals the keychain's name.
+LABEL_KEYCHAIN_NAME: Final = b"ipfs-share/v1/keychain-name"
+# AAD prefix of a sealed message: LABEL_KEYCHAIN_SEAL || header || caller's ad.
+LABEL_KEYCHAIN_SEAL: Final = b"ipfs-share/v1/keychain-seal"
+# chain IPNS key seed = HKDF(identity ed25519 seed, binary keychain CID, LABEL_KEYCHAIN_CHAIN,
+# 32): a member's chain of ops in one keychain, which only that member can sign.
+LABEL_KEYCHAIN_CHAIN: Final = b"ipfs-share/v1/keychain-chain"
+# Signs a keychain file (a file key sealed under a keychain key) with its owner's key.
+LABEL_KEYCHAIN_FILE: Final = b"ipfs-share/v1/keychain-file"
+# AAD of a keychain file's sealed file key: LABEL_KEYCHAIN_FILE_KEY || binary content CID.
+LABEL_KEYCHAIN_FILE_KEY: Final = b"ipfs-share/v1/keychain-file-key"

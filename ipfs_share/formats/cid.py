@@ -16,6 +16,7 @@ True
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -105,6 +106,9 @@ class ParsedCid:
         return cid_string(self.raw) if self.version == 1 else _v0_to_v1_string(self)
 
 
+# A chain's CIDs pass through here two or three times each (the link that names a block,
+# the fetch, the check of its bytes): keeping the last few thousand saves a base32 pass.
+@functools.lru_cache(maxsize=8192)
 def _b32(data: bytes) -> str:
     return "b" + base64.b32encode(data).decode("ascii").rstrip("=").lower()
 
@@ -143,13 +147,18 @@ def parse_cid(text: str) -> ParsedCid:
         # base36 (k51... IPNS names): parsed in C, far faster than the library.
         return _parse_binary(b36decode(text[1:]), text)
     if text[0] == "b" and text.islower():
-        try:
-            pad = "=" * (-(len(text) - 1) % 8)
-            raw = base64.b32decode(text[1:].upper() + pad)
-        except ValueError as exc:
-            raise CidInvalidError(f"expected a base32 CID, found {text[:80]!r}") from exc
-        return _parse_binary(raw, text)
+        return _parse_base32(text)
     return _parse_other_base(text)
+
+
+@functools.lru_cache(maxsize=8192)  # the result is immutable; a refusal is not kept
+def _parse_base32(text: str) -> ParsedCid:
+    try:
+        pad = "=" * (-(len(text) - 1) % 8)
+        raw = base64.b32decode(text[1:].upper() + pad)
+    except ValueError as exc:
+        raise CidInvalidError(f"expected a base32 CID, found {text[:80]!r}") from exc
+    return _parse_binary(raw, text)
 
 
 def _parse_other_base(text: str) -> ParsedCid:

@@ -28,13 +28,14 @@ from ipfs_share.crypto.labels import LABEL_IDENTITY, LABEL_REVOCATION_KEY
 from ipfs_share.crypto.signing import SigningKey, VerifyKey
 from ipfs_share.crypto.x25519 import PublicEncryptionKey
 from ipfs_share.errors import FormatError
+from ipfs_share.formats import feed
 from ipfs_share.formats.ipns import ipns_name, parse_ipns_name
 from ipfs_share.formats.signed import (
     Block,
     Schema,
     block_from_bytes,
     bytes_of,
-    decode_signed,
+    decode_signed_any,
     did,
     did_key,
     parse_did_key,
@@ -44,6 +45,7 @@ from ipfs_share.formats.signed import (
 
 __all__ = [
     "ENC_KEY_SIZE",
+    "IDENTITY_FEED",
     "MAX_IDENTITY_SIZE",
     "IdentityDocument",
     "decode_identity_document",
@@ -142,7 +144,14 @@ def decode_identity_document(data: bytes, *, did: str | None = None) -> Identity
     Raises :class:`~ipfs_share.errors.FormatError` for malformed input and
     :class:`~ipfs_share.errors.SignatureInvalidError` for a bad or unexpected signer.
     """
-    fields = decode_signed(SCHEMA, data, signer=did)
+    return _decode(data, did=did, signers=None, verify=True)
+
+
+def _decode(
+    data: bytes, *, did: str | None, signers: feed.Signers | None, verify: bool
+) -> IdentityDocument:
+    keys = None if signers is None else signers.key_for
+    fields = decode_signed_any((SCHEMA,), data, signer=did, keys=keys, verify=verify)[1]
     return _from_fields(fields, block_from_bytes(data))
 
 
@@ -161,3 +170,24 @@ def _from_fields(fields: dict[str, Any], block: Block) -> IdentityDocument:
         cid=block.cid,
         data=block.data,
     )
+
+
+def _feed_entry(data: bytes, signers: feed.Signers | None) -> feed.FeedEntry:
+    doc = _decode(data, did=None, signers=signers, verify=signers is not None)
+    return feed.FeedEntry(
+        kind="identity",
+        seq=doc.seq,
+        prev=None,
+        signer=doc.did,
+        cid=doc.cid,
+        data=doc.data,
+        value=doc,
+    )
+
+
+# An identity's documents form an unlinked feed: each new one only has a higher seq (a
+# document names no predecessor), so a reader refuses an older or a second document at a
+# seq it has seen, and takes any newer one. One recursive pin of the newest keeps it.
+IDENTITY_FEED: Final = feed.register(
+    feed.FeedKind(name="identity", read=_feed_entry, linked=False, history=False, pin="head")
+)

@@ -22,7 +22,7 @@ V2-only: no V1 compatibility fields.
 >>> verify_record(name, record, now=now + timedelta(hours=2))  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-ipfs_share.errors.IpnsRecordInvalidError: expected a record valid after ..., found it expired ...
+ipfs_share.errors.IpnsRecordExpiredError: expected a record valid after ..., found it expired ...
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from ipfs_share.crypto.signing import PUBLIC_KEY_SIZE, SigningKey, VerifyKey
 from ipfs_share.errors import (
     CidInvalidError,
     FormatError,
+    IpnsRecordExpiredError,
     IpnsRecordInvalidError,
     SignatureInvalidError,
 )
@@ -229,7 +230,7 @@ def verify_record(name: str, record: bytes, *, now: datetime) -> IpnsRecord:
         )
     eol = _record_error(parse_rfc3339, entries["Validity"])
     if not eol > now:
-        raise IpnsRecordInvalidError(
+        raise IpnsRecordExpiredError(
             f"expected a record valid after {format_rfc3339(now)}, found it expired at "
             f"{format_rfc3339(eol)}"
         )

@@ -12,11 +12,17 @@ observer cannot tell whom a mailbox is for. Entries are signed by the sender's i
 key; the mailbox key only signs the IPNS record, which points at the newest entry (the
 head) with IPNS sequence = the entry's seq.
 
-Two kinds of entry share the chain: a capsule entry (``"capsule"``: a share for the
-recipient) and an acknowledgement (``"ack"`` + ``"state"``: the recipient telling the
-sender, in the reverse mailbox, that a share was delivered or opened). An acknowledgement
-names its capsule by a MAC only the two ends can compute (:func:`ack_reference`): a link
-would tell everyone that its writer received that capsule.
+Entries of three kinds share the chain: a capsule entry (``"capsule"``: a share for the
+recipient), a keychain entry (``"keychain"``: a keychain op for the recipient to look at,
+docs/spec/keychain.md), and an acknowledgement (``"acks"`` + ``"state"``: the recipient telling the
+sender, in the reverse mailbox, that shares were delivered or opened; one entry carries up
+to :data:`MAX_ACKS` of them, so a first sync of 10,000 capsules writes 10 entries, not
+10,000). An acknowledgement names its capsule by a MAC only the two ends can compute
+(:func:`ack_reference`): a link would tell everyone that its writer received that capsule.
+The older single form (``"ack"``: one reference) is still read.
+
+A mailbox is a feed (:mod:`ipfs_share.formats.feed`, kind :data:`MAILBOX_FEED`): linked,
+and read from seq 0 by a new reader, since its entries are its content.
 
 >>> from ipfs_share.crypto.signing import SigningKey
 >>> from ipfs_share.formats.signed import did_key, run_walk
@@ -24,7 +30,7 @@ would tell everyone that its writer received that capsule.
 >>> box = SigningKey.from_seed(b"\\x09" * 32)   # the key of the mailbox cap came through
 >>> cap = "bafyreifqwkmiw256ojf2zws6tzjeonw6bpd5vza4i22ccpcq4hjv2ts7cm"
 >>> first = make_entry(alice, None, capsule=cap, sent=1_800_000_000)
->>> second = make_ack(alice, first, capsule=cap, via=box, state="opened", sent=1_800_000_060)
+>>> second = make_acks(alice, first, capsules=[cap], via=box, state="opened", sent=1_800_000_060)
 >>> acknowledges(second, box, cap)
 True
 >>> store = {e.cid: e.data for e in (first, second)}
@@ -39,6 +45,7 @@ True
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal
@@ -48,6 +55,7 @@ from ipfs_share.crypto.labels import LABEL_ACK_KEY, LABEL_MAILBOX_ENTRY, LABEL_M
 from ipfs_share.crypto.signing import SigningKey
 from ipfs_share.crypto.x25519 import EncryptionKey, PublicEncryptionKey
 from ipfs_share.errors import ChainInvalidError, FormatError, InvalidInputError
+from ipfs_share.formats import feed
 from ipfs_share.formats.dagcbor import Link
 from ipfs_share.formats.ipns import IpnsRecord, ipns_name, make_record
 from ipfs_share.formats.signed import (
@@ -60,6 +68,7 @@ from ipfs_share.formats.signed import (
     did,
     did_key,
     link,
+    list_of,
     nullable,
     parse_did_key,
     sign_object,
@@ -69,24 +78,34 @@ from ipfs_share.formats.signed import (
 
 __all__ = [
     "ACK_STATES",
+    "MAILBOX_FEED",
+    "MAX_ACKS",
+    "MAX_ACKS_SIZE",
     "MAX_ENTRY_SIZE",
     "HighWater",
     "MailboxEntry",
     "ack_reference",
     "acknowledges",
     "decode_entry",
+    "feed_entry",
     "head_from_record",
     "head_record",
     "mailbox_key",
     "mailbox_name",
     "make_ack",
+    "make_acks",
     "make_entry",
+    "make_keychain_entry",
     "verify_chain",
 ]
 
 MAX_ENTRY_SIZE: Final = 1024
 ACK_SIZE: Final = 32
 ACK_STATES: Final = ("delivered", "opened")
+# One acknowledgement entry carries at most this many references (34 bytes each in
+# dag-cbor), so it stays under MAX_ACKS_SIZE.
+MAX_ACKS: Final = 1000
+MAX_ACKS_SIZE: Final = 36 * 1024
 # How many new entries one sync may read unless the caller allows more: a bound on the
 # work a hostile or broken chain can cause, far above any real backlog.
 DEFAULT_MAX_ENTRIES: Final = 100_000
@@ -100,6 +119,17 @@ def _entry_rules(value: dict[str, Any]) -> None:
             f"expected prev to be null exactly when seq is 0, found seq {value['seq']} "
             f"and prev {'null' if value['prev'] is None else 'a link'}"
         )
+
+
+def _acks_rules(value: dict[str, Any]) -> None:
+    _entry_rules(value)
+    refs = value["acks"]
+    for i in range(1, len(refs)):
+        if not refs[i - 1] < refs[i]:
+            raise FormatError(
+                f"expected acks in strictly increasing byte order, found item {i} out of "
+                "order or repeated"
+            )
 
 
 _COMMON: Final = {"seq": uint, "prev": nullable(link()), "sender": did, "sent": uint}
@@ -119,13 +149,38 @@ ACK_ENTRY: Final = Schema(
     max_size=MAX_ENTRY_SIZE,
     rules=_entry_rules,
 )
-_KINDS: Final = (CAPSULE_ENTRY, ACK_ENTRY)
+ACKS_ENTRY: Final = Schema(
+    name="mailbox acks",
+    label=LABEL_MAILBOX_ENTRY,
+    fields={
+        **_COMMON,
+        "acks": list_of(bytes_of(ACK_SIZE), MAX_ACKS, min_count=1),
+        "state": text(16, choices=ACK_STATES),
+    },
+    signer="sender",
+    max_size=MAX_ACKS_SIZE,
+    max_counts={"acks": MAX_ACKS},
+    rules=_acks_rules,
+)
+# A keychain op for the recipient to look at: an offer for it, or an accept of its offer
+# (docs/spec/keychain.md section 6). The op is a public block anyway; the entry only tells
+# the recipient where to look, and from whom.
+KEYCHAIN_ENTRY: Final = Schema(
+    name="mailbox keychain entry",
+    label=LABEL_MAILBOX_ENTRY,
+    fields={**_COMMON, "keychain": link()},
+    signer="sender",
+    max_size=MAX_ENTRY_SIZE,
+    rules=_entry_rules,
+)
+_KINDS: Final = (CAPSULE_ENTRY, ACKS_ENTRY, ACK_ENTRY, KEYCHAIN_ENTRY)
 
 
 @dataclass(frozen=True, slots=True)
 class MailboxEntry:
     """A verified entry: kind ``"capsule"`` shares ``capsule``; kind ``"ack"`` says the
-    capsule that ``ack`` refers to (:func:`acknowledges`) was ``state``."""
+    capsules that ``acks`` refer to (:func:`acknowledges`) were ``state``. ``ack`` is
+    the first reference (the only one, in the single form)."""
 
     seq: int
     prev: Link | None
@@ -136,22 +191,18 @@ class MailboxEntry:
     state: AckState | None
     cid: str
     data: bytes = field(repr=False)
+    acks: tuple[bytes, ...] = field(default=(), repr=False)
+    op: Link | None = None  # kind "keychain": the keychain op it points at
 
     @property
-    def kind(self) -> Literal["capsule", "ack"]:
+    def kind(self) -> Literal["capsule", "ack", "keychain"]:
+        if self.op is not None:
+            return "keychain"
         return "capsule" if self.state is None else "ack"
 
 
-@dataclass(frozen=True, slots=True)
-class HighWater:
-    """The newest entry a reader has already verified: where the next sync stops."""
-
-    seq: int
-    cid: str
-
-    @classmethod
-    def of(cls, entry: MailboxEntry) -> HighWater:
-        return cls(entry.seq, entry.cid)
+HighWater = feed.Mark
+"""The newest entry a reader has already verified: where the next sync stops."""
 
 
 # --- the mailbox key and name -------------------------------------------------------------
@@ -211,12 +262,7 @@ def head_record(
 def head_from_record(record: IpnsRecord) -> tuple[str, int]:
     """The head CID and seq a verified mailbox IPNS record names (``verify_record`` of
     :mod:`ipfs_share.formats.ipns` first); pass both to :func:`verify_chain`."""
-    value = record.value
-    if not value.startswith("/ipfs/"):
-        raise FormatError(f"expected a mailbox record value /ipfs/<cid>, found {value[:80]!r}")
-    head = Link(value.removeprefix("/ipfs/"))
-    link()(head, "record.value")
-    return head.cid, record.sequence
+    return feed.head_of_record(record)
 
 
 # --- entries ------------------------------------------------------------------------------
@@ -238,10 +284,27 @@ def make_ack(
     state: AckState,
     sent: int,
 ) -> MailboxEntry:
-    """The entry after ``previous`` acknowledging ``capsule`` as ``state``; ``via`` is the
-    key of the mailbox the capsule arrived through (from its sender to ``key``'s owner)."""
+    """The entry after ``previous`` acknowledging ``capsule`` as ``state`` in the single
+    form (still read; writers use :func:`make_acks`); ``via`` is the key of the mailbox
+    the capsule arrived through (from its sender to ``key``'s owner)."""
     body = {"ack": ack_reference(via, capsule), "state": state}
     return _make(key, previous, body, sent)
+
+
+def make_acks(
+    key: SigningKey,
+    previous: MailboxEntry | None,
+    *,
+    capsules: Sequence[str | Link],
+    via: SigningKey,
+    state: AckState,
+    sent: int,
+) -> MailboxEntry:
+    """The entry after ``previous`` acknowledging ``capsules`` (1 to :data:`MAX_ACKS`,
+    all through mailbox ``via``) as ``state``; the references go in sorted order."""
+    ack_key = _ack_key(via)
+    refs = sorted({hmac.digest(ack_key, bytes(_link(c)), "sha256") for c in capsules})
+    return _make(key, previous, {"acks": refs, "state": state}, sent)
 
 
 def ack_reference(via: SigningKey, capsule: str | Link) -> bytes:
@@ -251,13 +314,17 @@ def ack_reference(via: SigningKey, capsule: str | Link) -> bytes:
     ack key = HKDF(mailbox seed, "", LABEL_ACK_KEY, 32);
     reference = HMAC-SHA-256(ack key, binary capsule CID).
     """
-    ack_key = hkdf(via.seed_bytes(), salt=b"", info=LABEL_ACK_KEY, length=32)
-    return hmac.digest(ack_key, bytes(_link(capsule)), "sha256")
+    return hmac.digest(_ack_key(via), bytes(_link(capsule)), "sha256")
+
+
+def _ack_key(via: SigningKey) -> bytes:
+    return hkdf(via.seed_bytes(), salt=b"", info=LABEL_ACK_KEY, length=32)
 
 
 def acknowledges(entry: MailboxEntry, via: SigningKey, capsule: str | Link) -> bool:
     """Is ``entry`` an acknowledgement of ``capsule``, sent through mailbox ``via``?"""
-    return entry.ack is not None and hmac.compare_digest(entry.ack, ack_reference(via, capsule))
+    wanted = ack_reference(via, capsule)
+    return any(hmac.compare_digest(ref, wanted) for ref in entry.acks)
 
 
 def _link(value: str | Link) -> Link:
@@ -277,27 +344,74 @@ def _make(
         "sent": sent,
         **body,
     }
-    schema = ACK_ENTRY if "ack" in body else CAPSULE_ENTRY
+    schema = ACKS_ENTRY if "acks" in body else ACK_ENTRY if "ack" in body else CAPSULE_ENTRY
+    if "keychain" in body:
+        schema = KEYCHAIN_ENTRY
     return decode_entry(sign_object(schema, fields, key).data)
 
 
-def decode_entry(data: bytes, *, sender: str | None = None) -> MailboxEntry:
-    """Decode an entry of either kind and verify its signature (``sender``, if given,
-    must be the signer)."""
-    schema, fields = decode_signed_any(_KINDS, data, signer=sender)
+def make_keychain_entry(
+    key: SigningKey, previous: MailboxEntry | None, *, op: str | Link, sent: int
+) -> MailboxEntry:
+    """The entry after ``previous`` pointing the recipient at keychain op ``op``."""
+    return _make(key, previous, {"keychain": _link(op)}, sent)
+
+
+def decode_entry(
+    data: bytes, *, sender: str | None = None, signers: feed.Signers | None = None
+) -> MailboxEntry:
+    """Decode an entry of any kind and verify its signature (``sender``, if given, must
+    be the signer; ``signers`` picks the key, default the sender's did:key)."""
+    return _entry(data, sender=sender, signers=signers, verify=True)
+
+
+def _entry(
+    data: bytes, *, sender: str | None, signers: feed.Signers | None, verify: bool
+) -> MailboxEntry:
+    keys = None if signers is None else signers.key_for
+    schema, fields = decode_signed_any(_KINDS, data, signer=sender, keys=keys, verify=verify)
     block: Block = block_from_bytes(data)
-    acked = schema is ACK_ENTRY
+    acks: tuple[bytes, ...] = ()
+    if schema is ACKS_ENTRY:
+        acks = tuple(fields["acks"])
+    elif schema is ACK_ENTRY:
+        acks = (fields["ack"],)
+    op = fields["keychain"] if schema is KEYCHAIN_ENTRY else None
     return MailboxEntry(
         seq=fields["seq"],
         prev=fields["prev"],
         sender=fields["sender"],
         sent=fields["sent"],
-        capsule=None if acked else fields["capsule"],
-        ack=fields["ack"] if acked else None,
-        state=fields["state"] if acked else None,
+        capsule=None if acks or op is not None else fields["capsule"],
+        ack=acks[0] if acks else None,
+        state=fields["state"] if acks else None,
         cid=block.cid,
         data=block.data,
+        acks=acks,
+        op=op,
     )
+
+
+def _feed_entry(data: bytes, signers: feed.Signers | None) -> feed.FeedEntry:
+    return feed_entry(_entry(data, sender=None, signers=signers, verify=signers is not None))
+
+
+def feed_entry(entry: MailboxEntry) -> feed.FeedEntry:
+    """A decoded entry as an entry of its feed (kind :data:`MAILBOX_FEED`)."""
+    return feed.FeedEntry(
+        kind="mailbox",
+        seq=entry.seq,
+        prev=None if entry.prev is None else entry.prev.cid,
+        signer=entry.sender,
+        cid=entry.cid,
+        data=entry.data,
+        value=entry,
+    )
+
+
+MAILBOX_FEED: Final = feed.register(
+    feed.FeedKind(name="mailbox", read=_feed_entry, linked=True, history=True, pin="entries")
+)
 
 
 # --- the chain ----------------------------------------------------------------------------
@@ -312,54 +426,28 @@ def verify_chain(
     max_entries: int = DEFAULT_MAX_ENTRIES,
 ) -> BlockWalk[list[MailboxEntry]]:
     """Walk back from ``head`` to ``known`` (or to seq 0) and return the new entries,
-    oldest first. Every entry must be signed by ``sender``; seqs must fall by exactly one
-    per ``prev`` link; the walk must meet ``known`` exactly (same seq, same CID).
-    ``head_seq`` is the IPNS record's sequence, which must equal the head's seq.
+    oldest first (:func:`ipfs_share.formats.feed.walk` for kind :data:`MAILBOX_FEED`).
+    Every entry must be signed by ``sender``; seqs must fall by exactly one per ``prev``
+    link; the walk must meet ``known`` exactly (same seq, same CID). ``head_seq`` is the
+    IPNS record's sequence, which must equal the head's seq.
 
-    Raises :class:`~ipfs_share.errors.ChainInvalidError` for a gap, a fork, a rollback, a
-    head that does not match its record or a backlog over ``max_entries``;
+    Raises :class:`~ipfs_share.errors.FeedRollbackError` for a head older than ``known``,
+    :class:`~ipfs_share.errors.FeedForkError` for another history,
+    :class:`~ipfs_share.errors.ChainInvalidError` for a gap, a head that does not match
+    its record or a backlog over ``max_entries``;
     :class:`~ipfs_share.errors.SignatureInvalidError` for an entry not signed by
     ``sender``; :class:`~ipfs_share.errors.IntegrityError` (from the block source) for a
     block that is not what its CID names, which is also what makes a loop impossible.
     """
-    if known is not None and head == known.cid:
-        if head_seq is not None and head_seq != known.seq:
-            raise ChainInvalidError(
-                f"expected the record sequence {known.seq} of the head, found {head_seq}"
-            )
-        return []
-    entries: list[MailboxEntry] = []
-    cid = head
-    while True:
-        entry = decode_entry((yield cid), sender=sender)
-        if not entries:
-            if head_seq is not None and entry.seq != head_seq:
-                raise ChainInvalidError(
-                    f"expected the head at the record's sequence {head_seq}, found seq {entry.seq}"
-                )
-            if known is not None and entry.seq <= known.seq:
-                raise ChainInvalidError(
-                    f"expected a head after seq {known.seq} (read before), found seq "
-                    f"{entry.seq}: a rollback or a fork"
-                )
-        elif entry.seq != entries[-1].seq - 1:
-            raise ChainInvalidError(
-                f"expected seq {entries[-1].seq - 1} before seq {entries[-1].seq}, "
-                f"found seq {entry.seq}: a gap"
-            )
-        entries.append(entry)
-        if len(entries) > max_entries:
-            raise ChainInvalidError(
-                f"expected at most {max_entries} new entries, found more; raise max_entries"
-            )
-        if entry.prev is None:  # seq 0 (the entry rules): the start of the chain
-            break
-        if known is not None and entry.seq - 1 == known.seq:
-            if entry.prev.cid != known.cid:
-                raise ChainInvalidError(
-                    f"expected entry {known.cid} at seq {known.seq}, found {entry.prev.cid}: a fork"
-                )
-            break
-        cid = entry.prev.cid
-    entries.reverse()
-    return entries
+    found = yield from feed.walk(
+        MAILBOX_FEED,
+        head,
+        signers=feed.Only(sender),
+        record_seq=head_seq,
+        known=known,
+        budget=max_entries,
+        max_backlog=max_entries,
+    )
+    if not found.complete:  # pragma: no cover - max_backlog refuses a longer walk first
+        raise ChainInvalidError(f"expected at most {max_entries} new entries, found more")
+    return [e.value for e in reversed(found.entries)]

@@ -37,6 +37,7 @@ from typing import Any, Final
 from ipfs_share.crypto.labels import LABEL_REVOCATION_HEAD
 from ipfs_share.crypto.signing import SigningKey
 from ipfs_share.errors import ChainInvalidError, FormatError
+from ipfs_share.formats import feed
 from ipfs_share.formats.cid import cid_bytes
 from ipfs_share.formats.dagcbor import Link
 from ipfs_share.formats.signed import (
@@ -44,7 +45,7 @@ from ipfs_share.formats.signed import (
     BlockWalk,
     Schema,
     block_from_bytes,
-    decode_signed,
+    decode_signed_any,
     decode_structure,
     did,
     did_key,
@@ -62,6 +63,7 @@ __all__ = [
     "MAX_HEAD_SIZE",
     "MAX_LEAF",
     "MAX_NODE_SIZE",
+    "REVOCATION_FEED",
     "Revocation",
     "RevocationHead",
     "TrieUpdate",
@@ -363,9 +365,18 @@ def make_head(
     return decode_head(sign_object(HEAD, fields, key).data)
 
 
-def decode_head(data: bytes, *, issuer: str | None = None) -> RevocationHead:
+def decode_head(
+    data: bytes, *, issuer: str | None = None, signers: feed.Signers | None = None
+) -> RevocationHead:
     """Decode and verify a head; ``issuer`` (if given) must be its signer."""
-    fields = decode_signed(HEAD, data, signer=issuer)
+    return _head(data, issuer=issuer, signers=signers, verify=True)
+
+
+def _head(
+    data: bytes, *, issuer: str | None, signers: feed.Signers | None, verify: bool
+) -> RevocationHead:
+    keys = None if signers is None else signers.key_for
+    fields = decode_signed_any((HEAD,), data, signer=issuer, keys=keys, verify=verify)[1]
     block = block_from_bytes(data)
     return RevocationHead(
         issuer=fields["issuer"],
@@ -409,27 +420,53 @@ def is_revoked(head: RevocationHead, capsule_id: str | Link | bytes) -> BlockWal
     return (yield from contains(head.root, capsule_id))
 
 
+def _feed_entry(data: bytes, signers: feed.Signers | None) -> feed.FeedEntry:
+    head = _head(data, issuer=None, signers=signers, verify=signers is not None)
+    return _as_entry(head)
+
+
+def _as_entry(head: RevocationHead) -> feed.FeedEntry:
+    return feed.FeedEntry(
+        kind="revocation",
+        seq=head.seq,
+        prev=None if head.prev is None else head.prev.cid,
+        signer=head.issuer,
+        cid=head.cid,
+        data=head.data,
+        value=head,
+    )
+
+
+def _step(older: feed.FeedEntry, newer: feed.FeedEntry) -> None:
+    """A list only grows: the head before another holds at most as many IDs."""
+    if older.value.count > newer.value.count:
+        raise ChainInvalidError(
+            f"expected the head before seq {newer.seq} to hold at most {newer.value.count} "
+            f"IDs, found {older.value.count}"
+        )
+
+
+# A revocation list is a linked feed whose head holds the whole set: a first reader takes
+# the head alone; a reader with a mark walks back to it. Its heads link only to its own
+# trie and heads, so one recursive pin of the head keeps it all.
+REVOCATION_FEED: Final = feed.register(
+    feed.FeedKind(
+        name="revocation", read=_feed_entry, linked=True, history=False, pin="head", step=_step
+    )
+)
+
+
 def verify_history(head: RevocationHead, known: RevocationHead) -> BlockWalk[None]:
     """Check that ``head`` extends ``known`` (a head checked earlier): same issuer, and
     its ``prev`` links lead back to ``known`` with seq falling by one per step and count
-    never growing backwards. Raises :class:`ChainInvalidError` for a rollback or a fork."""
+    never growing backwards. Raises :class:`~ipfs_share.errors.FeedRollbackError` for an
+    older head, :class:`~ipfs_share.errors.FeedForkError` for another history."""
     if head.issuer != known.issuer:
         raise ChainInvalidError(f"expected heads of {known.issuer}, found {head.issuer}")
-    if head.seq < known.seq:
-        raise ChainInvalidError(
-            f"expected a head at seq >= {known.seq} (checked before), found seq {head.seq}"
-        )
-    current = head
-    while current.seq > known.seq:
-        assert current.prev is not None  # the head rules: prev is null only at seq 0
-        previous = decode_head((yield current.prev.cid), issuer=known.issuer)
-        if previous.seq != current.seq - 1 or previous.count > current.count:
-            raise ChainInvalidError(
-                f"expected the head before seq {current.seq} at seq {current.seq - 1} with at "
-                f"most {current.count} IDs, found seq {previous.seq} with {previous.count}"
-            )
-        current = previous
-    if current.cid != known.cid:
-        raise ChainInvalidError(
-            f"expected head {known.cid} at seq {known.seq}, found {current.cid} (a fork)"
-        )
+    yield from feed.walk(
+        REVOCATION_FEED,
+        head.cid,
+        signers=feed.Only(known.issuer),
+        known=feed.Mark.of(known),
+        head_entry=_as_entry(head),
+    )

@@ -40,6 +40,7 @@ the CID they need and receive its bytes, so the same pure logic serves a synchro
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -65,6 +66,7 @@ __all__ = [
     "Block",
     "BlockWalk",
     "Check",
+    "KeyFor",
     "Schema",
     "block_from_bytes",
     "block_of",
@@ -153,6 +155,13 @@ def parse_did_key(value: str) -> VerifyKey:
     """
     if type(value) is not str:
         raise FormatError(f"expected a did:key string, found {type(value).__name__}")
+    return _parse_did_key(value)
+
+
+# A feed's entries all name the same signer: one decode per did, not one per entry (the
+# key object is immutable; a did that does not parse raises every time, and is not kept).
+@functools.lru_cache(maxsize=4096)
+def _parse_did_key(value: str) -> VerifyKey:
     try:
         key = VerifyKey(decode_did_key(value))
     except (InvalidInputError, ValueError) as exc:
@@ -371,21 +380,36 @@ def _sized(schema: Schema, block: Block) -> Block:
     return block
 
 
-def decode_signed(schema: Schema, data: bytes, *, signer: str | None = None) -> dict[str, Any]:
+KeyFor = Callable[[str], VerifyKey]
+"""Maps the signer an object names to the key its signature must verify under (raising
+:class:`SignatureInvalidError` for a signer that is not accepted)."""
+
+
+def decode_signed(
+    schema: Schema, data: bytes, *, signer: str | None = None, keys: KeyFor | None = None
+) -> dict[str, Any]:
     """Decode and verify one signed object; return its fields (``"v"`` and ``"sig"`` too).
 
     ``signer``, if given, is the did the caller expects in the signer field; another did
     is refused with :class:`SignatureInvalidError` before the signature is checked.
+    ``keys`` maps the named signer to its verifying key (default: the did:key itself).
     """
-    return decode_signed_any((schema,), data, signer=signer)[1]
+    return decode_signed_any((schema,), data, signer=signer, keys=keys)[1]
 
 
 def decode_signed_any(
-    schemas: tuple[Schema, ...], data: bytes, *, signer: str | None = None
+    schemas: tuple[Schema, ...],
+    data: bytes,
+    *,
+    signer: str | None = None,
+    keys: KeyFor | None = None,
+    verify: bool = True,
 ) -> tuple[Schema, dict[str, Any]]:
     """Like :func:`decode_signed` for an object that may be one of several kinds; the
-    key set picks the kind. All ``schemas`` share one size limit, one label and one
-    version."""
+    key set picks the kind. All ``schemas`` share one label and one version.
+
+    ``verify=False`` skips the signature (every other check stays): only for bytes this
+    program verified before and kept, such as a feed reader's staged progress."""
     schema, value = decode_structure(schemas, data)
     assert schema.signer is not None, "decode_signed is for signed schemas"
     claimed = value[schema.signer]
@@ -393,8 +417,10 @@ def decode_signed_any(
         raise SignatureInvalidError(
             f"expected {schema.name} signed by {signer}, found one signed by {claimed}"
         )
-    unsigned = {k: v for k, v in value.items() if k != "sig"}
-    parse_did_key(claimed).verify(schema.label + dagcbor.encode(unsigned), value["sig"])
+    if verify:
+        key = parse_did_key(claimed) if keys is None else keys(claimed)
+        unsigned = {k: v for k, v in value.items() if k != "sig"}
+        key.verify(schema.label + dagcbor.encode(unsigned), value["sig"])
     return schema, value
 
 
@@ -405,10 +431,9 @@ def decode_structure(schemas: tuple[Schema, ...], data: bytes) -> tuple[Schema, 
     first = schemas[0]
     if type(data) is not bytes:
         raise FormatError(f"expected {first.name} bytes, found {type(data).__name__}")
-    if len(data) > first.max_size:
-        raise FormatError(
-            f"expected at most {first.max_size} bytes for {first.name}, found {len(data)}"
-        )
+    limit = max(s.max_size for s in schemas)
+    if len(data) > limit:
+        raise FormatError(f"expected at most {limit} bytes for {first.name}, found {len(data)}")
     for schema in schemas:
         for key, cap in schema.max_counts.items():
             count = peek_list_length(data, key)
@@ -416,13 +441,17 @@ def decode_structure(schemas: tuple[Schema, ...], data: bytes) -> tuple[Schema, 
                 raise FormatError(
                     f"expected at most {cap} items in {schema.name}.{key}, found {count}"
                 )
-    value = dagcbor.decode(data, max_size=first.max_size)
+    value = dagcbor.decode(data, max_size=limit)
     if type(value) is not dict:
         raise FormatError(f"expected {first.name} as a map, found {type(value).__name__}")
     version = value.get("v")
     if version != first.version or type(version) is not int:
         raise FormatError(f"expected {first.name} version {first.version}, found {version!r:.40}")
     schema = _pick_schema(schemas, value)
+    if len(data) > schema.max_size:  # kinds of one family may have their own limits
+        raise FormatError(
+            f"expected at most {schema.max_size} bytes for {schema.name}, found {len(data)}"
+        )
     _check_fields(schema, value)
     return schema, value
 
@@ -475,6 +504,8 @@ def peek_list_length(data: bytes, key: str) -> int | None:
     if major != 5:
         return None
     wanted = key.encode("utf-8")
+    wanted_order = (len(wanted), wanted)
+    last: tuple[int, bytes] | None = None
     budget = PEEK_BUDGET
     for _ in range(min(count, budget)):
         major, size, pos = _head(data, pos)
@@ -482,9 +513,18 @@ def peek_list_length(data: bytes, key: str) -> int | None:
             return None  # not a dag-cbor map; the strict decoder says so
         name = data[pos : pos + size]
         pos += size
+        order = (len(name), name)
+        # dag-cbor sorts map keys (shorter first, then bytewise): past the place of the
+        # wanted key, it is not there. Keys out of order are refused here, as the strict
+        # decoder would, so no input can hide its list further on.
+        if last is not None and not last < order:
+            raise FormatError("expected dag-cbor map keys in canonical order, found them unsorted")
+        last = order
         if name == wanted:
             major, length, _ = _head(data, pos)
             return length if major == 4 else None
+        if order > wanted_order:
+            return None
         pos, budget = _skip(data, pos, budget)
         if budget <= 0:
             return None

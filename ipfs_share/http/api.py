@@ -35,6 +35,7 @@ from aiohttp import web
 
 from ipfs_share.agent.core import Agent
 from ipfs_share.agent.operations import OPERATIONS
+from ipfs_share.client import Mesh
 from ipfs_share.errors import InvalidInputError, NotFoundError
 from ipfs_share.formats.cid import normalize_cid
 from ipfs_share.http.app import (
@@ -46,6 +47,7 @@ from ipfs_share.http.app import (
     on_unix,
     stream_opened,
 )
+from ipfs_share.http.keychains import add_keychain_routes
 from ipfs_share.services.identities import IdentityService
 from ipfs_share.services.share import ShareCapsule
 
@@ -64,6 +66,7 @@ def make_api(
     """The whole API over ``agent`` (the command line's routes, and these)."""
     app = make_app(agent, unix=unix, token=token, cors_origins=cors_origins)
     add_api_routes(app)
+    add_keychain_routes(app)
     return app
 
 
@@ -202,7 +205,7 @@ async def _resolve(request: web.Request) -> web.Response:
 
 
 async def _contacts(request: web.Request) -> web.Response:
-    found = request.app[AGENT].mesh.db.contacts()
+    found = request.app[AGENT].mesh.db.contacts.list()
     return json_response(
         {"contacts": [{"petname": c.petname, "did": c.did, "added": c.added} for c in found]}
     )
@@ -224,7 +227,7 @@ async def _add_contact(request: web.Request) -> web.Response:
 async def _remove_contact(request: web.Request) -> web.Response:
     agent = request.app[AGENT]
     petname = request.match_info["petname"]
-    if not agent.mesh.db.remove_contact(petname):
+    if not agent.mesh.db.contacts.remove(petname):
         raise NotFoundError(f"no contact named {petname!r:.60}", hint="see GET /v1/contacts")
     agent.reconcile()
     return json_response({"removed": petname})
@@ -316,15 +319,15 @@ async def _share(request: web.Request) -> web.Response:
     return json_response(await _run(request, "share", await _params(request)), 201)
 
 
-def _share_view(mesh: Any, capsule: str) -> dict[str, Any]:
-    row = mesh.db.share(capsule)
+def _share_view(mesh: Mesh, capsule: str) -> dict[str, Any]:
+    row = mesh.db.shares.get(capsule)
     if row is None:
         raise NotFoundError(
             f"no share {capsule} was made from this home",
             hint="shares are recorded in the home of whoever shared them (GET /v1/shares)",
         )
-    s = ShareCapsule.of(row, mesh.db.share_recipients(capsule))
-    opens = mesh.db.opens(capsule)
+    s = ShareCapsule.of(row, mesh.db.shares.recipients(capsule))
+    opens = mesh.db.shares.opens(capsule)
     return {
         **s.to_json(),
         "revoked_at": row.revoked_at,

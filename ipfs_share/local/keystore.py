@@ -13,19 +13,22 @@ from pathlib import Path
 from ipfs_share.errors import FormatError, IdentityExistsError, IdentityNotFoundError, StoreError
 from ipfs_share.formats.keystore import KeyFile, check_name
 from ipfs_share.local.files import write_atomic
+from ipfs_share.local.home import prepare_home
 
 __all__ = ["Keystore"]
 
 
 class Keystore:
     def __init__(self, home: Path) -> None:
+        self.home = home
         self.dir = home / "identities"
 
     def __repr__(self) -> str:
         return f"Keystore({str(self.dir)!r})"
 
     def _ensure_dir(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        prepare_home(self.home)
+        prepare_home(self.dir)
 
     def _path(self, did: str) -> Path:
         return self.dir / f"{did.removeprefix('did:key:')}.key"

@@ -320,6 +320,14 @@ class KuboDaemon:
         # `ipfs config` refuses keys the release does not know, so a renamed key fails here.
         self._ipfs("config", "--json", key, json.dumps(value))
 
+    def set_config(self, key: str, value: object) -> None:
+        """Set one config key of a stopped node (``ipfs config --json KEY VALUE``)."""
+        if self.running_pid() is not None:
+            raise NodeManagementError(
+                "cannot change the config of a running node", hint="stop it first"
+            )
+        self._set(key, value)
+
     def init(self, *, ports: NodePorts | None = None, public_network: bool = False) -> None:
         """Create the repo.
 

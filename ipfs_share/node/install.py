@@ -32,6 +32,7 @@ __all__ = [
     "install_kubo",
     "kubo_version",
     "normalize_version",
+    "run_install_script",
 ]
 
 # Shipped inside the package so an installed wheel can still build Kubo.
@@ -118,21 +119,23 @@ def _collect(stream: IO[str], into: list[str]) -> None:
     into.extend(stream)
 
 
-def install_kubo(progress: bool = True) -> Path:
-    """Install the pinned Kubo into the cache (or find it) and return the binary's path.
+def run_install_script(
+    script: Path,
+    env: dict[str, str],
+    *,
+    tag: str,
+    progress: bool,
+    error: type[NodeManagementError],
+) -> Path:
+    """Run an install script (``install-kubo.sh``, ``install-cluster.sh``) and return the
+    path it prints last on stdout.
 
-    Runs the packaged ``install-kubo.sh``; with ``progress`` its progress lines go to
-    stderr as they come. Idempotent: when the binary is already on PATH or in the cache
-    this returns in well under a second. A failure raises :class:`KuboInstallError`
-    carrying the script's own message and hint (with no Go, the hint names Docker).
-    """
-    env = dict(os.environ)
-    # Pass both explicitly so the script and this module agree on what and where.
-    env["KUBO_VERSION"] = paths.KUBO_VERSION
-    env["IPFS_SHARE_CACHE"] = str(paths.cache_dir())
+    With ``progress`` its stderr lines go to our stderr as they come. The script reports
+    failure as ``<tag>: error: ...`` and ``<tag>: hint: ...`` lines; they become the
+    message and hint of ``error``."""
     try:
         proc = subprocess.Popen(
-            [_bash(), str(INSTALL_SCRIPT)],
+            [_bash(), str(script)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -140,7 +143,7 @@ def install_kubo(progress: bool = True) -> Path:
             env=env,
         )
     except OSError as exc:
-        raise KuboInstallError(f"could not run the install script {INSTALL_SCRIPT}: {exc}") from exc
+        raise error(f"could not run the install script {script}: {exc}") from exc
 
     assert proc.stdout is not None and proc.stderr is not None
     stdout_lines: list[str] = []
@@ -153,21 +156,38 @@ def install_kubo(progress: bool = True) -> Path:
         if progress:
             sys.stderr.write(line)
             sys.stderr.flush()
-        if line.startswith("install-kubo: error: "):
-            message = line.removeprefix("install-kubo: error: ").strip()
-        elif line.startswith("install-kubo: hint: "):
-            hint = line.removeprefix("install-kubo: hint: ").strip()
+        if line.startswith(f"{tag}: error: "):
+            message = line.removeprefix(f"{tag}: error: ").strip()
+        elif line.startswith(f"{tag}: hint: "):
+            hint = line.removeprefix(f"{tag}: hint: ").strip()
     code = proc.wait()
     reader.join()
 
     if code != 0:
-        raise KuboInstallError(
-            message or f"the Kubo install script failed with exit code {code}", hint=hint
+        raise error(
+            message or f"the install script {script.name} failed with exit code {code}", hint=hint
         )
     lines = [line.strip() for line in stdout_lines if line.strip()]
     if not lines:
-        raise KuboInstallError("the Kubo install script succeeded but printed no binary path")
-    binary = Path(lines[-1])
+        raise error(f"the install script {script.name} succeeded but printed no path")
+    return Path(lines[-1])
+
+
+def install_kubo(progress: bool = True) -> Path:
+    """Install the pinned Kubo into the cache (or find it) and return the binary's path.
+
+    Runs the packaged ``install-kubo.sh``; with ``progress`` its progress lines go to
+    stderr as they come. Idempotent: when the binary is already on PATH or in the cache
+    this returns in well under a second. A failure raises :class:`KuboInstallError`
+    carrying the script's own message and hint (with no Go, the hint names Docker).
+    """
+    env = dict(os.environ)
+    # Pass both explicitly so the script and this module agree on what and where.
+    env["KUBO_VERSION"] = paths.KUBO_VERSION
+    env["IPFS_SHARE_CACHE"] = str(paths.cache_dir())
+    binary = run_install_script(
+        INSTALL_SCRIPT, env, tag="install-kubo", progress=progress, error=KuboInstallError
+    )
     found = kubo_version(binary)
     if found != paths.KUBO_VERSION:
         raise NodeVersionError(

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ipfs_share import paths
 from ipfs_share.errors import NodeManagementError
+from ipfs_share.local.home import prepare_home
 from ipfs_share.node.daemon import DaemonStatus, KuboDaemon, RunningNode
 from ipfs_share.node.install import find_kubo, install_kubo
 from ipfs_share.node.ports import DEFAULT_PORTS, NodePorts, choose_ports, port_is_free
@@ -95,6 +96,7 @@ def start_managed(
                 )
             binary = install_kubo(progress=progress)
     daemon = managed_daemon(binary, home=home)
+    prepare_home(home or paths.home_dir())  # the repo goes inside: the home is private first
 
     initialized_now = False
     if not daemon.is_initialized():

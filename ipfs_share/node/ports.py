@@ -16,7 +16,14 @@ from dataclasses import dataclass, fields
 
 from ipfs_share.errors import InvalidInputError
 
-__all__ = ["DEFAULT_PORTS", "NodePorts", "choose_ports", "free_port", "port_is_free"]
+__all__ = [
+    "DEFAULT_PORTS",
+    "NodePorts",
+    "choose_ports",
+    "free_port",
+    "free_ports",
+    "port_is_free",
+]
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,13 @@ def free_port(host: str = "127.0.0.1") -> int:
     with _bind(0, host) as sock:
         port: int = sock.getsockname()[1]
         return port
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct TCP ports the OS says are free now (each probe socket is held
+    until all are chosen, so no two are the same)."""
+    with ExitStack() as held:
+        return [held.enter_context(_bind(0, host)).getsockname()[1] for _ in range(count)]
 
 
 def choose_ports(

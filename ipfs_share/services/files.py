@@ -15,14 +15,16 @@ unpinned too; the ciphertext is useless without a key, but it is not erased.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import mimetypes
 import os
 import tempfile
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
+from ipfs_share.crypto.random import Rng
 from ipfs_share.crypto.stream import FileKey
 from ipfs_share.crypto.wrap import Stanza, unwrap, wrap
 from ipfs_share.crypto.x25519 import EncryptionKey, PublicEncryptionKey
@@ -35,10 +37,16 @@ from ipfs_share.formats.envelope import (
     UnsizedEncryptor,
     decode_header,
 )
-from ipfs_share.local.db import FileRow, StateDB
+from ipfs_share.formats.keychain_file import looks_like_keychain_file
+from ipfs_share.local.home import prepare_home
+from ipfs_share.local.state import FileRow, StateDB
 from ipfs_share.services.identities import IdentityService
 from ipfs_share.services.opened import OpenedFile
-from ipfs_share.storage.base import AddResult, ProgressCallback, Storage
+from ipfs_share.storage.base import AddResult, Placement, Placing, ProgressCallback, Storage
+from ipfs_share.storage.timed import innermost
+
+if TYPE_CHECKING:
+    from ipfs_share.services.keychains import KeychainService
 
 __all__ = ["FileService", "MeshFile", "PutSource", "media_type_for"]
 
@@ -71,9 +79,10 @@ class MeshFile:
     owner: str  # did
     created: int
     state: str = "stored"
+    keychain_file: str | None = None  # after a put with a keychain: what members open
 
     def to_json(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "cid": self.cid,
             "name": self.name,
             "size": self.size,
@@ -82,6 +91,9 @@ class MeshFile:
             "created": self.created,
             "state": self.state,
         }
+        if self.keychain_file is not None:
+            out["keychain_file"] = self.keychain_file
+        return out
 
     @classmethod
     def of(cls, row: FileRow) -> MeshFile:
@@ -97,11 +109,13 @@ class FileService:
         identities: IdentityService,
         *,
         now: Callable[[], float],
+        keychains: KeychainService | None = None,
     ) -> None:
         self.storage = storage
         self.db = db
         self.home = home
         self.identities = identities
+        self.keychains = keychains
         self._now = now
 
     async def put(
@@ -113,23 +127,38 @@ class FileService:
         media_type: str | None = None,
         progress: ProgressCallback | None = None,
         size: int | None = None,
+        keychain: str | None = None,
     ) -> MeshFile:
         """Encrypt ``data`` and store it, pinned, as the acting identity's file.
 
         ``data`` is bytes, str (stored as UTF-8 text), a path, a binary file object or an
         async iterator of bytes; memory stays flat whatever its size. ``size`` may be given
         for an async iterator whose length is known, which saves spooling its ciphertext.
-        No passphrase is needed: the file key is wrapped to the owner's public key."""
+        No passphrase is needed: the file key is wrapped to the owner's public key.
+
+        With ``keychain`` (a fingerprint) the file key is also sealed under that keychain's
+        most recent key, in a keychain file (``MeshFile.keychain_file``): every member
+        holding the key opens it, also one who joins later and is shared the key."""
         me = self.identities.get(as_)
-        return await self.put_as(
+        file_key = FileKey.generate()
+        if keychain is not None:
+            if self.keychains is None:
+                raise InvalidInputError("expected a home with keychains, found none")
+            await self.keychains.show(keychain, as_=as_)  # fails before any upload
+        stored = await self.put_as(
             name,
             data,
             owner=me.did,
             owner_enc=PublicEncryptionKey.from_text(me.enc),
             media_type=media_type,
             progress=progress,
+            file_key=file_key,
             size=size,
         )
+        if keychain is None or self.keychains is None:
+            return stored
+        made = await self.keychains.seal_file(keychain, stored.cid, file_key, as_=as_)
+        return dataclasses.replace(stored, keychain_file=made.cid)
 
     async def put_as(
         self,
@@ -142,8 +171,12 @@ class FileService:
         progress: ProgressCallback | None = None,
         file_key: FileKey | None = None,
         size: int | None = None,
+        rng: Rng | None = None,
     ) -> MeshFile:
-        """:meth:`put` for a given owner (its did and X25519 public key)."""
+        """:meth:`put` for a given owner (its did and X25519 public key). ``file_key`` and
+        ``rng`` (the source of the envelope's payload nonce) make the envelope the same for
+        the same plaintext: what a rotation retried after a crash needs (one copy, one
+        CID)."""
         if isinstance(data, str):
             data = data.encode("utf-8")
             media_type = media_type or "text/plain; charset=utf-8"
@@ -157,7 +190,7 @@ class FileService:
                 # so the local CID pass is skipped: a node that lied would fail every open.
                 size = source.size if source.size is not None else size
                 assert size is not None
-                encryptor = Encryptor(key, name=name, media_type=media, size=size)
+                encryptor = Encryptor(key, name=name, media_type=media, size=size, rng=rng)
                 added = await self.storage.add(
                     source.sealed(encryptor),
                     progress=progress,
@@ -165,11 +198,11 @@ class FileService:
                     verify=False,
                 )
             else:
-                added, size = await self._add_unsized(key, name, media, source, progress)
+                added, size = await self._add_unsized(key, name, media, source, progress, rng)
         finally:
             source.close()
         row = FileRow(added.cid, owner, name, media, size, stanza, int(self._now()))
-        self.db.add_file(row)
+        self.db.files.add(row)
         return MeshFile.of(row)
 
     async def _add_unsized(
@@ -179,12 +212,12 @@ class FileService:
         media: str,
         source: _Source,
         progress: ProgressCallback | None,
+        rng: Rng | None = None,
     ) -> tuple[AddResult, int]:
         # The header holds the size, so for a stream of unknown length the chunks are sealed
         # first and spooled, as ciphertext only, to a temp file; then header + chunks go in.
-        spool_dir = self.home / "tmp"
-        spool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        encryptor = UnsizedEncryptor(key, name=name, media_type=media)
+        spool_dir = prepare_home(self.home / "tmp")
+        encryptor = UnsizedEncryptor(key, name=name, media_type=media, rng=rng)
         with tempfile.TemporaryFile(dir=spool_dir) as spool:
             async for piece in source.pieces():
                 sealed = encryptor.push(piece)
@@ -207,7 +240,7 @@ class FileService:
 
     def get(self, cid: str) -> MeshFile:
         cid = normalize_cid(cid)
-        row = self.db.file(cid)
+        row = self.db.files.get(cid)
         if row is None:
             raise NotFoundError(
                 f"no file {cid} was put from this home", hint="see 'ipfs-share files'"
@@ -215,26 +248,69 @@ class FileService:
         return MeshFile.of(row)
 
     def list(self, *, owner: str | None = None) -> list[MeshFile]:
-        return [MeshFile.of(r) for r in self.db.files(owner=owner)]
+        return [MeshFile.of(r) for r in self.db.files.list(owner=owner)]
+
+    async def placements(self, cids: Sequence[str]) -> dict[str, Placement] | None:
+        """Where each CID is pinned, peer by peer, when the storage replicates (IPFS
+        Cluster); None for a storage that is one node."""
+        backend = innermost(self.storage)
+        if not isinstance(backend, Placing):
+            return None
+        found = await backend.placements([normalize_cid(c) for c in cids])
+        return {normalize_cid(p.cid): p for p in found}
 
     async def remove(self, cid: str) -> MeshFile:
         """Unpin the ciphertext here (see the module docstring for what that does not do)."""
         cid = normalize_cid(cid)
-        row = self.db.file(cid)
+        row = self.db.files.get(cid)
         if row is None or row.state != "stored":
             raise NotFoundError(f"no stored file {cid} in this home")
         # The record goes first: a crash between the two leaves a pinned file marked removed
         # (harmless), never a "stored" record whose content garbage collection may delete.
-        self.db.set_file_state(cid, "removed")
+        self.db.files.set_state(cid, "removed")
         await self.storage.pin_rm(cid)
         return MeshFile.of(FileRow(**{**_as_dict(row), "state": "removed"}))
 
     def file_key(self, cid: str, my_key: EncryptionKey) -> FileKey:
         """The file key of a file we put, from the stanza wrapped to ourselves."""
-        row = self.db.file(cid)
+        row = self.db.files.get(cid)
         if row is None:
             raise NotFoundError(f"no file {cid} was put from this home")
         return unwrap([Stanza.from_bytes(row.stanza)], my_key)
+
+    async def is_keychain_file(self, block_id: str) -> bool:
+        """Is the dag-cbor block ``block_id`` a keychain file (else, say, a capsule)? A block
+        that cannot be fetched is :class:`NotFoundError` here, as it would be for a capsule."""
+        cid = normalize_cid(block_id)
+        try:
+            data = await asyncio.wait_for(self.storage.block_get(cid), 30)
+        except TimeoutError:
+            raise NotFoundError(
+                f"the capsule {cid} could not be fetched in 30 s",
+                hint="check the nodes are connected and the sharer's node is online",
+            ) from None
+        return looks_like_keychain_file(data)
+
+    async def open_keychain_file(self, file_id: str, *, as_: str | None = None) -> OpenedFile:
+        """Open a file put with ``keychain=``, as a member holding the key it names."""
+        if self.keychains is None:
+            raise InvalidInputError("expected a home with keychains, found none")
+        cid = normalize_cid(file_id)
+        try:
+            data = await asyncio.wait_for(self.storage.block_get(cid), 30)
+        except TimeoutError:
+            raise NotFoundError(
+                f"the keychain file {cid} could not be fetched in 30 s",
+                hint="check the nodes are connected and the owner's node is online",
+            ) from None
+        file, file_key = await self.keychains.open_file(data, as_=as_)
+        return await self.open(
+            file.content.cid,
+            file_key,
+            capsule=file.cid,
+            issuer=file.owner,
+            issuer_name=self.keychains.name_of(file.owner),
+        )
 
     async def open(
         self,

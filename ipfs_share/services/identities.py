@@ -4,7 +4,10 @@ An identity is an Ed25519 signing key and an X25519 encryption key. Its id is th
 of the Ed25519 key, and the IPNS name of that same key holds its signed identity document,
 so anyone who knows a did finds the document on IPFS with no directory server. Keys never
 enter the node: documents and IPNS records are signed here and stored with ``block/put``
-and ``name/put``.
+and ``name/put``. An identity's documents are a feed (kind ``identity``,
+docs/spec/feeds.md): the feed writer publishes ours, the feed reader follows others' and
+refuses an older document than one seen (``feed_rollback``) or a second one at a seq
+seen (``feed_fork``).
 
 >>> import asyncio, tempfile
 >>> from pathlib import Path
@@ -31,12 +34,12 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ipfs_share.crypto.passphrase import KdfParams
 from ipfs_share.crypto.x25519 import PublicEncryptionKey
 from ipfs_share.errors import (
+    ChainInvalidError,
     FormatError,
     IdentityDocumentInvalidError,
     IdentityExistsError,
@@ -49,19 +52,21 @@ from ipfs_share.errors import (
     PassphraseRequiredError,
     SignatureInvalidError,
 )
-from ipfs_share.formats.cid import DAG_CBOR, parse_cid
+from ipfs_share.formats.feed import FeedEntry
 from ipfs_share.formats.identity_doc import (
+    IDENTITY_FEED,
     IdentityDocument,
-    decode_identity_document,
     identity_ipns_name,
     make_identity_document,
 )
-from ipfs_share.formats.ipns import ipns_name, make_record, parse_ipns_name, verify_record
+from ipfs_share.formats.ipns import ipns_name, parse_ipns_name
 from ipfs_share.formats.keystore import IdentityKeys, KeyFile, check_name
 from ipfs_share.formats.signed import did_key, parse_did_key
-from ipfs_share.local.db import StateDB
 from ipfs_share.local.keystore import Keystore
+from ipfs_share.local.state import StateDB
+from ipfs_share.services.feeds import Batch, Feed, FeedReader, FeedWriter
 from ipfs_share.storage.base import Storage
+from ipfs_share.storage.timed import within
 
 __all__ = [
     "PASSPHRASE_ENV",
@@ -75,13 +80,9 @@ __all__ = [
 ]
 
 PASSPHRASE_ENV = "IPFS_SHARE_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret
-# An identity document's IPNS record is valid for a year: the node does not hold our key,
-# so it cannot republish for us; `identity publish` again renews it.
-DOCUMENT_VALIDITY = timedelta(days=365)
-DOCUMENT_TTL_SECONDS = 60
-RESOLVE_TIMEOUT = 30.0
 # A cached identity document older than this is resolved again before use (its X25519 key
-# may have changed); if that fails within REFRESH_TIMEOUT, the cached one is used.
+# may have changed); if that fails within REFRESH_TIMEOUT, the cached one is used. (The
+# lifetime of the documents' IPNS records: services/feeds/refs.py, LIFETIMES.)
 DOCUMENT_REFRESH = 3600.0
 REFRESH_TIMEOUT = 5.0
 
@@ -171,6 +172,9 @@ class Recipient:
 
 
 class IdentityService:
+    """``writer`` and ``reader`` are the feed writer and reader of the home (made from
+    ``storage`` and ``db`` when not given)."""
+
     def __init__(
         self,
         home: Path,
@@ -180,6 +184,8 @@ class IdentityService:
         kdf: KdfParams | None = None,
         now: Callable[[], float] = time.time,
         db: StateDB | None = None,
+        writer: FeedWriter | None = None,
+        reader: FeedReader | None = None,
     ) -> None:
         self.home = home
         self._storage = storage
@@ -188,6 +194,8 @@ class IdentityService:
         self._passphrase = passphrase
         self._kdf = kdf
         self._now = now
+        self._writer = writer
+        self._reader = reader
         self._unlocked: dict[str, IdentityKeys] = {}
         self._documents: dict[tuple[str, str], IdentityDocument] = {}  # (did, cid) -> verified
 
@@ -201,6 +209,23 @@ class IdentityService:
             raise NodeUnreachableError("this needs a node, and none was given")
         return self._storage
 
+    @property
+    def writer(self) -> FeedWriter:
+        if self._writer is None:
+            self._writer = FeedWriter(self.storage, self.db, now=self._now)
+        return self._writer
+
+    @property
+    def reader(self) -> FeedReader:
+        if self._reader is None:
+            self._reader = FeedReader(self.storage, self.db, now=self._now)
+        return self._reader
+
+    @staticmethod
+    def feed(did: str) -> Feed:
+        """The feed of ``did``'s identity documents."""
+        return Feed(IDENTITY_FEED, identity_ipns_name(did), did)
+
     # -- local ----------------------------------------------------------------------------
     def _view(self, key_file: KeyFile) -> Identity:
         return Identity(
@@ -210,9 +235,13 @@ class IdentityService:
             enc=key_file.enc.to_text(),
             created=key_file.created,
             encrypted=key_file.encrypted,
-            published_seq=self.db.published_seq(key_file.did),
-            default=self.db.get_meta("default_identity") == key_file.did,
+            published_seq=self._published_seq(key_file.did),
+            default=self.db.meta.get("default_identity") == key_file.did,
         )
+
+    def _published_seq(self, did: str) -> int | None:
+        row = self.db.feeds.own(identity_ipns_name(did))
+        return None if row is None else row.published_seq
 
     async def create(self, name: str, *, encrypted: bool = True) -> Identity:
         """Make a new identity. ``encrypted=False`` keeps the keys in the clear: for
@@ -244,7 +273,7 @@ class IdentityService:
 
     def default(self) -> Identity:
         """The identity set with :meth:`use`, else the only one there is."""
-        chosen = self.db.get_meta("default_identity")
+        chosen = self.db.meta.get("default_identity")
         if chosen is not None:
             found = self.keystore.find(chosen)
             if found is not None:
@@ -261,7 +290,7 @@ class IdentityService:
 
     def use(self, name_or_did: str) -> Identity:
         key_file = self.keystore.get(name_or_did)
-        self.db.set_meta("default_identity", key_file.did)
+        self.db.meta.set("default_identity", key_file.did)
         return self._view(key_file)
 
     def rename(self, old: str, new: str) -> Identity:
@@ -271,7 +300,7 @@ class IdentityService:
         """How many capsules this identity issued that are still active: deleting its keys
         leaves them unrevokable (revoking needs the key)."""
         did = self.keystore.get(name_or_did).did
-        return sum(1 for s in self.db.shares(issuer=did) if s.state == "active")
+        return sum(1 for s in self.db.shares.list(issuer=did) if s.state == "active")
 
     def delete(self, name_or_did: str) -> Identity:
         """Delete the keys of an identity. What it signed and published stays valid; shares
@@ -281,9 +310,9 @@ class IdentityService:
         view = self._view(key_file)
         self.keystore.delete(key_file.did)
         self._unlocked.pop(key_file.did, None)
-        if self.db.get_meta("default_identity") == key_file.did:
-            self.db.set_meta("default_identity", None)
-        self.db.forget_published(key_file.did)
+        if self.db.meta.get("default_identity") == key_file.did:
+            self.db.meta.set("default_identity", None)
+        # The feed's head stays: an identity imported again continues after it.
         return view
 
     async def unlock(
@@ -306,9 +335,15 @@ class IdentityService:
         self._unlocked[key_file.did] = keys
         return keys
 
-    def unlocked(self) -> tuple[str, ...]:
+    def unlocked_dids(self) -> tuple[str, ...]:
         """The dids whose keys this service holds now."""
         return tuple(self._unlocked)
+
+    def unlocked(self, name_or_did: str) -> IdentityKeys | None:
+        """The keys of an identity if they are unlocked in this service now (never asks
+        for a passphrase; None if they are locked or the identity is not here)."""
+        found = self.keystore.find(name_or_did)
+        return None if found is None else self._unlocked.get(found.did)
 
     def lock(self, name_or_did: str | None = None) -> None:
         """Forget unlocked keys: of one identity, or (None) of all."""
@@ -344,88 +379,66 @@ class IdentityService:
 
     # -- the network ----------------------------------------------------------------------
     async def publish(self, name_or_did: str | None = None) -> Published:
-        """Sign a new identity document and publish it under the identity's IPNS name."""
+        """Sign a new identity document and publish it under the identity's IPNS name.
+
+        Its seq is one more than the last document of this identity: the one this home
+        published, else the one the network has (an identity imported from elsewhere)."""
         keys = await self.unlock(name_or_did)
-        did = keys.did
-        last = self.db.published_seq(did)
-        seq = 0 if last is None else last + 1
-        doc = make_identity_document(
-            keys.signing, keys.enc_public, seq=seq, created=int(self._now())
-        )
-        cid = await self.storage.block_put(doc.data, codec="dag-cbor", pin=True)
-        name = ipns_name(keys.signing.public_key)
-        record = make_record(
-            keys.signing,
-            f"/ipfs/{cid}",
-            sequence=seq,
-            validity=DOCUMENT_VALIDITY,
-            ttl_seconds=DOCUMENT_TTL_SECONDS,
-            now=datetime.fromtimestamp(self._now(), UTC),
-        )
-        await self.storage.ipns_put(name, record)
-        self.db.record_published(did, seq, cid)
-        self.db.keep_document(did, seq, cid, doc.data)
-        return Published(did=did, ipns_name=name, cid=cid, seq=seq)
+        feed = self.feed(keys.did)
+
+        async def next_document(prev: FeedEntry | None) -> Batch:
+            doc = make_identity_document(
+                keys.signing,
+                keys.enc_public,
+                seq=0 if prev is None else prev.seq + 1,
+                created=int(self._now()),
+            )
+            return Batch([IDENTITY_FEED.read(doc.data, None)])
+
+        done = await self.writer.append(feed, next_document)
+        await self.writer.publish(feed, keys.signing)
+        assert done.head is not None
+        return Published(did=keys.did, ipns_name=feed.name, cid=done.head.head, seq=done.head.seq)
 
     async def resolve(self, did_or_name: str, *, petname: str | None = None) -> ResolvedIdentity:
-        """Fetch, verify and cache the freshest identity document of a did or IPNS name.
+        """Fetch, verify and keep the freshest identity document of a did or IPNS name.
 
-        A record or document that does not verify, or one older than a document already
-        seen, is :class:`IdentityDocumentInvalidError`; with ``petname`` the identity is
-        added to the contacts under that name.
-        """
-        did, name = _did_and_name(did_or_name)
+        A record or document that does not verify is
+        :class:`IdentityDocumentInvalidError`; one older than a document already seen is
+        :class:`~ipfs_share.errors.FeedRollbackError`, another at a seq already seen
+        :class:`~ipfs_share.errors.FeedForkError`. With ``petname`` the identity is added
+        to the contacts under that name."""
+        did, _ = _did_and_name(did_or_name)
         if petname is not None:
             check_name(petname)
         try:
-            record_bytes = await asyncio.wait_for(self.storage.ipns_get(name), RESOLVE_TIMEOUT)
-        except (NotFoundError, TimeoutError):
+            update = await self.reader.read(self.feed(did))
+        except NotFoundError:
             raise IdentityNotFoundError(
                 f"no identity document is published for {did}",
                 hint="ask its owner to run 'ipfs-share identity publish'; check the nodes "
                 "are connected",
             ) from None
-        now = datetime.fromtimestamp(self._now(), UTC)
-        try:
-            record = verify_record(name, record_bytes, now=now)
+        except ChainInvalidError:
+            raise
         except IpnsRecordInvalidError as exc:
             raise IdentityDocumentInvalidError(f"the IPNS record of {did}: {exc.message}") from exc
-        doc = await self._fetch_document(did, record.value)
-        if doc.seq != record.sequence:
-            raise IdentityDocumentInvalidError(
-                f"expected the document of {did} to have seq {record.sequence} (its record's), "
-                f"found {doc.seq}"
-            )
-        if not self.db.keep_document(did, doc.seq, doc.cid, doc.data):
-            held = self.db.cached_document(did)
-            raise IdentityDocumentInvalidError(
-                f"expected a document of {did} with seq >= {held.seq if held else 0}, "
-                f"found seq {doc.seq} (a replay of an older one)"
-            )
-        if petname is not None:
-            self.db.put_contact(petname, did)
-        return self._resolved(doc)
-
-    async def _fetch_document(self, did: str, value: str) -> IdentityDocument:
-        if not value.startswith("/ipfs/"):
-            raise IdentityDocumentInvalidError(
-                f"expected /ipfs/<cid> for {did}, found {value!r:.80}"
-            )
-        cid = value.removeprefix("/ipfs/")
-        try:
-            if parse_cid(cid).codec != DAG_CBOR:
-                raise FormatError("not a dag-cbor CID")
-            data = await asyncio.wait_for(self.storage.block_get(cid), RESOLVE_TIMEOUT)
-            return decode_identity_document(data, did=did)
-        except TimeoutError:
-            raise IdentityNotFoundError(
-                f"the identity document of {did} ({cid}) could not be fetched",
-                hint="check the nodes are connected; the publisher's node must be reachable",
-            ) from None
         except (FormatError, SignatureInvalidError) as exc:
             raise IdentityDocumentInvalidError(
                 f"the identity document of {did} does not verify: {exc.message}"
             ) from exc
+        # Raced: another read of this home (another task, another process) moved the mark
+        # first; what it verified is the head now.
+        head = update.head if update.head is not None else self.reader.held(self.feed(did))
+        assert head is not None  # an identity document is always kept
+        if petname is not None:
+            self.db.contacts.put(petname, did)
+        return self._resolved(self._document_of(head))
+
+    def _document_of(self, entry: FeedEntry) -> IdentityDocument:
+        doc: IdentityDocument = entry.value
+        self._documents[(doc.did, doc.cid)] = doc
+        return doc
 
     def _resolved(self, doc: IdentityDocument) -> ResolvedIdentity:
         return ResolvedIdentity(
@@ -435,37 +448,47 @@ class IdentityService:
             seq=doc.seq,
             cid=doc.cid,
             revocations=doc.revocations,
-            petnames=tuple(c.petname for c in self.db.contacts_for(doc.did)),
+            petnames=tuple(c.petname for c in self.db.contacts.of(doc.did)),
         )
 
     async def document(self, did: str) -> IdentityDocument:
-        """The verified document of ``did``: the cached one if it was resolved within
-        :data:`DOCUMENT_REFRESH` seconds, else resolved again (falling back to the cached
-        one if that fails: a verified document beats none). The X25519 key is independent
-        of the did's key and may change with a new document; re-resolving is how a sender
+        """The verified document of ``did``: for a local identity the one this home
+        published; else the one last verified, if that was within
+        :data:`DOCUMENT_REFRESH` seconds, or resolved again (falling back to the last one
+        if that fails: a verified document beats none). The X25519 key is independent of
+        the did's key and may change with a new document; re-resolving is how a sender
         learns of it."""
-        cached = self.db.cached_document(did)
-        if cached is None:
+        feed = self.feed(did)
+        if self.keystore.find(did) is not None:
+            own = self.db.feeds.own(feed.name)
+            if own is not None and own.head_block is not None:
+                return self._cached(did, own.head, own.head_block)
+        state = self.db.feeds.read(feed.name)
+        if state is None or state.head_block is None:
             await self.resolve(did)
-            cached = self.db.cached_document(did)
-            assert cached is not None  # resolve caches what it returns
-        elif self._now() - cached.resolved_at > DOCUMENT_REFRESH and not self.keystore.find(did):
+            state = self.db.feeds.read(feed.name)
+            assert state is not None and state.head_block is not None
+        elif self._now() - state.checked_at > DOCUMENT_REFRESH:
             try:
-                await asyncio.wait_for(self.resolve(did), REFRESH_TIMEOUT)
-            except (IpfsShareError, TimeoutError) as exc:
-                log.info("kept the cached identity document of %s: %s", did, exc)
-            cached = self.db.cached_document(did) or cached
-        doc = self._documents.get((did, cached.cid))
+                async with within(REFRESH_TIMEOUT, f"refreshing the identity document of {did}"):
+                    await self.resolve(did)
+            except IpfsShareError as exc:
+                log.info("kept the cached identity document of %s: %s", did, exc.message)
+            state = self.db.feeds.read(feed.name) or state
+        assert state.mark is not None and state.head_block is not None
+        return self._cached(did, state.mark.cid, state.head_block)
+
+    def _cached(self, did: str, cid: str, data: bytes) -> IdentityDocument:
+        doc = self._documents.get((did, cid))
         if doc is None:  # verify once per process, not once per open
-            doc = decode_identity_document(cached.document, did=did)
-            self._documents[(did, cached.cid)] = doc
+            doc = self._document_of(IDENTITY_FEED.read(data, self.feed(did).accepts))
         return doc
 
     # -- contacts and recipients ----------------------------------------------------------
     def add_contact(self, petname: str, did_or_name: str) -> str:
         check_name(petname)
         did, _ = _did_and_name(did_or_name)
-        self.db.put_contact(petname, did)
+        self.db.contacts.put(petname, did)
         return did
 
     async def recipient(self, text: str) -> Recipient:
@@ -475,7 +498,7 @@ class IdentityService:
             local = self.keystore.find(text)
             if local is not None:
                 return Recipient(local.did, local.enc, "identity")
-            contact = self.db.contact(text)
+            contact = self.db.contacts.get(text)
             if contact is None:
                 raise IdentityNotFoundError(
                     f"{text!r:.80} is neither a local identity nor a contact",

@@ -51,7 +51,7 @@ from ipfs_share.formats.introduction import (
 from ipfs_share.formats.keystore import IdentityKeys, check_name
 from ipfs_share.formats.signed import did_key, parse_did_key
 from ipfs_share.local.agentdb import IntroductionRepository, PendingIntroduction
-from ipfs_share.local.db import StateDB
+from ipfs_share.local.state import StateDB
 from ipfs_share.services.identities import IdentityService
 from ipfs_share.storage.base import Storage
 
@@ -278,7 +278,7 @@ class IntroductionService:
 
     def _file(self, intro: Introduction, now: int) -> Received:
         sender, me = intro.sender, intro.recipient
-        if self.identities.keystore.find(sender) is not None or self.db.contacts_for(sender):
+        if self.identities.keystore.find(sender) is not None or self.db.contacts.of(sender):
             return Received("known", sender, me)
         outcome = self.repo.offer(me, sender, at=now, max_pending=self.limits.max_pending)
         return Received(outcome, sender, me)
@@ -303,7 +303,7 @@ class IntroductionService:
                 "themselves, use 'ipfs-share contacts add NAME DID'",
             )
         name = self._free_petname(did, petname)
-        self.db.put_contact(name, did)
+        self.db.contacts.put(name, did)
         self.repo.settle(did, "accepted", recipient=me)
         return name
 
@@ -321,17 +321,17 @@ class IntroductionService:
         one already (or a local identity). Returns (capsule, the new petname or None)."""
         parsed = parse_link(link)
         sender = parsed.sender
-        if self.identities.keystore.find(sender) is not None or self.db.contacts_for(sender):
+        if self.identities.keystore.find(sender) is not None or self.db.contacts.of(sender):
             return parsed.capsule, None
         name = self._free_petname(sender, None)
-        self.db.put_contact(name, sender)
+        self.db.contacts.put(name, sender)
         self.repo.settle(sender, "accepted", recipient=None)
         return parsed.capsule, name
 
     def _free_petname(self, did: str, wanted: str | None) -> str:
         if wanted is not None:
             check_name(wanted)
-            held = self.db.contact(wanted)
+            held = self.db.contacts.get(wanted)
             if held is not None and held.did != did:
                 raise InvalidInputError(
                     f"the petname {wanted!r} already names {held.did}",
@@ -341,7 +341,7 @@ class IntroductionService:
         base = auto_petname(did)
         for i in range(1, 100):
             name = base if i == 1 else f"{base}-{i}"
-            held = self.db.contact(name)
+            held = self.db.contacts.get(name)
             if held is None or held.did == did:
                 return name
         raise InvalidInputError(f"no free petname for {did}", hint="pass NAME")

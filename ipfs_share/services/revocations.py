@@ -13,56 +13,37 @@ by clients that check; it cannot take back plaintext a recipient already has. ``
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import TypeVar
 
+from ipfs_share.crypto.signing import SigningKey
 from ipfs_share.errors import (
     ChainInvalidError,
     FormatError,
     IpfsShareError,
+    IpnsRecordExpiredError,
     NodeError,
     RevocationUnavailableError,
     ShareRevokedError,
     SignatureInvalidError,
 )
+from ipfs_share.formats.feed import FeedEntry
 from ipfs_share.formats.identity_doc import revocation_key
-from ipfs_share.formats.ipns import ipns_name, make_record, verify_record
+from ipfs_share.formats.ipns import ipns_name
 from ipfs_share.formats.keystore import IdentityKeys
 from ipfs_share.formats.revocation import (
+    REVOCATION_FEED,
     RevocationHead,
     decode_head,
     is_revoked,
     revoke,
-    verify_history,
 )
-from ipfs_share.formats.signed import BlockWalk, check_block
-from ipfs_share.local.db import HeadRow, StateDB
+from ipfs_share.local.state import StateDB
+from ipfs_share.services.feeds import Batch, Feed, FeedReader, FeedWriter, drive
 from ipfs_share.storage.base import Storage
 
 __all__ = ["CheckedList", "RevocationService", "drive"]
-
-# The list's IPNS record is valid for a year (the node cannot republish it: the key stays
-# here); a short TTL so resolvers come back for news.
-LIST_VALIDITY = timedelta(days=365)
-LIST_TTL_SECONDS = 30
-FETCH_TIMEOUT = 20.0
-
-_T = TypeVar("_T")
-
-
-async def drive(walk: BlockWalk[_T], get_block: Callable[[str], Awaitable[bytes]]) -> _T:
-    """Run a pure DAG walk against async storage, checking every block against its CID."""
-    try:
-        cid = next(walk)
-        while True:
-            cid = walk.send(check_block(cid, await get_block(cid)))
-    except StopIteration as done:
-        result: _T = done.value
-        return result
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +64,8 @@ class RevocationService:
         max_staleness: float | None = None,
         max_head_age: float | None = None,
         now: Callable[[], float] = time.time,
+        writer: FeedWriter | None = None,
+        reader: FeedReader | None = None,
     ) -> None:
         """``max_staleness``: when the issuer's list cannot be resolved, accept the last
         head verified no more than this many seconds ago; None (the default) fails closed.
@@ -91,82 +74,81 @@ class RevocationService:
         ago than this. A node that keeps serving an old head cannot be told from a list
         that did not change, except by age: issuers who promise this bound re-sign their
         list within it (:meth:`refresh`). None (the default) trusts any head that is not
-        older than one seen before."""
+        older than one seen before.
+
+        ``writer`` and ``reader``: the home's feed writer and reader (made from
+        ``storage`` and ``db`` when not given)."""
         self.storage = storage
         self.db = db
         self.max_staleness = max_staleness
         self.max_head_age = max_head_age
         self._now = now
-        self._lock = asyncio.Lock()
+        self.writer = writer or FeedWriter(storage, db, now=now)
+        self.reader = reader or FeedReader(storage, db, now=now)
 
-    async def _get(self, cid: str) -> bytes:
-        return await asyncio.wait_for(self.storage.block_get(cid), FETCH_TIMEOUT)
+    @staticmethod
+    def feed(issuer: str, list_name: str) -> Feed:
+        """The feed of ``issuer``'s revocation list, published under ``list_name``."""
+        return Feed(REVOCATION_FEED, list_name, issuer)
+
+    @classmethod
+    def own_feed(cls, keys: IdentityKeys) -> tuple[Feed, SigningKey]:
+        """Our list's feed and the key that signs its records."""
+        list_key = revocation_key(keys.signing)
+        return cls.feed(keys.did, ipns_name(list_key.public_key)), list_key
 
     # -- our own list -----------------------------------------------------------------------
     async def ensure_list(self, keys: IdentityKeys) -> RevocationHead:
         """Our list's head, publishing an empty list first if there is none yet."""
-        row = self.db.own_head(keys.did)
-        if row is not None:
+        feed, _ = self.own_feed(keys)
+        row = self.writer.head(feed)
+        if row is not None and row.head_block is not None:
             return decode_head(row.head_block, issuer=keys.did)
         return await self.revoke(keys, [])
 
     async def revoke(self, keys: IdentityKeys, capsule_ids: Iterable[str]) -> RevocationHead:
-        """Add ``capsule_ids`` to our list, store the new blocks, publish the new head."""
+        """Add ``capsule_ids`` to our list, store the new blocks, publish the new head.
+
+        With no head in this home (a recovered home, an identity from elsewhere) the list
+        continues from the head the network has: a new empty list would un-revoke every
+        capsule on the old one for readers that never saw it."""
         ids = list(capsule_ids)
-        async with self._lock:  # one writer per process; the db check covers processes
-            for _ in range(10):
-                row = self.db.own_head(keys.did)
-                head = None if row is None else decode_head(row.head_block, issuer=keys.did)
-                done = await drive(
-                    revoke(keys.signing, head, ids, updated=int(self._now())), self._get
-                )
-                for block in done.blocks:
-                    await self.storage.block_put(block.data, codec="dag-cbor")
-                new = done.head
-                await self.storage.pin_add(new.cid)  # keeps every block of the list
-                if self.db.set_own_head(
-                    HeadRow(keys.did, new.cid, new.seq, new.data),
-                    expected_seq=None if head is None else head.seq,
-                ):
-                    break
-            else:  # pragma: no cover - ten writers raced us
-                raise ChainInvalidError("the revocation list kept moving; retry")
-            if head is not None:
-                await self.storage.pin_rm(head.cid)
-            await self._publish(keys, new)
-        return new
+        feed, list_key = self.own_feed(keys)
+
+        async def next_head(prev: FeedEntry | None) -> Batch:
+            head = None if prev is None else prev.value
+            done = await drive(
+                revoke(keys.signing, head, ids, updated=int(self._now())),
+                self.storage.block_get,
+            )
+            entry = REVOCATION_FEED.read(done.head.data, None)  # signed just now
+            return Batch([entry], blocks=[b.data for b in done.blocks[:-1]])
+
+        appended = await self.writer.append(feed, next_head)
+        assert appended.head is not None and appended.head.head_block is not None
+        await self.writer.publish(feed, list_key)
+        return decode_head(appended.head.head_block, issuer=keys.did)
 
     async def refresh(self, keys: IdentityKeys) -> RevocationHead:
         """Re-sign our list with nothing added: a fresh ``updated`` time (for readers with
-        ``max_head_age``) and a fresh IPNS record (its validity is a year)."""
+        ``max_head_age``) and a fresh IPNS record."""
         return await self.revoke(keys, [])
-
-    async def _publish(self, keys: IdentityKeys, head: RevocationHead) -> None:
-        list_key = revocation_key(keys.signing)
-        record = make_record(
-            list_key,
-            f"/ipfs/{head.cid}",
-            sequence=head.seq,
-            validity=LIST_VALIDITY,
-            ttl_seconds=LIST_TTL_SECONDS,
-            now=datetime.fromtimestamp(self._now(), UTC),
-        )
-        await self.storage.ipns_put(ipns_name(list_key.public_key), record)
 
     # -- checking someone's list ------------------------------------------------------------
     async def check(
         self, issuer: str, list_name: str, capsule_id: str, *, max_staleness: float | None = None
     ) -> CheckedList:
         """Raise :class:`ShareRevokedError` if ``capsule_id`` is on ``issuer``'s list at its
-        freshest head; return which head was checked. When the list cannot be resolved, the
-        staleness rule decides: a head verified within ``max_staleness`` seconds is used,
-        else :class:`RevocationUnavailableError` (fail closed)."""
+        freshest head; return which head was checked. When the list cannot be resolved (no
+        answer, or only an expired record), the staleness rule decides: a head verified
+        within ``max_staleness`` seconds is used, else :class:`RevocationUnavailableError`
+        (fail closed)."""
         try:
             head = await self.fresh_head(issuer, list_name)
             fresh = True
-        except (NodeError, TimeoutError) as exc:
+        except (NodeError, IpnsRecordExpiredError) as exc:
             bound = self.max_staleness if max_staleness is None else max_staleness
-            head = self._stale_head(issuer, exc, bound)
+            head = self._stale_head(issuer, list_name, exc, bound)
             fresh = False
         age = self._now() - head.updated
         if self.max_head_age is not None and age > self.max_head_age:
@@ -175,7 +157,7 @@ class RevocationService:
                 f"max_head_age ({int(self.max_head_age)} s); failing closed",
                 hint="the issuer must refresh the list, or a node is serving an old one",
             )
-        if await drive(is_revoked(head, capsule_id), self._get):
+        if await drive(is_revoked(head, capsule_id), self.storage.block_get):
             raise ShareRevokedError(
                 f"the share {capsule_id} was revoked by its issuer (list seq {head.seq})"
             )
@@ -183,49 +165,37 @@ class RevocationService:
 
     async def fresh_head(self, issuer: str, list_name: str) -> RevocationHead:
         """The freshest head of ``issuer``'s list under ``list_name``: resolved, verified
-        (record, signature, and that it extends the head seen before: no rollback), and
-        remembered. For checking many capsules of one issuer against one head (a sync),
-        read it once and run :func:`~ipfs_share.formats.revocation.is_revoked` per ID."""
-        record_bytes = await asyncio.wait_for(self.storage.ipns_get(list_name), FETCH_TIMEOUT)
-        now = datetime.fromtimestamp(self._now(), UTC)
+        (record, signature, and that it extends the head seen before: no rollback, no
+        fork, however long the gap), and remembered. For checking many capsules of one
+        issuer against one head (a sync), read it once and run
+        :func:`~ipfs_share.formats.revocation.is_revoked` per ID."""
         try:
-            record = verify_record(list_name, record_bytes, now=now)
-            if not record.value.startswith("/ipfs/"):
-                raise FormatError(f"expected /ipfs/<cid>, found {record.value!r:.80}")
-            head = decode_head(await self._get(record.value.removeprefix("/ipfs/")), issuer=issuer)
+            update = await self.reader.read(self.feed(issuer, list_name))
+        except (ChainInvalidError, IpnsRecordExpiredError):
+            raise
         except (FormatError, SignatureInvalidError) as exc:
             raise ChainInvalidError(f"the revocation list of {issuer}: {exc.message}") from exc
-        if head.seq != record.sequence:
-            raise ChainInvalidError(
-                f"expected the list head of {issuer} at seq {record.sequence}, found {head.seq}"
-            )
-        seen = self.db.seen_head(issuer)
-        if seen is not None and seen.head != head.cid:
-            known = decode_head(seen.head_block, issuer=issuer)
-            if head.seq < known.seq:
-                raise ChainInvalidError(
-                    f"expected the revocation list of {issuer} at seq >= {known.seq} (checked "
-                    f"before), found seq {head.seq}: a rollback"
-                )
-            # However long the gap, a fork must not go unnoticed: walk it (each step is one
-            # small block, fetched once; the next check starts from this head).
-            await drive(verify_history(head, known), self._get)
-        self.db.keep_seen_head(HeadRow(issuer, head.cid, head.seq, head.data, int(self._now())))
+        if update.head is None:  # pragma: no cover - a revocation head is always kept
+            raise ChainInvalidError(f"the revocation list of {issuer}: no head kept")
+        head: RevocationHead = update.head.value
         return head
 
     def _stale_head(
-        self, issuer: str, cause: BaseException, max_staleness: float | None
+        self, issuer: str, list_name: str, cause: IpfsShareError, max_staleness: float | None
     ) -> RevocationHead:
-        seen = self.db.seen_head(issuer)
-        reason = cause.message if isinstance(cause, IpfsShareError) else "timed out"
-        if max_staleness is None or seen is None:
+        feed = self.feed(issuer, list_name)
+        seen = self.reader.mark(feed)
+        held = None if seen is None else self.reader.held(feed, seen)
+        if max_staleness is None or seen is None or held is None:
             raise RevocationUnavailableError(
-                f"the revocation list of {issuer} could not be checked ({reason}); failing closed"
+                f"the revocation list of {issuer} could not be checked ({cause.message}); "
+                "failing closed"
             ) from cause
         age = self._now() - seen.checked_at
         if age > max_staleness:
             raise RevocationUnavailableError(
-                f"the revocation list of {issuer} could not be checked ({reason}), and the "
-                f"last check is {int(age)} s old (max_staleness {int(max_staleness)} s)"
+                f"the revocation list of {issuer} could not be checked ({cause.message}), "
+                f"and the last check is {int(age)} s old (max_staleness {int(max_staleness)} s)"
             ) from cause
-        return decode_head(seen.head_block, issuer=issuer)
+        head: RevocationHead = held.value
+        return head

@@ -11,7 +11,6 @@ a stanza (and the key commitment), and the content's integrity as it is read.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import re
 import time
@@ -20,7 +19,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from ipfs_share.crypto.stream import FileKey
+from ipfs_share.crypto.random import random_bytes
+from ipfs_share.crypto.stream import PAYLOAD_NONCE_SIZE, FileKey
+from ipfs_share.crypto.wrap import Stanza, unwrap, wrap
 from ipfs_share.errors import InvalidInputError, NotFoundError
 from ipfs_share.formats.capsule import (
     Capsule,
@@ -36,7 +37,7 @@ from ipfs_share.formats.capsule import (
 )
 from ipfs_share.formats.cid import normalize_cid
 from ipfs_share.formats.keystore import IdentityKeys
-from ipfs_share.local.db import OpenRow, ShareRow, StateDB
+from ipfs_share.local.state import OpenRow, RotationRow, ShareRow, StateDB
 from ipfs_share.services.files import FileService, MeshFile
 from ipfs_share.services.identities import IdentityService, Recipient
 from ipfs_share.services.opened import OpenedFile
@@ -46,7 +47,6 @@ from ipfs_share.storage.base import Storage
 
 __all__ = ["RevokeResult", "ShareBuilder", "ShareCapsule", "ShareService", "parse_duration"]
 
-FETCH_TIMEOUT = 30.0
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -134,6 +134,9 @@ class RevokeResult:
     head: str  # the revocation list head that records them
     rotated_to: str | None = None  # the new content CID, after a rotation
     reissued: tuple[ShareCapsule, ...] = field(default=())
+    # Recipients of the revoked capsule who get the new key all the same, through a
+    # re-issued share of the same content: (did, re-issued capsule ID). Drop them to stop it.
+    still_reaches: tuple[tuple[str, str], ...] = field(default=())
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -141,6 +144,7 @@ class RevokeResult:
             "revocation_head": self.head,
             "rotated_to": self.rotated_to,
             "reissued": [c.to_json() for c in self.reissued],
+            "still_reaches": [{"did": d, "through": c} for d, c in self.still_reaches],
         }
 
 
@@ -217,7 +221,7 @@ class ShareService:
         as_: str | None,
     ) -> ShareCapsule:
         me = self.identities.get(as_)
-        row = self.db.file(content)
+        row = self.db.files.get(content)
         if row is None or row.state != "stored":
             raise NotFoundError(
                 f"no stored file {content} was put from this home",
@@ -269,11 +273,17 @@ class ShareService:
         )
 
     async def _store(
-        self, capsule: Capsule, recipients: list[Recipient], labels: list[str]
+        self,
+        capsule: Capsule,
+        recipients: list[Recipient],
+        labels: list[str],
+        *,
+        reissue_of: str | None = None,
     ) -> ShareCapsule:
         await self.storage.block_put(capsule.data, codec="dag-cbor")
-        # A recursive pin on the capsule keeps its content too.
-        await self.storage.pin_add(capsule.cid)
+        if reissue_of is None:
+            # A recursive pin on the capsule keeps its content too.
+            await self.storage.pin_add(capsule.cid)
         row = ShareRow(
             capsule=capsule.cid,
             content=capsule.content.cid,
@@ -288,7 +298,11 @@ class ShareService:
         pairs = list(
             dict.fromkeys((r.did, label) for r, label in zip(recipients, labels, strict=True))
         )
-        self.db.add_share(row, pairs)
+        self.db.shares.add(row, pairs, reissue_of=reissue_of)
+        if reissue_of is not None:
+            # Pinned once recorded (with what it re-issues): a revoke interrupted before
+            # this leaves an unpinned block, never a pinned capsule nothing knows of.
+            await self.storage.pin_add(capsule.cid)
         return _view(row, pairs)
 
     async def _cap_issuer(self, capability: str | None, me: str) -> str | None:
@@ -301,25 +315,26 @@ class ShareService:
     async def _ensure_published(self, keys: IdentityKeys) -> None:
         """A recipient needs our identity document (for the revocation list's name) and
         the list itself: publish both on the first share."""
-        if self.db.published_seq(keys.did) is None:
+        if self.identities.get(keys.did).published_seq is None:
             await self.identities.publish(keys.did)
         await self.revocations.ensure_list(keys)
 
     # -- records --------------------------------------------------------------------------
     def get(self, capsule_id: str) -> ShareCapsule:
-        row = self.db.share(normalize_cid(capsule_id))
+        row = self.db.shares.get(normalize_cid(capsule_id))
         if row is None:
             raise NotFoundError(f"no share {capsule_id} was made from this home")
-        return _view(row, self.db.share_recipients(row.capsule))
+        return _view(row, self.db.shares.recipients(row.capsule))
 
     def list(self, *, content: str | None = None) -> list[ShareCapsule]:
         return [
-            _view(r, self.db.share_recipients(r.capsule)) for r in self.db.shares(content=content)
+            _view(r, self.db.shares.recipients(r.capsule))
+            for r in self.db.shares.list(content=content)
         ]
 
     def opens(self, capsule_id: str | None = None) -> Sequence[OpenRow]:
         """The opens recorded in this home (all, or of one capsule), oldest first."""
-        return self.db.opens(None if capsule_id is None else normalize_cid(capsule_id))
+        return self.db.shares.opens(None if capsule_id is None else normalize_cid(capsule_id))
 
     # -- opening --------------------------------------------------------------------------
     async def open_capsule(
@@ -338,13 +353,7 @@ class ShareService:
         long ago is accepted; by default an open fails closed."""
         capsule_id = capsule_or_id.id if isinstance(capsule_or_id, ShareCapsule) else capsule_or_id
         capsule_id = normalize_cid(capsule_id)
-        try:
-            data = await asyncio.wait_for(self.storage.block_get(capsule_id), FETCH_TIMEOUT)
-        except TimeoutError:
-            raise NotFoundError(
-                f"the capsule {capsule_id} could not be fetched in {FETCH_TIMEOUT:.0f} s",
-                hint="check the nodes are connected and the sharer's node is online",
-            ) from None
+        data = await self.storage.block_get(capsule_id)  # deadlines: storage/timed.py
         capsule = decode_capsule(data)  # size, strict encoding, fields, then the signature
         t = int(self._now() if now is None else now)
         check_expiry(capsule, t)
@@ -370,7 +379,7 @@ class ShareService:
             issuer=capsule.issuer,
             issuer_name=self._name_of(capsule.issuer),
         )
-        self.db.record_open(
+        self.db.shares.record_open(
             OpenRow(capsule.cid, opener.did, t, checked.head, None if token is None else token.cid)
         )
         return opened
@@ -380,7 +389,7 @@ class ShareService:
         own = self.identities.keystore.find(did)
         if own is not None:
             return own.name
-        contacts = self.db.contacts_for(did)
+        contacts = self.db.contacts.of(did)
         return contacts[0].petname if contacts else None
 
     # -- capabilities ---------------------------------------------------------------------
@@ -396,9 +405,7 @@ class ShareService:
         """A capability token letting ``audience`` open ``capsule_id``, signed by the
         identity the capsule names as its capability issuer (the owner or a vault)."""
         capsule_id = normalize_cid(capsule_id)
-        capsule = decode_capsule(
-            await asyncio.wait_for(self.storage.block_get(capsule_id), FETCH_TIMEOUT)
-        )
+        capsule = decode_capsule(await self.storage.block_get(capsule_id))
         me = self.identities.get(as_)
         if capsule.cap_issuer is None:
             raise InvalidInputError(f"the capsule {capsule_id} requires no capability")
@@ -428,13 +435,22 @@ class ShareService:
         is unpinned. ``drop`` (recipient names or dids) re-issues the revoked capsule itself
         to its recipients less these, and with ``rotate`` leaves them out of every
         re-issued capsule, so no new key reaches them. (Without ``rotate`` a dropped
-        recipient who kept the old key can still decrypt the old ciphertext.)"""
-        row = self.db.share(normalize_cid(capsule_id))
+        recipient who kept the old key can still decrypt the old ciphertext.) A recipient
+        of the revoked capsule who gets the new key through another share is named in
+        :attr:`RevokeResult.still_reaches`.
+
+        An interrupted revoke (a crash, a kill) finishes when it is run again: the new
+        content, the re-issued capsules and the revocation are each made once, and what
+        the first run left pinned is unpinned."""
+        row = self.db.shares.get(normalize_cid(capsule_id))
         if row is None:
             raise NotFoundError(
                 f"no share {capsule_id} was made from this home",
                 hint="only the home that shared it can revoke it",
             )
+        if row.revoked_at is not None and row.revocation_head is not None:
+            await self._finish(row)
+            raise InvalidInputError(f"the share {row.capsule} is already {row.state}")
         # A share marked replaced but never revoked is what an interrupted revoke leaves
         # behind; finishing the revoke must stay possible.
         if row.state != "active" and not (row.state == "replaced" and row.revoked_at is None):
@@ -447,44 +463,105 @@ class ShareService:
             reissue.append(row)
         content, new_content = row.content, row.content
         if rotate:
-            new_content = (await self._rekey(keys, content)).cid
-            others = [r for r in self.db.shares(content=content) if r.state == "active"]
+            new_content = await self._rekey(keys, content)
+            others = [r for r in self.db.shares.list(content=content) if r.state == "active"]
             reissue += [r for r in others if r.capsule != row.capsule]
             revoked += [r.capsule for r in others if r.capsule != row.capsule]
         fresh: list[tuple[str, ShareCapsule]] = []  # (old capsule, its replacement)
         for old in reissue:
             # A dropped recipient gets no new capsule at all: with rotation, not even
             # through another share of the same content, or the new key would reach them.
-            pairs = [(d, n) for d, n in self.db.share_recipients(old.capsule) if d not in dropped]
+            pairs = [(d, n) for d, n in self.db.shares.recipients(old.capsule) if d not in dropped]
             if pairs:
-                fresh.append((old.capsule, await self._reissue(keys, old, new_content, pairs)))
+                fresh.append((old.capsule, await self._reissue_once(keys, old, new_content, pairs)))
         head = await self.revocations.revoke(keys, revoked)
-        self.db.mark_revoked(revoked, at=int(self._now()), head=head.cid)
+        self.db.shares.mark_revoked(revoked, at=int(self._now()), head=head.cid)
         # Only now, with the old capsules on the published list, are they "replaced": a
         # revoke interrupted before this point leaves them active, and a retry finishes it.
         for old_id, made in fresh:
-            self.db.mark_replaced(old_id, made.id)
-        for c in revoked:
-            await self.storage.pin_rm(c)
-        if rotate:
-            await self.files.remove(content)
+            self.db.shares.mark_replaced(old_id, made.id)
+        done = self.db.shares.get(row.capsule)
+        assert done is not None
+        await self._finish(done)
+        own = {d for d, _ in self.db.shares.recipients(row.capsule)} - dropped
+        reaches = tuple(
+            (d, made.id)
+            for old_id, made in fresh
+            if old_id != row.capsule
+            for d, _ in made.recipients
+            if d in own
+        )
         return RevokeResult(
-            tuple(revoked), head.cid, new_content if rotate else None, tuple(m for _, m in fresh)
+            tuple(revoked),
+            head.cid,
+            new_content if rotate else None,
+            tuple(m for _, m in fresh),
+            still_reaches=reaches,
         )
 
-    async def _rekey(self, keys: IdentityKeys, content: str) -> MeshFile:
-        """Re-encrypt a file we own under a new key: decrypt, encrypt, add, streaming."""
+    async def _finish(self, row: ShareRow) -> None:
+        """What a revoke does after its head is published: unpin every capsule it revoked
+        and, after a rotation, the old ciphertext. Run again, it does nothing new."""
+        assert row.revocation_head is not None
+        for c in self.db.shares.revoked_with(row.revocation_head):
+            await self.storage.pin_rm(c)
+        rotation = self.db.shares.rotation(row.content)
+        if rotation is not None and rotation.new_content is not None and rotation.done_at is None:
+            old = self.db.files.get(row.content)
+            if old is not None and old.state == "stored":
+                await self.files.remove(row.content)
+            self.db.shares.rotation_done(row.content, at=int(self._now()))
+
+    async def _rekey(self, keys: IdentityKeys, content: str) -> str:
+        """Re-encrypt a file we own under a new key: decrypt, encrypt, add, streaming.
+
+        The new key and the new envelope's nonce are recorded first, so a retry after an
+        interruption makes the very same envelope (the same CID: stored and pinned once)
+        instead of a second copy."""
+        now = int(self._now())
+        key = FileKey.generate()
+        rotation = self.db.shares.start_rotation(
+            RotationRow(
+                content=content,
+                owner=keys.did,
+                stanza=bytes(wrap(key, [keys.enc_public])[0]),
+                nonce=random_bytes(PAYLOAD_NONCE_SIZE),
+                started_at=now,
+            )
+        )
+        if rotation.new_content is not None:
+            found = self.db.files.get(rotation.new_content)
+            if found is not None and found.state == "stored":
+                return rotation.new_content
+        file_key = unwrap([Stanza.from_bytes(rotation.stanza)], keys.encryption)
+        nonce = rotation.nonce
         old = self.files.get(content)
         old_key = self.files.file_key(content, keys.encryption)
         opened = await self.files.open(content, old_key)
-        return await self.files.put_as(
+        made = await self.files.put_as(
             old.name,
             opened.__aiter__(),
             owner=keys.did,
             owner_enc=keys.enc_public,
             media_type=old.media_type,
             size=opened.size,
+            file_key=file_key,
+            rng=_fixed(nonce),
         )
+        self.db.shares.rotated(content, made.cid)
+        return made.cid
+
+    async def _reissue_once(
+        self, keys: IdentityKeys, old: ShareRow, content: str, pairs: Sequence[tuple[str, str]]
+    ) -> ShareCapsule:
+        """:meth:`_reissue`, or the capsule an interrupted revoke already made for it."""
+        made = self.db.shares.reissued_as(old.capsule)
+        if made is not None:
+            found = self.db.shares.get(made)
+            if found is not None and found.content == content and found.state == "active":
+                await self.storage.pin_add(made)  # in case the first run stopped before
+                return _view(found, self.db.shares.recipients(made))
+        return await self._reissue(keys, old, content, pairs)
 
     async def _reissue(
         self, keys: IdentityKeys, old: ShareRow, content: str, pairs: Sequence[tuple[str, str]]
@@ -508,9 +585,21 @@ class ShareService:
             policy,
             old.cap_issuer,
         )
-        made = await self._store(capsule, recipients, [n for _, n in pairs])
-        return made
+        return await self._store(capsule, recipients, [n for _, n in pairs], reissue_of=old.capsule)
 
 
 def _view(row: ShareRow, pairs: Sequence[tuple[str, str]]) -> ShareCapsule:
     return ShareCapsule.of(row, pairs)
+
+
+def _fixed(nonce: bytes) -> Callable[[int], bytes]:
+    """A source of randomness that gives ``nonce`` once, for the envelope's payload nonce
+    (the one draw an encryptor makes), and refuses anything else."""
+    given = [nonce]
+
+    def rng(n: int) -> bytes:
+        if n != len(nonce) or not given:
+            raise AssertionError(f"expected one draw of {len(nonce)} bytes, found {n}")
+        return given.pop()
+
+    return rng

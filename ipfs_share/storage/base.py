@@ -1,10 +1,12 @@
 """The storage protocol: everything ipfs-share asks of a node, in one async interface.
 
-Two implementations honour it: :class:`~ipfs_share.storage.kubo.KuboStorage` (a Kubo node
-over its RPC API) and :class:`~ipfs_share.storage.embedded.EmbeddedStorage` (an on-disk
-store in a directory, for one machine without a daemon). Both give the same CID for the
-same bytes, because both address content by the parameters in :data:`UNIXFS_PARAMS` and
-CIDs are computed locally and checked against what the node says.
+Three implementations honour it: :class:`~ipfs_share.storage.kubo.KuboStorage` (a Kubo
+node over its RPC API), :class:`~ipfs_share.storage.cluster.ClusterStorage` (IPFS Cluster
+over its REST API, with its peers' Kubo nodes) and
+:class:`~ipfs_share.storage.embedded.EmbeddedStorage` (an on-disk store in a directory, for
+one machine without a daemon). All give the same CID for the same bytes, because all
+address content by the parameters in :data:`UNIXFS_PARAMS` and CIDs are computed locally
+and checked against what the node says.
 
 CIDs cross this interface as canonical strings (CIDv1, base32; see ``formats.cid``).
 
@@ -22,7 +24,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from ipfs_share.errors import BlockTooLargeError, CidInvalidError
 from ipfs_share.formats.cid import DAG_CBOR, DAG_PB, RAW, cid_for
@@ -35,6 +37,9 @@ __all__ = [
     "ByteSource",
     "NodeCapabilities",
     "NodeInfo",
+    "PeerPin",
+    "Placement",
+    "Placing",
     "PubsubMessage",
     "Storage",
     "block_cid",
@@ -85,9 +90,12 @@ class AddResult:
     size: int  # plaintext bytes added (the file size, not the DAG size)
 
 
+Backend = Literal["kubo", "embedded", "cluster"]
+
+
 @dataclass(frozen=True, slots=True)
 class NodeInfo:
-    backend: Literal["kubo", "embedded"]
+    backend: Backend
     peer_id: str
     version: str  # Kubo's version, or ipfs-share's for the embedded store
     addresses: tuple[str, ...] = ()
@@ -116,7 +124,7 @@ class Storage(Protocol):
     """The async storage interface. Every method raises only ``IpfsShareError`` subclasses."""
 
     @property
-    def backend(self) -> Literal["kubo", "embedded"]:
+    def backend(self) -> Backend:
         """Which implementation this is."""
         ...
 
@@ -174,6 +182,12 @@ class Storage(Protocol):
     # -- pins -----------------------------------------------------------------------------
     async def pin_add(self, cid: str, *, recursive: bool = True) -> None: ...
 
+    async def pin_update(self, old: str, new: str, *, unpin: bool = True) -> None:
+        """Pin ``new`` recursively, starting from the recursive pin of ``old`` (only what
+        ``new`` adds is walked: a chain moves its pin in O(new) blocks); with ``unpin``,
+        ``old``'s pin goes (what ``new`` still links to stays pinned through it)."""
+        ...
+
     async def pin_rm(self, cid: str) -> None: ...
 
     async def pin_ls(self) -> frozenset[str]:
@@ -181,8 +195,14 @@ class Storage(Protocol):
         ...
 
     # -- IPNS (records are built and signed by the caller; keys never reach the node) --------
-    async def ipns_put(self, name: str, record: bytes) -> None:
-        """Store a signed IPNS record under ``name`` (a k51... libp2p-key CID)."""
+    async def ipns_put(self, name: str, record: bytes, *, renew: bool = False) -> None:
+        """Store a signed IPNS record under ``name`` (a k51... libp2p-key CID).
+
+        A node keeps the better of two records for a name: the higher sequence, then the
+        later end of validity. It refuses a record with a lower sequence than the one it
+        holds, and (unless ``renew``) another record with the same sequence; the same bytes
+        again are accepted (a republish). ``renew``: the caller verified ``record`` and it
+        renews the one held (same sequence, later end of validity)."""
         ...
 
     async def ipns_get(self, name: str) -> bytes:
@@ -206,3 +226,84 @@ class Storage(Protocol):
     async def node_info(self) -> NodeInfo: ...
 
     async def capabilities(self) -> NodeCapabilities: ...
+
+
+# -- where a CID is pinned (storage that replicates: IPFS Cluster) ------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PeerPin:
+    """What one peer of a replicating storage says about one CID."""
+
+    peer_id: str
+    name: str
+    status: str  # "pinned", "pinning", "remote" (held by others), "pin_error", ...
+    kubo_peer_id: str = ""
+    error: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "peer_id": self.peer_id,
+            "name": self.name,
+            "status": self.status,
+            "kubo_peer_id": self.kubo_peer_id,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a CID is pinned: the peers it is allocated to (empty: every peer) and what
+    each peer reports.
+
+    >>> p = Placement.of({"cid": "bafk...", "allocations": ["A"], "peer_map": {
+    ...     "A": {"peername": "peer0", "status": "pinned"}, "B": {"status": "remote"}}})
+    >>> [x.name for x in p.pinned], p.allocations
+    (['peer0'], ('A',))
+    """
+
+    cid: str
+    allocations: tuple[str, ...]
+    peers: tuple[PeerPin, ...]
+
+    def with_status(self, *statuses: str) -> tuple[PeerPin, ...]:
+        return tuple(p for p in self.peers if p.status in statuses)
+
+    @property
+    def pinned(self) -> tuple[PeerPin, ...]:
+        return self.with_status("pinned")
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "cid": self.cid,
+            "allocations": list(self.allocations),
+            "peers": [p.to_json() for p in self.peers],
+        }
+
+    @classmethod
+    def of(cls, doc: dict[str, Any]) -> Placement:
+        """From IPFS Cluster's status of one CID (its GlobalPinInfo JSON)."""
+        peers = []
+        for peer_id, info in sorted((doc.get("peer_map") or {}).items()):
+            info = info if isinstance(info, dict) else {}
+            peers.append(
+                PeerPin(
+                    peer_id=str(peer_id),
+                    name=str(info.get("peername") or peer_id),
+                    status=str(info.get("status") or "undefined"),
+                    kubo_peer_id=str(info.get("ipfs_peer_id") or ""),
+                    error=str(info.get("error") or ""),
+                )
+            )
+        return cls(
+            cid=str(doc.get("cid", "")),
+            allocations=tuple(str(a) for a in doc.get("allocations") or ()),
+            peers=tuple(peers),
+        )
+
+
+@runtime_checkable
+class Placing(Protocol):
+    """A storage that can say where each CID is pinned (ClusterStorage)."""
+
+    async def placements(self, cids: list[str]) -> list[Placement]: ...

@@ -304,6 +304,14 @@ class EmbeddedStorage:
             return  # a recursive pin already covers it
         self._write_atomic(self.root / "pins" / f"{cid}.{kind}", b"")
 
+    async def pin_update(self, old: str, new: str, *, unpin: bool = True) -> None:
+        old, new = normalize_cid(old), normalize_cid(new)
+        if not (self.root / "pins" / f"{old}.recursive").exists():
+            raise NotFoundError(f"cannot update the pin of {old}: it is not pinned recursively")
+        await self.pin_add(new)
+        if unpin and old != new:
+            await self.pin_rm(old)
+
     async def pin_rm(self, cid: str) -> None:
         cid = normalize_cid(cid)
         for kind in ("recursive", "direct"):
@@ -319,26 +327,38 @@ class EmbeddedStorage:
 
         return self.root / "records" / ipns_name(key)
 
-    async def ipns_put(self, name: str, record: bytes) -> None:
+    async def ipns_put(self, name: str, record: bytes, *, renew: bool = False) -> None:
         new = verify_record(name, record, now=self._now.now(UTC))
-        await asyncio.to_thread(self._replace_record, name, bytes(record), new.sequence)
+        await asyncio.to_thread(
+            self._replace_record, name, bytes(record), new.sequence, new.validity, renew
+        )
 
-    def _replace_record(self, name: str, record: bytes, sequence: int) -> None:
+    def _replace_record(
+        self, name: str, record: bytes, sequence: int, eol: datetime, renew: bool
+    ) -> None:
         path = self._record_path(name)
         # One writer at a time per store, across processes: the sequence check and the
         # rename must not interleave with another put.
         with open(self.root / "records" / ".lock", "a+b") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                current = -1
+                stored = None
                 if path.exists():
                     # An expired or damaged stored record does not block a valid new one.
                     with contextlib.suppress(IpnsRecordInvalidError, FormatError):
-                        stored = verify_record(name, path.read_bytes(), now=self._now.now(UTC))
-                        current = stored.sequence
-                if sequence < current:
+                        held = path.read_bytes()
+                        if held == record:
+                            return  # the same record again: a republish
+                        stored = verify_record(name, held, now=self._now.now(UTC))
+                # As Kubo: a lower sequence never replaces a higher one; the same sequence
+                # only as a renewal that is valid longer.
+                if stored is not None and (
+                    sequence < stored.sequence
+                    or (sequence == stored.sequence and not (renew and eol > stored.validity))
+                ):
                     raise IpnsRecordInvalidError(
-                        f"expected a sequence >= {current} for {name}, found {sequence}",
+                        f"expected a sequence > {stored.sequence} for {name} (or a renewal "
+                        f"valid longer), found sequence {sequence}",
                         hint="publish with a higher sequence number",
                     )
                 self._write_atomic(path, record)

@@ -26,7 +26,7 @@ import hashlib
 import json
 import re
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Literal, TypeVar
 
@@ -43,6 +43,7 @@ from ipfs_share.errors import (
     IpfsShareError,
     NodeError,
     NodeRequestError,
+    NodeTimeoutError,
     NodeUnreachableError,
     NodeVersionError,
     NotFoundError,
@@ -72,10 +73,11 @@ MIN_KUBO_VERSION = (0, 40, 0)
 _UPLOAD_PIECE = 1024 * 1024  # how we slice a bytes source for the request body
 _RAW_STREAM_MIN = 1 << 20  # a cat of this many bytes or more goes over HTTP/1.0 (_cat_raw)
 _T = TypeVar("_T")
+_Params = Mapping[str, str | int] | Sequence[tuple[str, str | int]]
 
 # Kubo's error messages for "this does not exist": matched, not parsed, so keep them loose.
 _NOT_FOUND = re.compile(
-    r"not found|could not resolve|no link named|does not exist|not pinned|"
+    r"not found|could not resolve|no link named|does not exist|not (recursively )?pinned|"
     r"routing: not found|record not found",
     re.IGNORECASE,
 )
@@ -136,7 +138,7 @@ async def _translated(what: str, call: Awaitable[_T]) -> _T:
     except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
         raise StreamTruncatedError(f"{what}: the node closed the stream early ({exc})") from exc
     except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-        raise NodeRequestError(f"{what}: the node did not answer in time") from exc
+        raise NodeTimeoutError(f"{what}: the node did not answer in time") from exc
     except aiohttp.ClientError as exc:
         raise NodeRequestError(f"{what}: {type(exc).__name__}: {exc}") from exc
 
@@ -221,15 +223,17 @@ class KuboStorage:
     async def _request(
         self,
         path: str,
-        params: Mapping[str, str | int],
+        params: _Params,
         *,
         data: Any = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
         session: aiohttp.ClientSession | None = None,
     ) -> aiohttp.ClientResponse:
-        """POST to the RPC API; return the open response (the caller reads and releases it)."""
-        q = {k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in params.items()}
+        """POST to the RPC API; return the open response (the caller reads and releases it).
+        ``params`` may be pairs, for an argument given twice (``arg``)."""
+        pairs = params.items() if isinstance(params, Mapping) else params
+        q = [(k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in pairs]
         t = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=timeout or self._timeout)
         resp = await (session or self._session).post(
             self._base + path, params=q, data=data, headers=headers, timeout=t
@@ -243,7 +247,7 @@ class KuboStorage:
         return resp
 
     async def _json(
-        self, path: str, params: Mapping[str, str | int], *, timeout: float | None = None
+        self, path: str, params: _Params, *, timeout: float | None = None
     ) -> dict[str, Any]:
         async def go() -> dict[str, Any]:
             resp = await self._request(path, params, timeout=timeout)
@@ -557,6 +561,17 @@ class KuboStorage:
         parse_cid(cid)
         await self._json("pin/add", {"arg": cid, "recursive": recursive, "progress": "false"})
 
+    async def pin_update(self, old: str, new: str, *, unpin: bool = True) -> None:
+        parse_cid(old)
+        parse_cid(new)
+        try:
+            await self._json("pin/update", [("arg", old), ("arg", new), ("unpin", unpin)])
+        except NodeRequestError as exc:
+            if "already recursively pinned" not in exc.message:
+                raise
+            if unpin and old != new:  # new is pinned already: the state asked for
+                await self.pin_rm(old)
+
     async def pin_rm(self, cid: str) -> None:
         parse_cid(cid)
         try:
@@ -572,13 +587,17 @@ class KuboStorage:
         return frozenset(found)
 
     # -- IPNS -----------------------------------------------------------------------------
-    async def ipns_put(self, name: str, record: bytes) -> None:
+    async def ipns_put(self, name: str, record: bytes, *, renew: bool = False) -> None:
         body, headers = self._multipart([bytes(record)], filename="record")
+        params = {"arg": name, "allow-offline": "true"}
+        if renew:
+            # Kubo's own check refuses any other record at the held sequence; --force
+            # skips it (the caller verified the record), and Kubo's routing still keeps
+            # the better of the two: the same sequence with the later end of validity.
+            params["force"] = "true"
 
         async def go() -> None:
-            resp = await self._request(
-                "name/put", {"arg": name, "allow-offline": "true"}, data=body, headers=headers
-            )
+            resp = await self._request("name/put", params, data=body, headers=headers)
             resp.release()
 
         await _translated("name/put", go())

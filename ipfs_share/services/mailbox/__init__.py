@@ -19,26 +19,29 @@ recipient can be offline when a capsule is sent and sync later.
         opened = await mesh.share.open_capsule(item.id, as_="bob")
     [o.state for o in await mesh.share.outgoing()]        # alice: ['opened']
 
-The package, one concept a module, each layer built on the one before:
+The package, one concept a module, composed (no part is handed the object that owns it):
 
 - :mod:`.views` -- what callers get back: :class:`InboxItem`, :class:`OutgoingCapsule`,
-  :class:`SyncReport`;
-- :mod:`.pairs` -- the two mailboxes between a local identity and a peer, and
-  :func:`notice_topic`;
-- :mod:`.support` -- the logger, block fetches with a deadline, bounded concurrency;
-- :mod:`.core` -- the service's state: the node probe, events, pairs, views of rows;
-- :mod:`.sending` -- appending to our chains, publishing heads, notices;
-- :mod:`.syncing` -- reading others' chains, settling what arrived, acknowledgements;
-- :mod:`.watching` -- :class:`InboxWatch`, live over pubsub or by polling;
-- :mod:`.service` -- :class:`MailboxService` (with ``outgoing``, ``cancel``, ``watch``,
-  ``list``) and :class:`MailShareService`.
+  :class:`SyncReport`, and :class:`~.views.Views` that make them from rows;
+- :mod:`.pairs` -- the two mailboxes between a local identity and a peer (and the feeds
+  they are), :func:`notice_topic`;
+- :mod:`.support` -- the logger, the node probe, event subscribers;
+- :mod:`.writer` -- :class:`~.writer.MailboxWriter`: appending to our chains through the
+  feed writer (a group commit per chain), publishing heads, notices;
+- :mod:`.reader` -- :class:`~.reader.MailboxReader`: reading others' chains through the
+  feed reader, each sender within its own deadlines, settling what arrived (with retries),
+  acknowledgements;
+- :mod:`.watching` -- :class:`InboxWatch`, live over pubsub (a bounded notice queue) or
+  by polling;
+- :mod:`.service` -- :class:`MailboxService` (the parts as one service, with
+  ``outgoing``, ``cancel``, ``watch``, ``list``) and :class:`MailShareService`.
 """
 
 from __future__ import annotations
 
-from ipfs_share.services.mailbox.core import EVENTS
 from ipfs_share.services.mailbox.pairs import notice_topic
 from ipfs_share.services.mailbox.service import MailboxService, MailShareService
+from ipfs_share.services.mailbox.support import EVENTS
 from ipfs_share.services.mailbox.views import InboxItem, OutgoingCapsule, SyncReport
 from ipfs_share.services.mailbox.watching import InboxWatch
 

@@ -1,31 +1,159 @@
-"""The mailbox service as callers see it (``mesh.inbox``), composed of its sides, with
-what spans them: the outgoing list, cancelling, watching and the inbox list; and
-:class:`MailShareService`, the share service that sends through it (``mesh.share``)."""
+"""The mailbox service as callers see it (``mesh.inbox``): the writer, the reader and the
+watcher composed, with what spans them (the outgoing list, cancelling, the inbox list);
+and :class:`MailShareService`, the share service that sends through it (``mesh.share``).
+
+Each part gets what it uses in its constructor; none is handed the object that owns it."""
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from ipfs_share.errors import InvalidInputError, NotFoundError
 from ipfs_share.formats.cid import normalize_cid
-from ipfs_share.local.db import StateDB
+from ipfs_share.formats.keystore import IdentityKeys
+from ipfs_share.local.state import StateDB
+from ipfs_share.services.feeds import FeedReader, FeedWriter
 from ipfs_share.services.files import FileService
 from ipfs_share.services.identities import IdentityService
-from ipfs_share.services.mailbox.support import log
-from ipfs_share.services.mailbox.syncing import MailboxReader
-from ipfs_share.services.mailbox.views import InboxItem, OutgoingCapsule
+from ipfs_share.services.mailbox.pairs import Pairs
+from ipfs_share.services.mailbox.reader import MailboxReader
+from ipfs_share.services.mailbox.support import Callback, Event, Events, Provider, log
+from ipfs_share.services.mailbox.views import InboxItem, OutgoingCapsule, SyncReport, Views
 from ipfs_share.services.mailbox.watching import POLL_MAX, POLL_MIN, RESYNC, InboxWatch
+from ipfs_share.services.mailbox.writer import MailboxWriter
+from ipfs_share.services.opened import OpenedFile
 from ipfs_share.services.policy import PolicyRegistry
 from ipfs_share.services.revocations import RevocationService
 from ipfs_share.services.share import ShareCapsule, ShareService
-from ipfs_share.storage.base import Storage
+from ipfs_share.storage.base import NodeCapabilities, Storage
 
 
-class MailboxService(MailboxReader):
+class MailboxService:
     """Sending, syncing, watching; ``mesh.inbox`` is this service, and ``mesh.share``
-    carries its sending side (``send``, ``outgoing``, ``cancel``)."""
+    carries its sending side (``send``, ``outgoing``, ``cancel``). ``share`` is what
+    cancel revokes through and ``open`` opens through; ``feed_writer`` and ``feed_reader``
+    are the home's (made from ``storage`` and ``db`` when not given)."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        db: StateDB,
+        identities: IdentityService,
+        revocations: RevocationService,
+        share: ShareService,
+        *,
+        now: Callable[[], float] = time.time,
+        feed_writer: FeedWriter | None = None,
+        feed_reader: FeedReader | None = None,
+    ) -> None:
+        self.storage = storage
+        self.db = db
+        self.identities = identities
+        self.share = share
+        self._now = now
+        self.events = Events()
+        self.provider = Provider(storage)
+        self.pairs = Pairs(identities)
+        self.views = Views(db, identities)
+        self.writer = MailboxWriter(
+            storage,
+            db,
+            feed_writer or FeedWriter(storage, db, now=now),
+            identities,
+            self.pairs,
+            self.views,
+            self.provider,
+            now=now,
+        )
+        self.reader = MailboxReader(
+            storage,
+            db,
+            feed_reader or FeedReader(storage, db, now=now),
+            identities,
+            revocations,
+            self.pairs,
+            self.views,
+            self.events,
+            self.provider,
+            self.writer,
+            share,
+            now=now,
+        )
+
+    def __repr__(self) -> str:
+        return f"MailboxService({self.storage!r})"
+
+    # -- the parts, as one service ----------------------------------------------------------
+    async def check_provider(self) -> NodeCapabilities:
+        """Probe the node once (:class:`~ipfs_share.errors.MailboxUnsupportedError` if it
+        cannot store IPNS records signed here)."""
+        return await self.provider.check()
+
+    def forget(self, did: str) -> None:
+        """Drop the mailbox keys derived for ``did``'s pairs (its identity was locked)."""
+        self.pairs.forget(did)
+
+    def subscribe(self, event: Event, callback: Callback) -> Callable[[], None]:
+        """Call ``callback`` (plain or async) on ``event``: ``"capsule_received"`` with an
+        :class:`InboxItem`, ``"ack_received"`` with an :class:`OutgoingCapsule`, from
+        every sync and watch of this service. Returns a function that unsubscribes."""
+        return self.events.subscribe(event, callback)
+
+    def unsubscribe(self, event: Event, callback: Callback) -> None:
+        self.events.unsubscribe(event, callback)
+
+    async def send(
+        self,
+        capsule: ShareCapsule | str,
+        recipients: str | Sequence[str] | None = None,
+        *,
+        as_: str | None = None,
+    ) -> list[OutgoingCapsule]:
+        """See :meth:`MailboxWriter.send`."""
+        return await self.writer.send(capsule, recipients, as_=as_)
+
+    async def send_op(self, op: str, recipient: str, *, as_: str | None = None) -> None:
+        """See :meth:`MailboxWriter.send_op` (a keychain op pointed at ``recipient``)."""
+        await self.writer.send_op(op, recipient, as_=as_)
+
+    async def sync(
+        self, as_: str | None = None, *, senders: Iterable[str] = (), strict: bool = True
+    ) -> list[InboxItem]:
+        """See :meth:`MailboxReader.sync`."""
+        return await self.reader.sync(as_, senders=senders, strict=strict)
+
+    async def sync_report(
+        self,
+        as_: str | None = None,
+        *,
+        senders: Iterable[str] = (),
+        contacts: bool = True,
+        acknowledge: bool = True,
+        records: dict[str, bytes] | None = None,
+        keys: IdentityKeys | None = None,
+    ) -> SyncReport:
+        """See :meth:`MailboxReader.sync_report`."""
+        return await self.reader.sync_report(
+            as_,
+            senders=senders,
+            contacts=contacts,
+            acknowledge=acknowledge,
+            records=records,
+            keys=keys,
+        )
+
+    async def acknowledge(self, as_: str | None = None) -> int:
+        """See :meth:`MailboxReader.acknowledge`."""
+        return await self.reader.acknowledge(as_)
+
+    async def open(
+        self, item: InboxItem | str, *, as_: str | None = None, **options: Any
+    ) -> OpenedFile:
+        """See :meth:`MailboxReader.open`."""
+        return await self.reader.open(item, as_=as_, **options)
 
     # -- outgoing -------------------------------------------------------------------------
     async def outgoing(
@@ -35,7 +163,7 @@ class MailboxService(MailboxReader):
         state: queued, delivered, opened (acknowledged by the recipient), revoked or
         cancelled. ``refresh`` first reads the recipients' acknowledgements."""
         senders = [self.identities.get(as_).did] if as_ is not None else None
-        rows = [r for r in self.db.sent() if senders is None or r.sender in senders]
+        rows = [r for r in self.db.mailboxes.sent() if senders is None or r.sender in senders]
         if refresh:
             waiting: dict[str, set[str]] = defaultdict(set)
             for r in rows:
@@ -45,32 +173,32 @@ class MailboxService(MailboxReader):
                 report = await self.sync_report(sender, senders=sorted(peers), contacts=False)
                 for who, exc in report.failed:
                     log.warning("receipts from %s: %s", who, exc.message)
-            rows = [r for r in self.db.sent() if senders is None or r.sender in senders]
-        return [self._outgoing_view(r) for r in rows]
+            rows = [r for r in self.db.mailboxes.sent() if senders is None or r.sender in senders]
+        return [self.views.outgoing(r) for r in rows]
 
     async def cancel(self, capsule_id: str) -> list[OutgoingCapsule]:
         """Withdraw a capsule no recipient has picked up: revoke it, so a recipient that
         syncs later files it as withdrawn (never as new) and cannot open it. The chain is
-        append-only, so the entry stays in its history (docs/spec/mailbox.md section 7).
+        append-only, so the entry stays in its history (docs/spec/mailbox.md section 10).
         A capsule already delivered cannot be taken back: revoke it instead."""
         cid = normalize_cid(capsule_id)
-        share = self.db.share(cid)
+        share = self.db.shares.get(cid)
         if share is None:
             raise NotFoundError(
                 f"no share {cid} was made from this home",
                 hint="only the home that shared and sent it can cancel it",
             )
-        if not self.db.sent(capsule=cid):
+        if not self.db.mailboxes.sent(capsule=cid):
             raise InvalidInputError(
                 f"the capsule {cid} was never sent", hint="revoke it with 'ipfs-share revoke'"
             )
         await self.outgoing(as_=share.issuer)  # the freshest acknowledgements first
-        rows = self.db.sent(capsule=cid)
+        rows = self.db.mailboxes.sent(capsule=cid)
         picked = [r for r in rows if r.delivered_at is not None or r.opened_at is not None]
         if picked:
             raise InvalidInputError(
                 f"the capsule {cid} was already delivered to "
-                f"{', '.join(self._name_of(r.recipient) or r.recipient for r in picked)}",
+                f"{', '.join(self.views.name_of(r.recipient) or r.recipient for r in picked)}",
                 hint="revoke it with 'ipfs-share revoke' to block later opens (what was "
                 "delivered cannot be taken back)",
             )
@@ -78,8 +206,8 @@ class MailboxService(MailboxReader):
             raise InvalidInputError(f"the capsule {cid} is already cancelled")
         if share.state == "active":
             await self.share.revoke(cid)
-        self.db.mark_cancelled(cid, at=int(self._now()))
-        return [self._outgoing_view(r) for r in self.db.sent(capsule=cid)]
+        self.db.mailboxes.mark_cancelled(cid, at=int(self._now()))
+        return [self.views.outgoing(r) for r in self.db.mailboxes.sent(capsule=cid)]
 
     # -- watching -------------------------------------------------------------------------
     def watch(
@@ -102,7 +230,10 @@ class MailboxService(MailboxReader):
         else by polling with a backoff from ``poll_min`` to ``poll_max`` seconds;
         ``watch.mode`` says which, and a log line too."""
         return InboxWatch(
-            self,
+            self.reader,
+            self.identities,
+            self.pairs,
+            self.storage,
             as_,
             senders=tuple(senders),
             pubsub=pubsub,
@@ -113,16 +244,23 @@ class MailboxService(MailboxReader):
 
     # Last in the class: a method named list shadows the builtin in later signatures.
     def list(self, as_: str | None = None, *, include_withdrawn: bool = False) -> list[InboxItem]:
-        """What has arrived for ``as_`` (default identity), oldest first."""
+        """What has arrived for ``as_`` (default identity), oldest first; with
+        ``include_withdrawn`` also what was withdrawn, invalid or missing."""
         me = self.identities.get(as_).did
-        states = ("pending", "delivered", "withdrawn") if include_withdrawn else None
-        rows = self.db.inbox(me) if states is None else self.db.inbox(me, states=states)
-        return [self._item_view(r) for r in rows]
+        if include_withdrawn:
+            rows = self.db.mailboxes.inbox(
+                me, states=("pending", "delivered", "withdrawn", "invalid", "missing")
+            )
+        else:
+            rows = self.db.mailboxes.inbox(me)
+        return [self.views.item(r) for r in rows]
 
 
 class MailShareService(ShareService):
     """:class:`ShareService` with the sending side of mailboxes: ``send``, ``outgoing``,
-    ``cancel`` (``mailbox`` is the :class:`MailboxService` behind them, ``mesh.inbox``)."""
+    ``cancel`` (``mailbox`` is the :class:`MailboxService` behind them, ``mesh.inbox``).
+    The mailbox revokes and opens through a plain :class:`ShareService` over the same
+    storage and state (it is not handed this one)."""
 
     def __init__(
         self,
@@ -134,10 +272,20 @@ class MailShareService(ShareService):
         policies: PolicyRegistry,
         *,
         now: Callable[[], float] = time.time,
+        feed_writer: FeedWriter | None = None,
+        feed_reader: FeedReader | None = None,
     ) -> None:
         super().__init__(storage, db, identities, files, revocations, policies, now=now)
+        core = ShareService(storage, db, identities, files, revocations, policies, now=now)
         self.mailbox = MailboxService(
-            self.storage, self.db, self.identities, self.revocations, self, now=self._now
+            storage,
+            db,
+            identities,
+            revocations,
+            core,
+            now=now,
+            feed_writer=feed_writer,
+            feed_reader=feed_reader,
         )
 
     async def send(

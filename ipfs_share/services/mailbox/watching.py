@@ -1,25 +1,49 @@
 """Watching: an async iterator of new inbox items, over pubsub notices where the node
 has pubsub (with a full sync now and then, a notice can be lost), else by polling with a
-backoff."""
+backoff. Notices wait in a queue that holds at most one per sender (the newest), so a
+sender that floods its topic costs memory for one record."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from ipfs_share.errors import IpfsShareError, NodeError, NodeUnreachableError
 from ipfs_share.formats.keystore import IdentityKeys
+from ipfs_share.services.identities import IdentityService
+from ipfs_share.services.mailbox.pairs import Pairs
+from ipfs_share.services.mailbox.reader import MailboxReader
 from ipfs_share.services.mailbox.support import log
 from ipfs_share.services.mailbox.views import InboxItem
-from ipfs_share.storage.base import PubsubMessage
-
-if TYPE_CHECKING:
-    from ipfs_share.services.mailbox.service import MailboxService
+from ipfs_share.storage.base import PubsubMessage, Storage
 
 POLL_MIN, POLL_MAX = 1.0, 60.0  # watch without pubsub: backoff between syncs
 RESYNC = 30.0  # watch with pubsub: a full sync this often anyway (a notice can be lost)
+
+
+class Notices:
+    """Pending notices, at most one per sender: a newer one replaces the one waiting."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, bytes] = {}
+        self._ready = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def put(self, peer: str, record: bytes) -> None:
+        self._pending.pop(peer, None)  # re-insert: the oldest waiting comes out first
+        self._pending[peer] = record
+        self._ready.set()
+
+    async def get(self) -> tuple[str, bytes]:
+        while not self._pending:
+            self._ready.clear()
+            await self._ready.wait()
+        peer = next(iter(self._pending))
+        return peer, self._pending.pop(peer)
 
 
 class InboxWatch:
@@ -29,7 +53,10 @@ class InboxWatch:
 
     def __init__(
         self,
-        service: MailboxService,
+        reader: MailboxReader,
+        identities: IdentityService,
+        pairs: Pairs,
+        storage: Storage,
         as_: str | None,
         *,
         senders: tuple[str, ...],
@@ -38,7 +65,10 @@ class InboxWatch:
         poll_max: float,
         resync: float,
     ) -> None:
-        self._service = service
+        self._reader = reader
+        self._identities = identities
+        self._pairs = pairs
+        self._storage = storage
         self._as = as_
         self._senders = senders
         self._want_pubsub = pubsub
@@ -47,6 +77,7 @@ class InboxWatch:
         self.mode: Literal["pubsub", "polling"] | None = None
         self.interval = poll_min  # the current wait between polls
         self.ready = asyncio.Event()
+        self.notices = Notices()
         self._gen: AsyncGenerator[InboxItem, None] | None = None
 
     def __aiter__(self) -> InboxWatch:
@@ -69,10 +100,9 @@ class InboxWatch:
         await self.aclose()
 
     async def _run(self) -> AsyncGenerator[InboxItem, None]:
-        svc = self._service
-        me = svc.identities.get(self._as).did
-        keys = await svc.identities.unlock(me)  # once for the whole watch
-        caps = await svc.storage.capabilities()
+        me = self._identities.get(self._as).did
+        keys = await self._identities.unlock(me)  # once for the whole watch
+        caps = await self._storage.capabilities()
         if caps.pubsub and self._want_pubsub is not False:
             self.mode = "pubsub"
             async for item in self._over_pubsub(keys):
@@ -92,13 +122,13 @@ class InboxWatch:
     ) -> tuple[InboxItem, ...]:
         """A full sync, or (``notice``: sender did, head record) the one mailbox a notice
         is about, from the record it carries."""
-        svc = self._service
+        reader = self._reader
         try:
             if notice is None:
-                report = await svc.sync_report(keys.did, senders=self._senders, keys=keys)
+                report = await reader.sync_report(keys.did, senders=self._senders, keys=keys)
             else:
                 peer, record = notice
-                report = await svc.sync_report(
+                report = await reader.sync_report(
                     keys.did, senders=[peer], contacts=False, records={peer: record}, keys=keys
                 )
         except NodeUnreachableError as exc:
@@ -119,19 +149,17 @@ class InboxWatch:
             await asyncio.sleep(self.interval)
 
     async def _over_pubsub(self, keys: IdentityKeys) -> AsyncIterator[InboxItem]:
-        svc = self._service
-        peers = await svc._peers(keys.did, self._senders, contacts=True)
-        pairs = [await svc._pair_with(keys, p) for p in peers]
-        queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+        peers = await self._reader.peers(keys.did, self._senders, contacts=True)
+        pairs = [await self._pairs.with_(keys, p) for p in peers]
         async with contextlib.AsyncExitStack() as stack:
             tasks: list[asyncio.Task[None]] = []
             stack.callback(lambda: [t.cancel() for t in tasks])
             try:
                 for pair in pairs:
                     messages = await stack.enter_async_context(
-                        svc.storage.pubsub_subscribe(pair.in_topic)
+                        self._storage.pubsub_subscribe(pair.in_topic)
                     )
-                    tasks.append(asyncio.create_task(_pump(pair.peer, messages, queue)))
+                    tasks.append(asyncio.create_task(_pump(pair.peer, messages, self.notices)))
             except NodeError as exc:  # the config says pubsub, the node says otherwise
                 log.warning("pubsub subscription refused (%s): polling instead", exc.message)
                 self.mode = "polling"
@@ -146,18 +174,16 @@ class InboxWatch:
                 for item in new:
                     yield item
                 try:
-                    notice = await asyncio.wait_for(queue.get(), self._resync)
-                except TimeoutError:
+                    notice = await asyncio.wait_for(self.notices.get(), self._resync)
+                except TimeoutError:  # nothing for a while: a full sync anyway
                     new = await self._sync(keys)
                 else:
                     new = await self._sync(keys, notice)
 
 
-async def _pump(
-    peer: str, messages: AsyncIterator[PubsubMessage], queue: asyncio.Queue[tuple[str, bytes]]
-) -> None:
+async def _pump(peer: str, messages: AsyncIterator[PubsubMessage], notices: Notices) -> None:
     try:
         async for message in messages:
-            queue.put_nowait((peer, bytes(message.data)))
+            notices.put(peer, bytes(message.data))
     except IpfsShareError as exc:
         log.warning("watch: notices from %s stopped: %s", peer, exc.message)

@@ -3,7 +3,8 @@
 Run from the repository root: ``.venv/bin/python tests/vectors/mailbox/generate.py``.
 
 ``kind: entry`` -- the body is one entry; ``sender`` (when present) is the signer the
-reader expects; ``cid`` pins a success.
+reader expects; ``cid`` pins a success (and ``acks``, the number of references of an
+acknowledgement entry).
 
 ``kind: chain`` -- a block store and a walk: ``block_0``, ``block_1``, ... are the blocks
 (hex), each stored under its own CID unless ``block_N_cid`` names another (a lying
@@ -33,7 +34,16 @@ from ipfs_share.crypto.signing import SigningKey  # noqa: E402
 from ipfs_share.crypto.x25519 import EncryptionKey  # noqa: E402
 from ipfs_share.formats import dagcbor  # noqa: E402
 from ipfs_share.formats.dagcbor import Link  # noqa: E402
-from ipfs_share.formats.mailbox import MailboxEntry, mailbox_name, make_ack, make_entry  # noqa: E402
+from ipfs_share.formats.mailbox import (  # noqa: E402
+    MAX_ACKS,
+    MailboxEntry,
+    ack_reference,
+    mailbox_name,
+    make_ack,
+    make_acks,
+    make_entry,
+    make_keychain_entry,
+)
 from ipfs_share.formats.signed import block_from_bytes, block_of, did_key  # noqa: E402
 
 SENT = 1_800_000_000
@@ -122,6 +132,32 @@ def _entries(files: dict[str, str]) -> None:
         cid=ack.cid,
     )
 
+    key, caps, _ = setup("keychain_entry_success")
+    first = make_entry(key, None, capsule=caps[0], sent=SENT)
+    pointer = make_keychain_entry(key, first, op=caps[1], sent=SENT + 60)
+    entry_vector(
+        "keychain_entry_success",
+        "success",
+        "a keychain entry (pointing at a keychain op) after a capsule entry",
+        pointer.data,
+        sender=pointer.sender,
+        cid=pointer.cid,
+    )
+
+    key, caps, rng = setup("acks_success")
+    first = make_entry(key, None, capsule=caps[0], sent=SENT)
+    box = _box(rng)
+    acks = make_acks(key, first, capsules=caps, via=box, state="delivered", sent=SENT + 60)
+    entry_vector(
+        "acks_success",
+        "success",
+        "one acknowledgement entry for two capsules (state delivered), references sorted",
+        acks.data,
+        sender=acks.sender,
+        cid=acks.cid,
+        acks=2,
+    )
+
     key, caps, _ = setup("bad_signature")
     data = bytearray(make_entry(key, None, capsule=caps[0], sent=SENT).data)
     data[data.index(b"\x63sig\x58\x40") + 6] ^= 0x01
@@ -174,6 +210,11 @@ def _entries(files: dict[str, str]) -> None:
         ),
         ("ack_unknown_state", "ack state 'read' (validly signed)", {**ack, "state": "read"}),
         (
+            "keychain_and_capsule",
+            "both 'keychain' and 'capsule' (validly signed)",
+            {**base, "keychain": Link(caps[1])},
+        ),
+        (
             "ack_with_link",
             "an ack naming its capsule by a link, which would tell who received it",
             {**ack, "ack": Link(caps[0])},
@@ -185,6 +226,33 @@ def _entries(files: dict[str, str]) -> None:
                 **base,
                 "capsule": Link("bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq"),
             },
+        ),
+    ]
+    many = dagcbor.decode(
+        make_acks(key, None, capsules=caps, via=_box(rng), state="opened", sent=SENT).data
+    )
+    refs = sorted(ack_reference(_box(rng), Link(c)) for c in _capsule_ids(rng, MAX_ACKS + 1))
+    cases += [
+        (
+            "acks_unsorted",
+            "acks in decreasing order (validly signed)",
+            {**many, "acks": sorted(many["acks"], reverse=True)},
+        ),
+        (
+            "acks_repeated",
+            "the same reference twice (validly signed)",
+            {**many, "acks": [many["acks"][0], many["acks"][0]]},
+        ),
+        ("acks_empty", "an empty acks list (validly signed)", {**many, "acks": []}),
+        (
+            "acks_too_many",
+            f"{MAX_ACKS + 1} references, one over the cap (validly signed)",
+            {**many, "acks": refs},
+        ),
+        (
+            "acks_and_ack",
+            "both 'acks' and 'ack' (validly signed)",
+            {**many, "ack": many["acks"][0]},
         ),
     ]
     for name, comment, value in cases:
@@ -289,7 +357,7 @@ def _chains(files: dict[str, str]) -> None:
     more = make_entry(key, other[0], capsule=caps[0], sent=SENT + 999)
     chain_vector(
         "chain_fork",
-        "chain_invalid",
+        "feed_fork",
         "the high-water mark is seq 1, but the new head's history has another seq 1",
         own([chain[0], other[0], more]),
         sender=chain[0].sender,
@@ -302,13 +370,44 @@ def _chains(files: dict[str, str]) -> None:
     chain = _chain(key, caps[:3])
     chain_vector(
         "chain_rollback",
-        "chain_invalid",
+        "feed_rollback",
         "the head offered (seq 1) is older than the high-water mark (seq 2)",
         own(chain),
         sender=chain[0].sender,
         head=chain[1].cid,
         known_seq=2,
         known_cid=chain[2].cid,
+    )
+
+    key, caps, rng = setup("chain_same_seq")
+    chain = _chain(key, caps[:3])
+    other = _chain(key, caps[3:], start=chain[1])  # another seq 2 after the same seq 1
+    chain_vector(
+        "chain_same_seq",
+        "feed_fork",
+        "the high-water mark is seq 2; the head offered is another seq 2",
+        own([other[0]]),
+        sender=chain[0].sender,
+        head=other[0].cid,
+        known_seq=2,
+        known_cid=chain[2].cid,
+    )
+
+    key, caps, rng = setup("chain_acks")
+    chain = _chain(key, caps[:2])
+    box = _box(rng)
+    chain.append(
+        make_acks(key, chain[-1], capsules=caps[2:], via=box, state="opened", sent=SENT + 600)
+    )
+    chain_vector(
+        "chain_acks",
+        "success",
+        "two capsule entries, then one entry acknowledging two capsules",
+        own(chain),
+        sender=chain[0].sender,
+        head=chain[-1].cid,
+        head_seq=2,
+        new_seqs="0,1,2",
     )
 
     key, caps, rng = setup("chain_wrong_signer")

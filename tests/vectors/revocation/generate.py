@@ -328,16 +328,33 @@ def _lookups(files: dict[str, str]) -> None:
     block_vector(
         "history_fork",
         "history",
-        "chain_invalid",
+        "feed_fork",
         "a head at seq 3 whose seq 2 is not the seq 2 read before",
         [heads[2].data, fork_2.data, fork.data],
         head=fork.cid,
         known=heads[2].cid,
     )
+    shrunk = make_head(
+        key,
+        seq=4,
+        count=heads[3].count - 1,
+        root=heads[3].root,
+        prev=Link(heads[3].cid),
+        updated=heads[3].updated,
+    )
+    block_vector(
+        "history_shrinks",
+        "history",
+        "chain_invalid",
+        "a head at seq 4 that holds fewer IDs than the seq 3 it follows",
+        [*data, shrunk.data],
+        head=shrunk.cid,
+        known=heads[2].cid,
+    )
     block_vector(
         "history_rollback",
         "history",
-        "chain_invalid",
+        "feed_rollback",
         "a head older (seq 1) than the one read before (seq 3)",
         data,
         head=heads[1].cid,

@@ -1,0 +1,459 @@
+"""The reading side: read the peers' chains (feeds we read, through the feed reader) back
+to the high-water mark, file what is new, fetch and check the capsules that arrived, and
+send the acknowledgements that are due back through our own chains (the writer).
+
+Every sender is read and settled on its own, all at once, each within its own deadlines
+(docs/spec/mailbox.md section 8): a sender whose chain is long, slow or hostile costs the
+others nothing. A chain not read to the end by its deadline continues at the next sync
+from where it stopped; a capsule that cannot be fetched is tried again later with a
+backoff, and after a budget of attempts is filed "missing". The report says all of it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ipfs_share.errors import (
+    FormatError,
+    IdentityNotFoundError,
+    InvalidInputError,
+    IpfsShareError,
+    NodeError,
+    NodeTimeoutError,
+    NodeUnreachableError,
+    NotFoundError,
+    SignatureInvalidError,
+)
+from ipfs_share.formats.capsule import decode_capsule
+from ipfs_share.formats.feed import FeedEntry
+from ipfs_share.formats.keystore import IdentityKeys
+from ipfs_share.formats.mailbox import MailboxEntry
+from ipfs_share.formats.revocation import RevocationHead, is_revoked
+from ipfs_share.local.state import InboxRow, SentRow, StateDB
+from ipfs_share.services.feeds import FeedReader, bounded, drive
+from ipfs_share.services.identities import IdentityService
+from ipfs_share.services.mailbox.pairs import Pairs, _Pair
+from ipfs_share.services.mailbox.support import Events, Provider, log
+from ipfs_share.services.mailbox.views import InboxItem, OutgoingCapsule, SyncReport, Views
+from ipfs_share.services.mailbox.writer import Body, MailboxWriter
+from ipfs_share.services.opened import OpenedFile
+from ipfs_share.services.revocations import RevocationService
+from ipfs_share.services.share import ShareService
+from ipfs_share.storage.base import Storage
+from ipfs_share.storage.timed import until, within
+
+__all__ = [
+    "CAPSULE_CONCURRENCY",
+    "CAPSULE_DEADLINE",
+    "CAPSULE_PATIENCE",
+    "CHAIN_DEADLINE",
+    "MAX_BACKLOG",
+    "RETRY_BUDGET",
+    "SENDER_CONCURRENCY",
+    "MailboxReader",
+    "retry_delay",
+]
+
+# Per sender and sync (docs/spec/mailbox.md section 8):
+CHAIN_DEADLINE = 15.0  # seconds to read the sender's chain (the rest waits for next time)
+CAPSULE_PATIENCE = 3.0  # seconds one capsule fetch may wait: longer is a failed fetch
+CAPSULE_DEADLINE = 30.0  # seconds to fetch the sender's new capsules, all together
+CAPSULE_CONCURRENCY = 64  # capsule fetches in flight per sender
+MAX_BACKLOG = 1_000_000  # entries past the mark: more is refused (chain_invalid)
+SENDER_CONCURRENCY = 64  # senders read at once
+PREFETCH_CAP = 20_000  # capsules fetched ahead while one sender's chain is read
+# A capsule that could not be fetched is tried again after RETRY_FIRST seconds, then
+# twice as long each time up to RETRY_MAX; after RETRY_BUDGET failed fetches it is missing.
+RETRY_FIRST = 60
+RETRY_MAX = 86_400
+RETRY_BUDGET = 10
+
+
+def retry_delay(attempts: int) -> int:
+    """Seconds before the next fetch of a capsule that failed ``attempts`` times.
+
+    >>> [retry_delay(n) for n in (1, 2, 3, 20)]
+    [60, 120, 240, 86400]
+    """
+    return int(min(RETRY_MAX, RETRY_FIRST * 2 ** (attempts - 1)))
+
+
+class _Prefetch:
+    """Capsules fetched while a sender's chain is still being read: the walk waits on one
+    block at a time, and the node serves the capsules of what it verified meanwhile. A
+    fetch waits :data:`CAPSULE_PATIENCE` at most, like any capsule fetch. ``got`` is the
+    reader's cache of capsule blocks (immutable, named by their CID), kept across syncs
+    (a walk cut by its deadline files its entries at a later sync) and capped at
+    :data:`PREFETCH_CAP`."""
+
+    def __init__(self, storage: Storage, sender: str, got: OrderedDict[str, bytes]) -> None:
+        self.storage = storage
+        self.sender = sender
+        self.got = got
+        self.failed: set[str] = set()
+        self.pending: dict[str, asyncio.Task[None]] = {}
+        self._gate = asyncio.Semaphore(CAPSULE_CONCURRENCY)
+
+    def add(self, entries: Sequence[FeedEntry]) -> None:
+        for e in entries:
+            capsule = e.value.capsule
+            if capsule is None or capsule.cid in self.pending or capsule.cid in self.got:
+                continue
+            if len(self.got) + len(self.pending) >= PREFETCH_CAP:
+                return
+            self.pending[capsule.cid] = asyncio.ensure_future(self._one(capsule.cid))
+
+    async def _one(self, cid: str) -> None:
+        async with self._gate:
+            try:
+                async with within(CAPSULE_PATIENCE, f"fetching the capsules of {self.sender}"):
+                    self.got[cid] = await self.storage.block_get(cid)
+            except IpfsShareError:
+                self.failed.add(cid)
+                return
+            while len(self.got) > PREFETCH_CAP:
+                self.got.popitem(last=False)
+
+    def take(self, cid: str) -> bytes | None:
+        return self.got.pop(cid, None)
+
+    async def close(self) -> None:
+        for task in self.pending.values():
+            task.cancel()
+        await asyncio.gather(*self.pending.values(), return_exceptions=True)
+
+
+@dataclass
+class _Sender:
+    """What one sender's part of a sync found."""
+
+    receipts: list[OutgoingCapsule] = field(default_factory=list)
+    delivered: list[InboxItem] = field(default_factory=list)
+    partial: bool = False
+    deferred: int = 0
+    missing: int = 0
+
+
+class MailboxReader:
+    def __init__(
+        self,
+        storage: Storage,
+        db: StateDB,
+        feeds: FeedReader,
+        identities: IdentityService,
+        revocations: RevocationService,
+        pairs: Pairs,
+        views: Views,
+        events: Events,
+        provider: Provider,
+        writer: MailboxWriter,
+        share: ShareService,
+        *,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.storage = storage
+        self.db = db
+        self.feeds = feeds
+        self.identities = identities
+        self.revocations = revocations
+        self.pairs = pairs
+        self.views = views
+        self.events = events
+        self.provider = provider
+        self.writer = writer
+        self.share = share
+        self._now = now
+        self._read_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._capsules: OrderedDict[str, bytes] = OrderedDict()  # fetched ahead (_Prefetch)
+
+    async def sync(
+        self, as_: str | None = None, *, senders: Iterable[str] = (), strict: bool = True
+    ) -> list[InboxItem]:
+        """Read the mailboxes of ``as_``'s contacts (and of ``senders``, and of everyone
+        ``as_`` has sent to, for receipts), verify every new entry, and return the
+        capsules delivered since the last sync, oldest first.
+
+        A mailbox whose chain does not verify raises its typed error
+        (:class:`~ipfs_share.errors.ChainInvalidError`,
+        :class:`~ipfs_share.errors.SignatureInvalidError`, ...) after every other
+        mailbox was synced and stored, and nothing already synced is lost; with
+        ``strict=False`` such mailboxes are logged and skipped instead."""
+        report = await self.sync_report(as_, senders=senders)
+        if strict and report.failed:
+            who, exc = report.failed[0]
+            raise type(exc)(f"the mailbox from {who}: {exc.message}", hint=exc.hint) from exc
+        for who, exc in report.failed:
+            log.warning("the mailbox from %s: %s", who, exc.message)
+        return list(report.new)
+
+    async def sync_report(
+        self,
+        as_: str | None = None,
+        *,
+        senders: Iterable[str] = (),
+        contacts: bool = True,
+        acknowledge: bool = True,
+        records: dict[str, bytes] | None = None,
+        keys: IdentityKeys | None = None,
+    ) -> SyncReport:
+        """:meth:`sync` with the whole story: new items, receipts, failures, senders
+        whose mailbox could not be found, and what the per-sender bounds held back.
+        ``contacts=False`` reads only ``senders``; ``acknowledge=False`` sends no
+        acknowledgements now (they stay due); ``records`` maps a sender did to a head
+        record already in hand (a notice)."""
+        me = self.identities.get(as_).did
+        peers = await self.peers(me, senders, contacts=contacts)
+        keys = keys or await self.identities.unlock(me)
+        done: dict[str, _Sender] = {}
+        failed: list[tuple[str, IpfsShareError]] = []
+        unreachable: list[str] = []
+        heads: dict[str, asyncio.Future[RevocationHead | None]] = {}  # one per issuer
+
+        async def one(peer: str) -> None:
+            try:
+                pair = await self.pairs.with_(keys, peer)
+                record = (records or {}).get(peer)
+                done[peer] = await self._sync_sender(pair, record, heads)
+            except (NotFoundError, IdentityNotFoundError, NodeTimeoutError):
+                unreachable.append(peer)
+            except NodeUnreachableError:
+                raise
+            except (InvalidInputError, NodeError) as exc:  # chain, signature, record, ...
+                failed.append((peer, exc))
+
+        await bounded((one(p) for p in peers), limit=SENDER_CONCURRENCY)
+        delivered = [i for p in peers if p in done for i in done[p].delivered]
+        receipts = [r for p in peers if p in done for r in done[p].receipts]
+        for item in delivered:
+            await self.events.emit("capsule_received", item)
+        for receipt in receipts:
+            await self.events.emit("ack_received", receipt)
+        if acknowledge:
+            await self._acknowledge(keys)
+        return SyncReport(
+            new=tuple(delivered),
+            receipts=tuple(receipts),
+            failed=tuple(failed),
+            unreachable=tuple(unreachable),
+            partial=tuple(p for p in peers if p in done and done[p].partial),
+            deferred=tuple((p, done[p].deferred) for p in peers if p in done and done[p].deferred),
+            missing=tuple((p, done[p].missing) for p in peers if p in done and done[p].missing),
+        )
+
+    async def peers(self, me: str, senders: Iterable[str], *, contacts: bool) -> list[str]:
+        """Whose mailboxes to ``me`` a sync reads: contacts (``contacts``), ``senders``,
+        everyone ``me`` has a mailbox to (their mailboxes carry the receipts), and the
+        identities of this home that wrote to ``me`` (local identities read each other's
+        mailboxes without being contacts)."""
+        peers: list[str] = [c.did for c in self.db.contacts.list()] if contacts else []
+        for text in senders:
+            peers.append(text if text.startswith("did:") else await self._did_of(text))
+        if contacts:
+            own = self.db.feeds.own_feeds("mailbox")
+            peers += [f.topic for f in own if f.owner == me]  # receipts from whom we sent to
+            peers += [f.owner for f in own if f.topic == me]  # identities of this home
+        return list(dict.fromkeys(peers))
+
+    async def _did_of(self, text: str) -> str:
+        return (await self.identities.recipient(text)).did
+
+    # -- one sender ---------------------------------------------------------------------------
+    async def _sync_sender(
+        self,
+        pair: _Pair,
+        record: bytes | None,
+        heads: dict[str, asyncio.Future[RevocationHead | None]],
+    ) -> _Sender:
+        result = _Sender()
+        prefetch = _Prefetch(self.storage, pair.peer, self._capsules)
+        try:
+            async with self._read_locks[(pair.me, pair.in_name)]:
+                await self._read_chain(pair, record, result, prefetch)
+            await self._settle(pair, heads, result, prefetch)
+        finally:
+            await prefetch.close()
+        return result
+
+    async def _read_chain(
+        self, pair: _Pair, record: bytes | None, result: _Sender, prefetch: _Prefetch
+    ) -> None:
+        """Read the peer's chain to us (resolved without cache unless a record is given)
+        and file its new entries (pending items, receipts) with the new mark, atomically."""
+        now = int(self._now())
+
+        def file(entries: Sequence[FeedEntry]) -> None:
+            mail: list[MailboxEntry] = [e.value for e in entries]
+            items = [
+                InboxRow(pair.me, e.capsule.cid, pair.peer, pair.in_name, e.seq, e.cid, e.sent, now)
+                for e in mail
+                if e.capsule is not None
+            ]
+            self.db.mailboxes.file(items)
+            for e in mail:  # pointers to keychain ops: the keychain service takes them up
+                if e.op is not None:
+                    self.db.keychains.add_notice(pair.me, e.op.cid, sender=pair.peer, at=now)
+            acks = [(ref, e.state, now) for e in mail if e.state for ref in e.acks]
+            touched = self.db.mailboxes.apply_acks(reader=pair.me, sender=pair.peer, acks=acks)
+            result.receipts = [self.views.outgoing(r) for r in _unique(touched)]
+
+        deadline = asyncio.get_running_loop().time() + CHAIN_DEADLINE
+        update = await self.feeds.read(
+            pair.inbox,
+            record=record,
+            apply=file,
+            deadline=deadline,
+            max_backlog=MAX_BACKLOG,
+            verified=prefetch.add,
+        )
+        result.partial = not update.complete
+
+    async def _settle(
+        self,
+        pair: _Pair,
+        heads: dict[str, asyncio.Future[RevocationHead | None]],
+        result: _Sender,
+        prefetch: _Prefetch,
+    ) -> None:
+        """Fetch and check the capsules of the sender's pending items that are due:
+        "delivered" if it decodes and is not revoked, "withdrawn" if its issuer revoked it
+        first (a cancelled send), "invalid" if it does not decode. A fetch that waits
+        longer than :data:`CAPSULE_PATIENCE` (or fails) is tried again later with a
+        backoff, and filed "missing" after the retry budget. The sender's fetches stop at
+        :data:`CAPSULE_DEADLINE`, or as soon as a whole round of them failed with none
+        fetched (a sender whose capsules nobody has): what was not tried waits for the
+        next sync, without counting as a failure."""
+        now = int(self._now())
+        due = self.db.mailboxes.due(pair.me, now, sender=pair.peer)
+        if not due:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CAPSULE_DEADLINE
+        settled: list[tuple[str, str, str | None, int | None]] = []
+        failed: list[InboxRow] = []
+
+        async def one(item: InboxRow) -> None:
+            ahead = prefetch.pending.get(item.capsule)
+            if ahead is not None:  # fetched while the chain was read (or still being)
+                await asyncio.shield(ahead)
+                if item.capsule in prefetch.failed:
+                    failed.append(item)
+                    return
+            start = loop.time()
+            if item.capsule not in prefetch.got and (
+                start >= deadline or (len(failed) >= CAPSULE_CONCURRENCY and not settled)
+            ):
+                return  # not tried this time: no attempt counted
+            try:
+                data = prefetch.take(item.capsule)
+                if data is None:
+                    cut = min(start + CAPSULE_PATIENCE, deadline)
+                    async with until(cut, f"fetching the capsules of {pair.peer}"):
+                        data = await self.storage.block_get(item.capsule)
+                capsule = decode_capsule(data)
+            except NodeError as exc:
+                if loop.time() - start < CAPSULE_PATIENCE and loop.time() >= deadline:
+                    return  # cut by the sender's deadline, not slow itself: next time
+                log.info("capsule %s not fetched yet: %s", item.capsule, exc.message)
+                failed.append(item)
+                return
+            except (FormatError, SignatureInvalidError) as exc:
+                log.warning("capsule %s from %s is invalid: %s", item.capsule, item.sender, exc)
+                settled.append((item.capsule, "invalid", None, None))
+                return
+            if capsule.issuer not in heads:  # one lookup per issuer, shared by the whole sync
+                heads[capsule.issuer] = asyncio.ensure_future(self._revocation_head(capsule.issuer))
+            revoked = await self._is_revoked(await heads[capsule.issuer], capsule.cid)
+            state = "withdrawn" if revoked else "delivered"
+            settled.append((item.capsule, state, capsule.issuer, capsule.expires))
+
+        await bounded((one(i) for i in due), limit=CAPSULE_CONCURRENCY)
+        deferred: list[tuple[str, int, int | None, str]] = []
+        for item in failed:
+            attempts = item.attempts + 1
+            if attempts >= RETRY_BUDGET:
+                deferred.append((item.capsule, attempts, None, "missing"))
+                result.missing += 1
+            else:
+                deferred.append((item.capsule, attempts, now + retry_delay(attempts), "pending"))
+                result.deferred += 1
+        with self.db.transaction():
+            moved = self.db.mailboxes.settle(pair.me, settled)  # a concurrent sync may be first
+            self.db.mailboxes.defer(pair.me, deferred)
+        done = {c: (st, issuer, exp) for c, st, issuer, exp in settled if c in moved}
+        name = self.views.name_of(pair.peer)  # once for all of this sender's items
+        result.delivered = [
+            self.views.item(
+                replace(r, state=state, issuer=issuer, expires=expires), sender_name=name
+            )
+            for r in due
+            if r.capsule in done
+            for state, issuer, expires in [done[r.capsule]]
+            if state == "delivered"
+        ]
+
+    async def _revocation_head(self, issuer: str) -> RevocationHead | None:
+        """The issuer's freshest verified revocation head, or None if it cannot be had
+        now (delivery does not wait for it: every open checks the list again)."""
+        try:
+            async with within(CAPSULE_DEADLINE, f"checking the revocation list of {issuer}"):
+                doc = await self.identities.document(issuer)
+                return await self.revocations.fresh_head(issuer, doc.revocations)
+        except IpfsShareError as exc:
+            log.info("revocation list of %s not checked at sync: %s", issuer, exc.message)
+            return None
+
+    async def _is_revoked(self, head: RevocationHead | None, capsule: str) -> bool:
+        if head is None:
+            return False
+        try:
+            return await drive(is_revoked(head, capsule), self.storage.block_get)
+        except IpfsShareError:
+            return False
+
+    # -- acknowledgements -----------------------------------------------------------------
+    async def acknowledge(self, as_: str | None = None) -> int:
+        """Send the acknowledgements that are due (delivered, or opened once
+        ``share.open_capsule`` opened it here); sync does this by itself. Returns how
+        many were sent."""
+        return await self._acknowledge(await self.identities.unlock(self.identities.get(as_).did))
+
+    async def _acknowledge(self, keys: IdentityKeys) -> int:
+        due = self.db.mailboxes.acks_due(keys.did)
+        if not due:
+            return 0
+        await self.provider.check()
+        by_sender: dict[str, list[Body]] = defaultdict(list)
+        for item, state in due:
+            by_sender[item.sender].append(
+                Body(item.capsule, "opened" if state == "opened" else "delivered")
+            )
+        sent = 0
+        for sender, bodies in by_sender.items():
+            try:
+                await self.writer.submit(keys, await self.pairs.with_(keys, sender), bodies)
+                sent += len(bodies)
+            except (NodeError, IdentityNotFoundError) as exc:  # due again at the next sync
+                log.warning("acknowledgements to %s not sent: %s", sender, exc.message)
+        return sent
+
+    async def open(
+        self, item: InboxItem | str, *, as_: str | None = None, **options: Any
+    ) -> OpenedFile:
+        """``share.open_capsule`` for an inbox item, then acknowledge it as opened at once
+        (an open made with ``share.open_capsule`` directly is acknowledged at the next
+        sync)."""
+        capsule = item.id if isinstance(item, InboxItem) else item
+        opened = await self.share.open_capsule(capsule, as_=as_, **options)
+        try:
+            await self.acknowledge(as_)
+        except IpfsShareError as exc:
+            log.warning("the opened receipt for %s was not sent: %s", capsule, exc.message)
+        return opened
+
+
+def _unique(rows: Sequence[SentRow]) -> list[SentRow]:
+    return list({(r.sender, r.recipient, r.capsule): r for r in rows}.values())
