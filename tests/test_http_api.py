@@ -290,6 +290,8 @@ async def test_identities_contacts_files_and_shares_over_http(
         mine = await call("GET", "/v1/files", 200, headers={"X-Ipfs-Share-As": "svc"})
         assert [f["cid"] for f in mine["files"]] == [put["cid"]]
         assert (await call("GET", f"/v1/files/{put['cid']}", 200))["size"] == 5
+        where = await call("GET", f"/v1/files/{put['cid']}/placement", 200)
+        assert where == {"cid": put["cid"], "placement": None}  # one node, not a cluster
         share = await call(
             "POST",
             "/v1/shares",

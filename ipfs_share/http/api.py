@@ -89,6 +89,7 @@ def add_api_routes(app: web.Application) -> None:
     r.add_get("/v1/files/{cid}", _file)
     r.add_delete("/v1/files/{cid}", _remove_file)
     r.add_get("/v1/files/{cid}/plaintext", _file_plaintext)
+    r.add_get("/v1/files/{cid}/placement", _placement)
     r.add_post("/v1/shares", _share)
     r.add_get("/v1/shares", _shares)
     r.add_get("/v1/shares/{capsule}", _show_share)
@@ -299,6 +300,18 @@ async def _file(request: web.Request) -> web.Response:
 async def _remove_file(request: web.Request) -> web.Response:
     mesh = request.app[AGENT].mesh
     return json_response((await mesh.files.remove(request.match_info["cid"])).to_json())
+
+
+async def _placement(request: web.Request) -> web.Response:
+    """Where the file's ciphertext is pinned, peer by peer, when the agent's storage is a
+    cluster (``{"placement": null}`` on a single node)."""
+    mesh = request.app[AGENT].mesh
+    stored = mesh.files.get(request.match_info["cid"])
+    found = await mesh.files.placements([stored.cid])
+    where = None if found is None else found.get(stored.cid)
+    return json_response(
+        {"cid": stored.cid, "placement": None if where is None else where.to_json()}
+    )
 
 
 async def _file_plaintext(request: web.Request) -> web.StreamResponse:

@@ -211,6 +211,14 @@ OPERATIONS: tuple[Op, ...] = (
         streams=True,
     ),
     Op(
+        "get",
+        "/v1/files/{cid}/placement",
+        "where the ciphertext is pinned, peer by peer, "
+        "when the storage is an IPFS Cluster (null on one node)",
+        "files",
+        acting=False,
+    ),
+    Op(
         "post",
         "/v1/shares",
         "share a file with recipients (every option the CLI has); "
