@@ -214,9 +214,15 @@ async def wait_for(check: Any, timeout: float, what: str) -> None:
 
 
 def sse_events(
-    home: Path, count: int, *, last_id: int | None = None, timeout: float = 20
+    home: Path,
+    count: int,
+    *,
+    last_id: int | None = None,
+    timeout: float = 20,
+    types: frozenset[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Read ``count`` events from the agent's /v1/events (blocking; run in a thread)."""
+    """Read ``count`` events (of ``types`` only, if given) from the agent's /v1/events
+    (blocking; run in a thread), or what came within ``timeout`` seconds."""
     import http.client
     import socket as socketlib
 
@@ -233,8 +239,9 @@ def sse_events(
     response = conn.getresponse()
     events: list[dict[str, Any]] = []
     current: dict[str, Any] = {}
+    deadline = time.monotonic() + timeout  # the stream's keep-alives reset the socket's
     try:
-        while len(events) < count:
+        while len(events) < count and time.monotonic() < deadline:
             line = response.fp.readline().decode().rstrip("\n")
             if line.startswith("id: "):
                 current["id"] = int(line[4:])
@@ -243,7 +250,8 @@ def sse_events(
             elif line.startswith("data: "):
                 current["data"] = json.loads(line[6:])
             elif line == "" and current:
-                events.append(current)
+                if types is None or current.get("type") in types:
+                    events.append(current)
                 current = {}
     finally:
         conn.close()

@@ -2,6 +2,8 @@
 
 - a capsule sent to bob reaches his running agent within 10 s, events in order, and
   alice's outgoing shows it delivered (no command run on bob's side);
+- a keychain key alice shares to bob reaches his running agent within 10 s too (accepted,
+  released by alice's agent, opened; keychain_updated then key_received);
 - a sender bob never added reaches him as a pending introduction, and after ``contacts
   accept`` the capsule is listed and opens; also when bob's agent starts only after the
   send (alice's agent re-announces);
@@ -21,6 +23,7 @@ from typing import Any
 
 import pytest
 from agentkit import (
+    PASSPHRASE,
     AgentProcess,
     Person,
     cli_env,
@@ -34,6 +37,8 @@ from agentkit import (
 )
 from conftest import rpc
 
+from ipfs_share.agent.files import socket_path
+from ipfs_share.agent.remote import AgentClient
 from ipfs_share.cli.main import main
 from ipfs_share.crypto.signing import SigningKey
 from ipfs_share.formats.introduction import introduction_topic, make_introduction
@@ -113,6 +118,71 @@ async def test_a_capsule_reaches_a_running_agent_in_10_s_in_order_and_is_acknowl
     finally:
         assert agent.stop() == 0
         await alice.mesh.close()
+
+
+def notice_topic_of(sender: Person, recipient: Person) -> str:
+    """The pubsub topic of ``sender``'s mailbox to ``recipient`` as Kubo's RPC spells it."""
+    keys = sender.mesh.identity.unlocked(sender.did)
+    assert keys is not None
+    peer_enc = recipient.mesh.identity.keystore.get(recipient.name).enc
+    out_key = mailbox_key(keys.encryption, peer_enc, sender=sender.did, recipient=recipient.did)
+    return "u" + base64.urlsafe_b64encode(notice_topic(out_key).encode()).decode().rstrip("=")
+
+
+async def test_a_keychain_share_reaches_a_running_agent_in_10_s_in_order(
+    kubo_pair: tuple[RunningNode, RunningNode], tmp_path: Path
+) -> None:
+    """Both agents run; alice shares her keychain's key to bob and nobody runs a command:
+    bob's agent files the offer's pointer (inbox watch), accepts (keychain watch), alice's
+    agent releases the key, bob's reads the release and opens the key."""
+    a, b = kubo_pair
+    alice = await person(a.api_url, tmp_path / "alice", "alice")
+    bob = await person(b.api_url, tmp_path / "bob", "bob")
+    alice.mesh.identity.add_contact("bob", bob.did)
+    bob.mesh.identity.add_contact("alice", alice.did)
+    await alice.mesh.identity.resolve(bob.did)
+    await bob.mesh.identity.resolve(alice.did)
+    await alice.mesh.identity.unlock()
+    await bob.mesh.identity.unlock()
+    to_bob, to_alice = notice_topic_of(alice, bob), notice_topic_of(bob, alice)
+    await bob.mesh.close()
+    await alice.mesh.close()
+    agent = AgentProcess(bob.home, b.api_url)
+    try:
+        agent.wait_ready()
+        async with running_agent(alice.home, a.api_url) as alice_agent:
+
+            def subscribed() -> bool:  # each watch reached the other's node: notices arrive
+                return b.peer_id in (rpc(a, "pubsub/peers", to_bob).get("Strings") or []) and (
+                    a.peer_id in (rpc(b, "pubsub/peers", to_alice).get("Strings") or [])
+                )
+
+            await wait_for(subscribed, 30, "both nodes subscribed to the notice topics")
+            kc = alice_agent.mesh.keychains
+            fp = (await kc.create("team secrets")).fingerprint
+            kinds = frozenset({"keychain_updated", "key_received"})
+            events = asyncio.ensure_future(
+                asyncio.to_thread(sse_events, bob.home, 2, timeout=20, types=kinds)
+            )
+            await asyncio.sleep(0.3)  # subscribed before the share
+            start = time.monotonic()
+            offer = await kc.share_most_recent_key(fp, "bob")
+            got = await asyncio.wait_for(events, 25)  # the reader gives up at 20 s
+            took = time.monotonic() - start
+            assert [e["type"] for e in got] == ["keychain_updated", "key_received"]
+            assert got[0]["id"] < got[1]["id"] and took < 10, f"took {took:.1f} s"
+            assert got[0]["data"]["fingerprint"] == fp and got[0]["data"]["name"] == "team secrets"
+            received = got[1]["data"]
+            assert (received["keychain"], received["member"]) == (fp, bob.did)
+            assert received["fingerprint"] == offer.keys[0] and received["added_by"] == alice.did
+            status = AgentClient(socket_path(bob.home)).status()
+            assert status["counts"]["keys_received"] == 1
+            assert status["pending"]["keychains"] == {"notices": 0, "incoming": [], "outgoing": []}
+        env = cli_env(bob.home, b.api_url, IPFS_SHARE_PASSPHRASE=PASSPHRASE)
+        code, out, _ = run_cli(env, "keychain", "list", "--json")
+        assert code == 0 and fp in out
+    finally:
+        assert agent.stop() == 0
 
 
 async def test_concurrent_syncs_announce_each_capsule_once(

@@ -37,6 +37,7 @@ from ipfs_share.agent.watchers import (
     Announcer,
     InboxWatcher,
     IntroductionListener,
+    KeychainWatcher,
     Supervised,
     Watcher,
     inbox_peers,
@@ -46,6 +47,7 @@ from ipfs_share.local.agentdb import RepublishLog, RepublishRun
 from ipfs_share.node.discovery import multiaddr_to_url, resolve_api
 from ipfs_share.services.feeds.republish import RepublishReport
 from ipfs_share.services.identities import PassphraseSource
+from ipfs_share.services.keychains import KeychainView, KeyReceived
 from ipfs_share.services.mailbox import InboxItem, OutgoingCapsule
 from ipfs_share.storage.kubo import KuboStorage
 
@@ -69,12 +71,16 @@ class AgentOptions:
     announce_retry: float = 15.0
     announce_max: float = 3600.0
     scan_every: float = 5.0  # the announcer's look at what is queued
+    keychain_check: float = 1.0  # keychain watch: filed pointers, an accept's release
+    keychain_idle: float = 30.0  # keychain watch: a full sync this often anyway
 
 
 @dataclass
 class _Counts:
     capsules_received: int = 0
     acks_received: int = 0
+    keychains_updated: int = 0
+    keys_received: int = 0
     watcher_restarts: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -105,6 +111,7 @@ class Agent:
         self._lock = InstanceLock(home)
         self._tasks: list[asyncio.Task[None]] = []
         self._reconcile_now = asyncio.Event()
+        self._keychain_watchers: dict[str, KeychainWatcher] = {}
         # Built in start():
         self.mesh: Mesh
         self.keys: KeyCache
@@ -142,6 +149,8 @@ class Agent:
         self._start_passphrase = None  # not kept: what it unlocked is unlocked
         self.mesh.inbox.subscribe("capsule_received", self._on_capsule)
         self.mesh.inbox.subscribe("ack_received", self._on_ack)
+        self.mesh.keychains.on("keychain_updated", self._on_keychain)
+        self.mesh.keychains.on("key_received", self._on_key)
         self.node = NodeSupervisor(
             storage,
             self.url,
@@ -259,7 +268,18 @@ class Agent:
                 )
             )
             wanted.append(IntroductionListener(self.mesh, did, self.bus))
+            wanted.append(self._keychain_watcher(did))
         return wanted
+
+    def _keychain_watcher(self, did: str) -> KeychainWatcher:
+        """One per identity, kept while it runs (it remembers which accepts it waits on)."""
+        found = self._keychain_watchers.get(did)
+        if found is None:
+            opts = self.options
+            found = self._keychain_watchers[did] = KeychainWatcher(
+                self.mesh, did, check=opts.keychain_check, idle=opts.keychain_idle
+            )
+        return found
 
     def watched(self) -> list[dict[str, object]]:
         """The inbox watches running now, per identity."""
@@ -297,6 +317,14 @@ class Agent:
         self.counts.acks_received += 1
         self.bus.publish("ack_received", receipt.to_json())
 
+    def _on_keychain(self, view: KeychainView) -> None:
+        self.counts.keychains_updated += 1
+        self.bus.publish("keychain_updated", view.to_json())
+
+    def _on_key(self, received: KeyReceived) -> None:
+        self.counts.keys_received += 1
+        self.bus.publish("key_received", received.to_json())
+
     def _on_republish(self, run: RepublishRun) -> None:
         self.bus.publish("republish", run.to_json())
 
@@ -324,15 +352,29 @@ class Agent:
                 "inbox_not_fetched": inbox_pending,
                 "queued_outgoing": sum(1 for _ in mesh.db.mailboxes.queued_pairs()),
                 "announcing": len(self.announcer.schedules),
+                "keychains": self._keychain_pending(),
             },
             "introductions": dict(intros.counters.by_outcome),
             "events": {"last_id": self.bus.last_id, "subscribers": self.bus.subscribers},
             "counts": {
                 "capsules_received": self.counts.capsules_received,
                 "acks_received": self.counts.acks_received,
+                "keychains_updated": self.counts.keychains_updated,
+                "keys_received": self.counts.keys_received,
                 "introductions_announced": self.announcer.announced,
                 "watcher_restarts": self.counts.watcher_restarts,
             },
+        }
+
+    def _keychain_pending(self) -> dict[str, Any]:
+        """Keychain items not settled yet: pointers filed and not taken up, offers to this
+        home (to accept, or accepted and waiting for the keys), offers it made (waiting
+        for an accept, or for its release)."""
+        kc = self.mesh.keychains
+        return {
+            "notices": len(self.mesh.db.keychains.notices()),
+            "incoming": [o.to_json() for o in kc.incoming_offers()],
+            "outgoing": [o.to_json() for o in kc.outgoing_shared_keys()],
         }
 
 

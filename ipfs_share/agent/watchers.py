@@ -11,6 +11,8 @@ the agent join the same set.
 - :class:`IntroductionListener` -- the identity's introduction topic: each message through
   ``mesh.introductions.receive``; a new sender becomes a pending introduction (an
   ``introduction`` event), a known one gets its mailbox synced now;
+- :class:`KeychainWatcher` -- keychain shares to one unlocked identity, taken up as the
+  inbox watch files their pointers (accepted, keys released, events fired);
 - :class:`Announcer` -- for capsules sent from this home and not acknowledged, an
   introduction to the recipient, again and again with a backoff, until acknowledged.
 """
@@ -35,6 +37,7 @@ __all__ = [
     "Announcer",
     "InboxWatcher",
     "IntroductionListener",
+    "KeychainWatcher",
     "Supervised",
     "Watcher",
 ]
@@ -175,6 +178,60 @@ class IntroductionListener:
             await self.mesh.inbox.sync_report(self.did, senders=[sender], contacts=False, keys=keys)
         except IpfsShareError as exc:
             log.info("sync of %s after its introduction: %s", sender, exc.message)
+
+
+class KeychainWatcher:
+    """Keychain shares for one unlocked identity, as they arrive: ``mesh.keychains.sync``
+    (which accepts offers to it, releases the keys of its accepted offers and fires
+    ``keychain_updated`` then ``key_received``) as soon as the inbox watch has filed a
+    pointer to a keychain op for it, every ``check`` seconds while one of its accepts
+    waits for the sharer's release (the release is read from the sharer's chain, which
+    announces nothing), and every ``idle`` seconds otherwise. The inbox watch reads the
+    mailboxes, so the sync does not (``poll=False``)."""
+
+    def __init__(
+        self,
+        mesh: Mesh,
+        did: str,
+        *,
+        check: float = 1.0,
+        idle: float = 30.0,
+        expect_for: float = 300.0,
+    ) -> None:
+        self._mesh = mesh
+        self.did = did
+        self.check = check
+        self.idle = idle
+        self.expect_for = expect_for  # how long an accept's release is waited for, quickly
+        self.syncs = 0
+        self._since: dict[str, float] = {}  # accepted offers to us: first seen accepted
+
+    @property
+    def key(self) -> Hashable:
+        return ("keychains", self.did)
+
+    def _waiting(self) -> bool:
+        """Has an accept of ours been waiting less than ``expect_for`` for its release
+        (since this watch first saw it accepted)?"""
+        now = time.monotonic()
+        offers = self._mesh.keychains.incoming_offers(as_=self.did)
+        accepted = {o.offer for o in offers if o.status == "accepted"}
+        self._since = {cid: self._since.get(cid, now) for cid in accepted}
+        return any(now - since < self.expect_for for since in self._since.values())
+
+    async def run(self) -> None:
+        keychains, notices = self._mesh.keychains, self._mesh.db.keychains
+        last = -float("inf")
+        while True:
+            now = time.monotonic()
+            due = self.check if self._waiting() else self.idle
+            if notices.notices(self.did) or now - last >= due:
+                last = now
+                self.syncs += 1
+                report = await keychains.sync(as_=self.did, poll=False)
+                for problem in report.problems:
+                    log.info("keychain sync of %s: %s", self.did, problem)
+            await asyncio.sleep(self.check)
 
 
 @dataclass

@@ -113,6 +113,17 @@ def _lines(s: dict[str, Any]) -> list[str]:
     )
     for i in pending["introductions"]:
         lines.append(f"  introduction from {i['sender']} to {i['recipient']}")
+    kc = pending.get("keychains") or {"notices": 0, "incoming": [], "outgoing": []}
+    lines.append(
+        f"keychains: {kc['notices']} pointer(s) not taken up, "
+        f"{len(kc['incoming'])} offer(s) to this home, {len(kc['outgoing'])} made here open"
+    )
+    for o in kc["incoming"]:
+        waits = "waiting for the keys" if o["status"] == "accepted" else "to accept"
+        lines.append(f"  offer {o['offer']} from {o['sharer']}: {waits}")
+    for o in kc["outgoing"]:
+        waits = "to release" if o["status"] == "accepted" else "waiting for an accept"
+        lines.append(f"  offer {o['offer']} to {o['to_name'] or o['to']}: {waits}")
     http = s.get("http") or []
     lines.append("http api: " + (", ".join(http) if http else "not served"))
     return lines

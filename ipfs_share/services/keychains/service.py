@@ -529,6 +529,15 @@ class KeychainService:
                 out.append(self._outgoing(loaded, o))
         return sorted(out, key=lambda o: (o.created, o.offer))
 
+    def incoming_offers(self, *, as_: str | None = None) -> builtins.list[OutgoingShare]:
+        """Offers to this home's members not released, cancelled or dead yet: pending (to
+        accept) or accepted (waiting for the sharer to release the keys)."""
+        out = []
+        for loaded in self._all_loaded(as_):
+            for o in loaded.replica.state.open_offers(to=loaded.member):
+                out.append(self._outgoing(loaded, o))
+        return sorted(out, key=lambda o: (o.created, o.offer))
+
     async def delete_outgoing_shared_key(
         self,
         to: str,
@@ -729,14 +738,16 @@ class KeychainService:
         self.repo.add_notice(me, op, sender="", at=self._t())
         return await self.sync(as_=as_)
 
-    async def sync(self, *, as_: str | None = None) -> SyncReport:
+    async def sync(self, *, as_: str | None = None, poll: bool = True) -> SyncReport:
         """Read every member's chain of every keychain this home belongs to (and the ops
         handed over to it), replay, accept offers addressed to it, release the keys of
-        its accepted offers, open what it now holds, and fire the events."""
+        its accepted offers, open what it now holds, and fire the events. ``poll=False``
+        skips reading the mailboxes for pointers first (a caller that watches the inbox
+        already has them filed: the agent)."""
         report = _Report()
         members = [self.identities.get(as_).did] if as_ else [i.did for i in self.identities.list()]
         for me in members:
-            if self.notifier is not None:
+            if self.notifier is not None and poll:
                 try:
                     await self.notifier.poll(me)
                 except IpfsShareError as exc:
