@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from agentkit import Person, person, running_agent, tcp_api, wait_for
+from agentkit import Person, person, running_agent, tcp_api
 from aiohttp import web
 
 from ipfs_share.agent.core import Agent
@@ -598,6 +598,10 @@ async def test_two_backends_on_two_nodes_exchange_a_keychain_key_over_http(
 
         await call(a, ah, "PUT", "/v1/contacts/bob", 200, json={"did": bob.did})
         await call(b, bh, "PUT", "/v1/contacts/alice", 200, json={"did": alice.did})
+        since = b_agent.bus.last_id
+        received = asyncio.ensure_future(
+            sse(http, f"{b}/v1/events", {**bh, "Last-Event-ID": str(since)}, "key_received", 60)
+        )
         made = await call(a, ah, "POST", "/v1/keychains", 201, json={"name": "team"})
         fp = made["fingerprint"]
         shared = await call(
@@ -619,17 +623,12 @@ async def test_two_backends_on_two_nodes_exchange_a_keychain_key_over_http(
             params={"ad": "v1"},
         )
 
-        async def bob_reads_it() -> bool:
-            # Offer, accept, release: each side's sync moves it on (the agent's watch of
-            # the mailboxes does the same on its own schedule).
-            await call(a, ah, "POST", "/v1/keychains/sync", 200)
-            await call(b, bh, "POST", "/v1/keychains/sync", 200)
-            async with http.post(
-                f"{b}/v1/keychains/{fp}/decrypt", data=sealed, params={"ad": "v1"}, headers=bh
-            ) as r:
-                return r.status == 200 and await r.read() == b"for the team"
-
-        await wait_for(bob_reads_it, 60, "bob to hold the key and read the message")
+        event = await received  # bob's agent took the offer up, accepted, got the key
+        assert event["data"]["keychain"] == fp, event
+        plain = await call(
+            b, bh, "POST", f"/v1/keychains/{fp}/decrypt", 200, data=sealed, params={"ad": "v1"}
+        )
+        assert plain == b"for the team"
         found = await call(b, bh, "GET", "/v1/keychains", 200)
         assert [k["fingerprint"] for k in found["keychains"]] == [fp]
         await call(
