@@ -144,3 +144,30 @@ async def test_256_mib_up_and_down_with_the_agents_rss_flat(
         f"at rest, peak {peak >> 20} MiB ({len(samples)} samples)"
     )
     assert peak - baseline < 64 << 20, (baseline, peak)  # flat: a quarter of the file at most
+
+
+async def test_listen_on_a_unix_socket_still_needs_the_token(
+    kubo: RunningNode, homes: tuple[Person, Person], tmp_path: Path
+) -> None:
+    import os
+    import stat
+
+    alice, _ = homes
+    path = tmp_path / "api.sock"
+    agent = AgentProcess(alice.home, kubo.api_url, "--listen", f"unix:{path}")
+    try:
+        status = agent.wait_ready()
+        assert status["http"] == [f"unix:{path}"]
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        token = read_token(alice.home)
+        timeout = aiohttp.ClientTimeout(total=60)
+        for headers, want in (({}, 401), ({"Authorization": f"Bearer {token}"}, 200)):
+            async with (
+                aiohttp.ClientSession(
+                    connector=aiohttp.UnixConnector(path=str(path)), timeout=timeout
+                ) as http,
+                http.get("http://agent/v1/identities", headers=headers) as r,
+            ):
+                assert r.status == want
+    finally:
+        agent.stop()

@@ -41,7 +41,7 @@ DEFAULT_PORT = 5052
 @dataclass(frozen=True)
 class Listen:
     """Where the HTTP API listens: ``host`` and ``port`` (0: any free port), or a unix
-    socket ``path`` (the token is needed there too: its mode is the caller's business)."""
+    socket ``path`` (made 0600; the token is needed there too)."""
 
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
@@ -105,7 +105,11 @@ class AgentServer:
         site: web.BaseSite
         if self.http.path is not None:
             site = web.UnixSite(self._http_runner, str(self.http.path))
-            await site.start()
+            old = os.umask(0o177)  # 0600, as the home's socket; the token is needed anyway
+            try:
+                await site.start()
+            finally:
+                os.umask(old)
             self.urls.append(f"unix:{self.http.path}")
         else:
             site = web.TCPSite(self._http_runner, self.http.host, self.http.port)
