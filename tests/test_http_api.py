@@ -646,3 +646,60 @@ async def test_two_backends_on_two_nodes_exchange_a_keychain_key_over_http(
             403,
             json={"allow_sharing": False},
         )
+
+
+async def test_a_strangers_introduction_is_accepted_over_http(
+    kubo_pair: tuple[RunningNode, RunningNode], tmp_path: Path
+) -> None:
+    """alice shares with bob, who never added her: bob's backend sees the introduction
+    (an event and GET /v1/introductions), accepts it, and the capsule arrives."""
+    node_a, node_b = kubo_pair
+    alice = await person(node_a.api_url, tmp_path / "alice", "alice")
+    bob = await person(node_b.api_url, tmp_path / "bob", "bob")
+    await alice.mesh.close()
+    await bob.mesh.close()
+    async with (
+        running_agent(alice.home, node_a.api_url) as a_agent,
+        running_agent(bob.home, node_b.api_url) as b_agent,
+        tcp_api(a_agent) as a,
+        tcp_api(b_agent) as b,
+        aiohttp.ClientSession(timeout=LIMIT) as http,
+    ):
+        ah, bh = auth(alice.home), auth(bob.home)
+        since = b_agent.bus.last_id
+        introduced = asyncio.ensure_future(
+            sse(http, f"{b}/v1/events", {**bh, "Last-Event-ID": str(since)}, "introduction", 60)
+        )
+        async with http.put(f"{a}/v1/contacts/bob", json={"did": bob.did}, headers=ah) as r:
+            assert r.status == 200
+        async with http.post(
+            f"{a}/v1/files", params={"name": "n.txt"}, data=b"hi", headers=ah
+        ) as r:
+            cid = (await r.json())["cid"]
+        body = {"content": cid, "to": ["bob"], "send": True}
+        async with http.post(f"{a}/v1/shares", json=body, headers=ah) as r:
+            assert r.status == 201, await r.text()
+            capsule = (await r.json())["id"]
+        await introduced
+        async with http.get(f"{b}/v1/introductions", headers=bh) as r:
+            assert [i["sender"] for i in (await r.json())["introductions"]] == [alice.did]
+        arrived = asyncio.ensure_future(
+            sse(
+                http,
+                f"{b}/v1/events",
+                {**bh, "Last-Event-ID": str(b_agent.bus.last_id)},
+                "capsule_received",
+                60,
+            )
+        )
+        url = f"{b}/v1/introductions/{alice.did}/accept"
+        async with http.post(url, json={"petname": "alice"}, headers=bh) as r:
+            assert r.status == 200 and (await r.json())["petname"] == "alice"
+        assert (await arrived)["data"]["id"] == capsule
+        async with http.get(f"{b}/v1/capsules/{capsule}/plaintext", headers=bh) as r:
+            assert r.status == 200 and await r.read() == b"hi"
+        async with http.post(f"{b}/v1/introductions/{alice.did}/reject", headers=bh) as r:
+            assert r.status == 200 and (await r.json())["count"] >= 1  # later ones ignored
+        stranger = "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK"
+        async with http.post(f"{b}/v1/introductions/{stranger}/accept", headers=bh) as r:
+            assert r.status == 404 and (await r.json())["error"]["code"] == "not_found"
