@@ -778,3 +778,32 @@ async def test_no_documented_route_answers_500_to_bad_input(
                     if "{" not in path:
                         break  # no path parameter: one round of bodies is enough
         assert seen > 500, STATS
+
+
+async def test_an_upload_cut_short_stores_nothing(
+    kubo: RunningNode, homes: tuple[Person, Person]
+) -> None:
+    """A client that says 1 MiB and sends 100 kB, then goes: no file row, no new pin."""
+    alice, _ = homes
+    async with running_agent(alice.home, kubo.api_url) as agent, tcp_api(agent) as base:
+        pins = await kubo_pins(kubo.api_url)
+        host, port = base.removeprefix("http://").split(":")
+        _, writer = await asyncio.open_connection(host, int(port))
+        head = (
+            f"POST /v1/files?name=cut.bin HTTP/1.1\r\nHost: {host}\r\n"
+            f"Authorization: {auth(alice.home)['Authorization']}\r\n"
+            "Content-Length: 1048576\r\n\r\n"
+        )
+        writer.write(head.encode() + os.urandom(100_000))
+        await writer.drain()
+        await asyncio.sleep(0.5)
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.sleep(2)  # the agent notices the cut and unwinds
+        assert agent.mesh.files.list() == []
+        assert await kubo_pins(kubo.api_url) == pins
+        async with (
+            aiohttp.ClientSession(timeout=LIMIT) as http,
+            http.get(f"{base}/v1/agent", headers=auth(alice.home)) as r,
+        ):
+            assert r.status == 200  # and it serves on
