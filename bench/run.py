@@ -21,6 +21,7 @@ from bench import (
     crypto_bench,
     feeds_bench,
     formats_bench,
+    http_bench,
     keychain_bench,
     mailbox_bench,
     share_bench,
@@ -41,6 +42,7 @@ ENTRIES: dict[str, Entry] = {
     "keychain": keychain_bench.run,
     "agent": agent_bench.run,
     "startup": startup_bench.run,
+    "http": http_bench.run,
 }
 
 

@@ -12,9 +12,9 @@ The server holds one identity ("server") and acts as it:
 
 The upload is never held in memory: the multipart part's chunks go, as an async iterator,
 through the encryption and into Kubo. Errors are mapped to HTTP statuses in one place
-(``status_for``), from the stable error codes: 404 for what does not exist, 403 for an
-opener who is not allowed, 410 for an expired or revoked share, 400 for bad input, 502
-when the node fails.
+(``status_for``), from the library's one table of stable error codes
+(``ipfs_share.status``): 404 for what does not exist, 403 for an opener who is not
+allowed, 410 for an expired or revoked share, 400 for bad input, 502 when the node fails.
 
 GET /capsules opens *as a user* whose keys live in the server's home, so the demo can be
 tried with curl. That is only a stand-in: in a real app the opener is the client, which
@@ -47,11 +47,11 @@ from ipfs_share.crypto.passphrase import KdfParams
 from ipfs_share.errors import (
     InvalidInputError,
     IpfsShareError,
-    NodeError,
     PassphraseInvalidError,
     PassphraseRequiredError,
 )
 from ipfs_share.node import resolve_api
+from ipfs_share.status import http_status_for
 
 # A demo passphrase, so the server starts unattended. A real deployment reads it from a
 # secret store or the environment (IPFS_SHARE_PASSPHRASE, connect()'s default).
@@ -64,36 +64,14 @@ UPLOAD_PIECE = 1 << 20
 
 log = logging.getLogger("aiohttp_backend")
 
-# -- errors: one place maps error codes to HTTP statuses -----------------------------------
-STATUS_BY_CODE = {
-    "not_found": 404,
-    "identity_not_found": 404,
-    "recipient_not_authorized": 403,
-    "key_unwrap_failed": 403,
-    "policy_denied": 403,
-    "capability_required": 403,
-    "capability_invalid": 403,
-    "download_not_allowed": 403,
-    "share_expired": 410,
-    "share_revoked": 410,
-    "identity_exists": 409,
-    "policy_provider_required": 501,  # this server cannot evaluate the share's policy
-    "revocation_unavailable": 503,  # fail closed; worth a retry later
-    "decryption_failed": 502,  # the stored bytes do not decrypt: the node's fault, or worse
-}
 
-
+# -- errors: the statuses come from ipfs-share's one table (ipfs_share.status) -------------
 def status_for(exc: IpfsShareError) -> int:
-    """The HTTP status for an error: by its stable code, else by its family."""
-    if exc.code in STATUS_BY_CODE:
-        return STATUS_BY_CODE[exc.code]
+    """The HTTP status for an error: the library's own, from its stable code (the same
+    table gives the CLI its exit codes and the agent's HTTP API its statuses)."""
     if isinstance(exc, PassphraseRequiredError | PassphraseInvalidError):
         return 500  # the server's own keys: not the client's input
-    if isinstance(exc, InvalidInputError):
-        return 400
-    if isinstance(exc, NodeError):
-        return 502
-    return 500
+    return http_status_for(exc)
 
 
 @web.middleware

@@ -28,7 +28,8 @@ The tree::
     │   │   └── IdentityLockedError                   identity_locked
     │   ├── PassphraseInvalidError                    passphrase_invalid
     │   ├── IntroductionRejectedError                 introduction_rejected
-    │   └── IdentityExistsError                       identity_exists
+    │   ├── IdentityExistsError                       identity_exists
+    │   └── RangeNotSatisfiableError                  range_not_satisfiable
     ├── NodeError                                     node_error
     │   ├── NodeUnreachableError                      node_unreachable
     │   ├── NodeVersionError                          node_version_unsupported
@@ -53,7 +54,8 @@ The tree::
     ├── PermissionDeniedError                         permission_denied
     ├── AgentError                                    agent_error
     │   ├── AgentRunningError                         agent_running
-    │   └── AgentNotRunningError                      agent_not_running
+    │   ├── AgentNotRunningError                      agent_not_running
+    │   └── UnauthorizedError                         unauthorized
     └── ShareError (the share flow; codes fixed by docs/spec/capsule.md)
         ├── IdentityNotFoundError                     identity_not_found
         ├── RecipientNotAuthorizedError               recipient_not_authorized
@@ -122,6 +124,7 @@ __all__ = [
     "PinServiceError",
     "PolicyDeniedError",
     "PolicyProviderRequiredError",
+    "RangeNotSatisfiableError",
     "RecipientNotAuthorizedError",
     "RemotePinFailedError",
     "ReplicationError",
@@ -134,6 +137,8 @@ __all__ = [
     "StateMissingError",
     "StoreError",
     "StreamTruncatedError",
+    "UnauthorizedError",
+    "UsageError",
     "error_class",
 ]
 
@@ -174,6 +179,25 @@ class InvalidInputError(IpfsShareError, ValueError):
     """Input that can never succeed as given: fix the input, do not retry."""
 
     code = "invalid_input"
+
+
+class UsageError(InvalidInputError):
+    """A command line that does not parse (the command line's exit 2); ``usage`` is the
+    usage text to show with it."""
+
+    code = "usage_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        reason: str | None = None,
+        subject: str | None = None,
+        usage: str = "",
+    ) -> None:
+        super().__init__(message, hint=hint, reason=reason, subject=subject)
+        self.usage = usage
 
 
 class CidInvalidError(InvalidInputError):
@@ -288,6 +312,13 @@ class IntroductionRejectedError(InvalidInputError):
 class IdentityExistsError(InvalidInputError):
     code = "identity_exists"
     default_hint = "choose another name, or rename or delete the existing identity first"
+
+
+class RangeNotSatisfiableError(InvalidInputError):
+    """A byte range (an HTTP ``Range``) that does not overlap the file."""
+
+    code = "range_not_satisfiable"
+    default_hint = "ask for bytes=A-B with A below the file's size (X-Ipfs-Share-Size)"
 
 
 class PassphraseRequiredError(InvalidInputError):
@@ -489,6 +520,15 @@ class AgentRunningError(AgentError):
 class AgentNotRunningError(AgentError):
     code = "agent_not_running"
     default_hint = "start the home's agent (README: the agent)"
+
+
+class UnauthorizedError(AgentError):
+    """A request to the agent's HTTP API without its bearer token, or with a wrong one."""
+
+    code = "unauthorized"
+    default_hint = (
+        "send 'Authorization: Bearer TOKEN' with the token 'ipfs-share agent token' prints"
+    )
 
 
 # --- the share flow (codes fixed by docs/spec/capsule.md; never rename) -----------------

@@ -79,6 +79,8 @@ class AgentProcess:
         self.home = home
         self.log = home.parent / f"{home.name}-agent.log"
         self.env = env or cli_env(home, api, IPFS_SHARE_PASSPHRASE=PASSPHRASE)
+        if "--port" not in args and "--no-http" not in args:
+            args = (*args, "--port", "0")  # tests run side by side: any free port
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "ipfs_share.cli.main", "serve", *args],
@@ -254,3 +256,23 @@ def sse_events(
     finally:
         conn.close()
     return events
+
+
+@asynccontextmanager
+async def tcp_api(agent: Agent, *, cors: tuple[str, ...] = ()) -> AsyncIterator[str]:
+    """The agent's HTTP API on 127.0.0.1 at a free port, as ``serve`` serves it (the
+    token of the home's agent.token); yields its base URL."""
+    from aiohttp import web
+
+    from ipfs_share.agent.files import ensure_token
+    from ipfs_share.http.api import make_api
+
+    runner = web.AppRunner(make_api(agent, token=ensure_token(agent.home), cors_origins=cors))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()

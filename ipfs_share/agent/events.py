@@ -120,7 +120,10 @@ class EventBus:
         return event
 
     def since(self, last_id: int) -> tuple[list[Event], bool]:
-        """The events after ``last_id`` still in the ring, and whether some were lost."""
+        """The events after ``last_id`` still in the ring, and whether some were lost
+        (also when ``last_id`` is beyond the last one: an id from before a restart)."""
+        if last_id > self._last:
+            return list(self._ring), True
         backlog = [e for e in self._ring if e.id > last_id]
         first = backlog[0].id if backlog else self._last + 1
         return backlog, first > last_id + 1

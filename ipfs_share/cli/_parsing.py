@@ -29,7 +29,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from ipfs_share.errors import InvalidInputError
+from ipfs_share.errors import UsageError
 
 __all__ = ["Parser", "UsageError", "refuse_secrets", "wants_json"]
 
@@ -39,16 +39,6 @@ _ON_ARGV_HINT = (
     "set IPFS_SHARE_PASSPHRASE, pass --passphrase-file FILE, or type it when asked; "
     "a passphrase on the command line stays in the shell history and shows in ps"
 )
-
-
-class UsageError(InvalidInputError):
-    """The command line does not parse (exit 2)."""
-
-    code = "usage_error"
-
-    def __init__(self, message: str, *, hint: str = "", usage: str = "") -> None:
-        super().__init__(message, hint=hint)
-        self.usage = usage
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, str]:

@@ -124,6 +124,8 @@ def _lines(s: dict[str, Any]) -> list[str]:
     for o in kc["outgoing"]:
         waits = "to release" if o["status"] == "accepted" else "waiting for an accept"
         lines.append(f"  offer {o['offer']} to {o['to_name'] or o['to']}: {waits}")
+    http = s.get("http") or []
+    lines.append("http api: " + (", ".join(http) if http else "not served"))
     return lines
 
 

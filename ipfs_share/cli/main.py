@@ -7,9 +7,10 @@ Results go to stdout (one JSON object with ``--json``); errors go to stderr as::
 
 (with ``--json``, also as ``{"error": {"code", "message", "hint", "exit_code"}}`` on stdout).
 
-Exit codes, from one table keyed by the error's ``code``. An error whose code is not in
-the table takes the exit code of its nearest ancestor class that is, so a new subclass
-lands in its family's code without touching this table.
+Exit codes, from one table keyed by the error's ``code`` (:mod:`ipfs_share.status`, which
+gives the HTTP API its statuses too). An error whose code is not in the table takes the
+exit code of its nearest ancestor class that is, so a new subclass lands in its family's
+code without touching this table.
 
 ====  ============================  ====================================================
 exit  meaning                       error codes
@@ -20,7 +21,9 @@ exit  meaning                       error codes
                                     passphrase given on the command line)
 3     invalid input                 invalid_input and its subclasses (cid_invalid,
                                     block_too_large, format_invalid,
-                                    ipns_record_invalid, passphrase_required, ...)
+                                    ipns_record_invalid, passphrase_required, ...),
+                                    range_not_satisfiable, passphrase_invalid,
+                                    identity_locked, identity_exists
 4     node unreachable              node_unreachable
 5     the node refused or failed    node_error, node_request_failed, node_timeout,
                                     node_version_unsupported, feature_unavailable,
@@ -32,7 +35,7 @@ exit  meaning                       error codes
                                     feed_fork), decryption_failed
 8     node management failed        node_management_failed, kubo_install_failed,
                                     cluster_install_failed
-9     local store                   store_error, state_missing
+9     local store                   store_error, state_missing, keychain_conflict
 10    access denied                 recipient_not_authorized, key_unwrap_failed,
                                     policy_provider_required, policy_denied,
                                     capability_required, capability_invalid,
@@ -43,7 +46,8 @@ exit  meaning                       error codes
 13    download not allowed          download_not_allowed (view-only share: read it to
                                     stdout instead of saving; advice, not enforcement)
 14    the agent                     agent_error, agent_running (one is running already),
-                                    agent_not_running
+                                    agent_not_running, unauthorized (the HTTP API's
+                                    bearer token missing or wrong)
 130   interrupted (Ctrl-C)
 141   stdout closed early           (a reader such as ``head`` stopped reading)
 ====  ============================  ====================================================
@@ -79,7 +83,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import ipfs_share
-from ipfs_share import paths
+from ipfs_share import paths, status
 from ipfs_share.cli._help import finish as finish_help
 from ipfs_share.cli._logs import LEVELS, configure_logging, level_for
 from ipfs_share.cli._parsing import Parser, UsageError, refuse_secrets, wants_json
@@ -91,44 +95,13 @@ from ipfs_share.errors import IpfsShareError
 __all__ = ["COMMANDS", "EXIT_CODES", "build_parser", "exit_code_for", "main"]
 
 EXIT_OK = 0
-EXIT_GENERIC = 1
+EXIT_GENERIC = status.EXIT_GENERIC
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141  # as a shell reports a command killed by SIGPIPE
 
-EXIT_CODES: dict[str, int] = {
-    "ipfs_share_error": EXIT_GENERIC,
-    "usage_error": EXIT_USAGE,
-    "share_error": EXIT_GENERIC,
-    "invalid_input": 3,
-    "node_unreachable": 4,
-    "node_error": 5,
-    "not_found": 6,
-    "identity_not_found": 6,
-    "keychain_not_found": 6,
-    "integrity_error": 7,
-    "signature_invalid": 7,
-    "chain_invalid": 7,
-    "feed_rollback": 7,
-    "feed_fork": 7,
-    "decryption_failed": 7,
-    "node_management_failed": 8,
-    "store_error": 9,
-    "state_missing": 9,
-    "recipient_not_authorized": 10,
-    "key_unwrap_failed": 10,
-    "policy_provider_required": 10,
-    "policy_denied": 10,
-    "capability_required": 10,
-    "capability_invalid": 10,
-    "permission_denied": 10,
-    "share_expired": 11,
-    "share_revoked": 11,
-    "share_replaced": 11,
-    "revocation_unavailable": 12,
-    "download_not_allowed": 13,
-    "agent_error": 14,
-}
+# From the one table of ipfs_share/status.py (which also gives the HTTP API its statuses).
+EXIT_CODES: dict[str, int] = status.EXIT_CODES
 
 # Every command, the module under ipfs_share/cli/ that registers it, and its one line of
 # help (what `ipfs-share --help` lists without importing any command module).
@@ -173,11 +146,7 @@ def exit_code_for(exc: IpfsShareError) -> int:
     >>> exit_code_for(CidInvalidError("x")), exit_code_for(NodeUnreachableError("x"))
     (3, 4)
     """
-    for cls in type(exc).__mro__:
-        code = cls.__dict__.get("code")
-        if isinstance(code, str) and code in EXIT_CODES:
-            return EXIT_CODES[code]
-    return EXIT_GENERIC
+    return status.exit_code_for(exc)
 
 
 def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:

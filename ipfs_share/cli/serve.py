@@ -5,6 +5,7 @@
     $ ipfs-share serve                          # until Ctrl-C or SIGTERM
     $ IPFS_SHARE_PASSPHRASE=... ipfs-share serve --republish-every 4h
     $ ipfs-share serve --passphrase-file /run/credentials/ipfs-share.service/passphrase
+    $ ipfs-share serve --port 0 --cors-origin https://app.example   # the HTTP API
 
 One agent per home (a second is refused, naming the first's pid). It republishes records
 on a schedule, watches the inbox of every unlocked identity, takes introductions, and
@@ -12,6 +13,11 @@ serves the command line on ``<home>/agent.sock``. At start it unlocks every iden
 given passphrase opens (``--passphrase-file``, else ``IPFS_SHARE_PASSPHRASE``), for as
 long as it runs; others stay locked until ``ipfs-share unlock``. It never prompts: a
 service manager or a container runs it (README: the agent).
+
+It also serves the HTTP API (``docs/openapi.json``) on 127.0.0.1:5052 (``--listen``,
+``--port``; ``--listen unix:PATH`` for a socket; ``--no-http`` for none), every request
+with the bearer token ``ipfs-share agent token`` prints; CORS only for the origins named
+with ``--cors-origin``.
 """
 
 from __future__ import annotations
@@ -20,11 +26,15 @@ import argparse
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from ipfs_share import paths
 from ipfs_share.cli.common import Context, Subparsers
 from ipfs_share.cli.passphrase import PASSPHRASE_ENV, PassphraseSource, add_passphrase_option
 from ipfs_share.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from ipfs_share.http.server import Listen
 
 __all__ = ["register"]
 
@@ -49,8 +59,50 @@ def register(subparsers: Subparsers) -> None:
         choices=["debug", "info", "warning", "error"],
         help="what goes to stderr (default info)",
     )
+    serve.add_argument(
+        "--listen",
+        default="127.0.0.1",
+        metavar="HOST|unix:PATH",
+        help="where the HTTP API listens (default 127.0.0.1; unix:PATH for a socket)",
+    )
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=5052,
+        help="the HTTP API's port (default 5052; 0: any free port, shown in agent status)",
+    )
+    serve.add_argument(
+        "--no-http", action="store_true", help="serve only the home's socket, no HTTP API"
+    )
+    serve.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let browser pages from this origin call the API (repeatable; default: none)",
+    )
     add_passphrase_option(serve)
     serve.set_defaults(handler=_serve)
+
+
+def _listen(args: argparse.Namespace) -> Listen | None:
+    from pathlib import Path
+
+    from ipfs_share.http.server import Listen
+
+    if args.no_http:
+        return None
+    if not 0 <= args.port <= 65535:
+        raise InvalidInputError(f"expected --port in 0..65535, found {args.port}")
+    for origin in args.cors_origin:
+        if origin == "*" or "://" not in origin:
+            raise InvalidInputError(
+                f"expected --cors-origin as scheme://host[:port], found {origin!r:.60}",
+                hint="name each origin that may call the API; there is no wildcard",
+            )
+    if args.listen.startswith("unix:"):
+        return Listen(path=Path(args.listen[5:]), cors_origins=tuple(args.cors_origin))
+    return Listen(host=args.listen, port=args.port, cors_origins=tuple(args.cors_origin))
 
 
 def _start_passphrase(args: argparse.Namespace) -> PassphraseSource | None:
@@ -90,4 +142,4 @@ async def _serve(args: argparse.Namespace, ctx: Context) -> None:
         options=AgentOptions(republish_every=float(every)),
         passphrase=_start_passphrase(args),
     )
-    await serve(agent)
+    await serve(agent, http=_listen(args))

@@ -39,7 +39,7 @@ import os
 import re
 import socket
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -53,31 +53,62 @@ from ipfs_share.errors import (
     InvalidInputError,
     IpfsShareError,
     NotFoundError,
+    RangeNotSatisfiableError,
 )
+from ipfs_share.http.auth import add_cors_headers, cors_middleware, token_middleware
 from ipfs_share.http.errors import error_body, status_for
+from ipfs_share.services.opened import OpenedFile
 
-__all__ = ["AGENT", "CLOSING", "make_app"]
+__all__ = [
+    "AGENT",
+    "CLOSING",
+    "LISTENING",
+    "acting",
+    "body",
+    "json_response",
+    "make_app",
+    "on_unix",
+    "stream_opened",
+]
 
 log = logging.getLogger("ipfs_share.agent")
 
 AGENT: web.AppKey[Agent] = web.AppKey("agent", Agent)
 CLOSING: web.AppKey[asyncio.Event] = web.AppKey("closing", asyncio.Event)
 UNIX: web.AppKey[bool] = web.AppKey("unix", bool)
+LISTENING: web.AppKey[list[str]] = web.AppKey("listening", list)  # the HTTP API's URLs
 
 RANGE_STEP = 4 << 20  # plaintext pieces of a streamed open (a multiple of the 64 KiB chunk)
-_RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 SSE_KEEPALIVE = 15.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def make_app(agent: Agent, *, unix: bool = True) -> web.Application:
+def make_app(
+    agent: Agent,
+    *,
+    unix: bool = True,
+    token: str | None = None,
+    cors_origins: Sequence[str] = (),
+) -> web.Application:
     """The app over ``agent``. ``unix``: it is served on the home's unix socket, the only
-    place the unlock route exists (a TCP app has none: a passphrase never crosses TCP)."""
-    app = web.Application(middlewares=[_errors, _same_user], client_max_size=1 << 20)
+    place the unlock route exists (a TCP app has none: a passphrase never crosses TCP).
+    ``token``: every request must carry it (:mod:`.auth`); ``cors_origins``: the browser
+    origins let in (none: CORS is off)."""
+    middlewares: list[Any] = []
+    if cors_origins:
+        middlewares.append(cors_middleware(cors_origins))
+    middlewares.append(_errors)
+    if token is not None:
+        middlewares.append(token_middleware(token))
+    middlewares.append(_same_user)
+    app = web.Application(middlewares=middlewares, client_max_size=1 << 20)
     app[AGENT] = agent
     app[CLOSING] = asyncio.Event()
     app[UNIX] = unix
+    if cors_origins:
+        app.on_response_prepare.append(add_cors_headers)
     app.router.add_get("/v1/agent", _status)
     if unix:
         app.router.add_post("/v1/agent/unlock", _unlock)
@@ -151,6 +182,12 @@ def _peer_uid(sock: socket.socket | None) -> int | None:
     return int(uid)
 
 
+def acting(request: web.Request) -> str | None:
+    """The identity a request acts as: the ``X-Ipfs-Share-As`` header, else the ``as``
+    query parameter, else None (the home's default identity)."""
+    return request.headers.get("X-Ipfs-Share-As") or request.query.get("as") or None
+
+
 async def _body(request: web.Request) -> dict[str, Any]:
     if not request.can_read_body:
         return {}
@@ -163,16 +200,23 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return data
 
 
+body = _body
+json_response = _json
+
+
 def _on_unix(request: web.Request) -> bool:
     sock = request.transport.get_extra_info("socket") if request.transport else None
     return sock is not None and sock.family == socket.AF_UNIX
+
+
+on_unix = _on_unix
 
 
 # -- the agent -----------------------------------------------------------------------------
 
 
 async def _status(request: web.Request) -> web.Response:
-    return _json(request.app[AGENT].status())
+    return _json({**request.app[AGENT].status(), "http": request.app.get(LISTENING, [])})
 
 
 async def _unlock(request: web.Request) -> web.Response:
@@ -241,7 +285,7 @@ async def _open(request: web.Request) -> web.StreamResponse:
     token = _capability(request.headers.get("X-Ipfs-Share-Capability"))
     opened = await agent.mesh.share.open_capsule(
         request.match_info["capsule"],
-        as_=q.get("as") or None,
+        as_=acting(request),
         capability=token,
         max_staleness=max_staleness,
     )
@@ -251,7 +295,19 @@ async def _open(request: web.Request) -> web.StreamResponse:
             hint="read it without -o (to a pager or a pipe); this is advice to honest "
             "clients, which a modified client can ignore",
         )
-    span = _range(request.headers.get("Range"), opened.size)
+    return await stream_opened(request, opened)
+
+
+async def stream_opened(request: web.Request, opened: OpenedFile) -> web.StreamResponse:
+    """The plaintext of ``opened`` as the response: whole (200), or the ``Range`` asked
+    for (206; only the chunks that hold it are fetched), or 416 for a range that starts
+    past the end."""
+    try:
+        span = _range(request.headers.get("Range"), opened.size)
+    except RangeNotSatisfiableError as exc:
+        refused = _error(exc)
+        refused.headers["Content-Range"] = f"bytes */{opened.size}"
+        return refused
     headers = {
         "Content-Type": opened.media_type or "application/octet-stream",
         "X-Ipfs-Share-Name": quote(opened.name, safe=""),
@@ -263,6 +319,8 @@ async def _open(request: web.Request) -> web.StreamResponse:
         "X-Ipfs-Share-Issuer-Name": quote(opened.issuer_name or "", safe=""),
         "Accept-Ranges": "bytes",
     }
+    if not opened.allow_download:
+        headers["Content-Disposition"] = "inline"  # view-only: advice to honest clients
     pieces: AsyncIterator[bytes] | AsyncIterator[bytearray]
     if span is None:
         offset, length, status = 0, opened.size, 200
@@ -318,15 +376,31 @@ def _capability(text: str | None) -> bytes | None:
 
 
 def _range(header: str | None, size: int) -> tuple[int, int] | None:
-    """(offset, length) of a ``bytes=A-B`` or ``bytes=A-`` range within ``size``."""
+    """(offset, length) of a ``bytes=A-B``, ``bytes=A-`` or ``bytes=-N`` range within
+    ``size``; :class:`RangeNotSatisfiableError` (416) for one that holds no byte of it.
+
+    >>> _range("bytes=0-9", 100), _range("bytes=95-", 100), _range("bytes=-10", 100)
+    ((0, 10), (95, 5), (90, 10))
+    >>> _range("bytes=90-200", 100), _range(None, 100)
+    ((90, 10), None)
+    """
     if header is None:
         return None
     m = _RANGE.match(header.strip())
-    if m is None:
-        raise InvalidInputError(f"expected a Range of bytes=A-B or bytes=A-, found {header!r:.40}")
-    start = int(m[1])
-    if start >= size and not (start == 0 and size == 0):
+    if m is None or not (m[1] or m[2]):
         raise InvalidInputError(
+            f"expected a Range of bytes=A-B, bytes=A- or bytes=-N, found {header!r:.40}"
+        )
+    if not m[1]:  # bytes=-N: the last N bytes
+        n = min(int(m[2]), size)
+        if n == 0:
+            raise RangeNotSatisfiableError(
+                f"expected a suffix range of the {size}-byte file, found {header!r:.40}"
+            )
+        return size - n, n
+    start = int(m[1])
+    if start >= size:
+        raise RangeNotSatisfiableError(
             f"expected a range that starts within the {size}-byte file, found {start}"
         )
     end = size - 1 if not m[2] else min(int(m[2]), size - 1)
