@@ -527,7 +527,8 @@ class UnauthorizedError(AgentError):
 
     code = "unauthorized"
     default_hint = (
-        "send 'Authorization: Bearer TOKEN' with the token 'ipfs-share agent token' prints"
+        "send 'Authorization: Bearer TOKEN' with the token the agent keeps in "
+        "<home>/agent.token (its owner can read it; the agent's CLI prints it too)"
     )
 
 
