@@ -165,7 +165,7 @@ async def test_a_server_that_is_not_kubo_is_named(kubo: Any) -> None:
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
         async with KuboStorage(f"http://127.0.0.1:{port}") as store:
-            with pytest.raises(NodeRequestError, match="is it Kubo"):
+            with pytest.raises(NodeRequestError, match="is not a Kubo RPC API"):
                 await store.block_get(cid_for(RAW, b"x"))
     finally:
         await runner.cleanup()

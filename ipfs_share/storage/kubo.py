@@ -144,6 +144,16 @@ def _looks_like_kubo(body: bytes, content_type: str) -> bool:
     return "html" not in content_type.lower() and not head.startswith(b"<")
 
 
+def _refusal(what: str, url: str, status: int, body: bytes, content_type: str) -> IpfsShareError:
+    """The error for an answer other than 200: Kubo's own message, typed, or (from a
+    server that is not Kubo's RPC API) a plain statement that it is not."""
+    if (status == 404 and not body.strip().startswith(b"{")) or not _looks_like_kubo(
+        body, content_type
+    ):
+        return _not_kubo(what, url, status, content_type)
+    return _classify(_kubo_message(body), what)
+
+
 def _classify(message: str, what: str) -> IpfsShareError:
     """Turn Kubo's error message for ``what`` into our error type."""
     if "block is too large" in message or "produced block is over" in message:
@@ -280,11 +290,7 @@ class KuboStorage:
             body = await resp.read()
             resp.release()
             content_type = resp.headers.get("Content-Type", "")
-            if (resp.status == 404 and not body.strip().startswith(b"{")) or not (
-                _looks_like_kubo(body, content_type)
-            ):
-                raise _not_kubo(path, self.url, resp.status, content_type)
-            raise _classify(_kubo_message(body), path)
+            raise _refusal(path, self.url, resp.status, body, content_type)
         return resp
 
     async def _json(
@@ -393,6 +399,8 @@ class KuboStorage:
         self, path: str, client: KeepAliveClient, params: list[tuple[str, str]]
     ) -> bytes:
         """One short RPC answer through the keep-alive client (errors as :func:`_request`'s)."""
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("POST %s%s %s", self._base, path, " ".join(f"{k}={v}" for k, v in params))
         try:
             async with asyncio.timeout(self._timeout):
                 answer = await client.post(path, params)
@@ -409,9 +417,7 @@ class KuboStorage:
         except OSError as exc:
             raise NodeUnreachableError(f"{path}: no node answered at {self.url} ({exc})") from exc
         if answer.status != 200:
-            if answer.status == 404 and not answer.body.strip().startswith(b"{"):
-                raise NodeRequestError(f"{path}: the node has no such endpoint (is it Kubo?)")
-            raise _classify(_kubo_message(answer.body), path)
+            raise _refusal(path, self.url, answer.status, answer.body, answer.content_type)
         if answer.stream_error is not None:
             raise _classify(answer.stream_error, path)
         return answer.body

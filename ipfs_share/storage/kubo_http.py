@@ -13,7 +13,7 @@ before it is read. Connections are pooled; one that was cut, timed out or cancel
 mid-answer is closed, never reused. A request on a pooled connection the node closed
 while it sat idle is sent again once on a new one (it is a read: safe to repeat).
 
->>> Answer(200, b"x", None).ok
+>>> Answer(200, b"x", None, "application/vnd.ipld.raw").ok
 True
 """
 
@@ -36,11 +36,13 @@ class ProtocolError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """``status``, the whole ``body``, and the ``X-Stream-Error`` trailer if one came."""
+    """``status``, the whole ``body``, the ``X-Stream-Error`` trailer if one came, and the
+    ``Content-Type``."""
 
     status: int
     body: bytes
     stream_error: str | None
+    content_type: str
 
     @property
     def ok(self) -> bool:
@@ -197,4 +199,5 @@ async def _read_answer(reader: asyncio.StreamReader, max_body: int) -> tuple[Ans
             if len(rest) > max_body:
                 raise ProtocolError(f"expected at most {max_body} bytes, found more")
         body = bytes(rest)
-    return Answer(status, body, trailers.get("x-stream-error") or None), keep
+    error = trailers.get("x-stream-error") or None
+    return Answer(status, body, error, headers.get("content-type", "")), keep
