@@ -128,8 +128,17 @@ def _pytest(tree: Path, tests: tuple[str, ...]) -> subprocess.CompletedProcess[s
     plugins = ["-p", "no:cacheprovider", "-p", "no:hypothesispytest"]
     # No -x: every named test must fail, so each one runs; -rfE lists the ones that did.
     command = [sys.executable, "-m", "pytest", "-q", "-rfE", *plugins, *tests]
+    # errors="replace": a test may print bytes that are not UTF-8 (a fuzzed input, a
+    # binary file's name); the verdict is read from pytest's summary, not from them.
     return subprocess.run(
-        command, cwd=tree, env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False
+        command,
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=TIMEOUT,
+        check=False,
     )
 
 
