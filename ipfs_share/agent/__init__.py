@@ -18,7 +18,28 @@ The package, one concept a module:
 - :mod:`.republish` -- the republish schedule (it runs ``mesh.republish``);
 - :mod:`.watchers` -- inbox watches, introduction listeners, the announcer;
 - :mod:`.operations` -- the delegated operations (JSON in, JSON out, over the facade);
+- :mod:`.memtrace` -- an opt-in memory trace, for a diagnostic run;
 - :mod:`.core` -- :class:`~ipfs_share.agent.core.Agent`, which ties them together.
+
+What it keeps in memory has a bound that does not grow with how long it runs; what grows
+with the run (inbox items, receipts, introductions, republish runs) is in SQLite:
+
+- the event ring: the last 1024 events (:data:`.events.RING_SIZE`), and at most 256
+  queued for each subscriber, which is cut off beyond that (:data:`.events.QUEUE_SIZE`);
+- the memos of CIDs and dids (``formats/memo.py``): at most 2 x 4096 CID strings and
+  2 x 4096 parsed CIDs (about 320 and 400 bytes each, under 6 MiB together), 2 x 1024
+  did keys; one not used again is dropped within 3 minutes (``MEMO_TTL``, 60 s, times 3),
+  so a steady trickle of capsules keeps only the last minutes' worth;
+- capsules fetched ahead of a mailbox read: at most 20,000 blocks and 32 MiB, each
+  dropped as it is filed (the reader's ``PREFETCH_CAP``, ``PREFETCH_BYTES``);
+- introductions: 4096 seen ones against replays, one rate bucket per identity; the
+  pending ones (16 per identity at most) are in SQLite;
+- per sender or recipient: one mailbox pair, read lock and write queue, one identity
+  document per did, one announce schedule per pair with capsules queued;
+- SQLite's page cache of each connection (its default, 2 MiB).
+
+``IPFS_SHARE_TRACEMALLOC=SECONDS`` makes the agent write :mod:`tracemalloc` snapshots to
+``<home>/memtrace/`` (:mod:`.memtrace`); ``bench/agent_soak.py`` runs it for an hour.
 
 This ``__init__`` imports nothing, so the command line can load :mod:`.remote` alone.
 """

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ipfs_share.agent import memtrace
 from ipfs_share.agent.events import EventBus
 from ipfs_share.agent.files import ensure_token
 from ipfs_share.agent.keycache import KeyCache, refuse_prompt
@@ -182,6 +183,9 @@ class Agent:
             ("reconcile", self._reconcile_loop()),
         ):
             self._tasks.append(asyncio.create_task(self._critical(name, job), name=name))
+        trace = memtrace.from_env(self.home)  # a diagnostic, off unless asked for
+        if trace is not None:
+            self._tasks.append(asyncio.create_task(trace.run(), name="memtrace"))
         log.info("agent for %s started (pid %d, node %s)", self.home, self.pid, self.url)
 
     async def stop(self) -> None:

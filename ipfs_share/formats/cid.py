@@ -16,13 +16,13 @@ True
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import re
 from dataclasses import dataclass
 
 from ipfs_share.basex import b36decode
 from ipfs_share.errors import CidInvalidError
+from ipfs_share.formats.memo import Recent
 
 __all__ = [
     "DAG_CBOR",
@@ -107,10 +107,18 @@ class ParsedCid:
 
 
 # A chain's CIDs pass through here two or three times each (the link that names a block,
-# the fetch, the check of its bytes): keeping the last few thousand saves a base32 pass.
-@functools.lru_cache(maxsize=8192)
-def _b32(data: bytes) -> str:
+# the fetch, the check of its bytes): keeping the recent ones saves a base32 pass. At most
+# 2 * MEMO_SIZE of each kept, for MEMO_TTL to 2 * MEMO_TTL seconds unless used again (see
+# formats/memo.py): a long-running process does not keep every CID it ever met.
+MEMO_SIZE = 4096
+MEMO_TTL = 60.0
+
+
+def _encode_b32(data: bytes) -> str:
     return "b" + base64.b32encode(data).decode("ascii").rstrip("=").lower()
+
+
+_b32 = Recent(_encode_b32, size=MEMO_SIZE, ttl=MEMO_TTL)
 
 
 def cid_string(binary_cid: bytes) -> str:
@@ -151,14 +159,16 @@ def parse_cid(text: str) -> ParsedCid:
     return _parse_other_base(text)
 
 
-@functools.lru_cache(maxsize=8192)  # the result is immutable; a refusal is not kept
-def _parse_base32(text: str) -> ParsedCid:
+def _decode_base32(text: str) -> ParsedCid:
     try:
         pad = "=" * (-(len(text) - 1) % 8)
         raw = base64.b32decode(text[1:].upper() + pad)
     except ValueError as exc:
         raise CidInvalidError(f"expected a base32 CID, found {text[:80]!r}") from exc
     return _parse_binary(raw, text)
+
+
+_parse_base32 = Recent(_decode_base32, size=MEMO_SIZE, ttl=MEMO_TTL)  # immutable results
 
 
 def _parse_other_base(text: str) -> ParsedCid:

@@ -40,7 +40,6 @@ the CID they need and receive its bytes, so the same pure logic serves a synchro
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -55,8 +54,9 @@ from ipfs_share.errors import (
     SignatureInvalidError,
 )
 from ipfs_share.formats import dagcbor
-from ipfs_share.formats.cid import DAG_CBOR, SHA2_256, cid_from_digest
+from ipfs_share.formats.cid import DAG_CBOR, MEMO_TTL, SHA2_256, cid_from_digest
 from ipfs_share.formats.dagcbor import Link
+from ipfs_share.formats.memo import Recent
 
 __all__ = [
     "MAX_UINT",
@@ -158,10 +158,7 @@ def parse_did_key(value: str) -> VerifyKey:
     return _parse_did_key(value)
 
 
-# A feed's entries all name the same signer: one decode per did, not one per entry (the
-# key object is immutable; a did that does not parse raises every time, and is not kept).
-@functools.lru_cache(maxsize=4096)
-def _parse_did_key(value: str) -> VerifyKey:
+def _decode_did_key(value: str) -> VerifyKey:
     try:
         key = VerifyKey(decode_did_key(value))
     except (InvalidInputError, ValueError) as exc:
@@ -169,6 +166,12 @@ def _parse_did_key(value: str) -> VerifyKey:
     if encode_did_key(bytes(key)) != value:  # the one spelling
         raise FormatError(f"expected a canonical ed25519 did:key, found {value[:80]!r}")
     return key
+
+
+# A feed's entries all name the same signer: one decode per did, not one per entry (the
+# key object is immutable; a did that does not parse raises every time, and is not kept).
+# Recent, not every did ever met: strangers' introductions bring a new one each.
+_parse_did_key = Recent(_decode_did_key, size=1024, ttl=MEMO_TTL)
 
 
 # --- field checks -------------------------------------------------------------------------

@@ -197,7 +197,8 @@ class IdentityService:
         self._writer = writer
         self._reader = reader
         self._unlocked: dict[str, IdentityKeys] = {}
-        self._documents: dict[tuple[str, str], IdentityDocument] = {}  # (did, cid) -> verified
+        # did -> its last verified document: one a did, however often it is republished
+        self._documents: dict[str, IdentityDocument] = {}
 
     def __repr__(self) -> str:
         return f"IdentityService({str(self.home)!r})"
@@ -459,7 +460,7 @@ class IdentityService:
 
     def _document_of(self, entry: FeedEntry) -> IdentityDocument:
         doc: IdentityDocument = entry.value
-        self._documents[(doc.did, doc.cid)] = doc
+        self._documents[doc.did] = doc
         return doc
 
     def _resolved(self, doc: IdentityDocument) -> ResolvedIdentity:
@@ -501,8 +502,8 @@ class IdentityService:
         return self._cached(did, state.mark.cid, state.head_block)
 
     def _cached(self, did: str, cid: str, data: bytes) -> IdentityDocument:
-        doc = self._documents.get((did, cid))
-        if doc is None:  # verify once per process, not once per open
+        doc = self._documents.get(did)
+        if doc is None or doc.cid != cid:  # verify once per version, not once per open
             doc = self._document_of(IDENTITY_FEED.read(data, self.feed(did).accepts))
         return doc
 

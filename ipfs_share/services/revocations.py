@@ -175,9 +175,12 @@ class RevocationService:
             raise
         except (FormatError, SignatureInvalidError) as exc:
             raise ChainInvalidError(f"the revocation list of {issuer}: {exc.message}") from exc
-        if update.head is None:  # pragma: no cover - a revocation head is always kept
+        # Raced: another read of this home (another task: a sync checking a capsule while
+        # an open checks another) moved the mark first; what it verified is the head now.
+        entry = update.head if update.head is not None else self.reader.held(update.feed)
+        if entry is None:  # pragma: no cover - a revocation head is always kept
             raise ChainInvalidError(f"the revocation list of {issuer}: no head kept")
-        head: RevocationHead = update.head.value
+        head: RevocationHead = entry.value
         return head
 
     def _stale_head(

@@ -66,7 +66,8 @@ CAPSULE_DEADLINE = 30.0  # seconds to fetch the sender's new capsules, all toget
 CAPSULE_CONCURRENCY = 64  # capsule fetches in flight per sender
 MAX_BACKLOG = 1_000_000  # entries past the mark: more is refused (chain_invalid)
 SENDER_CONCURRENCY = 64  # senders read at once
-PREFETCH_CAP = 20_000  # capsules fetched ahead while one sender's chain is read
+PREFETCH_CAP = 20_000  # capsules fetched ahead while one sender's chain is read ...
+PREFETCH_BYTES = 32 << 20  # ... and their bytes at most (a capsule may be 1 MiB)
 # A capsule that could not be fetched is tried again after RETRY_FIRST seconds, then
 # twice as long each time up to RETRY_MAX; after RETRY_BUDGET failed fetches it is missing.
 RETRY_FIRST = 60
@@ -83,15 +84,54 @@ def retry_delay(attempts: int) -> int:
     return int(min(RETRY_MAX, RETRY_FIRST * 2 ** (attempts - 1)))
 
 
+class _Fetched:
+    """Capsule blocks fetched ahead, oldest first: at most :data:`PREFETCH_CAP` of them
+    and :data:`PREFETCH_BYTES` bytes (the oldest go first).
+
+    >>> got = _Fetched()
+    >>> for i in range(40):
+    ...     got.put(f"c{i}", bytes(1 << 20))
+    >>> len(got), got.size == PREFETCH_BYTES, "c7" in got, "c8" in got
+    (32, True, False, True)
+    >>> len(got.pop("c8") or b""), got.pop("c8"), got.size == PREFETCH_BYTES - (1 << 20)
+    (1048576, None, True)
+    """
+
+    def __init__(self) -> None:
+        self._blocks: OrderedDict[str, bytes] = OrderedDict()
+        self.size = 0
+
+    def __len__(self) -> int:
+        return len(self._blocks)
+
+    def __contains__(self, cid: str) -> bool:
+        return cid in self._blocks
+
+    def put(self, cid: str, data: bytes) -> None:
+        if cid in self._blocks:
+            return
+        self._blocks[cid] = data
+        self.size += len(data)
+        while len(self._blocks) > PREFETCH_CAP or self.size > PREFETCH_BYTES:
+            _, old = self._blocks.popitem(last=False)
+            self.size -= len(old)
+
+    def pop(self, cid: str) -> bytes | None:
+        data = self._blocks.pop(cid, None)
+        if data is not None:
+            self.size -= len(data)
+        return data
+
+
 class _Prefetch:
     """Capsules fetched while a sender's chain is still being read: the walk waits on one
     block at a time, and the node serves the capsules of what it verified meanwhile. A
     fetch waits :data:`CAPSULE_PATIENCE` at most, like any capsule fetch. ``got`` is the
     reader's cache of capsule blocks (immutable, named by their CID), kept across syncs
     (a walk cut by its deadline files its entries at a later sync) and capped at
-    :data:`PREFETCH_CAP`."""
+    :data:`PREFETCH_CAP` blocks and :data:`PREFETCH_BYTES` bytes."""
 
-    def __init__(self, storage: Storage, sender: str, got: OrderedDict[str, bytes]) -> None:
+    def __init__(self, storage: Storage, sender: str, got: _Fetched) -> None:
         self.storage = storage
         self.sender = sender
         self.got = got
@@ -112,15 +152,12 @@ class _Prefetch:
         async with self._gate:
             try:
                 async with within(CAPSULE_PATIENCE, f"fetching the capsules of {self.sender}"):
-                    self.got[cid] = await self.storage.block_get(cid)
+                    self.got.put(cid, await self.storage.block_get(cid))
             except IpfsShareError:
                 self.failed.add(cid)
-                return
-            while len(self.got) > PREFETCH_CAP:
-                self.got.popitem(last=False)
 
     def take(self, cid: str) -> bytes | None:
-        return self.got.pop(cid, None)
+        return self.got.pop(cid)
 
     async def close(self) -> None:
         for task in self.pending.values():
@@ -170,7 +207,7 @@ class MailboxReader:
         self.share = share
         self._now = now
         self._read_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
-        self._capsules: OrderedDict[str, bytes] = OrderedDict()  # fetched ahead (_Prefetch)
+        self._capsules = _Fetched()  # fetched ahead (_Prefetch)
 
     async def sync(
         self, as_: str | None = None, *, senders: Iterable[str] = (), strict: bool = True
