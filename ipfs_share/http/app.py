@@ -50,6 +50,7 @@ from ipfs_share.agent.events import SubscriptionOverflow
 from ipfs_share.agent.operations import OPERATIONS
 from ipfs_share.errors import (
     DownloadNotAllowedError,
+    IntegrityError,
     InvalidInputError,
     IpfsShareError,
     NotFoundError,
@@ -333,6 +334,13 @@ async def stream_opened(request: web.Request, opened: OpenedFile) -> web.StreamR
     # The first piece before the headers: a small file's whole open (and most failures)
     # then come back as a status, not as a cut stream.
     first: bytes | bytearray = await anext(pieces, b"")
+    if len(first) == length:
+        # All of it (a small file): the reader runs to its end (its final check) and the
+        # headers and body go out in one write.
+        async for extra in pieces:
+            if extra:
+                raise IntegrityError(f"the file {opened.cid} holds more than its {length} bytes")
+        return web.Response(body=first, status=status, headers=headers)
     response = web.StreamResponse(status=status, headers=headers)
     response.content_length = length
     await response.prepare(request)
