@@ -11,10 +11,16 @@
    deduplication), unpinned and garbage-collected after. Target: HTTP >= 0.9x the
    library's throughput.
 
-Reported: medians and spread (p10/p90, min/max), the ratios, and the load average (the
-machine may be shared; say so with the numbers).
+Reported: medians and spread (p10/p90, min/max), the ratios, the CPU each side cost per
+operation (this process, the agent, Kubo: steadier than wall time on a shared machine),
+and the load average (the machine may be shared; say so with the numbers).
 
-Run: ``python -m bench.http_bench [--size MiB] [--rounds N]``.
+The agent runs as ``ipfs-share serve`` does by default: an open may use an issuer's
+revocation list resolved at most ``--revocation-fresh-for`` seconds ago
+(docs/spec/revocation.md section 5.1; ``--fresh-for 0`` measures resolving at every open).
+
+Run: ``python -m bench.http_bench [--size MiB] [--rounds N] [--only small|streams]
+[--fresh-for S]``.
 """
 
 from __future__ import annotations
@@ -56,6 +62,12 @@ TARGET_STREAM = 0.9
 
 def log(message: str) -> None:
     print(f"bench http: {message}", file=sys.stderr)
+
+
+def _cpu_of(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _summary(times: list[float]) -> dict[str, float]:
@@ -122,15 +134,27 @@ def _wait_agent(home: Path, proc: subprocess.Popen[bytes], timeout: float = 60) 
 
 
 async def _small(
-    api: str, base: str, token: str, capsule: str, cid: str, tmp: Path, mine: str
+    api: str,
+    base: str,
+    token: str,
+    capsule: str,
+    cid: str,
+    tmp: Path,
+    mine: str,
+    pids: dict[str, int],
+    fresh_for: float,
 ) -> dict[str, Any]:
     auth = {"Authorization": f"Bearer {token}"}
     times: dict[str, list[float]] = {"http_open": [], "kubo_cat": [], "library_open": []}
-    lib = Mesh(await KuboStorage.connect(api), tmp / "lib", passphrase=lambda _: PASSPHRASE)
     sides = ("http_open", "kubo_cat", "library_open")
+    # CPU seconds per side: this process, the agent, Kubo (each measured around each op).
+    cpu = {side: {"bench": 0.0, "agent": 0.0, "kubo": 0.0} for side in sides}
+    lib = Mesh(await KuboStorage.connect(api), tmp / "lib", passphrase=lambda _: PASSPHRASE)
+    lib.revocations.fresh_for = fresh_for  # the same rule as the agent's
     async with aiohttp.ClientSession() as http:  # one connection pool each: keep-alive
         for i in range(WARMUP + SMALL_ITERATIONS):
             for side in sides[i % 3 :] + sides[: i % 3]:
+                c0 = time.process_time(), _cpu_of(pids["agent"]), _cpu_of(pids["kubo"])
                 t0 = time.perf_counter()
                 if side == "library_open":  # the same open in this process: no HTTP
                     opened = await lib.share.open_capsule(mine)
@@ -147,6 +171,9 @@ async def _small(
                         assert r.status == 200 and len(body) > SMALL
                 if i >= WARMUP:
                     times[side].append(time.perf_counter() - t0)
+                    c1 = time.process_time(), _cpu_of(pids["agent"]), _cpu_of(pids["kubo"])
+                    for who, a, b in zip(("bench", "agent", "kubo"), c0, c1, strict=True):
+                        cpu[side][who] += b - a
     await lib.close()
     ours, theirs = _summary(times["http_open"]), _summary(times["kubo_cat"])
     library = _summary(times["library_open"])
@@ -155,9 +182,14 @@ async def _small(
     return {
         "size": SMALL,
         "iterations": SMALL_ITERATIONS,
+        "revocation_fresh_for_s": fresh_for,
         "http_open": ours,
         "kubo_rpc_cat": theirs,
         "library_open_in_process": library,
+        "cpu_ms_per_op": {
+            side: {who: round(v / SMALL_ITERATIONS * 1000, 3) for who, v in by.items()}
+            for side, by in cpu.items()
+        },
         "ratio_of_medians": round(ratio, 2),
         "target_ratio_max": TARGET_SMALL,
         "meets_target": ratio <= TARGET_SMALL,
@@ -235,6 +267,9 @@ async def _streams(
 def run(args: argparse.Namespace | None = None) -> dict[str, Any]:
     size = (getattr(args, "size", None) or 1024) << 20
     rounds = getattr(args, "rounds", None) or 3
+    only = getattr(args, "only", None)
+    fresh_for = getattr(args, "fresh_for", None)
+    fresh_for = 1.0 if fresh_for is None else fresh_for
     binary = find_kubo() or install_kubo()
     with tempfile.TemporaryDirectory(prefix="ipfs-share-bench-http-") as name:
         tmp = Path(name)
@@ -257,7 +292,16 @@ def run(args: argparse.Namespace | None = None) -> dict[str, Any]:
                     }
                     script = Path(sys.executable).with_name("ipfs-share")
                     proc = subprocess.Popen(
-                        [str(script), "serve", "--port", "0", "--log-level", "warning"],
+                        [
+                            str(script),
+                            "serve",
+                            "--port",
+                            "0",
+                            "--log-level",
+                            "warning",
+                            "--revocation-fresh-for",
+                            str(fresh_for),
+                        ],
                         env=env,
                         stdin=subprocess.DEVNULL,
                     )
@@ -265,12 +309,28 @@ def run(args: argparse.Namespace | None = None) -> dict[str, Any]:
                     urls.append(_wait_agent(tmp / who, proc))
                 bob_token, alice_token = read_token(tmp / "bob"), read_token(tmp / "alice")
                 assert bob_token and alice_token
-                small = asyncio.run(
-                    _small(node.api_url, urls[0], bob_token, capsule, cid, tmp, mine)
-                )
-                streams = asyncio.run(
-                    _streams(node.api_url, urls[1], alice_token, tmp, size, rounds)
-                )
+                kubo_pid = daemon.running_pid()
+                assert kubo_pid is not None
+                pids = {"agent": agents[0].pid, "kubo": kubo_pid}
+                small = streams = None
+                if only in (None, "small"):
+                    small = asyncio.run(
+                        _small(
+                            node.api_url,
+                            urls[0],
+                            bob_token,
+                            capsule,
+                            cid,
+                            tmp,
+                            mine,
+                            pids,
+                            fresh_for,
+                        )
+                    )
+                if only in (None, "streams"):
+                    streams = asyncio.run(
+                        _streams(node.api_url, urls[1], alice_token, tmp, size, rounds)
+                    )
             finally:
                 for proc in agents:
                     os.kill(proc.pid, signal.SIGTERM)
@@ -290,6 +350,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, help="stream size in MiB (default 1024)")
     parser.add_argument("--rounds", type=int, help="stream rounds per side (default 3)")
+    parser.add_argument("--only", choices=["small", "streams"], help="run one part alone")
+    parser.add_argument(
+        "--fresh-for",
+        type=float,
+        help="the agent's --revocation-fresh-for in seconds (default 1; 0: resolve each open)",
+    )
     print(json.dumps(run(parser.parse_args(argv)), indent=2))
     return 0
 
