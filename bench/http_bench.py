@@ -203,11 +203,21 @@ async def _source(size: int, seed: bytes) -> AsyncIterator[bytes]:
 
 
 async def _streams(
-    api: str, base: str, token: str, tmp: Path, size: int, rounds: int
+    api: str, base: str, token: str, tmp: Path, size: int, rounds: int, pids: dict[str, int]
 ) -> dict[str, Any]:
     auth = {"Authorization": f"Bearer {token}"}
     lib = Mesh(await KuboStorage.connect(api), tmp / "lib", passphrase=lambda _: PASSPHRASE)
     t: dict[str, list[float]] = {"http_put": [], "lib_put": [], "http_open": [], "lib_open": []}
+    # CPU seconds per operation and side: this process, the agent, Kubo.
+    cpu: dict[str, dict[str, float]] = {k: {"bench": 0, "agent": 0, "kubo": 0} for k in t}
+
+    def cpu_now() -> tuple[float, float, float]:
+        return time.process_time(), _cpu_of(pids["agent"]), _cpu_of(pids["kubo"])
+
+    def count(key: str, before: tuple[float, float, float]) -> None:
+        for who, a, b in zip(("bench", "agent", "kubo"), before, cpu_now(), strict=True):
+            cpu[key][who] += b - a
+
     timeout = aiohttp.ClientTimeout(total=3600)
     try:
         keys = await lib.identity.unlock()
@@ -215,6 +225,7 @@ async def _streams(
             for r in range(rounds):
                 for side in ("http", "lib") if r % 2 == 0 else ("lib", "http"):
                     seed = f"{side}-{r}".encode()
+                    c0 = cpu_now()
                     t0 = time.perf_counter()
                     if side == "http":
                         async with http.post(
@@ -224,11 +235,13 @@ async def _streams(
                             headers={**auth, "Content-Length": str(size)},
                         ) as resp:
                             assert resp.status == 201, await resp.text()
-                            cid = (await resp.json())["cid"]
+                            cid = (await resp.json())["content"]
                     else:
                         cid = (await lib.files.put("big.bin", _source(size, seed), size=size)).cid
                     t[f"{side}_put"].append(time.perf_counter() - t0)
+                    count(f"{side}_put", c0)
                     n = 0
+                    c0 = cpu_now()
                     t0 = time.perf_counter()
                     if side == "http":
                         async with http.get(
@@ -241,6 +254,7 @@ async def _streams(
                         async for piece in opened:
                             n += len(piece)
                     t[f"{side}_open"].append(time.perf_counter() - t0)
+                    count(f"{side}_open", c0)
                     assert n == size, (side, n)
                     await (await rpc.post(f"{api}/api/v0/pin/rm", params={"arg": cid})).read()
                     await (await rpc.post(f"{api}/api/v0/repo/gc")).read()
@@ -257,6 +271,13 @@ async def _streams(
         out[what] = {
             "http": ours,
             "library": theirs,
+            "cpu_s_per_gib": {
+                side: {
+                    who: round(v / rounds / (size / (1 << 30)), 2)
+                    for who, v in cpu[f"{side}_{what}"].items()
+                }
+                for side in ("http", "lib")
+            },
             "ratio_of_medians": round(ratio, 2),
             "target_ratio_min": TARGET_STREAM,
             "meets_target": ratio >= TARGET_STREAM,
@@ -328,8 +349,9 @@ def run(args: argparse.Namespace | None = None) -> dict[str, Any]:
                         )
                     )
                 if only in (None, "streams"):
+                    pids = {**pids, "agent": agents[1].pid}  # alice's
                     streams = asyncio.run(
-                        _streams(node.api_url, urls[1], alice_token, tmp, size, rounds)
+                        _streams(node.api_url, urls[1], alice_token, tmp, size, rounds, pids)
                     )
             finally:
                 for proc in agents:

@@ -80,6 +80,9 @@ UNIX: web.AppKey[bool] = web.AppKey("unix", bool)
 LISTENING: web.AppKey[list[str]] = web.AppKey("listening", list)  # the HTTP API's URLs
 
 RANGE_STEP = 4 << 20  # plaintext pieces of a streamed open (a multiple of the 64 KiB chunk)
+# A streamed open keeps up to this much written and not yet sent, so it decrypts the next
+# piece while the kernel sends the last one (asyncio's default pauses at 64 KiB).
+WRITE_AHEAD = 2 * RANGE_STEP
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 SSE_KEEPALIVE = 15.0
 
@@ -343,6 +346,8 @@ async def stream_opened(request: web.Request, opened: OpenedFile) -> web.StreamR
         return web.Response(body=first, status=status, headers=headers)
     response = web.StreamResponse(status=status, headers=headers)
     response.content_length = length
+    if request.transport is not None:
+        request.transport.set_write_buffer_limits(high=WRITE_AHEAD)
     await response.prepare(request)
     try:
         if first:
