@@ -40,11 +40,13 @@ class Keystore:
 
     def list(self) -> list[KeyFile]:
         """Every identity, sorted by name. A damaged file is an error, not a silent skip."""
-        if not self.dir.exists():
+        try:
+            names = sorted(e.name for e in os.scandir(self.dir) if e.name.endswith(".key"))
+        except FileNotFoundError:
             return []
-        files = []
-        for path in sorted(self.dir.glob("*.key")):
-            files.append(self._read(path))
+        except OSError as exc:
+            raise StoreError(f"cannot list the key files in {self.dir}: {exc.strerror}") from exc
+        files = [self._read(self.dir / name) for name in names]
         return sorted(files, key=lambda f: f.name)
 
     def _read(self, path: Path) -> KeyFile:
