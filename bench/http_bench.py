@@ -11,10 +11,16 @@
    deduplication), unpinned and garbage-collected after. Target: HTTP >= 0.9x the
    library's throughput.
 
-Reported: medians and spread (p10/p90, min/max), the ratios, and the load average (the
-machine may be shared; say so with the numbers).
+Reported: medians and spread (p10/p90, min/max), the ratios, the CPU each side cost per
+operation (this process, the agent, Kubo: steadier than wall time on a shared machine),
+and the load average (the machine may be shared; say so with the numbers).
 
-Run: ``python -m bench.http_bench [--size MiB] [--rounds N]``.
+The agent runs as ``ipfs-share serve`` does by default: an open may use an issuer's
+revocation list resolved at most ``--revocation-fresh-for`` seconds ago
+(docs/spec/revocation.md section 5.1; ``--fresh-for 0`` measures resolving at every open).
+
+Run: ``python -m bench.http_bench [--size MiB] [--rounds N] [--only small|streams]
+[--fresh-for S]``.
 """
 
 from __future__ import annotations
@@ -56,6 +62,12 @@ TARGET_STREAM = 0.9
 
 def log(message: str) -> None:
     print(f"bench http: {message}", file=sys.stderr)
+
+
+def _cpu_of(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _summary(times: list[float]) -> dict[str, float]:
@@ -122,15 +134,27 @@ def _wait_agent(home: Path, proc: subprocess.Popen[bytes], timeout: float = 60) 
 
 
 async def _small(
-    api: str, base: str, token: str, capsule: str, cid: str, tmp: Path, mine: str
+    api: str,
+    base: str,
+    token: str,
+    capsule: str,
+    cid: str,
+    tmp: Path,
+    mine: str,
+    pids: dict[str, int],
+    fresh_for: float,
 ) -> dict[str, Any]:
     auth = {"Authorization": f"Bearer {token}"}
     times: dict[str, list[float]] = {"http_open": [], "kubo_cat": [], "library_open": []}
-    lib = Mesh(await KuboStorage.connect(api), tmp / "lib", passphrase=lambda _: PASSPHRASE)
     sides = ("http_open", "kubo_cat", "library_open")
+    # CPU seconds per side: this process, the agent, Kubo (each measured around each op).
+    cpu = {side: {"bench": 0.0, "agent": 0.0, "kubo": 0.0} for side in sides}
+    lib = Mesh(await KuboStorage.connect(api), tmp / "lib", passphrase=lambda _: PASSPHRASE)
+    lib.revocations.fresh_for = fresh_for  # the same rule as the agent's
     async with aiohttp.ClientSession() as http:  # one connection pool each: keep-alive
         for i in range(WARMUP + SMALL_ITERATIONS):
             for side in sides[i % 3 :] + sides[: i % 3]:
+                c0 = time.process_time(), _cpu_of(pids["agent"]), _cpu_of(pids["kubo"])
                 t0 = time.perf_counter()
                 if side == "library_open":  # the same open in this process: no HTTP
                     opened = await lib.share.open_capsule(mine)
@@ -147,6 +171,9 @@ async def _small(
                         assert r.status == 200 and len(body) > SMALL
                 if i >= WARMUP:
                     times[side].append(time.perf_counter() - t0)
+                    c1 = time.process_time(), _cpu_of(pids["agent"]), _cpu_of(pids["kubo"])
+                    for who, a, b in zip(("bench", "agent", "kubo"), c0, c1, strict=True):
+                        cpu[side][who] += b - a
     await lib.close()
     ours, theirs = _summary(times["http_open"]), _summary(times["kubo_cat"])
     library = _summary(times["library_open"])
@@ -155,9 +182,14 @@ async def _small(
     return {
         "size": SMALL,
         "iterations": SMALL_ITERATIONS,
+        "revocation_fresh_for_s": fresh_for,
         "http_open": ours,
         "kubo_rpc_cat": theirs,
         "library_open_in_process": library,
+        "cpu_ms_per_op": {
+            side: {who: round(v / SMALL_ITERATIONS * 1000, 3) for who, v in by.items()}
+            for side, by in cpu.items()
+        },
         "ratio_of_medians": round(ratio, 2),
         "target_ratio_max": TARGET_SMALL,
         "meets_target": ratio <= TARGET_SMALL,
@@ -171,11 +203,21 @@ async def _source(size: int, seed: bytes) -> AsyncIterator[bytes]:
 
 
 async def _streams(
-    api: str, base: str, token: str, tmp: Path, size: int, rounds: int
+    api: str, base: str, token: str, tmp: Path, size: int, rounds: int, pids: dict[str, int]
 ) -> dict[str, Any]:
     auth = {"Authorization": f"Bearer {token}"}
     lib = Mesh(await KuboStorage.connect(api), tmp / "lib", passphrase=lambda _: PASSPHRASE)
     t: dict[str, list[float]] = {"http_put": [], "lib_put": [], "http_open": [], "lib_open": []}
+    # CPU seconds per operation and side: this process, the agent, Kubo.
+    cpu: dict[str, dict[str, float]] = {k: {"bench": 0, "agent": 0, "kubo": 0} for k in t}
+
+    def cpu_now() -> tuple[float, float, float]:
+        return time.process_time(), _cpu_of(pids["agent"]), _cpu_of(pids["kubo"])
+
+    def count(key: str, before: tuple[float, float, float]) -> None:
+        for who, a, b in zip(("bench", "agent", "kubo"), before, cpu_now(), strict=True):
+            cpu[key][who] += b - a
+
     timeout = aiohttp.ClientTimeout(total=3600)
     try:
         keys = await lib.identity.unlock()
@@ -183,6 +225,7 @@ async def _streams(
             for r in range(rounds):
                 for side in ("http", "lib") if r % 2 == 0 else ("lib", "http"):
                     seed = f"{side}-{r}".encode()
+                    c0 = cpu_now()
                     t0 = time.perf_counter()
                     if side == "http":
                         async with http.post(
@@ -192,11 +235,13 @@ async def _streams(
                             headers={**auth, "Content-Length": str(size)},
                         ) as resp:
                             assert resp.status == 201, await resp.text()
-                            cid = (await resp.json())["cid"]
+                            cid = (await resp.json())["content"]
                     else:
                         cid = (await lib.files.put("big.bin", _source(size, seed), size=size)).cid
                     t[f"{side}_put"].append(time.perf_counter() - t0)
+                    count(f"{side}_put", c0)
                     n = 0
+                    c0 = cpu_now()
                     t0 = time.perf_counter()
                     if side == "http":
                         async with http.get(
@@ -209,6 +254,7 @@ async def _streams(
                         async for piece in opened:
                             n += len(piece)
                     t[f"{side}_open"].append(time.perf_counter() - t0)
+                    count(f"{side}_open", c0)
                     assert n == size, (side, n)
                     await (await rpc.post(f"{api}/api/v0/pin/rm", params={"arg": cid})).read()
                     await (await rpc.post(f"{api}/api/v0/repo/gc")).read()
@@ -225,6 +271,13 @@ async def _streams(
         out[what] = {
             "http": ours,
             "library": theirs,
+            "cpu_s_per_gib": {
+                side: {
+                    who: round(v / rounds / (size / (1 << 30)), 2)
+                    for who, v in cpu[f"{side}_{what}"].items()
+                }
+                for side in ("http", "lib")
+            },
             "ratio_of_medians": round(ratio, 2),
             "target_ratio_min": TARGET_STREAM,
             "meets_target": ratio >= TARGET_STREAM,
@@ -235,6 +288,9 @@ async def _streams(
 def run(args: argparse.Namespace | None = None) -> dict[str, Any]:
     size = (getattr(args, "size", None) or 1024) << 20
     rounds = getattr(args, "rounds", None) or 3
+    only = getattr(args, "only", None)
+    fresh_for = getattr(args, "fresh_for", None)
+    fresh_for = 1.0 if fresh_for is None else fresh_for
     binary = find_kubo() or install_kubo()
     with tempfile.TemporaryDirectory(prefix="ipfs-share-bench-http-") as name:
         tmp = Path(name)
@@ -257,7 +313,16 @@ def run(args: argparse.Namespace | None = None) -> dict[str, Any]:
                     }
                     script = Path(sys.executable).with_name("ipfs-share")
                     proc = subprocess.Popen(
-                        [str(script), "serve", "--port", "0", "--log-level", "warning"],
+                        [
+                            str(script),
+                            "serve",
+                            "--port",
+                            "0",
+                            "--log-level",
+                            "warning",
+                            "--revocation-fresh-for",
+                            str(fresh_for),
+                        ],
                         env=env,
                         stdin=subprocess.DEVNULL,
                     )
@@ -265,12 +330,29 @@ def run(args: argparse.Namespace | None = None) -> dict[str, Any]:
                     urls.append(_wait_agent(tmp / who, proc))
                 bob_token, alice_token = read_token(tmp / "bob"), read_token(tmp / "alice")
                 assert bob_token and alice_token
-                small = asyncio.run(
-                    _small(node.api_url, urls[0], bob_token, capsule, cid, tmp, mine)
-                )
-                streams = asyncio.run(
-                    _streams(node.api_url, urls[1], alice_token, tmp, size, rounds)
-                )
+                kubo_pid = daemon.running_pid()
+                assert kubo_pid is not None
+                pids = {"agent": agents[0].pid, "kubo": kubo_pid}
+                small = streams = None
+                if only in (None, "small"):
+                    small = asyncio.run(
+                        _small(
+                            node.api_url,
+                            urls[0],
+                            bob_token,
+                            capsule,
+                            cid,
+                            tmp,
+                            mine,
+                            pids,
+                            fresh_for,
+                        )
+                    )
+                if only in (None, "streams"):
+                    pids = {**pids, "agent": agents[1].pid}  # alice's
+                    streams = asyncio.run(
+                        _streams(node.api_url, urls[1], alice_token, tmp, size, rounds, pids)
+                    )
             finally:
                 for proc in agents:
                     os.kill(proc.pid, signal.SIGTERM)
@@ -290,6 +372,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, help="stream size in MiB (default 1024)")
     parser.add_argument("--rounds", type=int, help="stream rounds per side (default 3)")
+    parser.add_argument("--only", choices=["small", "streams"], help="run one part alone")
+    parser.add_argument(
+        "--fresh-for",
+        type=float,
+        help="the agent's --revocation-fresh-for in seconds (default 1; 0: resolve each open)",
+    )
     print(json.dumps(run(parser.parse_args(argv)), indent=2))
     return 0
 

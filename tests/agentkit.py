@@ -180,6 +180,7 @@ async def running_agent(
         "announce_retry": 0.5,
         "announce_max": 2.0,
         "scan_every": 0.2,
+        "revocation_fresh_for": 0.3,
     }
     defaults.update(options)
     agent = Agent(

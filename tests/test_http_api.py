@@ -236,6 +236,7 @@ async def test_alice_puts_and_shares_over_http_and_bob_gets_the_event_and_opens(
         async with http.post(f"{a}/v1/shares/{capsule}/revoke", json={}, headers=ah) as r:
             assert r.status == 200, await r.text()
         await b_agent.keys.unlock("bob", b"pw", None)
+        await asyncio.sleep(b_agent.options.revocation_fresh_for)  # the agent's stated bound
         async with http.get(url, headers=bh) as r:
             assert r.status == 410 and (await r.json())["error"]["code"] == "share_revoked"
         async with http.get(f"{a}/v1/outgoing", headers=ah) as r:

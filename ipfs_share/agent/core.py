@@ -74,6 +74,9 @@ class AgentOptions:
     scan_every: float = 5.0  # the announcer's look at what is queued
     keychain_check: float = 1.0  # keychain watch: filed pointers, an accept's release
     keychain_idle: float = 30.0  # keychain watch: a full sync this often anyway
+    # An open may use an issuer's revocation list resolved at most this long ago
+    # (docs/spec/revocation.md section 5.1); 0: resolve at every open.
+    revocation_fresh_for: float = 1.0
 
 
 @dataclass
@@ -143,6 +146,7 @@ class Agent:
         opts = self.options
         storage = KuboStorage(self.url)  # connected lazily: the node may not be up yet
         self.mesh = Mesh(storage, self.home, passphrase=refuse_prompt)
+        self.mesh.revocations.fresh_for = opts.revocation_fresh_for
         self.keys = KeyCache(
             self.mesh.identity, on_change=self.reconcile, on_forget=self.mesh.inbox.forget
         )

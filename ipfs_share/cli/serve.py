@@ -17,7 +17,9 @@ service manager or a container runs it (README: the agent).
 It also serves the HTTP API (``docs/openapi.json``) on 127.0.0.1:5052 (``--listen``,
 ``--port``; ``--listen unix:PATH`` for a socket; ``--no-http`` for none), every request
 with the bearer token ``ipfs-share agent token`` prints; CORS only for the origins named
-with ``--cors-origin``.
+with ``--cors-origin``. An open it serves may use an issuer's revocation list resolved at
+most ``--revocation-fresh-for`` seconds ago (default 1; 0 resolves at every open;
+docs/spec/revocation.md section 5.1).
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ from ipfs_share.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from ipfs_share.http.server import Listen
+
+AGENT_FRESH_FOR = 1.0  # the default of AgentOptions.revocation_fresh_for (not imported here)
+MAX_FRESH_FOR = 60.0
 
 __all__ = ["register"]
 
@@ -80,6 +85,14 @@ def register(subparsers: Subparsers) -> None:
         default=[],
         metavar="ORIGIN",
         help="let browser pages from this origin call the API (repeatable; default: none)",
+    )
+    serve.add_argument(
+        "--revocation-fresh-for",
+        type=float,
+        default=AGENT_FRESH_FOR,
+        metavar="SECONDS",
+        help="answer an open from an issuer's revocation list resolved at most this long "
+        f"ago (default {AGENT_FRESH_FOR:g}; 0: resolve at every open)",
     )
     add_passphrase_option(serve)
     serve.set_defaults(handler=_serve)
@@ -129,6 +142,12 @@ async def _serve(args: argparse.Namespace, ctx: Context) -> None:
     except InvalidInputError as exc:
         raise InvalidInputError(f"--republish-every: {exc.message}") from None
     assert every is not None
+    fresh_for = args.revocation_fresh_for
+    if not 0 <= fresh_for <= MAX_FRESH_FOR:
+        raise InvalidInputError(
+            f"expected --revocation-fresh-for in 0..{MAX_FRESH_FOR:g} seconds, found {fresh_for:g}",
+            hint="it is how long a revocation may go unnoticed by opens here; keep it short",
+        )
     logging.basicConfig(
         stream=sys.stderr,
         level=args.log_level.upper(),
@@ -139,7 +158,7 @@ async def _serve(args: argparse.Namespace, ctx: Context) -> None:
     agent = Agent(
         paths.home_dir(),
         ctx.api,
-        options=AgentOptions(republish_every=float(every)),
+        options=AgentOptions(republish_every=float(every), revocation_fresh_for=fresh_for),
         passphrase=_start_passphrase(args),
     )
     await serve(agent, http=_listen(args))

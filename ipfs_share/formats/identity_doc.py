@@ -20,6 +20,7 @@ True
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -111,6 +112,7 @@ def revocation_key(identity: SigningKey) -> SigningKey:
     return SigningKey.from_seed(seed)
 
 
+@functools.lru_cache(maxsize=1024)  # a pure function of a string, asked for at every open
 def identity_ipns_name(identity_did: str) -> str:
     """The IPNS name that holds the document of ``identity_did`` (its key's name).
 

@@ -25,6 +25,7 @@ it and these routes in step, both ways.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from collections.abc import Sequence
@@ -277,8 +278,15 @@ async def _put(request: web.Request) -> web.Response:
     size = request.content_length
 
     async def pieces() -> Any:
-        async for piece in request.content.iter_chunked(UPLOAD_PIECE):
-            yield piece
+        # Whole pieces of UPLOAD_PIECE (the last one shorter), not what each read of the
+        # socket brought: fewer, larger pieces through the encryptor and on to the node.
+        while True:
+            try:
+                yield await request.content.readexactly(UPLOAD_PIECE)
+            except asyncio.IncompleteReadError as end:
+                if end.partial:
+                    yield end.partial
+                return
 
     mesh = request.app[AGENT].mesh
     stored = await mesh.files.put(name, pieces(), as_=acting(request), media_type=media, size=size)

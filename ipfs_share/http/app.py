@@ -50,6 +50,7 @@ from ipfs_share.agent.events import SubscriptionOverflow
 from ipfs_share.agent.operations import OPERATIONS
 from ipfs_share.errors import (
     DownloadNotAllowedError,
+    IntegrityError,
     InvalidInputError,
     IpfsShareError,
     NotFoundError,
@@ -79,6 +80,9 @@ UNIX: web.AppKey[bool] = web.AppKey("unix", bool)
 LISTENING: web.AppKey[list[str]] = web.AppKey("listening", list)  # the HTTP API's URLs
 
 RANGE_STEP = 4 << 20  # plaintext pieces of a streamed open (a multiple of the 64 KiB chunk)
+# A streamed open keeps up to this much written and not yet sent, so it decrypts the next
+# piece while the kernel sends the last one (asyncio's default pauses at 64 KiB).
+WRITE_AHEAD = 2 * RANGE_STEP
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 SSE_KEEPALIVE = 15.0
 
@@ -333,8 +337,17 @@ async def stream_opened(request: web.Request, opened: OpenedFile) -> web.StreamR
     # The first piece before the headers: a small file's whole open (and most failures)
     # then come back as a status, not as a cut stream.
     first: bytes | bytearray = await anext(pieces, b"")
+    if len(first) == length:
+        # All of it (a small file): the reader runs to its end (its final check) and the
+        # headers and body go out in one write.
+        async for extra in pieces:
+            if extra:
+                raise IntegrityError(f"the file {opened.cid} holds more than its {length} bytes")
+        return web.Response(body=first, status=status, headers=headers)
     response = web.StreamResponse(status=status, headers=headers)
     response.content_length = length
+    if request.transport is not None:
+        request.transport.set_write_buffer_limits(high=WRITE_AHEAD)
     await response.prepare(request)
     try:
         if first:

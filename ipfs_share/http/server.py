@@ -52,6 +52,9 @@ class Listen:
 log = logging.getLogger("ipfs_share.agent")
 
 SHUTDOWN_GRACE = 10.0
+# A request body is read ahead up to this much (aiohttp pauses the socket at twice it):
+# an upload then comes in pieces near the 1 MiB the encryptor takes, not 64 KiB ones.
+READ_BUFSIZE = 1 << 20
 
 
 class AgentServer:
@@ -64,7 +67,11 @@ class AgentServer:
         self.path: Path = socket_path(agent.home)
         self.app = make_api(agent, unix=True)
         self._runner = web.AppRunner(
-            self.app, handle_signals=False, access_log=None, shutdown_timeout=grace
+            self.app,
+            handle_signals=False,
+            access_log=None,
+            shutdown_timeout=grace,
+            read_bufsize=READ_BUFSIZE,
         )
         self.http = http
         self.urls: list[str] = []  # filled in by start(); the status shows them
@@ -76,7 +83,11 @@ class AgentServer:
             )
             self.http_app[LISTENING] = self.urls
             self._http_runner = web.AppRunner(
-                self.http_app, handle_signals=False, access_log=None, shutdown_timeout=grace
+                self.http_app,
+                handle_signals=False,
+                access_log=None,
+                shutdown_timeout=grace,
+                read_bufsize=READ_BUFSIZE,
             )
 
     async def start(self) -> None:

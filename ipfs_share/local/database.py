@@ -66,9 +66,15 @@ class Database:
         self._conn.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
         """A write transaction (``BEGIN IMMEDIATE``), committed when the block ends and
-        rolled back if it raises. Inside another one it is part of that one."""
+        rolled back if it raises. Inside another one it is part of that one.
+
+        ``durable=False`` commits without waiting for the disk (``synchronous=NORMAL``
+        for this one commit): the database stays whole, but a power cut may lose this
+        transaction, as if it had not run. Only for records whose loss is harmless (a
+        log of opens), never for a mark or a head: the next durable commit makes it
+        durable too."""
         if self._depth:
             self._depth += 1
             try:
@@ -76,9 +82,12 @@ class Database:
             finally:
                 self._depth -= 1
             return
+        if not durable:
+            self._conn.execute("PRAGMA synchronous=NORMAL")  # not allowed inside a transaction
         try:
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
+            self._full()
             raise StoreError(f"cannot write the state database {self.path}: {exc}") from exc
         self._depth = 1
         try:
@@ -86,6 +95,7 @@ class Database:
         except BaseException:
             self._depth = 0
             self._conn.execute("ROLLBACK")
+            self._full()
             raise
         self._depth = 0
         try:
@@ -93,6 +103,13 @@ class Database:
         except sqlite3.Error as exc:
             self._conn.execute("ROLLBACK")
             raise StoreError(f"cannot write the state database {self.path}: {exc}") from exc
+        finally:
+            if not durable:
+                self._full()
+
+    def _full(self) -> None:
+        """Back to waiting for the disk at every commit (see :meth:`__init__`)."""
+        self._conn.execute("PRAGMA synchronous=FULL")
 
     @property
     def in_transaction(self) -> bool:

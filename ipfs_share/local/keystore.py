@@ -2,7 +2,10 @@
 
 A file is named by its identity's did (``<z6Mk...>.key``), so renaming an identity rewrites
 one file in place, atomically, and a crash can never leave an identity under two names.
-Files are never edited: each change writes a whole new file and renames it over the old.
+Files are never edited: each change writes a whole new file and renames it over the old,
+so a file whose inode, size and modification time are unchanged holds the same bytes: a
+file decoded once is kept in memory under those (public parts and sealed keys only, as on
+disk) and read again only when they change.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ class Keystore:
     def __init__(self, home: Path) -> None:
         self.home = home
         self.dir = home / "identities"
+        # path -> ((inode, size, mtime_ns), the file decoded); one entry per identity here
+        self._decoded: dict[Path, tuple[tuple[int, int, int], KeyFile]] = {}
 
     def __repr__(self) -> str:
         return f"Keystore({str(self.dir)!r})"
@@ -35,14 +40,29 @@ class Keystore:
 
     def list(self) -> list[KeyFile]:
         """Every identity, sorted by name. A damaged file is an error, not a silent skip."""
-        if not self.dir.exists():
+        try:
+            names = sorted(e.name for e in os.scandir(self.dir) if e.name.endswith(".key"))
+        except FileNotFoundError:
             return []
-        files = []
-        for path in sorted(self.dir.glob("*.key")):
-            files.append(self._read(path))
+        except OSError as exc:
+            raise StoreError(f"cannot list the key files in {self.dir}: {exc.strerror}") from exc
+        files = [self._read(self.dir / name) for name in names]
         return sorted(files, key=lambda f: f.name)
 
     def _read(self, path: Path) -> KeyFile:
+        try:
+            st = path.stat()
+        except OSError as exc:
+            raise StoreError(f"cannot read key file {path}: {exc.strerror}") from exc
+        stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+        held = self._decoded.get(path)
+        if held is not None and held[0] == stamp:
+            return held[1]
+        key_file = self._decode(path)
+        self._decoded[path] = (stamp, key_file)
+        return key_file
+
+    def _decode(self, path: Path) -> KeyFile:
         try:
             data = path.read_bytes()
         except OSError as exc:
@@ -96,6 +116,7 @@ class Keystore:
         key_file = self.get(name_or_did)
         try:
             os.unlink(self._path(key_file.did))
+            self._decoded.pop(self._path(key_file.did), None)
         except OSError as exc:
             raise StoreError(f"cannot delete the key of {key_file.name!r}: {exc.strerror}") from exc
         return key_file

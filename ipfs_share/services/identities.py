@@ -29,6 +29,7 @@ seen (``feed_fork``).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import time
@@ -233,7 +234,7 @@ class IdentityService:
             name=key_file.name,
             did=key_file.did,
             ipns_name=identity_ipns_name(key_file.did),
-            enc=key_file.enc.to_text(),
+            enc=_enc_text(key_file.enc),
             created=key_file.created,
             encrypted=key_file.encrypted,
             published_seq=self._published_seq(key_file.did),
@@ -344,7 +345,11 @@ class IdentityService:
         once per open. A backend that must not hold keys calls :meth:`lock` after use.
         ``passphrase`` is used instead of asking, and is always checked (even if the keys
         are held already): the agent's unlock goes this way."""
-        key_file = self.keystore.get(self.get(name_or_did).did)
+        key_file = (
+            self.keystore.get(self.default().did)
+            if name_or_did is None
+            else self.keystore.get(name_or_did)
+        )
         held = self._unlocked.get(key_file.did)
         if held is not None and passphrase is None:
             return held
@@ -594,3 +599,8 @@ def _did_and_name(did_or_name: str) -> tuple[str, str]:
             reason="not_a_did",
         ) from exc
     return did_key(key), ipns_name(key)
+
+
+@functools.lru_cache(maxsize=256)  # a base58 encoding, asked for at every identity view
+def _enc_text(key: PublicEncryptionKey) -> str:
+    return key.to_text()

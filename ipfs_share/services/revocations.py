@@ -14,6 +14,7 @@ by clients that check; it cannot take back plaintext a recipient already has. ``
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -43,7 +44,9 @@ from ipfs_share.local.state import StateDB
 from ipfs_share.services.feeds import Batch, Feed, FeedReader, FeedWriter, drive
 from ipfs_share.storage.base import Storage
 
-__all__ = ["CheckedList", "RevocationService", "drive"]
+__all__ = ["RECENT_LISTS", "CheckedList", "RevocationService", "drive"]
+
+RECENT_LISTS = 1024  # lists whose last resolved head is held for ``fresh_for`` (each < 2 KiB)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,8 @@ class RevocationService:
         now: Callable[[], float] = time.time,
         writer: FeedWriter | None = None,
         reader: FeedReader | None = None,
+        fresh_for: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``max_staleness``: when the issuer's list cannot be resolved, accept the last
         head verified no more than this many seconds ago; None (the default) fails closed.
@@ -77,7 +82,13 @@ class RevocationService:
         older than one seen before.
 
         ``writer`` and ``reader``: the home's feed writer and reader (made from
-        ``storage`` and ``db`` when not given)."""
+        ``storage`` and ``db`` when not given).
+
+        ``fresh_for``: answer a check from the head this service resolved for the same
+        list at most this many seconds ago (by ``clock``), instead of resolving again
+        (docs/spec/revocation.md section 5.1: a standing agent's freshness bound; it adds
+        at most that much to the time a revocation takes to be refused). 0 (the default)
+        resolves on every check. At most :data:`RECENT_LISTS` lists are held."""
         self.storage = storage
         self.db = db
         self.max_staleness = max_staleness
@@ -85,6 +96,10 @@ class RevocationService:
         self._now = now
         self.writer = writer or FeedWriter(storage, db, now=now)
         self.reader = reader or FeedReader(storage, db, now=now)
+        self.fresh_for = fresh_for
+        self._clock = clock
+        # (issuer, list name) -> (head, clock time the resolve that found it began)
+        self._recent: OrderedDict[tuple[str, str], tuple[RevocationHead, float]] = OrderedDict()
 
     @staticmethod
     def feed(issuer: str, list_name: str) -> Feed:
@@ -127,6 +142,7 @@ class RevocationService:
         appended = await self.writer.append(feed, next_head)
         assert appended.head is not None and appended.head.head_block is not None
         await self.writer.publish(feed, list_key)
+        self._recent.pop((keys.did, feed.name), None)  # our own revoke: no waiting for it
         return decode_head(appended.head.head_block, issuer=keys.did)
 
     async def refresh(self, keys: IdentityKeys) -> RevocationHead:
@@ -144,7 +160,7 @@ class RevocationService:
         within ``max_staleness`` seconds is used, else :class:`RevocationUnavailableError`
         (fail closed)."""
         try:
-            head = await self.fresh_head(issuer, list_name)
+            head = await self._recent_head(issuer, list_name)
             fresh = True
         except (NodeError, IpnsRecordExpiredError) as exc:
             bound = self.max_staleness if max_staleness is None else max_staleness
@@ -162,6 +178,25 @@ class RevocationService:
                 f"the share {capsule_id} was revoked by its issuer (list seq {head.seq})"
             )
         return CheckedList(head.cid, head.seq, fresh)
+
+    async def _recent_head(self, issuer: str, list_name: str) -> RevocationHead:
+        """:meth:`fresh_head`, or the head it gave for this list within ``fresh_for``
+        seconds. The time held is when that resolve began, so the head it found is at
+        least that fresh."""
+        key = (issuer, list_name)
+        if self.fresh_for > 0:
+            held = self._recent.get(key)
+            if held is not None and self._clock() - held[1] <= self.fresh_for:
+                self._recent.move_to_end(key)
+                return held[0]
+        began = self._clock()
+        head = await self.fresh_head(issuer, list_name)
+        if self.fresh_for > 0:
+            self._recent[key] = (head, began)
+            self._recent.move_to_end(key)
+            while len(self._recent) > RECENT_LISTS:
+                self._recent.popitem(last=False)
+        return head
 
     async def fresh_head(self, issuer: str, list_name: str) -> RevocationHead:
         """The freshest head of ``issuer``'s list under ``list_name``: resolved, verified

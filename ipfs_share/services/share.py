@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -70,6 +71,10 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 # person can read (ipfs_share.times.iso) and an integer every codec carries.
 MAX_DURATION = 100 * 365 * 86400
 ACCEPTED_DURATIONS = "1s to 36500d (100 years), as 90s, 15m, 12h, 7d or 2w"
+# Capsules decoded and verified, kept by CID (a CID names its bytes, so what decoded and
+# verified once always will): at most this many, and this many bytes of them.
+CAPSULE_CACHE = 1024
+CAPSULE_CACHE_BYTES = 8 << 20
 
 
 def parse_duration(value: str | int | timedelta | None) -> int | None:
@@ -323,6 +328,8 @@ class ShareService:
         self.revocations = revocations
         self.policies = policies
         self._now = now
+        self._capsules: OrderedDict[str, Capsule] = OrderedDict()
+        self._capsule_bytes = 0
 
     # -- sharing --------------------------------------------------------------------------
     def file(self, file_or_cid: MeshFile | str) -> ShareBuilder:
@@ -484,8 +491,7 @@ class ShareService:
         capsule_id = capsule_or_id.id if isinstance(capsule_or_id, ShareCapsule) else capsule_or_id
         capsule_id = normalize_cid(capsule_id)
         self._refuse_content_cid(capsule_id)
-        data = await self.storage.block_get(capsule_id)  # deadlines: storage/timed.py
-        capsule = decode_capsule(data)  # size, strict encoding, fields, then the signature
+        capsule = await self._capsule(capsule_id)
         t = int(self._now() if now is None else now)
         check_expiry(capsule, t)
         issuer_doc = await self.identities.document(capsule.issuer)
@@ -512,6 +518,24 @@ class ShareService:
             OpenRow(capsule.cid, opener.did, t, checked.head, None if token is None else token.cid)
         )
         return opened
+
+    async def _capsule(self, cid: str) -> Capsule:
+        """The capsule ``cid`` decoded and verified: fetched (its bytes hashed against the
+        CID) and decoded once, then held (:data:`CAPSULE_CACHE`, least recently used
+        first out). What it decoded to cannot change; its expiry and revocation are
+        checked at every open."""
+        held = self._capsules.get(cid)
+        if held is not None:
+            self._capsules.move_to_end(cid)
+            return held
+        data = await self.storage.block_get(cid)  # deadlines: storage/timed.py
+        capsule = decode_capsule(data)  # size, strict encoding, fields, then the signature
+        self._capsules[cid] = capsule
+        self._capsule_bytes += len(capsule.data)
+        while len(self._capsules) > CAPSULE_CACHE or self._capsule_bytes > CAPSULE_CACHE_BYTES:
+            _, dropped = self._capsules.popitem(last=False)
+            self._capsule_bytes -= len(dropped.data)
+        return capsule
 
     async def _check_revocation(
         self, capsule: Capsule, list_name: str, as_: str | None, max_staleness: float | None
