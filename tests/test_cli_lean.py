@@ -72,9 +72,20 @@ def test_the_front_door_loads_no_http_client_mailbox_keychain_or_cluster() -> No
         "ipfs_share.services.introductions",
         "ipfs_share.storage.cluster",
         "ipfs_share.node.cluster",
+        "ipfs_share.node.daemon",
+        "urllib.request",
     )
     assert _loaded("import ipfs_share.client", *heavy) == []
     assert _loaded("import ipfs_share.cli.put", *heavy) == []
+
+
+def test_every_name_of_the_node_package_is_there_when_asked_for() -> None:
+    import ipfs_share.node as node
+
+    assert all(callable(getattr(node, name)) or name.isupper() for name in node.__all__)
+    assert set(node.__all__) <= set(dir(node))
+    with pytest.raises(AttributeError):
+        _ = node.no_such_name  # type: ignore[attr-defined]
 
 
 async def test_services_are_made_on_first_use_once_and_wired_together(tmp_path: Path) -> None:
