@@ -14,6 +14,8 @@ side's spread:
 - CLI rows (--cli-size, 512 MiB by default): whole commands as a person at a shell runs
   them, start-up included on every side: ``ipfs-share put FILE`` and
   ``ipfs-share open CAPSULE > /dev/null``. Targets: >= 0.9x plain, >= 1.1x the age pipeline.
+  The package's bytecode is compiled first, as an installed copy has it
+  (:mod:`bench.installed`).
 - Every add is of fresh bytes (32 new random bytes at the start of every leaf before each
   add: no dedup, the page cache the same for all), and its pin is removed and the repo
   garbage-collected after, so every add writes every block. Rounds rotate the order of
@@ -51,6 +53,7 @@ from typing import Any
 
 import aiohttp
 
+from bench.installed import compile_package
 from bench.pipelines import Round, cpu_seconds, run_pipeline, stamp
 from bench.share_worker import KDF, PASSPHRASE
 from bench.storage_bench import _timed, _timed_cat_plain, _write_file  # same timing as there
@@ -197,6 +200,7 @@ class ShareBench:
     # -- the run --------------------------------------------------------------------------
     def measure(self, size: int, cli_size: int, rounds: int) -> dict[str, Any]:
         load_start = os.getloadavg()
+        bytecode = compile_package()
         asyncio.run(self.setup_people())
         self.cli_startup = min(_timed([*self.ipfs, "version"], self.env)[0] for _ in range(5))
         sides = [s for s in SIDES if s != "age" or self.age]
@@ -249,6 +253,7 @@ class ShareBench:
             "cpu_count": os.cpu_count(),
             "load_average": {"start": load_start, "end": os.getloadavg()},
             "kdf": "fastest (argon2id minimum; the KDF is not measured)",
+            "bytecode": bytecode,
             "ipfs_cli_startup_s": round(self.cli_startup, 3),
             "age": self.age or "not installed: age columns skipped",
             "ratios": "X_vs_Y = median seconds of Y / median seconds of ours (above 1: ours is "

@@ -23,15 +23,14 @@ import math
 import os
 import time
 from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
+from functools import cached_property
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ipfs_share import paths
-from ipfs_share.crypto.passphrase import KdfParams
 from ipfs_share.errors import InvalidInputError, NodeUnreachableError
 from ipfs_share.local.state import StateDB
-from ipfs_share.node.cluster import LocalCluster
 from ipfs_share.node.discovery import (
     api_source_note,
     api_source_text,
@@ -40,21 +39,23 @@ from ipfs_share.node.discovery import (
     resolve_api_source,
 )
 from ipfs_share.services.feeds import FeedReader, FeedWriter
-from ipfs_share.services.feeds.republish import Republisher, RepublishReport
 from ipfs_share.services.files import FileService
 from ipfs_share.services.identities import IdentityService, PassphraseSource, env_passphrase
-from ipfs_share.services.introductions import IntroductionService
-from ipfs_share.services.keychains import KeychainService, MailboxNotifier
-from ipfs_share.services.mailbox import MailboxService, MailShareService
-from ipfs_share.services.policy import PolicyProvider, PolicyRegistry
-from ipfs_share.services.record_keys import UnlockedRecordKeys
-from ipfs_share.services.remote_pins import RemotePins
-from ipfs_share.services.revocations import RevocationService
 from ipfs_share.storage.base import Storage
-from ipfs_share.storage.cluster import ClusterStorage
-from ipfs_share.storage.embedded import EmbeddedStorage
-from ipfs_share.storage.kubo import KuboStorage
 from ipfs_share.storage.timed import Deadlines, TimedStorage
+
+# A command pays only for what it uses: what a put or an open does not need (keychains,
+# mailboxes, revocations, introductions, pinning services, a cluster) is imported and
+# built on first use (see Mesh).
+if TYPE_CHECKING:
+    from ipfs_share.crypto.passphrase import KdfParams
+    from ipfs_share.services.feeds.republish import RepublishReport
+    from ipfs_share.services.introductions import IntroductionService
+    from ipfs_share.services.keychains import KeychainService
+    from ipfs_share.services.mailbox import MailboxService, MailShareService
+    from ipfs_share.services.policy import PolicyProvider
+    from ipfs_share.services.remote_pins import RemotePins
+    from ipfs_share.services.revocations import RevocationService
 
 __all__ = [
     "CLUSTER_ENV",
@@ -96,6 +97,8 @@ def _cluster_endpoints(
     home: Path | None,
 ) -> tuple[list[str], list[str]]:
     """(REST URLs, Kubo RPC URLs) of the cluster to use; see :func:`open_storage`."""
+    from ipfs_share.node.cluster import LocalCluster
+
     rest = _split(cluster)
     managed = LocalCluster(paths.cluster_dir(home))
     if rest == ["local"]:
@@ -140,9 +143,13 @@ async def open_storage(
     the node and why it was chosen, whose hint says how to start one.
     """
     if embedded is not None:
+        from ipfs_share.storage.embedded import EmbeddedStorage
+
         return EmbeddedStorage(embedded)
     cluster = cluster if cluster is not None else os.environ.get(CLUSTER_ENV) or None
     if cluster:
+        from ipfs_share.storage.cluster import ClusterStorage
+
         rest, kubo = _cluster_endpoints(
             cluster, cluster_kubo, api, Path(home) if home is not None else None
         )
@@ -154,6 +161,8 @@ async def open_storage(
             "cluster ipfs-share manages), or leave out replication",
             reason="no_cluster",
         )
+    from ipfs_share.storage.kubo import KuboStorage
+
     home_path = Path(home) if home is not None else None
     address, source = resolve_api_source(api, home=home_path)
     try:
@@ -178,7 +187,11 @@ class Mesh:
     mailboxes share; ``remote_pins`` asks pinning services (the Pinning Service API) to
     keep copies. ``keychains`` holds the keychains this home belongs to (``create``,
     ``share_*``, ``sync``, ``encrypt``, ...). ``introductions`` reach recipients who have
-    not added the sender yet (``pending``, ``accept``, ``reject``)."""
+    not added the sender yet (``pending``, ``accept``, ``reject``).
+
+    Storage, the state, identities and files are there from the start; every other
+    service is made (and its code imported) the first time it is asked for, and is the
+    same object from then on: a put pays for no mailbox, keychain or pinning service."""
 
     def __init__(
         self,
@@ -198,6 +211,10 @@ class Mesh:
         self.storage: Storage = TimedStorage(storage, deadlines)
         self.home = home
         self._now = now
+        self._untimed = storage  # pinning services are asked about it, not through it
+        self._policy_providers = tuple(policy_providers)
+        self._max_staleness = max_staleness
+        self._max_head_age = max_head_age
         self.db = StateDB(home)
         self.feeds = FeedWriter(self.storage, self.db, now=now)
         self.follow = FeedReader(self.storage, self.db, now=now)
@@ -211,39 +228,72 @@ class Mesh:
             writer=self.feeds,
             reader=self.follow,
         )
-        self.keychains = KeychainService(
-            self.storage, self.db, self.identity, writer=self.feeds, reader=self.follow, now=now
-        )
         self.files = FileService(
-            self.storage, self.db, home, self.identity, now=now, keychains=self.keychains
+            self.storage, self.db, home, self.identity, now=now, keychains=lambda: self.keychains
         )
-        self.revocations = RevocationService(
+
+    @cached_property
+    def keychains(self) -> KeychainService:
+        from ipfs_share.services.keychains import KeychainService, MailboxNotifier
+
+        service = KeychainService(
             self.storage,
             self.db,
-            max_staleness=max_staleness,
-            max_head_age=max_head_age,
-            now=now,
+            self.identity,
+            writer=self.feeds,
+            reader=self.follow,
+            now=self._now,
+        )
+        # Offers and accepts travel as mailbox entries that point at keychain ops.
+        service.notifier = MailboxNotifier(self.inbox)
+        return service
+
+    @cached_property
+    def revocations(self) -> RevocationService:
+        from ipfs_share.services.revocations import RevocationService
+
+        return RevocationService(
+            self.storage,
+            self.db,
+            max_staleness=self._max_staleness,
+            max_head_age=self._max_head_age,
+            now=self._now,
             writer=self.feeds,
             reader=self.follow,
         )
-        self.share = MailShareService(
+
+    @cached_property
+    def share(self) -> MailShareService:
+        from ipfs_share.services.mailbox import MailShareService
+        from ipfs_share.services.policy import PolicyRegistry
+
+        return MailShareService(
             self.storage,
             self.db,
             self.identity,
             self.files,
             self.revocations,
-            PolicyRegistry(policy_providers),
-            now=now,
+            PolicyRegistry(self._policy_providers),
+            now=self._now,
             feed_writer=self.feeds,
             feed_reader=self.follow,
         )
-        self.inbox: MailboxService = self.share.mailbox
-        self.introductions = IntroductionService(
-            home, self.storage, self.identity, self.db, now=now
-        )
-        self.remote_pins = RemotePins(home, storage)
-        # Offers and accepts travel as mailbox entries that point at keychain ops.
-        self.keychains.notifier = MailboxNotifier(self.inbox)
+
+    @cached_property
+    def inbox(self) -> MailboxService:
+        return self.share.mailbox
+
+    @cached_property
+    def introductions(self) -> IntroductionService:
+        from ipfs_share.services.introductions import IntroductionService
+
+        return IntroductionService(self.home, self.storage, self.identity, self.db, now=self._now)
+
+    @cached_property
+    def remote_pins(self) -> RemotePins:
+        from ipfs_share.services.remote_pins import RemotePins
+
+        return RemotePins(self.home, self._untimed)
 
     def __repr__(self) -> str:
         return f"Mesh(home={str(self.home)!r}, storage={self.storage!r})"
@@ -254,6 +304,9 @@ class Mesh:
         near their end of validity if their keys are unlocked (``unlock``: unlock them,
         which may ask for passphrases). Idempotent, safe from several processes at once;
         the agent runs it every 4 hours. Returns what it did, record by record."""
+        from ipfs_share.services.feeds.republish import Republisher
+        from ipfs_share.services.record_keys import UnlockedRecordKeys
+
         keys = UnlockedRecordKeys(self.identity, unlock=unlock)
         republisher = Republisher(self.storage, self.db, self.feeds, keys, now=self._now)
         return await republisher.republish(renew=renew)
@@ -261,7 +314,8 @@ class Mesh:
     async def close(self) -> None:
         self.identity.lock()  # drop unlocked keys from memory
         await self.storage.close()
-        self.introductions.close()
+        if "introductions" in self.__dict__:  # made (and opened) only if it was used
+            self.introductions.close()
         self.db.close()
 
     async def __aenter__(self) -> Mesh:
@@ -385,8 +439,11 @@ def connect(
             home=home_path,
         )
         try:
-            if isinstance(storage, ClusterStorage) and replication is None:
-                storage.replication = home_replication(home_path)
+            if storage.backend == "cluster" and replication is None:
+                from ipfs_share.storage.cluster import ClusterStorage  # imported: it opened
+
+                if isinstance(storage, ClusterStorage):
+                    storage.replication = home_replication(home_path)
             return Mesh(
                 storage,
                 home_path,

@@ -10,6 +10,7 @@ is not what these test); the CLI reads the passphrase from IPFS_SHARE_PASSPHRASE
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib.util
 import io
 import json
@@ -549,3 +550,39 @@ def test_quickstart_runs_the_whole_flow(
     out = capsys.readouterr().out
     assert "bob opened it and read" in out
     assert "bob's next open is refused: share_revoked" in out
+
+
+def test_open_to_a_real_stdout_and_the_console_scripts_exit(
+    cli: Cli, people: People, tmp_path: Path, kubo: RunningNode
+) -> None:
+    # Several pieces of 4 MiB, written with os.write to the pipe the test reads.
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom((9 << 20) + 12345))
+    capsule = share(cli, people.alice, put(cli, people.alice, src), "--to", "bob")
+    got = cli.run(people.bob, "open", capsule)
+    assert got.code == 0, got.err
+    assert (
+        hashlib.sha256(got.out).digest() == hashlib.sha256(src.read_bytes()).digest()
+    )  # no diff of 9 MiB
+    assert "opening big.bin, shared by" in got.err
+    # The console script's exit code and its last output (block-buffered on a pipe)
+    # survive its quick exit.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    env.update(IPFS_SHARE_HOME=str(people.bob), IPFS_SHARE_PASSPHRASE=PASSPHRASE)
+    usage = subprocess.run(
+        [str(CLI), "--json", "open"], capture_output=True, env=env, timeout=60, check=False
+    )
+    assert usage.returncode == 2 and usage.stdout.startswith(b'{"error"'), usage
+    # A reader that stops early: the documented exit code, no traceback.
+    reader = subprocess.Popen(
+        [str(CLI), "--api", kubo.api_url, "open", capsule],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert reader.stdout is not None and reader.stderr is not None
+    assert len(reader.stdout.read(1000)) == 1000
+    reader.stdout.close()
+    err = reader.stderr.read().decode()
+    assert reader.wait(timeout=60) == 141, err
+    assert "Traceback" not in err

@@ -11,10 +11,12 @@ Nothing here imports aiohttp, nacl or the services: see :mod:`ipfs_share.agent.r
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import secrets
-from collections.abc import Iterable
+import select
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -31,6 +33,7 @@ __all__ = [
     "progress",
     "refuse_binary_on_tty",
     "save_chunks",
+    "stdout_writer",
 ]
 
 BIG = 4 << 20  # transfers smaller than this never get a progress bar
@@ -61,6 +64,32 @@ def binary_stdout(ctx: Context) -> BinaryIO:
     if buffer is None:  # pragma: no cover - stdout replaced by a text-only stream
         raise InvalidInputError("stdout takes no bytes here", hint="write to a file with -o")
     return buffer
+
+
+def stdout_writer(ctx: Context) -> Callable[[bytes | bytearray | memoryview], object]:
+    """A function that writes bytes to stdout whole, in order after what was printed.
+
+    With a real stdout (a file, a pipe, /dev/null) it is ``os.write`` on the descriptor:
+    no buffer layer and no copy, a short write to a pipe continued where it stopped, and
+    the GIL released while the kernel takes the bytes (so another thread may decrypt the
+    next piece meanwhile). A stdout with no descriptor (captured) gets its stream's
+    ``write``."""
+    out = binary_stdout(ctx)
+    out.flush()
+    try:
+        fd = out.fileno()
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return out.write
+
+    def write(data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data).cast("B")
+        while view:
+            try:
+                view = view[os.write(fd, view) :]
+            except BlockingIOError:  # a stdout left non-blocking by someone else
+                select.select([], [fd], [])
+
+    return write
 
 
 def progress(ctx: Context, label: str, total: int | None) -> Progress:

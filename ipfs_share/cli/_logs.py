@@ -15,12 +15,15 @@ chose), never a passphrase, a key or plaintext. Warnings look like the CLI's not
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from ipfs_share.cli.text import printable_text
 from ipfs_share.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    import logging
 
 __all__ = ["LEVELS", "LOG_ENV", "configure_logging", "level_for"]
 
@@ -47,32 +50,40 @@ def level_for(given: str | None, verbose: int, quiet: bool, env: Mapping[str, st
     return level
 
 
-class _Formatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        text = printable_text(record.getMessage())
-        if record.levelno >= logging.WARNING:
-            return f"ipfs-share: {text}"
-        return f"ipfs-share: {record.levelname.lower()}: {record.name}: {text}"
-
-
-class _Stderr(logging.Handler):
-    """Writes to whatever ``sys.stderr`` is when a record comes (tests replace it)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.setFormatter(_Formatter())
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            print(self.format(record), file=sys.stderr, flush=True)
-        except Exception:  # a log line must never fail the command
-            self.handleError(record)
-
-
 def configure_logging(level: str) -> None:
     """Show the library's log records of ``level`` and above on stderr (once per process:
-    a second call only changes the level)."""
+    a second call only changes the level). ``logging`` is imported here, not before: a
+    command that ends before this (``--help``, a usage error) does not load it."""
+    import logging
+
     logger = logging.getLogger("ipfs_share")
     logger.setLevel(level.upper())
-    if not any(isinstance(h, _Stderr) for h in logger.handlers):
-        logger.addHandler(_Stderr())
+    if not any(getattr(h, "ipfs_share_cli", False) for h in logger.handlers):
+        logger.addHandler(_stderr_handler())
+
+
+def _stderr_handler() -> logging.Handler:
+    """A handler that writes to whatever ``sys.stderr`` is when a record comes (tests
+    replace it): warnings like the CLI's notes (``ipfs-share: ...``), info and debug lines
+    with their level and logger."""
+    import logging
+
+    class Formatter(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            text = printable_text(record.getMessage())
+            if record.levelno >= logging.WARNING:
+                return f"ipfs-share: {text}"
+            return f"ipfs-share: {record.levelname.lower()}: {record.name}: {text}"
+
+    class Stderr(logging.Handler):
+        ipfs_share_cli = True  # how a second configure_logging finds it
+
+        def emit(self, record: logging.LogRecord) -> None:
+            try:
+                print(self.format(record), file=sys.stderr, flush=True)
+            except Exception:  # a log line must never fail the command
+                self.handleError(record)
+
+    handler = Stderr()
+    handler.setFormatter(Formatter())
+    return handler

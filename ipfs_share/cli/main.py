@@ -82,8 +82,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-import ipfs_share
-from ipfs_share import paths, status
+from ipfs_share import status
+from ipfs_share.cli._entry import version
 from ipfs_share.cli._help import finish as finish_help
 from ipfs_share.cli._logs import LEVELS, configure_logging, level_for
 from ipfs_share.cli._parsing import Parser, UsageError, refuse_secrets, wants_json
@@ -133,7 +133,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "completion": ("completion", "print a shell completion script (bash, zsh or fish)"),
 }
 
-_VERSION = f"ipfs-share {ipfs_share.__version__} (Kubo {paths.KUBO_VERSION})"
+_VERSION = version()
 
 # Modules in ipfs_share/cli/ that are not commands.
 _NOT_COMMANDS = frozenset({"main", "common", "hints", "text"})

@@ -42,6 +42,7 @@ from ipfs_share.cli._fast import (
     progress,
     refuse_binary_on_tty,
     save_chunks,
+    stdout_writer,
 )
 from ipfs_share.cli.common import Context, Subparsers
 from ipfs_share.cli.passphrase import add_passphrase_option
@@ -260,19 +261,18 @@ def _open_via_agent(client: AgentClient, args: argparse.Namespace, ctx: Context)
 
 
 def _chunks_to_stdout(ctx: Context, opened: Opened, bar: Progress) -> None:
-    out = binary_stdout(ctx)
+    write = stdout_writer(ctx)
     done = 0
     chunks = opened.chunks()
     try:
         for piece in chunks:
             if done == 0 and ctx.stdout.isatty():
                 refuse_binary_on_tty(ctx, piece[:SNIFF])
-            out.write(piece)
+            write(piece)
             done += len(piece)
             bar.update(done)
     finally:
         chunks.close()
-    out.flush()
 
 
 async def _open_here(args: argparse.Namespace, ctx: Context) -> None:
@@ -372,21 +372,20 @@ def _write_all(ctx: Context, data: bytes) -> None:
 async def _to_stdout(
     ctx: Context, pieces: AsyncIterator[bytes] | AsyncIterator[bytearray], bar: Progress
 ) -> None:
-    """Write plaintext pieces to stdout; on a terminal, only if the first looks like text
-    (it is looked at before any byte is written)."""
-    import asyncio
+    """Write plaintext pieces to stdout, each straight to its descriptor in a thread while
+    the next is decrypted (:func:`~ipfs_share.services.opened.write_behind`); on a
+    terminal, only if the first looks like text (looked at before any byte is written)."""
+    from ipfs_share.services.opened import write_behind
 
-    out = binary_stdout(ctx)
-    done = 0
-    first = True
-    async for piece in pieces:
-        if first and ctx.stdout.isatty():
-            refuse_binary_on_tty(ctx, bytes(piece[:SNIFF]))
-        first = False
-        await asyncio.to_thread(out.write, piece)
-        done += len(piece)
-        bar.update(done)
-    await asyncio.to_thread(out.flush)
+    async def checked() -> AsyncIterator[bytes | bytearray]:
+        first = True
+        async for piece in pieces:
+            if first and ctx.stdout.isatty():
+                refuse_binary_on_tty(ctx, bytes(piece[:SNIFF]))
+            first = False
+            yield piece
+
+    await write_behind(checked(), stdout_writer(ctx), bar.update)
 
 
 # -- capability -----------------------------------------------------------------------------

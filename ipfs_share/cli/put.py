@@ -25,7 +25,7 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from ipfs_share import paths
 from ipfs_share.cli._shared import Names, acting, open_mesh, progress
@@ -38,9 +38,10 @@ from ipfs_share.formats.cid import normalize_cid
 from ipfs_share.local.state import StateDB
 from ipfs_share.services.files import PIECE, MeshFile
 from ipfs_share.services.identities import IdentityService
-from ipfs_share.services.remote_pins import RemotePins
 from ipfs_share.storage.base import Placement
-from ipfs_share.storage.pinning import RemotePin
+
+if TYPE_CHECKING:
+    from ipfs_share.storage.pinning import RemotePin
 
 __all__ = ["UNPIN_NOTE", "register"]
 
@@ -156,6 +157,8 @@ async def _put(args: argparse.Namespace, ctx: Context) -> None:
             hint="ask for the number of peers that should hold the file, e.g. --replication 2",
         )
     if args.pin_remote is not None:
+        from ipfs_share.services.remote_pins import RemotePins  # an HTTP client: only if asked
+
         RemotePins(paths.home_dir(), None).service(args.pin_remote)  # known, before any work
     name, source, total = _source(args)
     remote: RemotePin | None = None

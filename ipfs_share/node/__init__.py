@@ -14,25 +14,35 @@
 
 from __future__ import annotations
 
-from ipfs_share.node.daemon import DaemonStatus, KuboDaemon, RunningNode
-from ipfs_share.node.discovery import (
-    API_ENV,
-    DEFAULT_API,
-    multiaddr_to_url,
-    probe_api,
-    resolve_api,
-    resolve_api_source,
-    url_to_multiaddr,
-)
-from ipfs_share.node.install import cached_kubo_path, find_kubo, install_kubo, kubo_version
-from ipfs_share.node.managed import (
-    StartReport,
-    managed_daemon,
-    managed_status,
-    start_managed,
-    stop_managed,
-)
-from ipfs_share.node.ports import DEFAULT_PORTS, NodePorts, choose_ports, free_port, port_is_free
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ipfs_share.node.daemon import DaemonStatus, KuboDaemon, RunningNode
+    from ipfs_share.node.discovery import (
+        API_ENV,
+        DEFAULT_API,
+        multiaddr_to_url,
+        probe_api,
+        resolve_api,
+        resolve_api_source,
+        url_to_multiaddr,
+    )
+    from ipfs_share.node.install import cached_kubo_path, find_kubo, install_kubo, kubo_version
+    from ipfs_share.node.managed import (
+        StartReport,
+        managed_daemon,
+        managed_status,
+        start_managed,
+        stop_managed,
+    )
+    from ipfs_share.node.ports import (
+        DEFAULT_PORTS,
+        NodePorts,
+        choose_ports,
+        free_port,
+        port_is_free,
+    )
 
 __all__ = [
     "API_ENV",
@@ -60,3 +70,45 @@ __all__ = [
     "stop_managed",
     "url_to_multiaddr",
 ]
+
+# Each name's submodule, imported when the name is first asked for: finding the node's API
+# (node.discovery, on every command's path) does not load the daemon and installer code.
+_WHERE = {
+    "DaemonStatus": "daemon",
+    "KuboDaemon": "daemon",
+    "RunningNode": "daemon",
+    "API_ENV": "discovery",
+    "DEFAULT_API": "discovery",
+    "multiaddr_to_url": "discovery",
+    "probe_api": "discovery",
+    "resolve_api": "discovery",
+    "resolve_api_source": "discovery",
+    "url_to_multiaddr": "discovery",
+    "cached_kubo_path": "install",
+    "find_kubo": "install",
+    "install_kubo": "install",
+    "kubo_version": "install",
+    "StartReport": "managed",
+    "managed_daemon": "managed",
+    "managed_status": "managed",
+    "start_managed": "managed",
+    "stop_managed": "managed",
+    "DEFAULT_PORTS": "ports",
+    "NodePorts": "ports",
+    "choose_ports": "ports",
+    "free_port": "ports",
+    "port_is_free": "ports",
+}
+
+
+def __getattr__(name: str) -> Any:
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{where}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_WHERE])

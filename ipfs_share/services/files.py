@@ -109,14 +109,22 @@ class FileService:
         identities: IdentityService,
         *,
         now: Callable[[], float],
-        keychains: KeychainService | None = None,
+        keychains: KeychainService | Callable[[], KeychainService] | None = None,
     ) -> None:
         self.storage = storage
         self.db = db
         self.home = home
         self.identities = identities
-        self.keychains = keychains
+        # The keychain service, or a function that makes it when a keychain file is first
+        # put or opened (a put without --keychain needs none).
+        self._keychains = keychains
         self._now = now
+
+    @property
+    def keychains(self) -> KeychainService | None:
+        if callable(self._keychains):
+            self._keychains = self._keychains()
+        return self._keychains
 
     async def put(
         self,

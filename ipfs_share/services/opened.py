@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from pathlib import Path
 
 from ipfs_share.crypto.stream import FileKey
@@ -27,9 +27,42 @@ from ipfs_share.formats.envelope import Decryptor, Header, decrypt_range
 from ipfs_share.local.files import fsync_dir
 from ipfs_share.storage.base import Storage
 
-__all__ = ["OpenedFile"]
+__all__ = ["OpenedFile", "write_behind"]
 
 PIECE = 4 << 20  # plaintext pieces of about this size (a verified cat releases 4 MiB batches)
+
+
+async def write_behind(
+    pieces: AsyncIterable[bytes | bytearray],
+    write: Callable[[bytes | bytearray], object],
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Write every piece with ``write`` (a blocking call: a file's or a pipe's) in a thread
+    while the next piece is fetched, verified and decrypted here, so the disk or the
+    reader of a pipe and the decryption overlap. One write at a time, in order: memory
+    holds at most two pieces (each piece must be a buffer of its own, as an
+    :class:`OpenedFile` hands out). ``progress`` gets the bytes written so far. Returns
+    their count. If reading fails, the write in flight ends before the error goes up."""
+    done = 0
+    writing: asyncio.Future[object] | None = None
+    try:
+        async for piece in pieces:
+            if writing is not None:
+                await writing
+                if progress:
+                    progress(done)
+            writing = asyncio.ensure_future(asyncio.to_thread(write, piece))
+            done += len(piece)
+        if writing is not None:
+            await writing
+            if progress:
+                progress(done)
+    finally:
+        if writing is not None and not writing.done():
+            await asyncio.wait([writing])  # a thread cannot be stopped: let it end
+        if writing is not None and not writing.cancelled():
+            writing.exception()  # collected (the error that stopped us is the one raised)
+    return done
 
 
 class OpenedFile:
@@ -173,7 +206,6 @@ class OpenedFile:
         if await asyncio.to_thread(dest.is_dir):
             raise InvalidInputError(f"expected a file path, found the folder {dest}")
         tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(6)}.part")
-        done = 0
         try:
             # 0600: decrypted plaintext is for its recipient, not for other users here.
             fd = await asyncio.to_thread(os.open, tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -185,11 +217,7 @@ class OpenedFile:
                     if whole
                     else self.iter_range(offset, self.size - offset if length is None else length)
                 )
-                async for piece in pieces:
-                    await asyncio.to_thread(f.write, piece)
-                    done += len(piece)
-                    if progress:
-                        progress(done)
+                await write_behind(pieces, f.write, progress)
                 await asyncio.to_thread(f.flush)
                 await asyncio.to_thread(os.fsync, f.fileno())
             finally:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
 from ipfs_share.errors import InvalidInputError, PolicyDeniedError, PolicyProviderRequiredError
@@ -124,16 +123,30 @@ class TimeWindowProvider:
 
 
 class PolicyRegistry:
-    """The providers an opener has: entry points, plus any given explicitly."""
+    """The providers an opener has: entry points, plus any given explicitly (which win
+    over an entry point of the same name). The entry points are looked up when a
+    provider is first needed, not before: most capsules name none, and scanning the
+    installed packages costs a command more than the rest of its start-up."""
 
     def __init__(self, extra: Iterable[PolicyProvider] = (), *, load_entry_points: bool = True):
-        self._providers: dict[str, PolicyProvider] = {}
-        if load_entry_points:
-            for ep in entry_points(group=ENTRY_POINT_GROUP):
-                provider = ep.load()()
-                self._providers[provider.name] = provider
-        for provider in extra:
-            self._providers[provider.name] = provider
+        self._extra = tuple(extra)
+        self._load_entry_points = load_entry_points
+        self._found: dict[str, PolicyProvider] | None = None
+
+    @property
+    def _providers(self) -> dict[str, PolicyProvider]:
+        if self._found is None:
+            found: dict[str, PolicyProvider] = {}
+            if self._load_entry_points:
+                from importlib.metadata import entry_points
+
+                for ep in entry_points(group=ENTRY_POINT_GROUP):
+                    provider = ep.load()()
+                    found[provider.name] = provider
+            for provider in self._extra:
+                found[provider.name] = provider
+            self._found = found
+        return self._found
 
     def names(self) -> list[str]:
         return sorted(self._providers)

@@ -1,0 +1,136 @@
+"""A command pays only for what it uses: what each start-up loads, the Mesh's services made
+on first use, and the write-behind that puts open's plaintext on stdout or in a file
+(open through a real stdout and the console script's exit: tests/test_cli_share.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from ipfs_share.cli._entry import version
+from ipfs_share.client import connect
+from ipfs_share.crypto.passphrase import KdfParams
+from ipfs_share.errors import IntegrityError
+from ipfs_share.services.opened import write_behind
+
+FAST = KdfParams.fastest()
+
+
+def _loaded(code: str, *modules: str) -> list[str]:
+    """Which of ``modules`` are in sys.modules after ``code`` runs in a fresh interpreter."""
+    probe = f"{code}\nimport sys\nprint(sorted(m for m in {modules!r} if m in sys.modules))\n"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return eval(done.stdout.splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def test_the_console_script_answers_version_before_the_dispatcher_loads() -> None:
+    probe = (
+        "import sys, io\n"
+        "sys.argv = ['ipfs-share', '--version']\n"
+        "import atexit, os\n"
+        "from ipfs_share.cli._entry import run\n"
+        "os._exit = lambda code: (print(sorted(m for m in ('argparse', 'logging', "
+        "'ipfs_share.cli.main', 'ipfs_share.errors') if m in sys.modules), file=sys.stderr), "
+        "sys.stderr.flush(), sys.exit(code))\n"
+        "run()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == version() + "\n"
+    assert done.stderr.strip() == "[]"
+
+
+def test_help_and_the_dispatcher_load_no_logging_and_no_library() -> None:
+    heavy = ("logging", "asyncio", "ipfs_share.client", "aiohttp")
+    assert _loaded("import ipfs_share.cli.main", *heavy) == []
+    code = "from ipfs_share.cli.main import main\ntry:\n main(['--help'])\nexcept SystemExit: pass"
+    assert _loaded(code, *heavy) == []
+
+
+def test_the_front_door_loads_no_http_client_mailbox_keychain_or_cluster() -> None:
+    # What a put needs (state, identities, files) and nothing it does not; the Kubo
+    # client comes with the storage, when connect() opens it.
+    heavy = (
+        "aiohttp",
+        "aioipfs",
+        "importlib.metadata",
+        "ipfs_share.services.keychains",
+        "ipfs_share.services.mailbox",
+        "ipfs_share.services.remote_pins",
+        "ipfs_share.services.revocations",
+        "ipfs_share.services.introductions",
+        "ipfs_share.storage.cluster",
+        "ipfs_share.node.cluster",
+        "ipfs_share.node.daemon",
+        "urllib.request",
+    )
+    assert _loaded("import ipfs_share.client", *heavy) == []
+    assert _loaded("import ipfs_share.cli.put", *heavy) == []
+
+
+def test_every_name_of_the_node_package_is_there_when_asked_for() -> None:
+    import ipfs_share.node as node
+
+    assert all(callable(getattr(node, name)) or name.isupper() for name in node.__all__)
+    assert set(node.__all__) <= set(dir(node))
+    with pytest.raises(AttributeError):
+        _ = node.no_such_name  # type: ignore[attr-defined]
+
+
+async def test_services_are_made_on_first_use_once_and_wired_together(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    async with connect(home=home, embedded=tmp_path / "store", passphrase="pw", kdf=FAST) as mesh:
+        assert {"keychains", "share", "inbox", "revocations", "introductions"}.isdisjoint(
+            vars(mesh)
+        )
+        alice = await mesh.identity.create("alice")
+        put = await mesh.files.put("a.txt", b"hello", as_=alice.did)
+        assert "keychains" not in vars(mesh)  # a put without a keychain made none
+        # The same objects however they are reached, wired as before.
+        assert mesh.files.keychains is mesh.keychains
+        assert mesh.inbox is mesh.share.mailbox
+        assert mesh.keychains.notifier is not None
+        assert mesh.keychains.notifier.mailbox is mesh.inbox  # type: ignore[attr-defined]
+        assert mesh.share.revocations is mesh.revocations
+        assert mesh.share.files is mesh.files
+        capsule = await mesh.share.file(put.cid).with_([alice.did])
+        assert await (await mesh.share.open_capsule(capsule.id)).read() == b"hello"
+        assert mesh.introductions.pending() == []
+    # close() closed what was made (the introductions' database among it).
+
+
+async def test_write_behind_keeps_order_and_lets_the_write_in_flight_end_on_an_error() -> None:
+    written: list[bytes] = []
+    threads: set[str] = set()
+
+    def slow_write(piece: bytes | bytearray) -> None:
+        threads.add(threading.current_thread().name)
+        time.sleep(0.05)
+        written.append(bytes(piece))
+
+    async def pieces(fail_after: int | None) -> AsyncIterator[bytes]:
+        for i in range(4):
+            if fail_after is not None and i == fail_after:
+                raise IntegrityError("chunk 2 failed its check")
+            yield bytes([i]) * 10
+
+    seen: list[int] = []
+    assert await write_behind(pieces(None), slow_write, seen.append) == 40
+    assert written == [bytes([i]) * 10 for i in range(4)] and seen == [10, 20, 30, 40]
+    assert threading.current_thread().name not in threads  # written off the event loop
+
+    written.clear()
+    with pytest.raises(IntegrityError):
+        await write_behind(pieces(2), slow_write)
+    assert written == [b"\0" * 10, b"\1" * 10]  # the piece in flight was written, no more
