@@ -31,7 +31,7 @@ import asyncio
 import os
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -54,17 +54,23 @@ FAST: dict[str, Any] = {"passphrase": lambda _: b"pw", "kdf": KdfParams.fastest(
 
 
 class Counting:
-    """Wraps a storage's block_get and counts the blocks read."""
+    """Wraps a storage's block_get and block_get_local and counts the blocks asked for."""
 
     def __init__(self, store: KuboStorage) -> None:
         self.n = 0
         inner: Callable[..., Awaitable[bytes]] = store.block_get
+        inner_local: Callable[..., Awaitable[dict[str, bytes]]] = store.block_get_local
 
         async def block_get(cid: str, **kw: Any) -> bytes:
             self.n += 1
             return await inner(cid, **kw)
 
+        async def block_get_local(cids: Sequence[str]) -> dict[str, bytes]:
+            self.n += len(cids)
+            return await inner_local(cids)
+
         store.block_get = block_get  # type: ignore[method-assign]
+        store.block_get_local = block_get_local  # type: ignore[method-assign]
 
 
 class Chain:

@@ -35,6 +35,52 @@ async def test_blocks_come_over_one_kept_alive_connection(kubo: Any) -> None:
         assert got == blocks and 1 <= len(client._idle) <= 16
 
 
+async def test_blocks_asked_for_together_come_pipelined(kubo: Any, liar: dict[str, Any]) -> None:
+    async with await KuboStorage.connect(kubo.api_url) as direct:
+        blocks = [os.urandom(100 + i) for i in range(150)]
+        cids = [await direct.block_put(b) for b in blocks]
+        missing = cid_for(RAW, os.urandom(32))  # refused in the middle of a pipeline
+        got = await direct.block_get_local([*cids[:70], missing, *cids[70:]])
+        assert got == dict(zip(cids, blocks, strict=True))
+        assert direct._blocks is not None and len(direct._blocks._idle) == 1  # one line
+    # The proxy ends a connection after 100 requests (as proxies with a limit do), on
+    # the boundary between two answers: the rest go on a new connection.
+    async with KuboStorage(liar["url"]) as store:
+        assert await store.block_get_local(cids) == dict(zip(cids, blocks, strict=True))
+        assert liar["conns"] == 2
+        assert await store.block_get(cids[0]) == blocks[0]
+
+
+@pytest.mark.parametrize(
+    ("mode", "error"),
+    [("cut", StreamTruncatedError), ("other-bytes", IntegrityError)],
+)
+async def test_a_lie_in_a_pipeline_fails_it_and_its_connection_is_dropped(
+    kubo: Any, liar: dict[str, Any], mode: str, error: type[Exception]
+) -> None:
+    cid, data = await _stored(kubo)
+    liar["mode"] = mode
+    async with KuboStorage(liar["url"]) as store:
+        with pytest.raises(error):
+            await store.block_get_local([cid, cid])
+        liar["mode"] = "honest"
+        assert await store.block_get_local([cid]) == {cid: data}
+        assert liar["conns"] == (1 if mode == "other-bytes" else 2)  # framing lies: a new one
+
+
+async def test_a_pipeline_cut_by_its_deadline_leaves_no_connection_behind(
+    kubo: Any, liar: dict[str, Any]
+) -> None:
+    cid, data = await _stored(kubo)
+    liar["mode"] = "silent"
+    async with KuboStorage(liar["url"], timeout=0.5) as store:
+        with pytest.raises(NodeTimeoutError):
+            await store.block_get_local([cid, cid, cid])
+        assert store._blocks is not None and not store._blocks._idle  # answers may follow
+        liar["mode"] = "honest"
+        assert await store.block_get_local([cid, cid]) == {cid: data}
+
+
 async def test_kubo_errors_keep_their_types(kubo: Any) -> None:
     async with await KuboStorage.connect(kubo.api_url) as store:
         with pytest.raises(NotFoundError, match="block/get"):

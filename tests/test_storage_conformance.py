@@ -86,6 +86,18 @@ async def test_block_has_is_false_for_an_absent_block(store: Storage) -> None:
     assert not await store.block_has(cid_for(RAW, os.urandom(16)))
 
 
+async def test_block_get_local_gives_the_blocks_held_and_leaves_out_the_rest(
+    store: Storage,
+) -> None:
+    blocks = [os.urandom(50 + i) for i in range(70)]  # more than one pipeline on Kubo
+    held = [await store.block_put(b) for b in blocks]
+    absent = [cid_for(RAW, os.urandom(16)) for _ in range(5)]
+    asked = held[:30] + absent[:3] + held[30:] + absent[3:]
+    got = await store.block_get_local(asked)
+    assert got == dict(zip(held, blocks, strict=True))
+    assert await store.block_get_local([]) == {}
+
+
 async def test_block_over_2_mib_is_refused_before_sending(store: Storage) -> None:
     with pytest.raises(BlockTooLargeError) as info:
         await store.block_put(b"\0" * (MAX_BLOCK_SIZE + 1))

@@ -324,12 +324,14 @@ def revoked_among(
     >>> sorted(found) == sorted(cid_bytes(i) for i in ids[:2])
     True
     """
+    found: set[bytes] = set()
+    if head.root is None:  # an empty list (most are): nothing to read or hash
+        return found
     wanted = {}
     for capsule_id in capsule_ids:
         raw = _id_bytes(capsule_id)
         wanted[raw] = hashlib.sha256(raw).digest()
-    found: set[bytes] = set()
-    if head.root is None or not wanted:
+    if not wanted:
         return found
     todo: list[tuple[Link, int, list[bytes]]] = [(head.root, 0, list(wanted))]
     while todo:

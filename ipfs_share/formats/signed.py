@@ -432,9 +432,33 @@ def decode_signed_any(
         )
     if verify:
         key = parse_did_key(claimed) if keys is None else keys(claimed)
-        unsigned = {k: v for k, v in value.items() if k != "sig"}
-        key.verify(schema.label + dagcbor.encode(unsigned), value["sig"])
+        key.verify(schema.label + _unsigned(data, value), value["sig"])
     return schema, value
+
+
+# The "sig" pair of a signed map as canonical dag-cbor writes it: the text "sig", then the
+# head of a 64-byte byte string (the signature follows).
+_SIG_PAIR: Final = b"\x63sig\x58\x40"
+
+
+def _unsigned(data: bytes, value: dict[str, Any]) -> bytes:
+    """What the signature of ``value`` covers: the canonical bytes of the map without
+    ``"sig"``. ``data`` is ``value``'s canonical encoding (the decoder proved it), so that
+    is ``data`` with the one ``"sig"`` pair cut out and the map's count one less: the other
+    pairs keep their bytes and their order. The cut is made only where the pair's bytes,
+    signature included, occur exactly once in ``data`` (then that occurrence is the pair)
+    and the count fits the one-byte head; otherwise the map is encoded again.
+
+    >>> body = {"by": "me", "v": 1}
+    >>> signed = dagcbor.encode({**body, "sig": bytes(64)})
+    >>> _unsigned(signed, dagcbor.decode(signed)) == dagcbor.encode(body)
+    True
+    """
+    pair = _SIG_PAIR + value["sig"]
+    at = data.find(pair)
+    if 0xA1 <= data[0] <= 0xB7 and at > 0 and data.find(pair, at + 1) < 0:
+        return bytes((data[0] - 1,)) + data[1:at] + data[at + len(pair) :]
+    return dagcbor.encode({k: v for k, v in value.items() if k != "sig"})
 
 
 def decode_structure(schemas: tuple[Schema, ...], data: bytes) -> tuple[Schema, dict[str, Any]]:
@@ -453,7 +477,10 @@ def decode_structure(schemas: tuple[Schema, ...], data: bytes) -> tuple[Schema, 
             if key not in caps or cap < caps[key][0]:
                 caps[key] = (cap, schema.name)
     for key, (cap, name) in caps.items():
-        count = peek_list_length(data, key)
+        # Every item takes a byte at least: input no longer than the cap cannot hold a
+        # longer list (one that declares more is cut short, which the decoder refuses
+        # without allocating it), and the peek, item by item in Python, would only cost.
+        count = peek_list_length(data, key) if len(data) > cap else None
         if count is not None and count > cap:
             raise FormatError(f"expected at most {cap} items in {name}.{key}, found {count}")
     value = dagcbor.decode(data, max_size=limit)

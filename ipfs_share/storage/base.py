@@ -21,7 +21,7 @@ CIDs cross this interface as canonical strings (CIDv1, base32; see ``formats.cid
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -145,6 +145,12 @@ class Storage(Protocol):
 
     async def block_has(self, cid: str) -> bool:
         """True if the block is stored locally (no network fetch)."""
+        ...
+
+    async def block_get_local(self, cids: Sequence[str]) -> dict[str, bytes]:
+        """The blocks among ``cids`` stored locally (no network fetch), each checked
+        against its CID; a block not held is left out. Many at once: a backend may batch
+        them (Kubo pipelines the requests)."""
         ...
 
     # -- files (UnixFS, streamed) ---------------------------------------------------------

@@ -252,6 +252,16 @@ class ClusterStorage:
             return b""
         return await self._first("block/get", lambda n: n.block_get(cid))
 
+    async def block_get_local(self, cids: Sequence[str]) -> dict[str, bytes]:
+        """The blocks among ``cids`` that any of the cluster's Kubo nodes holds."""
+        found: dict[str, bytes] = {}
+        for node in self.kubo:
+            missing = [c for c in cids if c not in found]
+            if not missing:
+                break
+            found.update(await node.block_get_local(missing))
+        return found
+
     async def block_has(self, cid: str) -> bool:
         """True if any of the cluster's Kubo nodes holds the block (no network fetch)."""
         parse_cid(cid)

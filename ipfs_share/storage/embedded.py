@@ -27,7 +27,7 @@ import os
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -191,6 +191,16 @@ class EmbeddedStorage:
 
     async def block_has(self, cid: str) -> bool:
         return self._block_path(normalize_cid(cid)).exists()
+
+    async def block_get_local(self, cids: Sequence[str]) -> dict[str, bytes]:
+        return await asyncio.to_thread(self._get_blocks_sync, list(cids))
+
+    def _get_blocks_sync(self, cids: list[str]) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        for cid in cids:
+            with contextlib.suppress(NotFoundError):
+                found[cid] = self._get_block_sync(cid)
+        return found
 
     # -- files ----------------------------------------------------------------------------
     async def add(

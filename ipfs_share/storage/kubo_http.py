@@ -66,11 +66,7 @@ class KeepAliveClient:
         return f"KeepAliveClient({self._authority!r}, idle={len(self._idle)})"
 
     async def post(self, path: str, params: list[tuple[str, str]]) -> Answer:
-        query = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in params)
-        request = (
-            f"POST /api/v0/{path}?{query} HTTP/1.1\r\nHost: {self._authority}\r\n"
-            "Content-Length: 0\r\n\r\n"
-        ).encode("ascii")
+        request = self._request(path, params)
         for attempt in (0, 1):
             reused = bool(self._idle)
             conn = self._idle.pop() if reused else await self._open()
@@ -91,6 +87,51 @@ class KeepAliveClient:
                 else:
                     conn[1].close()
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def post_many(self, path: str, calls: list[list[tuple[str, str]]]) -> list[Answer]:
+        """``post`` for each of ``calls``, pipelined: the requests are written at once and
+        the answers read in order (HTTP/1.1 pipelining; Kubo's server answers them one
+        after the other). One write and a few reads for many short answers: the cost of a
+        round trip per request goes, the server's own stays. A server that ends the
+        connection between two answers (a limit on requests per connection) gets the rest
+        on a new one; any other failure closes the connection and raises."""
+        answers: list[Answer] = []
+        fresh_failures = 0
+        while len(answers) < len(calls):
+            rest = calls[len(answers) :]
+            reused = bool(self._idle)
+            conn = self._idle.pop() if reused else await self._open()
+            keep = False  # set once the line is clear again: every answer on it was read
+            before = len(answers)
+            try:
+                conn[1].write(b"".join(self._request(path, params) for params in rest))
+                for _ in rest:
+                    answer, more = await _read_answer(conn[0], self._max_body)
+                    answers.append(answer)
+                    if not more:
+                        break
+                keep = more and len(answers) == len(calls)
+            except (ConnectionError, asyncio.IncompleteReadError, ProtocolError) as exc:
+                # Closed before an answer began: after answers on this connection (the
+                # server's limit), or on a pooled one it dropped while idle, go on anew.
+                if not _nothing_read(exc) or (not reused and len(answers) == before):
+                    raise
+                fresh_failures += len(answers) == before
+                if fresh_failures > 1:
+                    raise
+            finally:  # cut or cancelled part way: answers may still be on the line
+                if keep and len(self._idle) < self._pool:
+                    self._idle.append(conn)
+                else:
+                    conn[1].close()
+        return answers
+
+    def _request(self, path: str, params: list[tuple[str, str]]) -> bytes:
+        query = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in params)
+        return (
+            f"POST /api/v0/{path}?{query} HTTP/1.1\r\nHost: {self._authority}\r\n"
+            "Content-Length: 0\r\n\r\n"
+        ).encode("ascii")
 
     async def _open(self) -> _Conn:
         return await asyncio.open_connection(self.host, self.port, limit=_MAX_LINE * 2)

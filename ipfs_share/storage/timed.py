@@ -26,7 +26,7 @@ slow answer, and the backends time out a stalled read themselves.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import TypeVar
@@ -135,6 +135,13 @@ class TimedStorage:
     async def block_get(self, cid: str) -> bytes:
         return await self._timed(
             self.deadlines.block, f"block/get {cid}", self.inner.block_get(cid)
+        )
+
+    async def block_get_local(self, cids: Sequence[str]) -> dict[str, bytes]:
+        return await self._timed(
+            self.deadlines.block,
+            f"block/get of {len(cids)} blocks",
+            self.inner.block_get_local(cids),
         )
 
     async def block_has(self, cid: str) -> bool:

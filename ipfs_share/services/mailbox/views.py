@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import EllipsisType
 from typing import Literal
 
 from ipfs_share.errors import IpfsShareError
@@ -200,10 +201,11 @@ class Views:
         self,
         row: InboxRow,
         *,
-        sender_name: str | None = None,
+        sender_name: str | EllipsisType | None = ...,
         replaced_by: str | None = None,
     ) -> InboxItem:
-        """``sender_name``: the sender's name, when the caller looked it up already;
+        """``sender_name``: the sender's name (None: it has none), when the caller looked
+        it up already;
         ``replaced_by``: a capsule in the inbox from the same issuer that re-issues this
         one, if any (its issuer revoked this one first: docs/spec/capsule.md section 1.7)."""
         state = row.state
@@ -215,7 +217,7 @@ class Views:
             id=row.capsule,
             reader=row.reader,
             sender=row.sender,
-            sender_name=sender_name if sender_name is not None else self.name_of(row.sender),
+            sender_name=self.name_of(row.sender) if sender_name is ... else sender_name,
             issuer=row.issuer,
             expires=row.expires,
             sent=row.sent,
