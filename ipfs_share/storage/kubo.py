@@ -608,6 +608,10 @@ class KuboStorage:
                     continue
                 if hashing is not None:
                     await hashing
+                if size is not None and sent + len(c) > size:  # never past the Content-Length
+                    raise StreamTruncatedError(
+                        f"add: expected {size} bytes from the source, found more"
+                    )
                 if builder is not None:
                     hashing = asyncio.ensure_future(asyncio.to_thread(builder.feed, c))
                 sent += len(c)
