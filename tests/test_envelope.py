@@ -236,6 +236,44 @@ def test_encryptor_pieces_do_not_change_the_bytes() -> None:
         assert enc.envelope_size == len(whole)
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    size=st.integers(0, 5 * CHUNK_SIZE + 100),
+    cuts=st.lists(st.integers(0, 5 * CHUNK_SIZE + 100), max_size=8),
+)
+def test_push_into_one_reused_buffer_makes_the_same_bytes(size: int, cuts: list[int]) -> None:
+    data = _blob(size, b"into")
+    whole = encrypt(KEY, data, name="r", media_type=OCTET, rng=DeterministicRng(b"i"))
+    enc = Encryptor(KEY, name="r", media_type=OCTET, size=size, rng=DeterministicRng(b"i"))
+    bounds = sorted({0, size, *(c for c in cuts if c <= size)})
+    buffer = memoryview(
+        bytearray(enc.max_output(max(b - a for a, b in itertools.pairwise(bounds)) if size else 0))
+    )
+    out = bytearray()
+    for a, b in itertools.pairwise(bounds):
+        buffer[:] = b"\xee" * len(buffer)  # what the last piece left is overwritten, not kept
+        n = enc.push_into(data[a:b], buffer)
+        assert n <= enc.max_output(b - a)
+        out += buffer[:n]
+    out += enc.finish()
+    assert bytes(out) == whole
+
+
+def test_push_into_refuses_a_buffer_too_small_before_sealing() -> None:
+    data = _blob(3 * CHUNK_SIZE)
+    enc = Encryptor(KEY, name="", media_type=OCTET, size=len(data), rng=DeterministicRng(b"s"))
+    short = memoryview(bytearray(enc.max_output(len(data)) - SEALED_CHUNK_SIZE - 1))
+    with pytest.raises(ValueError, match="expected an output of at least"):
+        enc.push_into(data, short)
+    # Nothing was consumed: the same push into a buffer big enough gives the envelope.
+    buffer = memoryview(bytearray(enc.max_output(len(data))))
+    n = enc.push_into(data, buffer)
+    blob = bytes(buffer[:n]) + enc.finish()
+    assert blob == encrypt(KEY, data, rng=DeterministicRng(b"s"))
+    with pytest.raises(InvalidInputError, match="no push after finish"):
+        enc.push_into(b"", buffer)
+
+
 def test_encryptor_accepts_any_bytes_like() -> None:
     data = _blob(1000)
     enc = Encryptor(KEY, name="", media_type=OCTET, size=1000, rng=DeterministicRng(b"b"))

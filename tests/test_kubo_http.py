@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
@@ -215,3 +215,111 @@ async def test_a_server_that_is_not_kubo_is_named(kubo: Any) -> None:
                 await store.block_get(cid_for(RAW, b"x"))
     finally:
         await runner.cleanup()
+
+
+# -- uploads: a file's add, written by a worker thread to a blocking socket --------------
+
+
+@pytest.fixture
+async def uploads() -> AsyncIterator[dict[str, Any]]:
+    """A raw TCP server that takes an add the way ``uploads["mode"]`` says: ``trailer``
+    reads the whole body and answers 200 with a CID and then an error in the trailer;
+    ``refuse`` reads 64 KiB of the body, answers 500 as Kubo does and closes; ``stall``
+    reads the request head and then nothing (the client's sends block)."""
+    port = free_port()
+    state: dict[str, Any] = {"url": f"http://127.0.0.1:{port}", "mode": "stall", "got": 0}
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length: ", 1)[1].split(b"\r\n")[0])
+            if state["mode"] == "stall":
+                await asyncio.sleep(30)
+                return
+            take = length if state["mode"] == "trailer" else 65536
+            state["got"] = len(await reader.readexactly(take))
+            if state["mode"] == "trailer":
+                line = b'{"Name":"data","Hash":"%s"}\n' % cid_for(RAW, b"x").encode()
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    b"%x\r\n%s\r\n0\r\nX-Stream-Error: disk on fire\r\n\r\n" % (len(line), line)
+                )
+            else:
+                body = b'{"Message":"disk full","Code":0,"Type":"error"}\n'
+                writer.write(
+                    b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+                )
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", port)
+    try:
+        yield state
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+class Pulled:
+    """A blocking source of ``size`` bytes in 1 MiB pieces of one reused buffer, counting
+    the pieces pulled and whether it was closed."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.pulled, self.closed = size, 0, False
+
+    def __iter__(self) -> Iterator[memoryview]:
+        buffer = memoryview(bytearray(1 << 20))
+        try:
+            for _ in range(self.size >> 20):
+                self.pulled += 1
+                yield buffer
+        finally:
+            self.closed = True
+
+
+async def test_an_upload_error_in_the_trailer_is_an_error(uploads: dict[str, Any]) -> None:
+    uploads["mode"] = "trailer"
+    source = Pulled(4 << 20)
+    async with KuboStorage(uploads["url"]) as store:
+        with pytest.raises(NodeRequestError, match="disk on fire"):
+            await store.add(iter(source), size=source.size, verify=False)
+    assert uploads["got"] > source.size  # the whole body went, then the answer said no
+
+
+async def test_a_node_that_refuses_mid_upload_is_heard(uploads: dict[str, Any]) -> None:
+    uploads["mode"] = "refuse"
+    source = Pulled(64 << 20)
+    async with KuboStorage(uploads["url"]) as store:
+        with pytest.raises(NodeRequestError, match="disk full"):
+            await store.add(iter(source), size=source.size, verify=False)
+    assert source.pulled < 64  # the node's answer stopped the upload, not the source's end
+
+
+async def test_an_upload_the_node_stops_reading_times_out(uploads: dict[str, Any]) -> None:
+    source = Pulled(256 << 20)
+    async with KuboStorage(uploads["url"], timeout=0.5) as store:
+        with pytest.raises(NodeTimeoutError, match="add"):
+            await store.add(iter(source), size=source.size, verify=False)
+    assert source.pulled < 256
+
+
+async def test_a_cancelled_upload_stops_its_thread_before_returning(
+    uploads: dict[str, Any],
+) -> None:
+    source = Pulled(256 << 20)
+    async with KuboStorage(uploads["url"]) as store:
+        task = asyncio.ensure_future(store.add(iter(source), size=source.size, verify=False))
+        for _ in range(200):  # the thread is blocked in a send once the buffers are full
+            await asyncio.sleep(0.01)
+            if source.pulled >= 2:
+                break
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 10)
+        pulled = source.pulled
+        await asyncio.sleep(0.2)
+        assert source.pulled == pulled < 256  # no piece is pulled once add has returned

@@ -113,23 +113,30 @@ async def test_killing_the_node_mid_cat_is_a_truncated_stream(
         assert info.value.hint
 
 
+@pytest.mark.parametrize("blocking", [False, True])
 async def test_killing_the_node_mid_add_is_a_typed_error(
-    doomed_node: tuple[KuboDaemon, RunningNode],
+    doomed_node: tuple[KuboDaemon, RunningNode], blocking: bool
 ) -> None:
     _, node = doomed_node
     sent = 0
 
-    async def pieces() -> AsyncIterator[bytes]:
+    def piece() -> bytes:
         nonlocal sent
+        if sent == 8 << 20:
+            os.kill(node.pid, signal.SIGKILL)
+        sent += 1 << 20
+        return os.urandom(1 << 20)
+
+    async def pieces() -> AsyncIterator[bytes]:
         for _ in range(256):
-            if sent == 8 << 20:
-                os.kill(node.pid, signal.SIGKILL)
-            sent += 1 << 20
-            yield os.urandom(1 << 20)
+            yield piece()
 
     async with await KuboStorage.connect(node.api_url) as store:
         with pytest.raises(NodeError) as info:
-            await store.add(pieces())
+            if blocking:  # a file's put: read and sent by a worker thread
+                await store.add((piece() for _ in range(256)), size=256 << 20)
+            else:
+                await store.add(pieces())
     assert isinstance(info.value, IpfsShareError) and info.value.hint
 
 

@@ -4,6 +4,7 @@ capabilities, tampering, two nodes, and a node that dies mid-transfer."""
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import signal
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -18,6 +19,7 @@ from ipfs_share.errors import (
     CapabilityInvalidError,
     CapabilityRequiredError,
     DownloadNotAllowedError,
+    InvalidInputError,
     IpfsShareError,
     NodeError,
     PolicyDeniedError,
@@ -94,6 +96,61 @@ async def test_share_to_one_and_to_three_each_opens(people: Any) -> None:
     for who in (bob, carol, dave):
         assert await (await who.share.open_capsule(three.id)).read() == data
     assert [r.opener for r in bob.db.shares.opens(three.id)] == [bob.identity.get().did]
+
+
+class _ReadOnly:
+    """A binary file with read() and no readinto(), like some wrappers."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data, self._at = data, 0
+
+    def read(self, n: int = -1) -> bytes:
+        piece = self._data[self._at : self._at + n]
+        self._at += len(piece)
+        return piece
+
+
+class _Shrinking(io.FileIO):
+    """A file that ends early, as one truncated while it is put would: its size says one
+    thing, its reads another."""
+
+    def readinto(self, buffer: Any) -> int:
+        return 0 if self.tell() >= 1 << 20 else super().readinto(buffer)
+
+
+async def test_put_of_a_path_and_of_file_objects_opens_to_the_same_bytes(
+    people: Any, tmp_path: Path
+) -> None:
+    alice, bob = await people("alice"), await people("bob")
+    await befriend(alice, bob)
+    data = os.urandom(3 * (1 << 20) + 123_457)  # not a whole number of pieces or chunks
+    path = tmp_path / "plan.bin"
+    path.write_bytes(data)
+    with open(path, "rb") as buffered:  # noqa: ASYNC230 - a local file, read by the put
+        puts = [
+            await alice.files.put("plan.bin", path),
+            await alice.files.put("plan.bin", buffered),
+            # No size to be had: sealed, spooled, then sent from the spool.
+            await alice.files.put("plan.bin", _ReadOnly(data)),  # type: ignore[arg-type]
+        ]
+    for f in puts:
+        assert f.size == len(data)
+        opened = await bob.share.open_capsule((await alice.share.file(f).with_("bob")).id)
+        assert await opened.read() == data
+    assert len({f.cid for f in puts}) == 3  # a fresh file key and nonce each time
+
+
+async def test_a_file_that_ends_early_fails_its_put_and_leaves_nothing(
+    people: Any, tmp_path: Path
+) -> None:
+    alice = await people("alice")
+    path = tmp_path / "moving.bin"
+    path.write_bytes(os.urandom(3 << 20))
+    pins = await alice.storage.pin_ls()
+    with _Shrinking(path, "rb") as f, pytest.raises(InvalidInputError, match="plaintext bytes"):
+        await alice.files.put("moving.bin", f)  # type: ignore[arg-type]
+    assert alice.files.list() == []
+    assert await alice.storage.pin_ls() == pins
 
 
 async def test_text_streams_and_save(people: Any, tmp_path: Path) -> None:

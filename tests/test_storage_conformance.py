@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,17 @@ async def read_all(store: Storage, cid: str, **kw: Any) -> bytes:
 async def pieces(data: bytes, size: int) -> AsyncIterator[bytes]:
     for i in range(0, len(data), size):
         yield data[i : i + size]
+
+
+def reused(data: bytes, size: int) -> Iterator[memoryview]:
+    """``data`` the way a file is read for a put: every piece in one buffer, overwritten
+    for the next (a backend that kept a piece past the next pull would store garbage)."""
+    buffer = memoryview(bytearray(size))
+    for i in range(0, len(data), size):
+        n = len(data[i : i + size])
+        buffer[:n] = data[i : i + size]
+        yield buffer[:n]
+    buffer[:] = bytes(size)
 
 
 # -- blocks -------------------------------------------------------------------------------
@@ -152,6 +163,34 @@ async def test_a_source_that_does_not_match_its_declared_size_fails(
     data = os.urandom(1_200_000)
     with pytest.raises(IpfsShareError):
         await store.add(pieces(data, 100_000), size=declared)
+
+
+@pytest.mark.parametrize("declared", [True, False])
+async def test_add_pulls_a_blocking_iterator_that_reuses_its_buffer(
+    store: Storage, declared: bool
+) -> None:
+    data = os.urandom(1_300_000)
+    seen: list[int] = []
+    size = len(data) if declared else None
+    added = await store.add(reused(data, 99_999), size=size, progress=seen.append)
+    assert added.cid == expected_file_cid(data) and added.size == len(data)
+    assert seen[-1] == len(data) and seen == sorted(seen)
+    assert await read_all(store, added.cid) == data
+    unverified = await store.add(reused(data, 262_144), size=size, verify=False)
+    assert unverified.cid == added.cid
+
+
+@pytest.mark.parametrize("blocking", [True, False])
+@pytest.mark.parametrize("declared", [1_000_000, 1_300_000])
+async def test_a_source_that_does_not_match_its_declared_size_is_not_pinned(
+    store: Storage, declared: int, blocking: bool
+) -> None:
+    data = os.urandom(1_200_000)
+    before = await store.pin_ls()
+    source = reused(data, 100_000) if blocking else pieces(data, 100_000)
+    with pytest.raises(IpfsShareError):
+        await store.add(source, size=declared)
+    assert await store.pin_ls() == before
 
 
 @pytest.mark.parametrize(

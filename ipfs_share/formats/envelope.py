@@ -448,7 +448,39 @@ class Encryptor:
     def push(self, data: bytes | bytearray | memoryview) -> bytearray:
         """Encrypt ``data``; returns the ciphertext ready so far (possibly empty)."""
         view = _byte_view(data)
-        n = len(view)
+        out = bytearray(self._ready_size(len(view)))
+        self._seal(view, memoryview(out))
+        return out
+
+    def push_into(self, data: bytes | bytearray | memoryview, out: memoryview) -> int:
+        """:meth:`push`, writing the ciphertext into ``out`` instead of a new buffer (one
+        the caller reuses, at least :meth:`max_output` of ``len(data)`` bytes); returns how
+        many bytes it wrote.
+
+        >>> enc = Encryptor(FileKey(bytes(32)), name="", media_type="a/b", size=70000)
+        >>> buffer = memoryview(bytearray(enc.max_output(70000)))
+        >>> n = enc.push_into(bytes(70000), buffer)
+        >>> n == len(enc.header) + SEALED_CHUNK_SIZE   # the final chunk waits for finish
+        True
+        """
+        view = _byte_view(data)
+        n = self._ready_size(len(view))
+        if len(out) < n:
+            raise ValueError(f"expected an output of at least {n} bytes, found {len(out)}")
+        self._seal(view, out[:n])
+        return n
+
+    def max_output(self, n: int) -> int:
+        """The most bytes one push of ``n`` bytes can return.
+
+        >>> enc = Encryptor(FileKey(bytes(32)), name="", media_type="a/b", size=1 << 20)
+        >>> enc.max_output(1 << 20) == len(enc.header) + 16 * SEALED_CHUNK_SIZE
+        True
+        """
+        return len(self.header) + -(-n // CHUNK_SIZE) * SEALED_CHUNK_SIZE
+
+    def _ready_size(self, n: int) -> int:
+        """The bytes a push of ``n`` bytes returns (the checks of a push come first)."""
         if self._finished:
             raise InvalidInputError("expected no push after finish")
         if n > self._remaining:
@@ -456,16 +488,24 @@ class Encryptor:
                 f"expected {self.size} plaintext bytes in all, found at least "
                 f"{self.size - self._remaining + n}"
             )
-        self._remaining -= n
-        head = b"" if self._started else self.header
-        self._started = True
+        head = 0 if self._started else len(self.header)
+        return head + self._ready(n) * SEALED_CHUNK_SIZE
+
+    def _ready(self, n: int) -> int:
+        # The chunks a push of n bytes completes, all before the final one (finish() seals
+        # that).
+        return min((self._partial.fill + n) // CHUNK_SIZE, self._final_index - self._index)
+
+    def _seal(self, view: memoryview, sink: memoryview) -> None:
+        """Seal ``view`` into ``sink``, of exactly :meth:`_ready_size` bytes."""
+        ready = self._ready(len(view))
+        self._remaining -= len(view)
+        pos = 0
+        if not self._started:
+            pos = len(self.header)
+            sink[:pos] = self.header
+            self._started = True
         partial = self._partial
-        # Chunks this push completes, all before the final one (finish() seals that).
-        ready = min((partial.fill + n) // CHUNK_SIZE, self._final_index - self._index)
-        out = bytearray(len(head) + ready * SEALED_CHUNK_SIZE)
-        sink = memoryview(out)
-        sink[: len(head)] = head
-        pos = len(head)
         if ready and partial.fill:
             view = partial.top_up(view)
             seal_chunks_into(
@@ -481,7 +521,6 @@ class Encryptor:
             self._index += ready
             view = view[cut:]
         partial.add(view)
-        return out
 
     def finish(self) -> bytes:
         """Seal the final chunk (flag 1) and return the last bytes of the envelope."""

@@ -19,7 +19,7 @@ import dataclasses
 import mimetypes
 import os
 import tempfile
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
@@ -51,6 +51,10 @@ if TYPE_CHECKING:
 __all__ = ["FileService", "MeshFile", "PutSource", "media_type_for"]
 
 PIECE = 1 << 20  # read and encrypt in 1 MiB pieces: flat memory, few calls
+# A file is read, sealed and sent in 256 KiB pieces: the plaintext and the ciphertext
+# buffers then stay in a core's L2 cache between the read, the AEAD and the send (1 MiB
+# pieces cost 20% more CPU here, 64 KiB ones more system calls).
+FILE_PIECE = 256 << 10
 DEFAULT_MEDIA_TYPE = "application/octet-stream"
 
 # What put accepts: bytes, text, a path, a binary file object, or an async iterator of bytes.
@@ -234,10 +238,11 @@ class FileService:
             header, final = encryptor.finish()
             await asyncio.to_thread(spool.write, final)
 
-            async def envelope() -> AsyncIterator[bytes]:
+            def envelope() -> Iterator[bytes | memoryview]:  # pulled on a worker thread
                 yield header
-                while chunk := await asyncio.to_thread(spool.read, PIECE):
-                    yield chunk
+                buffer = memoryview(bytearray(FILE_PIECE))
+                while n := spool.readinto(buffer):
+                    yield buffer[:n]
 
             envelope_size = len(header) + spool.seek(0, os.SEEK_END)
             spool.seek(0)
@@ -397,9 +402,9 @@ def _as_dict(row: FileRow) -> dict[str, Any]:
 class _Source:
     """Plaintext to put: bytes in memory, a binary file, or an async iterator of bytes.
 
-    :meth:`sealed` encrypts it for a sized put. A file is read and sealed on a worker
-    thread (``readinto`` one reused buffer, then the AEAD, both without the GIL), one
-    piece ahead of the event loop, which meanwhile sends the piece before to the node."""
+    :meth:`sealed` encrypts it for a sized put. A file is read, sealed and sent by one
+    worker thread of the storage (``readinto`` one reused buffer, the AEAD into another,
+    ``sendall``: all three without the GIL), so no piece of it crosses the event loop."""
 
     def __init__(
         self,
@@ -435,45 +440,47 @@ class _Source:
                 if item:
                     yield item
 
-    async def sealed(self, encryptor: Encryptor) -> AsyncIterator[memoryview]:
-        """The envelope, in pieces (memoryviews of buffers no one else holds)."""
+    def sealed(self, encryptor: Encryptor) -> Iterator[memoryview] | AsyncIterator[memoryview]:
+        """The envelope, in pieces. For a file, a synchronous iterator that storage pulls on
+        a worker thread: it reads into one buffer and seals into another, both reused, so
+        each piece is valid until the next is asked for. Else an async iterator of
+        buffers no one else holds."""
         if self._file is not None:
-            read = _reader(self._file)
+            return self._sealed_file(self._file, encryptor)
+        return self._sealed_pieces(encryptor)
 
-            def seal_next() -> bytearray | None:
-                piece = read()
-                return encryptor.push(piece) if piece else None
+    @staticmethod
+    def _sealed_file(file: IO[bytes], encryptor: Encryptor) -> Iterator[memoryview]:
+        read = _reader(file, FILE_PIECE)
+        out = memoryview(bytearray(encryptor.max_output(FILE_PIECE)))
+        while piece := read():
+            if n := encryptor.push_into(piece, out):
+                yield out[:n]
+        yield memoryview(encryptor.finish())
 
-            ahead = asyncio.ensure_future(asyncio.to_thread(seal_next))
-            try:
-                while (out := await ahead) is not None:
-                    ahead = asyncio.ensure_future(asyncio.to_thread(seal_next))
-                    yield memoryview(out)
-            finally:
-                if not ahead.done():
-                    await asyncio.wait([ahead])  # never leave the thread reading a closed file
-        else:
-            async for piece in self.pieces():
-                out = encryptor.push(piece)
-                if out:
-                    yield memoryview(out)
+    async def _sealed_pieces(self, encryptor: Encryptor) -> AsyncIterator[memoryview]:
+        async for piece in self.pieces():
+            out = encryptor.push(piece)
+            if out:
+                yield memoryview(out)
         yield memoryview(encryptor.finish())
 
 
-def _reader(f: IO[bytes]) -> Callable[[], memoryview | bytes]:
-    """A function returning the file's next piece (empty at the end). Files that can
-    ``readinto`` fill one buffer, made once; each piece is valid until the next call."""
+def _reader(f: IO[bytes], size: int = PIECE) -> Callable[[], memoryview | bytes]:
+    """A function returning the file's next piece of at most ``size`` bytes (empty at the
+    end). Files that can ``readinto`` fill one buffer, made once; each piece is valid until
+    the next call."""
     readinto = getattr(f, "readinto", None)
     if readinto is None:
 
         def read() -> bytes:
-            piece = f.read(PIECE)
-            if not isinstance(piece, bytes | bytearray):
+            data = f.read(size)
+            if not isinstance(data, bytes | bytearray):
                 raise InvalidInputError("expected a file opened in binary mode ('rb')")
-            return bytes(piece)
+            return bytes(data)
 
         return read
-    buffer = memoryview(bytearray(PIECE))
+    buffer = memoryview(bytearray(size))
 
     def read_into() -> memoryview:
         try:
@@ -503,7 +510,7 @@ def _open_source(data: PutSource) -> _Source:
         stream = cast(IO[bytes], data)
         size: int | None = None
         try:
-            if stream.seekable():
+            if getattr(stream, "seekable", lambda: False)():  # a bare read() is a stream too
                 here = stream.tell()
                 size = stream.seek(0, os.SEEK_END) - here
                 stream.seek(here)

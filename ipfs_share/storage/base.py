@@ -21,7 +21,8 @@ CIDs cross this interface as canonical strings (CIDv1, base32; see ``formats.cid
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -43,6 +44,7 @@ __all__ = [
     "PubsubMessage",
     "Storage",
     "block_cid",
+    "from_blocking",
 ]
 
 # Kubo refuses blocks over 2 MiB (bitswap's limit); we refuse them before sending.
@@ -61,15 +63,48 @@ UNIXFS_PARAMS = {
 
 BlockCodec = Literal["raw", "dag-cbor", "dag-pb"]
 
-# What add() accepts: bytes, or an async iterable of byte chunks (any sizes, any bytes-like
-# type). A chunk may still be in a socket's buffer after the next is asked for: a producer
-# must not reuse the memory of one it handed out.
-ByteSource = bytes | AsyncIterable[bytes | bytearray | memoryview]
+# What add() accepts: bytes; an async iterable of byte chunks (any sizes, any bytes-like
+# type), where a chunk may still be in a socket's buffer after the next is asked for, so a
+# producer must not reuse the memory of one it handed out; or a synchronous iterator of
+# chunks, which add() pulls on a worker thread (never on the event loop): the form for a
+# producer that blocks (reads a file and seals it) and reuses one buffer, so each of its
+# chunks is valid only until the next is asked for.
+ByteSource = (
+    bytes | AsyncIterable[bytes | bytearray | memoryview] | Iterator[bytes | bytearray | memoryview]
+)
 
 ProgressCallback = Callable[[int], None]  # called with the bytes done so far
 
 
 _CODECS = {"raw": RAW, "dag-cbor": DAG_CBOR, "dag-pb": DAG_PB}
+
+
+async def from_blocking(pieces: Iterator[bytes | bytearray | memoryview]) -> AsyncIterator[bytes]:
+    """A synchronous :data:`ByteSource` as an async one: each chunk pulled on a worker
+    thread and copied (its producer may reuse the memory), empty ones left out.
+
+    >>> async def demo() -> list[bytes]:
+    ...     return [p async for p in from_blocking(iter([b"ab", b"", memoryview(b"c")]))]
+    >>> asyncio.run(demo())
+    [b'ab', b'c']
+    """
+
+    def pull() -> bytes | None:
+        for piece in pieces:
+            if piece:
+                return bytes(piece)
+        return None
+
+    while True:
+        pulling = asyncio.ensure_future(asyncio.to_thread(pull))
+        try:
+            piece = await asyncio.shield(pulling)
+        except asyncio.CancelledError:
+            await asyncio.wait([pulling])  # the producer's file is not ours to leave busy
+            raise
+        if piece is None:
+            return
+        yield piece
 
 
 def block_cid(data: bytes, codec: str) -> str:

@@ -44,7 +44,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -76,6 +76,7 @@ from ipfs_share.storage.base import (
     ProgressCallback,
     PubsubMessage,
     block_cid,
+    from_blocking,
 )
 from ipfs_share.storage.cluster_api import CLUSTER_HINT, PENDING, ClusterAPI
 from ipfs_share.storage.kubo import KuboStorage
@@ -638,6 +639,8 @@ async def _pieces(source: ByteSource) -> AsyncIterator[bytes | bytearray | memor
         for i in range(0, len(view), _UPLOAD_PIECE):
             yield bytes(view[i : i + _UPLOAD_PIECE])
         return
+    if isinstance(source, Iterator):
+        source = from_blocking(source)
     async for piece in source:
         if piece:
             yield piece

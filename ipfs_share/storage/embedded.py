@@ -56,6 +56,7 @@ from ipfs_share.storage.base import (
     ProgressCallback,
     PubsubMessage,
     block_cid,
+    from_blocking,
 )
 
 __all__ = ["EmbeddedStorage"]
@@ -232,6 +233,8 @@ class EmbeddedStorage:
             for i in range(0, len(view), _PIECE):
                 await feed(view[i : i + _PIECE])
         else:
+            if isinstance(source, Iterator):
+                source = from_blocking(source)
             async for piece in source:
                 if piece:
                     await feed(piece)

@@ -4,8 +4,10 @@ aioipfs carries the plain JSON calls; uploads and streams go through aiohttp dir
 aioipfs's own session, so there is one connection pool), because aioipfs buffers whole
 bodies and cannot stream an upload from an async iterator. This is the only module that
 knows aioipfs, and :func:`_translated` is the one place its errors, aiohttp's and Kubo's
-become ours. ``block_get``, the call a feed walk makes thousands of times in a row, goes
-through a small keep-alive client of its own instead (:mod:`ipfs_share.storage.kubo_http`).
+become ours. Two calls go through a small client of its own instead
+(:mod:`ipfs_share.storage.kubo_http`): ``block_get``, which a feed walk makes thousands of
+times in a row, and the add of a synchronous source (a file being read and sealed), which
+one worker thread reads and sends to a blocking socket.
 
 Never trust a 200 alone: Kubo reports a failure that happens mid-stream in an HTTP trailer
 that aiohttp does not read. So every CID is computed locally and compared with Kubo's,
@@ -29,7 +31,7 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Literal, TypeVar
 
@@ -66,6 +68,7 @@ from ipfs_share.storage.base import (
     ProgressCallback,
     PubsubMessage,
     block_cid,
+    from_blocking,
 )
 from ipfs_share.storage.kubo_http import Answer, KeepAliveClient, ProtocolError
 from ipfs_share.storage.leaves import Leaf, verified_leaves
@@ -176,6 +179,43 @@ def _checked_block(cid: str, parsed: ParsedCid, data: bytes) -> bytes:
     return data
 
 
+def _form_part(filename: str) -> tuple[bytes, bytes, dict[str, str]]:
+    """What goes before and after a file in a multipart/form-data body of one part, and
+    the body's Content-Type header."""
+    boundary = secrets.token_hex(16)
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+        f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    return head, tail, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+def _checked(path: str, url: str, answer: Answer) -> bytes:
+    """The body of an answer of the lean client, or the error it reports (a status, or a
+    failure after the headers, in the trailer)."""
+    if answer.status != 200:
+        raise _refusal(path, url, answer.status, answer.body, answer.content_type)
+    if answer.stream_error is not None:
+        raise _classify(answer.stream_error, path)
+    return answer.body
+
+
+def _added_cid(lines: Iterable[bytes]) -> str:
+    """The CID in the last line of an add's answer that names one ("" if none does); a
+    line that reports an error raises it."""
+    found = ""
+    for line in lines:
+        if not line.strip():
+            continue
+        doc = json.loads(line)
+        if "Message" in doc and doc.get("Type") == "error":
+            raise _classify(str(doc["Message"]), "add")
+        if "Hash" in doc:
+            found = str(doc["Hash"])
+    return found
+
+
 async def _translated(what: str, call: Awaitable[_T]) -> _T:
     """Await ``call``; turn every aioipfs, aiohttp and Kubo failure into an IpfsShareError."""
     try:
@@ -224,7 +264,7 @@ class KuboStorage:
         self._version: tuple[int, int, int] | None = None
         self._caps: NodeCapabilities | None = None
         self._streams: aiohttp.ClientSession | None = None  # long cats (see _cat_raw)
-        self._blocks: KeepAliveClient | None = None  # block/get (see block_get)
+        self._blocks: KeepAliveClient | None = None  # block/get and file adds (kubo_http)
 
     def __repr__(self) -> str:
         return f"KuboStorage({self.url!r})"
@@ -331,12 +371,7 @@ class KuboStorage:
         """A streaming multipart/form-data body with one file part. With the part's ``size``
         the body gets a Content-Length and goes out as is; without, HTTP chunked encoding
         frames (and copies) every piece."""
-        boundary = secrets.token_hex(16)
-        head = (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
-            f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
-        ).encode()
-        tail = f"\r\n--{boundary}--\r\n".encode()
+        head, tail, headers = _form_part(filename)
 
         async def body() -> AsyncIterator[bytes | bytearray | memoryview]:
             yield head
@@ -348,11 +383,25 @@ class KuboStorage:
                     yield piece
             yield tail
 
-        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
         if isinstance(chunks, list):
             size = sum(len(c) for c in chunks)
         if size is not None:
             headers["Content-Length"] = str(len(head) + size + len(tail))
+        return body(), headers
+
+    @staticmethod
+    def _multipart_sync(
+        chunks: Iterator[bytes | bytearray | memoryview], size: int
+    ) -> tuple[Iterator[bytes | bytearray | memoryview], dict[str, str]]:
+        """:meth:`_multipart` of a synchronous iterator of ``size`` bytes."""
+        head, tail, headers = _form_part("data")
+
+        def body() -> Iterator[bytes | bytearray | memoryview]:
+            yield head
+            yield from chunks
+            yield tail
+
+        headers["Content-Length"] = str(len(head) + size + len(tail))
         return body(), headers
 
     # -- blocks ---------------------------------------------------------------------------
@@ -383,7 +432,7 @@ class KuboStorage:
         parsed = parse_cid(cid)
 
         params = [("arg", cid)] + ([("offline", "true")] if offline else [])
-        client = self._block_client()
+        client = self._lean_client()
         if client is None:  # not plain http: aiohttp does TLS
 
             async def go() -> bytes:
@@ -403,7 +452,7 @@ class KuboStorage:
         (the walk of a chain knows the capsules it needs long before it files them)."""
         wanted = [(cid, parse_cid(cid)) for cid in cids]
         found: dict[str, bytes] = {}
-        client = self._block_client()
+        client = self._lean_client()
         if client is None:
             for cid, _ in wanted:
                 with contextlib.suppress(NotFoundError):
@@ -415,13 +464,13 @@ class KuboStorage:
             answers = await self._lean_many("block/get", client, calls)
             for (cid, parsed), answer in zip(part, answers, strict=True):
                 try:
-                    data = self._body("block/get", answer)
+                    data = _checked("block/get", self.url, answer)
                 except NotFoundError:  # not held here
                     continue
                 found[cid] = _checked_block(cid, parsed, data)
         return found
 
-    def _block_client(self) -> KeepAliveClient | None:
+    def _lean_client(self) -> KeepAliveClient | None:
         if self._blocks is None and self.url.startswith("http://"):
             host, _, port = self.url[len("http://") :].rpartition(":")
             if port.isdigit():
@@ -436,15 +485,7 @@ class KuboStorage:
         """One short RPC answer through the keep-alive client (errors as :func:`_request`'s)."""
         if log.isEnabledFor(logging.DEBUG):
             log.debug("POST %s%s %s", self._base, path, " ".join(f"{k}={v}" for k, v in params))
-        return self._body(path, (await self._lean_many(path, client, [params]))[0])
-
-    def _body(self, path: str, answer: Answer) -> bytes:
-        """The body of a keep-alive answer, or the error it carries."""
-        if answer.status != 200:
-            raise _refusal(path, self.url, answer.status, answer.body, answer.content_type)
-        if answer.stream_error is not None:
-            raise _classify(answer.stream_error, path)
-        return answer.body
+        return _checked(path, self.url, (await self._lean_many(path, client, [params]))[0])
 
     async def _lean_many(
         self, path: str, client: KeepAliveClient, calls: list[list[tuple[str, str]]]
@@ -490,6 +531,99 @@ class KuboStorage:
         builder: FileBuilder | None = FileBuilder() if verify else None
         if isinstance(source, bytes | bytearray | memoryview):
             size = len(source)
+        params: dict[str, str | int] = {
+            "cid-version": 1,
+            "raw-leaves": "true",
+            "chunker": str(UNIXFS_PARAMS["chunker"]),
+            "max-file-links": int(UNIXFS_PARAMS["max-file-links"]),  # type: ignore[call-overload]
+            "trickle": "false",
+            "pin": "true" if pin else "false",
+            "hash": "sha2-256",
+            "inline": "false",
+            "progress": "false",
+        }
+        client = self._lean_client()
+        if isinstance(source, Iterator) and size is not None and client is not None:
+            theirs, sent = await self._upload(client, source, params, size, builder, progress)
+        else:
+            theirs, sent = await self._add_streamed(source, params, size, builder, progress)
+        if not theirs:
+            raise StreamTruncatedError("add: the node ended the answer without a CID")
+        if size is not None and sent != size:
+            raise StreamTruncatedError(f"add: expected {size} bytes from the source, found {sent}")
+        if builder is None:
+            return AddResult(cid=normalize_cid(theirs), size=sent)
+        ours, _ = builder.finish()
+        if normalize_cid(theirs) != ours:
+            raise IntegrityError(f"add: expected CID {ours}, the node reported {theirs}")
+        return AddResult(cid=ours, size=sent)
+
+    async def _upload(
+        self,
+        client: KeepAliveClient,
+        source: Iterator[bytes | bytearray | memoryview],
+        params: Mapping[str, str | int],
+        size: int,
+        builder: FileBuilder | None,
+        progress: ProgressCallback | None,
+    ) -> tuple[str, int]:
+        """An add of a synchronous source of ``size`` bytes: read, (hashed,) and sent by
+        one worker thread (see :mod:`ipfs_share.storage.kubo_http`). The node's CID and the
+        bytes sent."""
+        loop = asyncio.get_running_loop()
+        sent = 0
+
+        def pieces() -> Iterator[bytes | bytearray | memoryview]:  # on the worker thread
+            nonlocal sent
+            for piece in source:
+                n = memoryview(piece).nbytes
+                if not n:
+                    continue
+                sent += n
+                if sent > size:  # never more than the Content-Length said
+                    raise StreamTruncatedError(
+                        f"add: expected {size} bytes from the source, found more"
+                    )
+                if builder is not None:
+                    builder.feed(piece)
+                if progress:
+                    loop.call_soon_threadsafe(progress, sent)
+                yield piece
+            if sent != size:  # before the body's end: the node must not take it as a file
+                raise StreamTruncatedError(
+                    f"add: expected {size} bytes from the source, found {sent}"
+                )
+
+        body, headers = self._multipart_sync(pieces(), size=size)
+        length = int(headers.pop("Content-Length"))
+        pairs = [(k, str(v)) for k, v in params.items()]
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("POST %sadd %s", self._base, " ".join(f"{k}={v}" for k, v in pairs))
+        try:
+            answer = await client.upload(
+                "add", pairs, headers, body, length=length, timeout=self._timeout
+            )
+        except TimeoutError as exc:
+            raise NodeTimeoutError("add: the node did not answer in time") from exc
+        except ConnectionRefusedError as exc:
+            raise NodeUnreachableError(f"add: no node answered at {self.url} ({exc})") from exc
+        except (ConnectionError, asyncio.IncompleteReadError) as exc:
+            raise StreamTruncatedError(f"add: the node closed the stream early ({exc})") from exc
+        except ProtocolError as exc:
+            raise NodeRequestError(f"add: {self.url} did not answer as Kubo does: {exc}") from exc
+        except OSError as exc:
+            raise NodeUnreachableError(f"add: no node answered at {self.url} ({exc})") from exc
+        return _added_cid(_checked("add", self.url, answer).splitlines()), sent
+
+    async def _add_streamed(
+        self,
+        source: ByteSource,
+        params: Mapping[str, str | int],
+        size: int | None,
+        builder: FileBuilder | None,
+        progress: ProgressCallback | None,
+    ) -> tuple[str, int]:
+        """An add through aiohttp: the node's CID and the bytes sent."""
         sent = 0
 
         async def pieces() -> AsyncIterator[bytes | bytearray | memoryview]:
@@ -511,11 +645,16 @@ class KuboStorage:
             # it to Kubo; the builder sees the pieces in order because each feed is awaited
             # before the next one starts.
             hashing: asyncio.Future[Any] | None = None
-            async for c in source:
+            stream = from_blocking(source) if isinstance(source, Iterator) else source
+            async for c in stream:
                 if not c:
                     continue
                 if hashing is not None:
                     await hashing
+                if size is not None and sent + len(c) > size:  # never past the Content-Length
+                    raise StreamTruncatedError(
+                        f"add: expected {size} bytes from the source, found more"
+                    )
                 if builder is not None:
                     hashing = asyncio.ensure_future(asyncio.to_thread(builder.feed, c))
                 sent += len(c)
@@ -524,45 +663,19 @@ class KuboStorage:
                 yield c
             if hashing is not None:
                 await hashing
+            if size is not None and sent != size:  # the node must not take it as a file
+                raise StreamTruncatedError(
+                    f"add: expected {size} bytes from the source, found {sent}"
+                )
 
         body, headers = self._multipart(pieces(), size=size)
-        params: dict[str, str | int] = {
-            "cid-version": 1,
-            "raw-leaves": "true",
-            "chunker": str(UNIXFS_PARAMS["chunker"]),
-            "max-file-links": int(UNIXFS_PARAMS["max-file-links"]),  # type: ignore[call-overload]
-            "trickle": "false",
-            "pin": "true" if pin else "false",
-            "hash": "sha2-256",
-            "inline": "false",
-            "progress": "false",
-        }
 
         async def go() -> str:
             resp = await self._request("add", params, data=body, headers=headers)
-            found = ""
             async with resp:
-                async for line in resp.content:
-                    if not line.strip():
-                        continue
-                    doc = json.loads(line)
-                    if "Message" in doc and doc.get("Type") == "error":
-                        raise _classify(str(doc["Message"]), "add")
-                    if "Hash" in doc:
-                        found = str(doc["Hash"])
-            return found
+                return _added_cid([line async for line in resp.content])
 
-        theirs = await _translated("add", go())
-        if not theirs:
-            raise StreamTruncatedError("add: the node ended the answer without a CID")
-        if size is not None and sent != size:
-            raise StreamTruncatedError(f"add: expected {size} bytes from the source, found {sent}")
-        if builder is None:
-            return AddResult(cid=normalize_cid(theirs), size=sent)
-        ours, _ = builder.finish()
-        if normalize_cid(theirs) != ours:
-            raise IntegrityError(f"add: expected CID {ours}, the node reported {theirs}")
-        return AddResult(cid=ours, size=sent)
+        return await _translated("add", go()), sent
 
     async def file_size(self, cid: str) -> int:
         parsed = parse_cid(cid)

@@ -1,10 +1,17 @@
-"""A small keep-alive HTTP/1.1 client for Kubo's short RPC answers (``block/get``).
+"""A small HTTP/1.1 client for the two Kubo calls where a client's own cost shows: short
+answers in long runs (``block/get``) and big uploads (``add`` of a file).
 
 A feed walk asks for one block at a time, thousands in a row, and each answer is a few
 hundred bytes: there the client's own cost per request is what counts. aiohttp spends
 about 0.5 ms of CPU on one such request here; this client, which writes one request line
 and reads one status line, the headers and a chunked or sized body, about half of that.
-Everything else (large bodies, uploads, streams, JSON calls) stays on aiohttp.
+
+An upload of a file (:meth:`KeepAliveClient.upload`) is written by one worker thread to a
+blocking socket: the thread pulls each piece from a synchronous iterator (which reads and
+seals a file, both without the GIL) and sends it with ``sendall``, so no piece crosses the
+event loop and none is copied on the way but by the kernel; the producer may reuse its buffers,
+since ``sendall`` has returned before the next piece is asked for. The answer is then read
+on the event loop like any other. Everything else (streams, JSON calls) stays on aiohttp.
 
 It speaks only what Kubo's RPC answers with: ``Content-Length`` or chunked bodies, with
 the ``X-Stream-Error`` trailer Kubo sends when an answer fails after its headers (turned
@@ -20,7 +27,11 @@ True
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import threading
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -28,6 +39,9 @@ __all__ = ["Answer", "KeepAliveClient", "ProtocolError"]
 
 _MAX_HEADERS = 64
 _MAX_LINE = 8192
+_MAX_UPLOAD_ANSWER = 1 << 20  # an add answers with a line of JSON per file and directory
+
+Pieces = Iterator[bytes | bytearray | memoryview]
 
 
 class ProtocolError(Exception):
@@ -133,12 +147,100 @@ class KeepAliveClient:
             "Content-Length: 0\r\n\r\n"
         ).encode("ascii")
 
+    async def upload(
+        self,
+        path: str,
+        params: list[tuple[str, str]],
+        headers: dict[str, str],
+        body: Pieces,
+        *,
+        length: int,
+        timeout: float,
+    ) -> Answer:
+        """POST ``length`` bytes of ``body``, pulled and sent on a worker thread, on a new
+        connection (closed after); the whole answer. A send blocked for ``timeout`` seconds,
+        or an answer that takes as long, raises :class:`TimeoutError`; an error the body's
+        iterator raises comes out as it is. If the server ends the connection before the
+        body is sent, its answer is read all the same (it may say why) and returned; with
+        no answer, the :class:`ConnectionError` of the send is raised.
+
+        If the caller is cancelled, the connection is shut (so the thread stops at its next
+        send) and the thread is awaited: once this returns or raises, ``body`` is not used.
+        """
+        query = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in params)
+        lines = [f"POST /api/v0/{path}?{query} HTTP/1.1", f"Host: {self._authority}"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        lines += [f"Content-Length: {length}", "Connection: close", "", ""]
+        request = _Upload((self.host, self.port), timeout, "\r\n".join(lines).encode(), body)
+        sending = asyncio.get_running_loop().run_in_executor(None, request.send)
+        try:
+            try:
+                cut = await asyncio.shield(sending)
+            except asyncio.CancelledError:
+                request.cancel()
+                await asyncio.wait([sending])
+                if not sending.cancelled():
+                    sending.exception()  # how the cut send ended is of no interest now
+                raise
+            assert request.sock is not None
+            reader, writer = await asyncio.open_connection(sock=request.sock, limit=_MAX_LINE * 2)
+            try:
+                async with asyncio.timeout(timeout):
+                    answer, _ = await _read_answer(reader, _MAX_UPLOAD_ANSWER)
+            except (ProtocolError, asyncio.IncompleteReadError, ConnectionError):
+                if cut is not None:  # no answer: how the send failed says more
+                    raise cut from None
+                raise
+            finally:
+                writer.close()
+            return answer
+        finally:
+            if request.sock is not None:
+                request.sock.close()
+
     async def _open(self) -> _Conn:
         return await asyncio.open_connection(self.host, self.port, limit=_MAX_LINE * 2)
 
     def close(self) -> None:
         while self._idle:
             self._idle.pop()[1].close()
+
+
+class _Upload:
+    """One request written by a worker thread (:meth:`send`); :meth:`cancel` from the loop."""
+
+    def __init__(self, address: tuple[str, int], timeout: float, head: bytes, body: Pieces):
+        self.sock: socket.socket | None = None
+        self._address, self._timeout, self._head, self._body = address, timeout, head, body
+        self._lock = threading.Lock()
+        self._cancelled = False
+
+    def send(self) -> ConnectionError | None:
+        """Connect and write the request. A connection the server ended early is returned
+        (its answer may still be there to read); anything else is raised."""
+        sock = socket.create_connection(self._address, self._timeout)
+        # Every write is one whole piece (or the small head or tail): send each at once.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self._lock:
+            self.sock = sock
+            if self._cancelled:
+                return None
+        try:
+            sock.sendall(self._head)
+            for piece in self._body:
+                if self._cancelled:
+                    return None
+                sock.sendall(piece)
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            return exc
+        return None
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+            if self.sock is not None:
+                with contextlib.suppress(OSError):  # not connected yet, or closed
+                    self.sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked sendall
 
 
 def _nothing_read(exc: BaseException) -> bool:
