@@ -189,6 +189,11 @@ async def _measure(api: str, tmp: Path) -> dict[str, Any]:
             await mesh.close()
     best = min(s for s, _ in plus)
     counts = sorted({b for _, b in plus} | {small_blocks})
+    met = {  # each target on its own: a pass says all of them were
+        "first_sync_under_5s": first_s < 5.0,  # the target is stated for 10,000 entries
+        "plus_one_under_5_percent": best / first_s < 0.05,
+        "plus_one_blocks_constant": len(counts) == 1 and verified_blocks <= 2,
+    }
     return {
         "entries": ENTRIES,
         "build_and_store_seconds": round(build, 2),
@@ -206,7 +211,8 @@ async def _measure(api: str, tmp: Path) -> dict[str, Any]:
             "ratio": "< 0.05",
             "blocks": "constant (same behind 10 and 10,000)",
         },
-        "pass": best / first_s < 0.05 and len(counts) == 1 and verified_blocks <= 2,
+        "met": met,
+        "pass": all(met.values()),
     }
 
 
