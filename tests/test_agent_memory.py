@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -123,5 +123,43 @@ async def test_reads_of_one_revocation_list_at_once_all_get_its_head(
         *(bob.mesh.revocations.fresh_head(alice.did, doc.revocations) for _ in range(4))
     )
     assert len({h.cid for h in heads}) == 1 and heads[0].seq >= 1
+    for p in (alice, bob):
+        await p.mesh.close()
+
+
+async def test_a_sync_over_unchanged_revocation_lists_reads_no_delivered_item(
+    kubo: RunningNode, tmp_path: Path
+) -> None:
+    """Every sync checks the sender's delivered items against their issuers' revocation
+    lists; while no list moved, it reads only the issuers (one row each), so what a sync
+    holds does not grow with the inbox (the soak's agent syncs every 2 s)."""
+    alice = await person(kubo.api_url, tmp_path / "alice", "alice")
+    bob = await person(kubo.api_url, tmp_path / "bob", "bob")
+    alice.mesh.identity.add_contact("bob", bob.did)
+    bob.mesh.identity.add_contact("alice", alice.did)
+    f = await alice.mesh.files.put("note.txt", b"many")
+    sent = []
+    for _ in range(5):
+        capsule = await alice.mesh.share.file(f).with_("bob")
+        await alice.mesh.share.send(capsule)
+        sent.append(capsule.id)
+    assert {i.id for i in await bob.mesh.inbox.sync()} == set(sent)
+    database = bob.mesh.db.database
+    read: list[object] = []  # every value a query returned during the next sync
+    plain_all = database.all
+
+    def counted(sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
+        rows = plain_all(sql, params)
+        read.extend(v for row in rows for v in row)
+        return rows
+
+    database.all = counted  # type: ignore[method-assign]
+    try:
+        capsule = await alice.mesh.share.file(f).with_("bob")
+        await alice.mesh.share.send(capsule)
+        assert [i.id for i in await bob.mesh.inbox.sync()] == [capsule.id]
+    finally:
+        database.all = plain_all  # type: ignore[method-assign]
+    assert capsule.id in read and not set(sent) & set(read)
     for p in (alice, bob):
         await p.mesh.close()

@@ -35,11 +35,16 @@ with the run (inbox items, receipts, introductions, republish runs) is in SQLite
 - introductions: 4096 seen ones against replays, one rate bucket per identity; the
   pending ones (16 per identity at most) are in SQLite;
 - per sender or recipient: one mailbox pair, read lock and write queue, one identity
-  document per did, one announce schedule per pair with capsules queued;
-- SQLite's page cache of each connection (its default, 2 MiB).
+  document per did, one announce schedule per pair with capsules queued; the keys of
+  the dids keychain ops name, 65,536 at most (``formats/keychain.py``);
+- a sync holds what its sender's new entries bring, not the sender's whole inbox (the
+  revocation re-check reads one row per issuer until an issuer's list moves);
+- SQLite's page cache of each connection (its default, 2 MiB), and the HTTP library's
+  caches of parsed URLs (yarl: 128 entries each).
 
 ``IPFS_SHARE_TRACEMALLOC=SECONDS`` makes the agent write :mod:`tracemalloc` snapshots to
-``<home>/memtrace/`` (:mod:`.memtrace`); ``bench/agent_soak.py`` runs it for an hour.
+``<home>/memtrace/`` (:mod:`.memtrace`); ``bench/agent_soak.py`` drives an agent for an
+hour and reports the slope of its memory (``--trace N``: under this trace).
 
 This ``__init__`` imports nothing, so the command line can load :mod:`.remote` alone.
 """

@@ -7,7 +7,8 @@
 - ``NNNN.snap``: a :meth:`tracemalloc.Snapshot.dump` (file names, line numbers and sizes
   of the live allocations; never their contents, so no key or plaintext is in it);
 - a line of ``stats.jsonl``: the time, resident memory (VmRSS), what tracemalloc traces,
-  the live tasks, threads, and glibc's heap (``mallinfo2``: in use, free, arena bytes).
+  the live tasks, threads, what SQLite holds (``sqlite3_memory_used``: page caches and
+  statements), and glibc's heap (``mallinfo2``: in use, free, mmapped bytes).
 
 Read them with ``python -m ipfs_share.agent.memtrace DIR`` (the growth between the first
 snapshot after a warm-up and the last, by line and by traceback). Tracing costs CPU and
@@ -76,6 +77,18 @@ def _mallinfo() -> dict[str, int]:
     return {"heap_in_use": m.uordblks, "heap_free": m.fordblks, "mmapped": m.hblkhd}
 
 
+def _sqlite_memory() -> int | None:
+    """What SQLite holds now (page caches, statements, schema), all connections."""
+    try:
+        import _sqlite3
+
+        fn = ctypes.CDLL(_sqlite3.__file__).sqlite3_memory_used
+    except (ImportError, OSError, AttributeError):
+        return None
+    fn.restype = ctypes.c_int64
+    return int(fn())
+
+
 def sample(tasks: int | None = None) -> dict[str, Any]:
     """One line of ``stats.jsonl``: what this process holds now."""
     traced = tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else None
@@ -86,6 +99,7 @@ def sample(tasks: int | None = None) -> dict[str, Any]:
         "blocks": sys.getallocatedblocks(),
         "tasks": tasks,
         "threads": threading.active_count(),
+        "sqlite": _sqlite_memory(),
         **_mallinfo(),
     }
 
@@ -145,7 +159,7 @@ def _report(directory: Path, skip: int, top: int) -> None:  # pragma: no cover -
     a, b = stats[min(skip, len(stats) - 1)], stats[-1]
     mib = 1 << 20
     print(f"{len(snaps)} snapshots; from #{skip} to #{len(snaps) - 1}, {b['t'] - a['t']:.0f} s")
-    for k in ("rss", "traced", "heap_in_use", "heap_free", "mmapped"):
+    for k in ("rss", "traced", "sqlite", "heap_in_use", "heap_free", "mmapped"):
         if a.get(k) is not None and b.get(k) is not None:
             print(
                 f"  {k:12} {a[k] / mib:8.2f} -> {b[k] / mib:8.2f} MiB ({(b[k] - a[k]) / mib:+.2f})"

@@ -259,6 +259,26 @@ class MailboxRepository:
         )
         return [_inbox_row(r) for r in rows]
 
+    def delivered_issuers(self, reader: str, sender: str, now: int) -> list[str]:
+        """The issuers of ``reader``'s delivered items from ``sender`` not expired at
+        ``now`` (one row each: a sync asks this every time, whatever the inbox's size)."""
+        rows = self._db.all(
+            "SELECT DISTINCT issuer FROM inbox WHERE reader = ? AND state = 'delivered' "
+            "AND sender = ? AND issuer IS NOT NULL AND (expires IS NULL OR ? < expires) "
+            "ORDER BY issuer",
+            (reader, sender, now),
+        )
+        return [r[0] for r in rows]
+
+    def delivered_by(self, reader: str, sender: str, issuer: str, now: int) -> list[str]:
+        """The capsule IDs of those items issued by ``issuer``, oldest first."""
+        rows = self._db.all(
+            "SELECT capsule FROM inbox WHERE reader = ? AND state = 'delivered' AND sender = ? "
+            "AND issuer = ? AND (expires IS NULL OR ? < expires) ORDER BY received_at, seq",
+            (reader, sender, issuer, now),
+        )
+        return [r[0] for r in rows]
+
     def replacements(self, reader: str) -> dict[str, InboxRow]:
         """Capsule ID -> the item of ``reader``'s inbox that re-issues it (fetched and
         verified: its issuer is known), for every item that names one."""

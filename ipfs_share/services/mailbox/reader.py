@@ -497,19 +497,17 @@ class MailboxReader:
         never calls a revoked capsule "delivered". Read only when an issuer's list moved
         since this reader last checked these items against it (its head is remembered),
         and then in one walk of the list for all of them
-        (:func:`~ipfs_share.formats.revocation.revoked_among`)."""
+        (:func:`~ipfs_share.formats.revocation.revoked_among`). Until then only the
+        issuers are read, not the items: what a sync holds does not grow with the inbox."""
         now = int(self._now())
-        by_issuer: dict[str, list[str]] = defaultdict(list)
-        for row in self.db.mailboxes.inbox(pair.me, states=("delivered",), sender=pair.peer):
-            if row.issuer is not None and (row.expires is None or now < row.expires):
-                by_issuer[row.issuer].append(row.capsule)
-        for issuer, capsules in by_issuer.items():
+        for issuer in self.db.mailboxes.delivered_issuers(pair.me, pair.peer, now):
             if issuer not in heads:
                 heads[issuer] = asyncio.ensure_future(self._revocation_head(issuer))
             head = await heads[issuer]
             key = _checked_key(pair.me, pair.peer, issuer)
             if head is None or self.db.meta.get(key) == head.cid:
                 continue
+            capsules = self.db.mailboxes.delivered_by(pair.me, pair.peer, issuer, now)
             try:
                 found = await drive(revoked_among(head, capsules), self.storage.block_get)
             except IpfsShareError as exc:
