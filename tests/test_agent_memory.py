@@ -15,16 +15,21 @@ import asyncio
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from agentkit import person, running_agent, wait_for
 
 from ipfs_share.crypto.signing import SigningKey
 from ipfs_share.crypto.x25519 import encode_did_key
+from ipfs_share.errors import ShareRevokedError
 from ipfs_share.formats import cid, signed
+from ipfs_share.formats.cid import DAG_CBOR, cid_for
 from ipfs_share.formats.introduction import introduction_topic, make_introduction
 from ipfs_share.formats.memo import Recent
+from ipfs_share.local.state import StateDB
 from ipfs_share.node.daemon import RunningNode
+from ipfs_share.services.feeds import FeedReader
 from ipfs_share.storage.kubo import KuboStorage
 
 TTL = 0.5
@@ -125,6 +130,52 @@ async def test_reads_of_one_revocation_list_at_once_all_get_its_head(
     assert len({h.cid for h in heads}) == 1 and heads[0].seq >= 1
     for p in (alice, bob):
         await p.mesh.close()
+
+
+async def test_a_read_that_loses_the_race_to_an_older_head_still_refuses_the_revocation(
+    kubo: RunningNode, tmp_path: Path
+) -> None:
+    """An open resolves the issuer's list and walks to the head that revokes its capsule;
+    meanwhile another read of the home (a sync, another process) files an older head the
+    issuer published just before, and moves the mark first. The open must not take that
+    older head as the list: it reads again, and refuses."""
+    alice = await person(kubo.api_url, tmp_path / "alice", "alice")
+    bob = await person(kubo.api_url, tmp_path / "bob", "bob")
+    alice.mesh.identity.add_contact("bob", bob.did)
+    f = await alice.mesh.files.put("note.txt", b"revoked later")
+    capsule = await alice.mesh.share.file(f).with_("bob")
+    keys = await alice.mesh.identity.unlock()
+    lists = alice.mesh.revocations
+    await lists.revoke(keys, [cid_for(DAG_CBOR, b"an earlier share")])
+    doc = await bob.mesh.identity.document(alice.did)
+    checks = bob.mesh.revocations
+    await checks.check(alice.did, doc.revocations, capsule.id)  # bob's mark: that head
+    await lists.revoke(keys, [cid_for(DAG_CBOR, b"another share")])
+    older = await bob.mesh.storage.ipns_get(doc.revocations)
+    await lists.revoke(keys, [capsule.id])  # the head the node resolves from now on
+    rival_state = StateDB(bob.home)  # its own connection, as another process has
+    rival = FeedReader(bob.mesh.storage, rival_state)
+    feed = checks.feed(alice.did, doc.revocations)
+    real_drive = checks.reader._drive
+    raced: list[bool] = []
+
+    async def an_older_read_commits_first(*args: Any) -> Any:
+        found = await real_drive(*args)
+        if not raced:  # after the open's walk, before it moves the mark
+            raced.append(True)
+            await rival.read(feed, record=older)
+        return found
+
+    checks.reader._drive = an_older_read_commits_first  # type: ignore[method-assign]
+    try:
+        with pytest.raises(ShareRevokedError):
+            await checks.check(alice.did, doc.revocations, capsule.id)
+    finally:
+        checks.reader._drive = real_drive  # type: ignore[method-assign]
+        rival_state.close()
+        for p in (alice, bob):
+            await p.mesh.close()
+    assert raced
 
 
 async def test_a_sync_over_unchanged_revocation_lists_reads_no_delivered_item(

@@ -47,6 +47,7 @@ from ipfs_share.storage.base import Storage
 __all__ = ["RECENT_LISTS", "CheckedList", "RevocationService", "drive"]
 
 RECENT_LISTS = 1024  # lists whose last resolved head is held for ``fresh_for`` (each < 2 KiB)
+RACED_READS = 4  # reads of a list that may each lose the race to move its mark, in a row
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,19 +205,28 @@ class RevocationService:
         fork, however long the gap), and remembered. For checking many capsules of one
         issuer against one head (a sync), read it once and run
         :func:`~ipfs_share.formats.revocation.is_revoked` per ID."""
-        try:
-            update = await self.reader.read(self.feed(issuer, list_name))
-        except (ChainInvalidError, IpnsRecordExpiredError):
-            raise
-        except (FormatError, SignatureInvalidError) as exc:
-            raise ChainInvalidError(f"the revocation list of {issuer}: {exc.message}") from exc
-        # Raced: another read of this home (another task: a sync checking a capsule while
-        # an open checks another) moved the mark first; what it verified is the head now.
-        entry = update.head if update.head is not None else self.reader.held(update.feed)
-        if entry is None:  # pragma: no cover - a revocation head is always kept
-            raise ChainInvalidError(f"the revocation list of {issuer}: no head kept")
-        head: RevocationHead = entry.value
-        return head
+        feed = self.feed(issuer, list_name)
+        for _ in range(RACED_READS):
+            try:
+                update = await self.reader.read(feed)
+            except (ChainInvalidError, IpnsRecordExpiredError):
+                raise
+            except (FormatError, SignatureInvalidError) as exc:
+                raise ChainInvalidError(f"the revocation list of {issuer}: {exc.message}") from exc
+            if update.head is not None:
+                head: RevocationHead = update.head.value
+                return head
+            if not update.raced:  # pragma: no cover - a revocation head is always kept
+                raise ChainInvalidError(f"the revocation list of {issuer}: no head kept")
+            # Raced: another read of this home (another task: a sync checking a capsule
+            # while an open checks another) moved the mark first. What it verified may be
+            # older than the head this read resolved (a record that came in between), so
+            # it is not taken as is: read again, from that mark, resolving anew.
+        raise RevocationUnavailableError(
+            f"the revocation list of {issuer} moved under {RACED_READS} reads in a row; "
+            "failing closed",
+            hint="try again: other reads of this home were updating the same list",
+        )
 
     def _stale_head(
         self, issuer: str, list_name: str, cause: IpfsShareError, max_staleness: float | None
