@@ -586,3 +586,30 @@ def test_open_to_a_real_stdout_and_the_console_scripts_exit(
     err = reader.stderr.read().decode()
     assert reader.wait(timeout=60) == 141, err
     assert "Traceback" not in err
+
+
+def test_a_stdout_that_takes_no_more_bytes_is_an_error_never_a_success(
+    cli: Cli, people: People, tmp_path: Path, kubo: RunningNode
+) -> None:
+    # /dev/full refuses every write (ENOSPC), as a full disk does: the plaintext written
+    # straight to the descriptor, a listing left in stdout's buffer until the exit, and
+    # --version before the dispatcher, all say so and end with store_error's code.
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(5 << 20))
+    capsule = share(cli, people.alice, put(cli, people.alice, src), "--to", "bob")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    env.update(IPFS_SHARE_HOME=str(people.bob), IPFS_SHARE_PASSPHRASE=PASSPHRASE)
+    for argv in (["open", capsule], ["identity", "list"], ["--version"]):
+        with open("/dev/full", "wb") as full:
+            done = subprocess.run(
+                [str(CLI), *(["--api", kubo.api_url] if argv != ["--version"] else []), *argv],
+                stdout=full,
+                stderr=subprocess.PIPE,
+                env=env,
+                timeout=60,
+                check=False,
+            )
+        err = done.stderr.decode()
+        assert done.returncode == EXIT_CODES["store_error"], (argv, err)
+        assert "cannot write to stdout: No space left on device" in err, (argv, err)
+        assert "Traceback" not in err and "internal error" not in err, (argv, err)

@@ -12,10 +12,13 @@ Not a command module (the leading underscore keeps the dispatcher from loading i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
 __all__ = ["run", "version"]
+
+STORE_ERROR = 9  # the exit code of store_error (ipfs_share.status), not imported here
 
 
 def version() -> str:
@@ -34,7 +37,10 @@ def run() -> None:
     """The console script's entry point."""
     argv = sys.argv[1:]
     if argv == ["--version"]:
-        sys.stdout.write(version() + "\n")
+        try:
+            sys.stdout.write(version() + "\n")
+        except OSError as exc:
+            _exit(_unwritten(exc, 0))
         _exit(0)
     from ipfs_share.cli.main import main
 
@@ -47,10 +53,25 @@ def _exit(code: int) -> None:
         sys.exit(code)
     import atexit
 
+    atexit._run_exitfuncs()  # logging's flush, temporary folders' cleanup, ...
     try:
-        atexit._run_exitfuncs()  # logging's flush, temporary folders' cleanup, ...
         sys.stdout.flush()
+    except OSError as exc:
+        code = _unwritten(exc, code)
+    with contextlib.suppress(OSError):
         sys.stderr.flush()
-    except BrokenPipeError:  # the reader of stdout left before the last bytes
-        code = code or 141  # as ipfs_share.cli.main reports a closed stdout
     os._exit(code)
+
+
+def _unwritten(exc: OSError, code: int) -> int:
+    """The exit code once the last bytes of the output could not be written (``exc``): a
+    reader of stdout that left is reported as :mod:`ipfs_share.cli.main` does (141); any
+    other failure (a full disk) is said on stderr, and is never a success."""
+    if isinstance(exc, BrokenPipeError):
+        return code or 141
+    with contextlib.suppress(OSError):
+        sys.stderr.write(
+            f"ipfs-share: error: cannot write to stdout: {exc.strerror}\n"
+            "ipfs-share: hint: free space where stdout goes, or send it elsewhere\n"
+        )
+    return code or STORE_ERROR

@@ -73,7 +73,9 @@ def stdout_writer(ctx: Context) -> Callable[[bytes | bytearray | memoryview], ob
     no buffer layer and no copy, a short write to a pipe continued where it stopped, and
     the GIL released while the kernel takes the bytes (so another thread may decrypt the
     next piece meanwhile). A stdout with no descriptor (captured) gets its stream's
-    ``write``."""
+    ``write``. A write the system refuses (a full disk, a quota) is a
+    :class:`~ipfs_share.errors.StoreError`; a reader that left stays a
+    :class:`BrokenPipeError`, which the CLI reports as such."""
     out = binary_stdout(ctx)
     out.flush()
     try:
@@ -88,6 +90,13 @@ def stdout_writer(ctx: Context) -> Callable[[bytes | bytearray | memoryview], ob
                 view = view[os.write(fd, view) :]
             except BlockingIOError:  # a stdout left non-blocking by someone else
                 select.select([], [fd], [])
+            except BrokenPipeError:
+                raise
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot write to stdout: {exc.strerror}",
+                    hint="free space where stdout goes, or write to a file elsewhere with -o",
+                ) from exc
 
     return write
 
