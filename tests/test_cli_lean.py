@@ -4,6 +4,7 @@ on first use, and the write-behind that puts open's plaintext on stdout or in a 
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import threading
@@ -134,3 +135,39 @@ async def test_write_behind_keeps_order_and_lets_the_write_in_flight_end_on_an_e
     with pytest.raises(IntegrityError):
         await write_behind(pieces(2), slow_write)
     assert written == [b"\0" * 10, b"\1" * 10]  # the piece in flight was written, no more
+
+
+async def test_a_cancelled_write_behind_returns_only_once_its_write_has_ended() -> None:
+    # The caller closes (or unlinks) what the writes go to as soon as it gets control
+    # back: the thread must be done with it by then, cancelled or not.
+    started, ended = threading.Event(), threading.Event()
+
+    def slow_write(piece: bytes | bytearray) -> None:
+        started.set()
+        time.sleep(0.3)
+        ended.set()
+
+    async def pieces() -> AsyncIterator[bytes]:
+        yield b"first"
+        await asyncio.sleep(10)  # the next piece takes long: the caller gives up
+        yield b"second"
+
+    task = asyncio.ensure_future(write_behind(pieces(), slow_write))
+    await asyncio.to_thread(started.wait, 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert ended.is_set()  # the write in flight ended before the cancellation went up
+
+    started.clear(), ended.clear()
+
+    async def quick() -> AsyncIterator[bytes]:
+        yield b"first"
+        yield b"second"  # the loop then waits on the first write: cancelled there
+
+    task = asyncio.ensure_future(write_behind(quick(), slow_write))
+    await asyncio.to_thread(started.wait, 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert ended.is_set()

@@ -42,19 +42,20 @@ async def write_behind(
     reader of a pipe and the decryption overlap. One write at a time, in order: memory
     holds at most two pieces (each piece must be a buffer of its own, as an
     :class:`OpenedFile` hands out). ``progress`` gets the bytes written so far. Returns
-    their count. If reading fails, the write in flight ends before the error goes up."""
+    their count. If reading fails, or the caller is cancelled, the write in flight ends
+    before the error goes up (the caller may then close what it writes to)."""
     done = 0
     writing: asyncio.Future[object] | None = None
     try:
         async for piece in pieces:
             if writing is not None:
-                await writing
+                await asyncio.shield(writing)  # a cancel must not leave the thread writing
                 if progress:
                     progress(done)
             writing = asyncio.ensure_future(asyncio.to_thread(write, piece))
             done += len(piece)
         if writing is not None:
-            await writing
+            await asyncio.shield(writing)
             if progress:
                 progress(done)
     finally:
