@@ -2,7 +2,8 @@
 real agent and a real Kubo: an open may be answered from the issuer's list as resolved at
 most ``revocation_fresh_for`` seconds ago, and never from an older one, so a revocation
 published is refused once the bound has passed; a revoke made by the same home is
-refused at once; and ``serve`` refuses a bound outside 0..60 s.
+refused at once; and ``serve``, the agent's options and the service refuse a bound outside
+0..60 s.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import aiohttp
 import pytest
 from agentkit import cli_env, person, run_cli, running_agent, tcp_api
 
+from ipfs_share.agent.core import AgentOptions
 from ipfs_share.agent.files import read_token
-from ipfs_share.errors import RecipientNotAuthorizedError, ShareRevokedError
+from ipfs_share.errors import InvalidInputError, RecipientNotAuthorizedError, ShareRevokedError
 from ipfs_share.node.daemon import RunningNode
 from ipfs_share.status import EXIT_CODES
 
@@ -65,7 +67,7 @@ async def test_a_revoke_made_by_the_home_itself_is_refused_at_once(
     bob = await person(kubo.api_url, tmp_path / "bob", "bob")
     await bob.mesh.close()
     try:
-        alice.mesh.revocations.fresh_for = 3600.0  # a held head would answer all test long
+        alice.mesh.revocations.fresh_for = 60.0  # a held head would answer all test long
         alice.mesh.identity.add_contact("bob", bob.did)
         f = await alice.mesh.files.put("note.txt", b"x")
         capsule = (await alice.mesh.share.file(f).with_("bob")).id
@@ -88,3 +90,20 @@ def test_serve_refuses_a_freshness_bound_outside_0_to_60_seconds(
     code, _, err = run_cli(env, "serve", "--revocation-fresh-for", value, "--no-http")
     assert code == EXIT_CODES["invalid_input"], err
     assert "--revocation-fresh-for" in err and "0..60" in err
+
+
+@pytest.mark.parametrize("value", [3600.0, float("inf"), -1.0, float("nan")])
+async def test_the_library_refuses_a_freshness_bound_outside_0_to_60_seconds_too(
+    kubo: RunningNode, tmp_path: Path, value: float
+) -> None:
+    # The agent embedded in another program gets the same bound as serve: an hour (or
+    # forever) would let a revoked share keep opening there for as long.
+    bob = await person(kubo.api_url, tmp_path / "bob", "bob")
+    try:
+        with pytest.raises(InvalidInputError, match=r"0\.\.60"):
+            bob.mesh.revocations.fresh_for = value
+        assert bob.mesh.revocations.fresh_for == 0
+        with pytest.raises(InvalidInputError, match=r"0\.\.60"):
+            AgentOptions(revocation_fresh_for=value)
+    finally:
+        await bob.mesh.close()

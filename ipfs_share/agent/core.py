@@ -50,6 +50,7 @@ from ipfs_share.services.feeds.republish import RepublishReport
 from ipfs_share.services.identities import PassphraseSource
 from ipfs_share.services.keychains import KeychainView, KeyReceived
 from ipfs_share.services.mailbox import InboxItem, OutgoingCapsule
+from ipfs_share.services.revocations import checked_fresh_for
 from ipfs_share.storage.kubo import KuboStorage
 
 __all__ = ["Agent", "AgentOptions"]
@@ -75,8 +76,11 @@ class AgentOptions:
     keychain_check: float = 1.0  # keychain watch: filed pointers, an accept's release
     keychain_idle: float = 30.0  # keychain watch: a full sync this often anyway
     # An open may use an issuer's revocation list resolved at most this long ago
-    # (docs/spec/revocation.md section 5.1); 0: resolve at every open.
+    # (docs/spec/revocation.md section 5.1; 0 to 60 s); 0: resolve at every open.
     revocation_fresh_for: float = 1.0
+
+    def __post_init__(self) -> None:
+        checked_fresh_for(self.revocation_fresh_for)  # refused here, not at start
 
 
 @dataclass

@@ -22,6 +22,7 @@ from ipfs_share.crypto.signing import SigningKey
 from ipfs_share.errors import (
     ChainInvalidError,
     FormatError,
+    InvalidInputError,
     IpfsShareError,
     IpnsRecordExpiredError,
     NodeError,
@@ -44,10 +45,37 @@ from ipfs_share.local.state import StateDB
 from ipfs_share.services.feeds import Batch, Feed, FeedReader, FeedWriter, drive
 from ipfs_share.storage.base import Storage
 
-__all__ = ["RECENT_LISTS", "CheckedList", "RevocationService", "drive"]
+__all__ = [
+    "MAX_FRESH_FOR",
+    "RECENT_LISTS",
+    "CheckedList",
+    "RevocationService",
+    "checked_fresh_for",
+    "drive",
+]
 
 RECENT_LISTS = 1024  # lists whose last resolved head is held for ``fresh_for`` (each < 2 KiB)
+MAX_FRESH_FOR = 60.0  # the most fresh_for may be (docs/spec/revocation.md section 5.1)
 RACED_READS = 4  # reads of a list that may each lose the race to move its mark, in a row
+
+
+def checked_fresh_for(seconds: float) -> float:
+    """``seconds`` as a freshness bound, if it is one: 0 to :data:`MAX_FRESH_FOR`.
+
+    >>> checked_fresh_for(1)
+    1.0
+    >>> checked_fresh_for(float("inf"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ipfs_share.errors.InvalidInputError: expected ... bound in 0..60 seconds, found inf
+    """
+    if not 0 <= seconds <= MAX_FRESH_FOR:  # NaN too
+        raise InvalidInputError(
+            f"expected a revocation freshness bound in 0..{MAX_FRESH_FOR:g} seconds, "
+            f"found {seconds:g}",
+            hint="it is how long a revocation may go unnoticed by opens here; keep it short",
+        )
+    return float(seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +117,9 @@ class RevocationService:
         list at most this many seconds ago (by ``clock``), instead of resolving again
         (docs/spec/revocation.md section 5.1: a standing agent's freshness bound; it adds
         at most that much to the time a revocation takes to be refused). 0 (the default)
-        resolves on every check. At most :data:`RECENT_LISTS` lists are held."""
+        resolves on every check; at most :data:`MAX_FRESH_FOR`, else
+        :class:`InvalidInputError` (here and when set later). At most
+        :data:`RECENT_LISTS` lists are held."""
         self.storage = storage
         self.db = db
         self.max_staleness = max_staleness
@@ -101,6 +131,15 @@ class RevocationService:
         self._clock = clock
         # (issuer, list name) -> (head, clock time the resolve that found it began)
         self._recent: OrderedDict[tuple[str, str], tuple[RevocationHead, float]] = OrderedDict()
+
+    @property
+    def fresh_for(self) -> float:
+        """How long a resolved head answers checks of its list (see :meth:`__init__`)."""
+        return self._fresh_for
+
+    @fresh_for.setter
+    def fresh_for(self, seconds: float) -> None:
+        self._fresh_for = checked_fresh_for(seconds)
 
     @staticmethod
     def feed(issuer: str, list_name: str) -> Feed:
