@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -107,3 +108,41 @@ async def test_the_library_refuses_a_freshness_bound_outside_0_to_60_seconds_too
             AgentOptions(revocation_fresh_for=value)
     finally:
         await bob.mesh.close()
+
+
+async def test_a_check_in_flight_during_the_homes_own_revoke_does_not_hold_the_old_head(
+    kubo: RunningNode, tmp_path: Path
+) -> None:
+    # An open that resolved the list just before the revoke published the new head ends
+    # after it: what it found must not be held for the next opens, or the home's own
+    # revocation waits out the bound after all.
+    alice = await person(kubo.api_url, tmp_path / "alice", "alice")
+    bob = await person(kubo.api_url, tmp_path / "bob", "bob")
+    await bob.mesh.close()
+    lists = alice.mesh.revocations
+    try:
+        lists.fresh_for = 60.0
+        alice.mesh.identity.add_contact("bob", bob.did)
+        f = await alice.mesh.files.put("note.txt", b"x")
+        capsule = (await alice.mesh.share.file(f).with_("bob")).id
+        doc = await alice.mesh.identity.document(alice.did)
+        real_read = lists.reader.read
+        resolved, go_on = asyncio.Event(), asyncio.Event()
+
+        async def slow_read(*args: Any, **kwargs: Any) -> Any:
+            found = await real_read(*args, **kwargs)
+            resolved.set()
+            await go_on.wait()
+            return found
+
+        lists.reader.read = slow_read  # type: ignore[method-assign]
+        in_flight = asyncio.ensure_future(lists.check(alice.did, doc.revocations, capsule))
+        await asyncio.wait_for(resolved.wait(), 30)
+        lists.reader.read = real_read  # type: ignore[method-assign]
+        await alice.mesh.share.revoke(capsule)
+        go_on.set()
+        await in_flight  # it checked the list as it was before the revoke
+        with pytest.raises(ShareRevokedError):
+            await lists.check(alice.did, doc.revocations, capsule)
+    finally:
+        await alice.mesh.close()

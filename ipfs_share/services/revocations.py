@@ -13,6 +13,7 @@ by clients that check; it cannot take back plaintext a recipient already has. ``
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -131,6 +132,7 @@ class RevocationService:
         self._clock = clock
         # (issuer, list name) -> (head, clock time the resolve that found it began)
         self._recent: OrderedDict[tuple[str, str], tuple[RevocationHead, float]] = OrderedDict()
+        self._moved: dict[tuple[str, str], float] = {}  # our own lists -> when we last revoked
 
     @property
     def fresh_for(self) -> float:
@@ -182,7 +184,10 @@ class RevocationService:
         appended = await self.writer.append(feed, next_head)
         assert appended.head is not None and appended.head.head_block is not None
         await self.writer.publish(feed, list_key)
-        self._recent.pop((keys.did, feed.name), None)  # our own revoke: no waiting for it
+        # Our own revoke: no waiting for it. Nor for a check that resolved the list before
+        # this and ends after: what it found is not held (see _recent_head).
+        self._recent.pop((keys.did, feed.name), None)
+        self._moved[(keys.did, feed.name)] = self._clock()
         return decode_head(appended.head.head_block, issuer=keys.did)
 
     async def refresh(self, keys: IdentityKeys) -> RevocationHead:
@@ -231,7 +236,7 @@ class RevocationService:
                 return held[0]
         began = self._clock()
         head = await self.fresh_head(issuer, list_name)
-        if self.fresh_for > 0:
+        if self.fresh_for > 0 and began > self._moved.get(key, -math.inf):
             self._recent[key] = (head, began)
             self._recent.move_to_end(key)
             while len(self._recent) > RECENT_LISTS:
