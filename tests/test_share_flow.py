@@ -32,6 +32,7 @@ from ipfs_share.formats.capsule import Perms, Policy, build_capsule, decode_caps
 from ipfs_share.formats.envelope import encrypt
 from ipfs_share.node.daemon import KuboDaemon, RunningNode
 from ipfs_share.node.ports import NodePorts, free_port
+from ipfs_share.services import share as share_module
 from ipfs_share.services.policy import TimeWindowProvider
 from ipfs_share.storage.kubo import KuboStorage
 
@@ -945,3 +946,26 @@ async def test_a_truncated_envelope_is_refused_at_its_end(people: Any) -> None:
     with pytest.raises(IpfsShareError) as info:
         await opened.read()
     assert info.value.code in {"stream_truncated", "decryption_failed"}
+
+
+async def test_opens_of_one_capsule_at_once_keep_the_capsule_cache_in_bounds(
+    people: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Parallel opens of a capsule not held yet (a player asking for several ranges of a
+    # video at once) each fetch and decode it: the cache must count it once, or what it
+    # believes it holds grows past what it holds, and once past its byte cap every open
+    # that is not held fails.
+    alice, bob = await people("alice"), await people("bob")
+    await befriend(alice, bob)
+    ids = []
+    for i in range(3):
+        f = await alice.files.put(f"clip{i}.bin", os.urandom(1000))
+        ids.append((await alice.share.file(f).with_("bob")).id)
+    held = bob.share._capsules
+    for capsule in ids[:2]:
+        opened = await asyncio.gather(*(bob.share.open_capsule(capsule) for _ in range(6)))
+        assert all(o.size == 1000 for o in opened)
+        assert bob.share._capsule_bytes == sum(len(c.data) for c in held.values())
+    monkeypatch.setattr(share_module, "CAPSULE_CACHE_BYTES", 3 * len(held[ids[0]].data))
+    opened = await asyncio.gather(*(bob.share.open_capsule(ids[2]) for _ in range(6)))
+    assert all(o.size == 1000 for o in opened) and ids[2] in held

@@ -530,6 +530,8 @@ class ShareService:
             return held
         data = await self.storage.block_get(cid)  # deadlines: storage/timed.py
         capsule = decode_capsule(data)  # size, strict encoding, fields, then the signature
+        if cid in self._capsules:  # another open of it fetched it meanwhile: counted once
+            return capsule
         self._capsules[cid] = capsule
         self._capsule_bytes += len(capsule.data)
         while len(self._capsules) > CAPSULE_CACHE or self._capsule_bytes > CAPSULE_CACHE_BYTES:
