@@ -776,6 +776,8 @@ async def test_the_revocation_check_fails_closed_when_the_node_errors(
     clock.t += 60
     with pytest.raises(RevocationUnavailableError):  # now 90 s old: over the bound
         await bob_far.share.open_capsule(cap.id, max_staleness=60)
+    with pytest.raises(RevocationUnavailableError):  # not a number is no bound at all
+        await bob_far.share.open_capsule(cap.id, max_staleness=float("nan"))
 
 
 async def test_a_rolled_back_revocation_list_is_refused(

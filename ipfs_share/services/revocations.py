@@ -212,10 +212,10 @@ class RevocationService:
             head = self._stale_head(issuer, list_name, exc, bound)
             fresh = False
         age = self._now() - head.updated
-        if self.max_head_age is not None and age > self.max_head_age:
+        if self.max_head_age is not None and not age <= self.max_head_age:  # NaN too
             raise RevocationUnavailableError(
                 f"the newest revocation list of {issuer} was signed {int(age)} s ago, over "
-                f"max_head_age ({int(self.max_head_age)} s); failing closed",
+                f"max_head_age ({self.max_head_age:g} s); failing closed",
                 hint="the issuer must refresh the list, or a node is serving an old one",
             )
         if await drive(is_revoked(head, capsule_id), self.storage.block_get):
@@ -284,10 +284,10 @@ class RevocationService:
                 "failing closed"
             ) from cause
         age = self._now() - seen.checked_at
-        if age > max_staleness:
+        if not age <= max_staleness:  # NaN is no bound: refused too
             raise RevocationUnavailableError(
                 f"the revocation list of {issuer} could not be checked ({cause.message}), "
-                f"and the last check is {int(age)} s old (max_staleness {int(max_staleness)} s)"
+                f"and the last check is {int(age)} s old (max_staleness {max_staleness:g} s)"
             ) from cause
         head: RevocationHead = held.value
         return head
