@@ -39,6 +39,9 @@ with the run (inbox items, receipts, introductions, republish runs) is in SQLite
   the dids keychain ops name, 65,536 at most (``formats/keychain.py``);
 - a sync holds what its sender's new entries bring, not the sender's whole inbox (the
   revocation re-check reads one row per issuer until an issuer's list moves);
+- per HTTP upload in flight: its body read ahead up to 2 MiB (the server's read buffer)
+  and at most 4 MiB more queued for the worker thread that seals and sends it
+  (``http/upload.py``, :data:`PIPE_BOUND`), with that thread's two 256 KiB buffers;
 - SQLite's page cache of each connection (its default, 2 MiB), and the HTTP library's
   caches of parsed URLs (yarl: 128 entries each).
 

@@ -640,6 +640,27 @@ class Decryptor:
         self._failed = False
         self._finished = False
 
+    @classmethod
+    def after(cls, file_key: FileKey, header: Header) -> Decryptor:
+        """A decryptor past ``header``, which :func:`decode_header` returned for
+        ``file_key`` (so it is authenticated already): push the envelope from byte
+        ``header.length`` on. A caller that decoded the header to learn the file's size and
+        name then does not decode it a second time; the chunks are checked as ever, under
+        the payload key the header holds.
+
+        >>> from ipfs_share.crypto.random import DeterministicRng
+        >>> key = FileKey(bytes(32))
+        >>> blob = encrypt(key, b"hello", rng=DeterministicRng(b""))
+        >>> header = decode_header(blob, key)
+        >>> dec = Decryptor.after(key, header)
+        >>> bytes(dec.push(blob[header.length :]))
+        b'hello'
+        >>> dec.finish()
+        """
+        decryptor = cls(file_key)
+        decryptor._start(header)
+        return decryptor
+
     @property
     def header(self) -> Header | None:
         """The authenticated header, once enough bytes were pushed (None before)."""
@@ -732,11 +753,14 @@ class Decryptor:
             if isinstance(result, NeedMore):
                 self._need = result.total
                 continue
-            self._header = result
             self._head = bytearray()
-            self._final_index = result.final_index
-            self._remaining = _payload_size(result.size)
+            self._start(result)
             return view
+
+    def _start(self, header: Header) -> None:
+        self._header = header
+        self._final_index = header.final_index
+        self._remaining = _payload_size(header.size)
 
 
 class _Partial:

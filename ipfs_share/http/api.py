@@ -11,9 +11,10 @@ it and these routes in step, both ways.
   ``identity_locked`` (run ``ipfs-share unlock --as NAME``).
 - **Files** go in as the raw request body of ``POST /v1/files?name=...``, streamed through
   the encryption into the node (no size limit; memory stays flat): with a
-  ``Content-Length`` the envelope is streamed straight in, without one (chunked) its
-  ciphertext is spooled to the home first. The file's media type is the request's
-  ``Content-Type`` (or guessed from the name for ``application/octet-stream``).
+  ``Content-Length`` the body is handed to one worker thread that seals and sends it
+  (:mod:`.upload`), without one (chunked) its ciphertext is spooled to the home first.
+  The file's media type is the request's ``Content-Type`` (or guessed from the name for
+  ``application/octet-stream``).
 - **Opening** (``GET /v1/capsules/{id}/plaintext``, and ``GET /v1/files/{cid}/plaintext``
   for the owner) streams the plaintext; ``Range`` gives 206 with only the chunks that hold
   the range fetched, 416 for a range past the end. A view-only share
@@ -49,6 +50,7 @@ from ipfs_share.http.app import (
     stream_opened,
 )
 from ipfs_share.http.keychains import add_keychain_routes
+from ipfs_share.http.upload import put_streamed, read_large
 from ipfs_share.services.identities import IdentityService
 from ipfs_share.services.share import ShareCapsule
 
@@ -289,7 +291,16 @@ async def _put(request: web.Request) -> web.Response:
                 return
 
     mesh = request.app[AGENT].mesh
-    stored = await mesh.files.put(name, pieces(), as_=acting(request), media_type=media, size=size)
+    as_ = acting(request)
+    if size is None:  # chunked: the ciphertext is spooled first (its size goes in the header)
+        stored = await mesh.files.put(name, pieces(), as_=as_, media_type=media)
+    else:  # read, sealed and sent by one worker thread, as the library's put of a file
+        read_large(request.transport)
+        stored = await put_streamed(
+            request.content,
+            size,
+            lambda body: mesh.files.put(name, body, as_=as_, media_type=media, size=size),
+        )
     return json_response(stored.to_json(), 201)
 
 

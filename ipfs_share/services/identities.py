@@ -286,16 +286,25 @@ class IdentityService:
             return self.default()
         return self._view(self.keystore.get(name_or_did))
 
+    def name_and_did(self, name_or_did: str | None = None) -> tuple[str, str]:
+        """The name and did of :meth:`get`'s identity, without the rest of its view (which
+        costs two reads of the database): what an open needs of the identity opening."""
+        found = self._default_key_file() if name_or_did is None else self.keystore.get(name_or_did)
+        return found.name, found.did
+
     def default(self) -> Identity:
         """The identity set with :meth:`use`, else the only one there is."""
+        return self._view(self._default_key_file())
+
+    def _default_key_file(self) -> KeyFile:
         chosen = self.db.meta.get("default_identity")
         if chosen is not None:
             found = self.keystore.find(chosen)
             if found is not None:
-                return self._view(found)
+                return found
         all_ids = self.keystore.list()
         if len(all_ids) == 1:
-            return self._view(all_ids[0])
+            return all_ids[0]
         if not all_ids:
             raise IdentityNotFoundError(
                 "there is no local identity yet",

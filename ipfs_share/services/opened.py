@@ -111,8 +111,9 @@ class OpenedFile:
     def size(self) -> int:
         return self.header.metadata.size
 
-    async def _envelope(self) -> AsyncIterator[bytes | memoryview]:
-        yield self._prefix
+    async def _payload(self) -> AsyncIterator[bytes | memoryview]:
+        """The envelope's chunks: those already read, then the rest from the node."""
+        yield memoryview(self._prefix)[self.header.length :]
         if len(self._prefix) < self.header.envelope_size:
             async for piece in self._storage.cat(self.cid, offset=len(self._prefix)):
                 yield piece
@@ -121,11 +122,12 @@ class OpenedFile:
         """The plaintext in pieces of about 4 MiB, each a new buffer the caller owns. The
         last piece is held back until the decryptor's final check passes, so a consumer
         that stops at the end never saw a truncated file."""
-        decryptor = Decryptor(self._file_key)
+        # The header was authenticated when the file was opened: not decoded again.
+        decryptor = Decryptor.after(self._file_key, self.header)
         pending = bytearray()
         batch: list[bytes | memoryview] = []
         batched = 0
-        async for piece in self._envelope():
+        async for piece in self._payload():
             batch.append(piece)
             batched += len(piece)
             if batched < PIECE:

@@ -47,7 +47,7 @@ from ipfs_share.formats.cid import DAG_PB, RAW, normalize_cid, parse_cid
 from ipfs_share.formats.keystore import IdentityKeys
 from ipfs_share.local.state import OpenRow, RotationRow, ShareRow, StateDB
 from ipfs_share.services.files import FileService, MeshFile
-from ipfs_share.services.identities import Identity, IdentityService, Recipient
+from ipfs_share.services.identities import IdentityService, Recipient
 from ipfs_share.services.opened import OpenedFile
 from ipfs_share.services.policy import PolicyRegistry, PolicyRequest
 from ipfs_share.services.revocations import CheckedList, RevocationService
@@ -496,15 +496,15 @@ class ShareService:
         check_expiry(capsule, t)
         issuer_doc = await self.identities.document(capsule.issuer)
         checked = await self._check_revocation(capsule, issuer_doc.revocations, as_, max_staleness)
-        opener = self.identities.get(as_)
+        opener_name, opener = self.identities.name_and_did(as_)
         if capsule.policy is not None:
             self.policies.check(
                 capsule.policy.provider,
-                PolicyRequest(capsule.cid, capsule.issuer, opener.did, t, capsule.policy.params),
+                PolicyRequest(capsule.cid, capsule.issuer, opener, t, capsule.policy.params),
             )
-        token = require_capability(capsule, capability, audience=opener.did, now=t)
-        keys = await self.identities.unlock(opener.did)
-        file_key = self._unwrap(capsule, keys, opener)
+        token = require_capability(capsule, capability, audience=opener, now=t)
+        keys = await self.identities.unlock(opener)
+        file_key = self._unwrap(capsule, keys, opener_name, opener)
         check_commitment(capsule, file_key)
         opened = await self.files.open(
             capsule.content.cid,
@@ -515,7 +515,7 @@ class ShareService:
             issuer_name=self._name_of(capsule.issuer),
         )
         self.db.shares.record_open(
-            OpenRow(capsule.cid, opener.did, t, checked.head, None if token is None else token.cid)
+            OpenRow(capsule.cid, opener, t, checked.head, None if token is None else token.cid)
         )
         return opened
 
@@ -551,17 +551,18 @@ class ShareService:
         except ShareRevokedError as exc:
             raise self._revoked(capsule, self.identities.get(as_).did, exc) from None
 
-    def _unwrap(self, capsule: Capsule, keys: IdentityKeys, opener: Identity) -> FileKey:
-        """Step 6: the opener's stanza. An issuer holds no stanza in its own capsule (it
-        reads its file with :meth:`FileService.open_own`): it is told so, in those words."""
+    def _unwrap(self, capsule: Capsule, keys: IdentityKeys, name: str, did: str) -> FileKey:
+        """Step 6: the stanza of the opener (``name``, ``did``). An issuer holds no stanza
+        in its own capsule (it reads its file with :meth:`FileService.open_own`): it is
+        told so, in those words."""
         try:
             return find_and_unwrap(capsule, keys.encryption)
         except RecipientNotAuthorizedError:
-            if capsule.issuer != opener.did:
+            if capsule.issuer != did:
                 raise
             raise RecipientNotAuthorizedError(
-                f"{opener.name} issued this share for others, and it holds no key for "
-                f"{opener.name}; the file is {capsule.content.cid}",
+                f"{name} issued this share for others, and it holds no key for "
+                f"{name}; the file is {capsule.content.cid}",
                 hint=f"read your own file with files.open_own({capsule.content.cid!r})",
                 reason="own_share",
                 subject=capsule.content.cid,

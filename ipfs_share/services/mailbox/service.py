@@ -165,7 +165,7 @@ class MailboxService:
         mailbox (so its ``outgoing`` shows the time of the open, not of a later sync).
         Within :data:`RECEIPT_PATIENCE` seconds; if it cannot be sent now, it stays due
         and the next sync sends it. Returns whether it was sent now."""
-        me = self.identities.get(as_).did
+        _, me = self.identities.name_and_did(as_)
         item = self.db.mailboxes.item(me, normalize_cid(capsule))
         if item is None or item.state not in ("delivered", "revoked"):
             return False
@@ -358,11 +358,12 @@ class MailShareService(ShareService):
     ) -> OpenedFile:
         """:meth:`ShareService.open_capsule`, then the "opened" receipt to the sender of
         a capsule that came through a mailbox, at once (:meth:`MailboxService.opened`)."""
+        _, me = self.identities.name_and_did(as_)  # looked up once, by did from here on
         opened = await super().open_capsule(
-            capsule_or_id, as_=as_, capability=capability, now=now, max_staleness=max_staleness
+            capsule_or_id, as_=me, capability=capability, now=now, max_staleness=max_staleness
         )
         if opened.capsule is not None:
-            await self.mailbox.opened(opened.capsule, as_)
+            await self.mailbox.opened(opened.capsule, me)
         return opened
 
     async def revoke(
