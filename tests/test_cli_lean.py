@@ -4,6 +4,7 @@ on first use, and the write-behind that puts open's plaintext on stdout or in a 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -17,6 +18,8 @@ from ipfs_share.cli._entry import version
 from ipfs_share.client import connect
 from ipfs_share.crypto.passphrase import KdfParams
 from ipfs_share.errors import IntegrityError
+from ipfs_share.node import RunningNode
+from ipfs_share.services.identities import IdentityService
 from ipfs_share.services.opened import write_behind
 
 FAST = KdfParams.fastest()
@@ -77,6 +80,37 @@ def test_the_front_door_loads_no_http_client_mailbox_keychain_or_cluster() -> No
     )
     assert _loaded("import ipfs_share.client", *heavy) == []
     assert _loaded("import ipfs_share.cli.put", *heavy) == []
+
+
+def _command_loads(home: Path, argv: list[str], *modules: str) -> list[str]:
+    """Run the CLI's ``main(argv)`` in a fresh interpreter in ``home``; which of
+    ``modules`` it loaded (the command must succeed)."""
+    probe = (
+        "import sys\n"
+        "from ipfs_share.cli.main import main\n"
+        f"code = main({argv!r})\n"
+        "assert code == 0, code\n"
+        f"print(sorted(m for m in {modules!r} if m in sys.modules))\n"
+    )
+    env = {**os.environ, "IPFS_SHARE_HOME": str(home), "IPFS_SHARE_PASSPHRASE": "pw"}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    return eval(done.stdout.splitlines()[-1])  # type: ignore[no-any-return]
+
+
+async def test_a_put_over_plain_http_loads_no_aiohttp_or_aioipfs(
+    kubo: RunningNode, tmp_path: Path
+) -> None:
+    # The version check and the file's add both go over the keep-alive client: the
+    # libraries (about 0.3 CPU-s to import) are left out of the command's start-up.
+    home = tmp_path / "home"
+    await IdentityService(home, None, passphrase=lambda _: b"pw", kdf=FAST).create("alice")
+    src = tmp_path / "data.bin"
+    src.write_bytes(os.urandom(300_000))
+    argv = ["--api", kubo.api_url, "put", str(src)]
+    assert _command_loads(home, argv, "aiohttp", "aioipfs") == []
 
 
 def test_every_name_of_the_node_package_is_there_when_asked_for() -> None:
