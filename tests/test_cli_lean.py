@@ -100,17 +100,29 @@ def _command_loads(home: Path, argv: list[str], *modules: str) -> list[str]:
     return eval(done.stdout.splitlines()[-1])  # type: ignore[no-any-return]
 
 
-async def test_a_put_over_plain_http_loads_no_aiohttp_or_aioipfs(
+async def test_a_put_and_an_open_over_plain_http_load_no_aiohttp_or_aioipfs(
     kubo: RunningNode, tmp_path: Path
 ) -> None:
-    # The version check and the file's add both go over the keep-alive client: the
-    # libraries (about 0.3 CPU-s to import) are left out of the command's start-up.
-    home = tmp_path / "home"
-    await IdentityService(home, None, passphrase=lambda _: b"pw", kdf=FAST).create("alice")
+    # The version check, the file's add, the blocks, the revocation list's record and the
+    # cats all go over the keep-alive client: the libraries (about 0.3 CPU-s to import)
+    # are left out of the commands' start-up.
+    alice, bob = tmp_path / "alice", tmp_path / "bob"
+    await IdentityService(alice, None, passphrase=lambda _: b"pw", kdf=FAST).create("alice")
     src = tmp_path / "data.bin"
-    src.write_bytes(os.urandom(300_000))
+    src.write_bytes(os.urandom(1_500_000))  # long enough for the streamed cat
     argv = ["--api", kubo.api_url, "put", str(src)]
-    assert _command_loads(home, argv, "aiohttp", "aioipfs") == []
+    assert _command_loads(alice, argv, "aiohttp", "aioipfs") == []
+    async with connect(kubo.api_url, home=bob, passphrase="pw", kdf=FAST) as mesh:
+        bob_did = (await mesh.identity.create("bob")).did
+        await mesh.identity.publish()
+    async with connect(kubo.api_url, home=alice, passphrase="pw", kdf=FAST) as mesh:
+        await mesh.identity.resolve(bob_did, petname="bob")
+        (put,) = mesh.files.list()
+        capsule = (await mesh.share.file(put.cid).with_("bob")).id
+    out = tmp_path / "out.bin"
+    argv = ["--api", kubo.api_url, "open", capsule, "-o", str(out)]
+    assert _command_loads(bob, argv, "aiohttp", "aioipfs") == []
+    assert out.read_bytes() == src.read_bytes()
 
 
 def test_every_name_of_the_node_package_is_there_when_asked_for() -> None:
