@@ -7,11 +7,12 @@ knows aioipfs, and :func:`_translated` is the one place its errors, aiohttp's an
 become ours. A few calls go through a small client of its own instead
 (:mod:`ipfs_share.storage.kubo_http`): ``block_get``, which a feed walk makes thousands of
 times in a row; the add of a synchronous source (a file being read and sealed), which
-one worker thread reads and sends to a blocking socket; the version check of
-:meth:`KuboStorage.connect` and ``name/get``, short answers. Both libraries are imported
-only when a call needs them (importing aiohttp costs about 0.3 CPU-seconds here, more than
-a command that puts a file over the small client spends on anything else before its
-first byte reaches the node).
+one worker thread reads and sends to a blocking socket; the leaves' ``cat`` of a read (a
+long one as an HTTP/1.0 stream); the version check of :meth:`KuboStorage.connect` and
+``name/get``, short answers. That is every call of a put or an open over plain http, so
+neither library is imported for them: each is imported only when a call needs it
+(importing aiohttp costs about 0.3 CPU-seconds here, more than a CLI put spends on
+anything else before its first byte reaches the node).
 
 Never trust a 200 alone: Kubo reports a failure that happens mid-stream in an HTTP trailer
 that aiohttp does not read. So every CID is computed locally and compared with Kubo's,
