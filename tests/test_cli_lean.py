@@ -5,6 +5,7 @@ on first use, and the write-behind that puts open's plaintext on stdout or in a 
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import threading
@@ -18,6 +19,8 @@ from ipfs_share.cli._entry import version
 from ipfs_share.client import connect
 from ipfs_share.crypto.passphrase import KdfParams
 from ipfs_share.errors import IntegrityError
+from ipfs_share.node import RunningNode
+from ipfs_share.services.identities import IdentityService
 from ipfs_share.services.opened import write_behind
 
 FAST = KdfParams.fastest()
@@ -78,6 +81,61 @@ def test_the_front_door_loads_no_http_client_mailbox_keychain_or_cluster() -> No
     )
     assert _loaded("import ipfs_share.client", *heavy) == []
     assert _loaded("import ipfs_share.cli.put", *heavy) == []
+
+
+def _command_loads(home: Path, argv: list[str], *modules: str) -> list[str]:
+    """Run the CLI's ``main(argv)`` in a fresh interpreter in ``home``; which of
+    ``modules`` it loaded (the command must succeed)."""
+    probe = (
+        "import sys\n"
+        "from ipfs_share.cli.main import main\n"
+        f"code = main({argv!r})\n"
+        "assert code == 0, code\n"
+        f"print(sorted(m for m in {modules!r} if m in sys.modules))\n"
+    )
+    env = {**os.environ, "IPFS_SHARE_HOME": str(home), "IPFS_SHARE_PASSPHRASE": "pw"}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    return eval(done.stdout.splitlines()[-1])  # type: ignore[no-any-return]
+
+
+async def test_a_put_and_an_open_over_plain_http_load_no_aiohttp_or_aioipfs(
+    kubo: RunningNode, tmp_path: Path
+) -> None:
+    # The version check, the file's add, the blocks, the revocation list's record and the
+    # cats all go over the keep-alive client: the libraries (about 0.3 CPU-s to import)
+    # are left out of the commands' start-up.
+    alice, bob = tmp_path / "alice", tmp_path / "bob"
+    await IdentityService(alice, None, passphrase=lambda _: b"pw", kdf=FAST).create("alice")
+    src = tmp_path / "data.bin"
+    src.write_bytes(os.urandom(1_500_000))  # long enough for the streamed cat
+    argv = ["--api", kubo.api_url, "put", str(src)]
+    assert _command_loads(alice, argv, "aiohttp", "aioipfs") == []
+    async with connect(kubo.api_url, home=bob, passphrase="pw", kdf=FAST) as mesh:
+        bob_did = (await mesh.identity.create("bob")).did
+        await mesh.identity.publish()
+    async with connect(kubo.api_url, home=alice, passphrase="pw", kdf=FAST) as mesh:
+        await mesh.identity.resolve(bob_did, petname="bob")
+        (put,) = mesh.files.list()
+        capsule = (await mesh.share.file(put.cid).with_("bob")).id
+    out = tmp_path / "out.bin"
+    argv = ["--api", kubo.api_url, "open", capsule, "-o", str(out)]
+    assert _command_loads(bob, argv, "aiohttp", "aioipfs") == []
+    assert out.read_bytes() == src.read_bytes()
+
+
+def test_decoding_a_block_with_a_link_loads_none_of_cbor2s_deferred_encoders() -> None:
+    # The decoder's canonical re-encoding finds links in its own table; a type in no
+    # table makes cbor2 import the modules of its deferred encoders (about 50 ms).
+    code = (
+        "from ipfs_share.formats import dagcbor\n"
+        "from ipfs_share.formats.cid import RAW, cid_for\n"
+        "data = dagcbor.encode({'a': dagcbor.Link(cid_for(RAW, b'x')), 'b': [1.5]})\n"
+        "assert dagcbor.decode(data) == {'a': dagcbor.Link(cid_for(RAW, b'x')), 'b': [1.5]}\n"
+    )
+    assert _loaded(code, "email", "decimal", "uuid", "fractions") == []
 
 
 def test_every_name_of_the_node_package_is_there_when_asked_for() -> None:

@@ -106,6 +106,8 @@ async def liar(kubo: Any) -> AsyncIterator[dict[str, Any]]:
                 async with session.post(kubo.api_url + target) as upstream:
                     body = await upstream.read()
                 mode = state["mode"]
+                if not target.startswith(state.get("only", "/")):
+                    mode = "honest"  # lies told only to the requests named
                 if mode == "silent":
                     await asyncio.sleep(30)
                     return
@@ -323,3 +325,133 @@ async def test_a_cancelled_upload_stops_its_thread_before_returning(
         pulled = source.pulled
         await asyncio.sleep(0.2)
         assert source.pulled == pulled < 256  # no piece is pulled once add has returned
+
+
+# -- cats: a long range as an HTTP/1.0 stream, a short one as one answer ------------------
+
+
+@pytest.fixture
+async def streamer(kubo: Any) -> AsyncIterator[dict[str, Any]]:
+    """A raw TCP server in front of the real node for ``cat``: it asks the node the same
+    thing and answers as ``streamer["mode"]`` says: ``honest`` (HTTP/1.0, the body to the
+    end of the connection, as Kubo answers a 1.0 request), ``cut`` (half the body),
+    ``more`` (the body and more), ``other-bytes`` (the right length, other bytes),
+    ``refuse`` (a 500 with Kubo's JSON error), ``stall`` (the head, then silence).
+    Anything but a cat passes through honestly, on keep-alive HTTP/1.1."""
+    port = free_port()
+    state: dict[str, Any] = {"url": f"http://127.0.0.1:{port}", "mode": "honest", "cats": []}
+    session = aiohttp.ClientSession()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            for _ in range(1000):  # requests on this connection
+                head = await reader.readuntil(b"\r\n\r\n")
+                target = head.split(b" ", 2)[1].decode()
+                async with session.post(kubo.api_url + target) as upstream:
+                    body = await upstream.read()
+                    status, kind = upstream.status, upstream.headers.get("Content-Type", "")
+                if not target.startswith("/api/v0/cat"):
+                    writer.write(
+                        b"HTTP/1.1 %d X\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s"
+                        % (status, kind.encode(), len(body), body)
+                    )
+                    await writer.drain()
+                    continue
+                state["cats"].append(head.split(b"\r\n", 1)[0].rsplit(b" ", 1)[1].decode())
+                mode = state["mode"]
+                if mode == "refuse":
+                    error = b'{"Message":"disk on fire","Code":0,"Type":"error"}'
+                    writer.write(b"HTTP/1.0 500 Internal Server Error\r\n\r\n" + error)
+                    return
+                writer.write(b"HTTP/1.0 200 OK\r\nX-Content-Length: %d\r\n\r\n" % len(body))
+                if mode == "stall":
+                    await writer.drain()
+                    await asyncio.sleep(30)
+                    return
+                if mode == "cut":
+                    body = body[: len(body) // 2]
+                elif mode == "more":
+                    body += b"x" * 1000
+                elif mode == "other-bytes":
+                    body = bytes(len(body))
+                for i in range(0, len(body), 100_000):  # in pieces, as a network gives them
+                    writer.write(body[i : i + 100_000])
+                    await writer.drain()
+                return  # an HTTP/1.0 body ends with its connection
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", port)
+    try:
+        yield state
+    finally:
+        server.close()
+        await server.wait_closed()
+        await session.close()
+
+
+async def _stored_file(kubo: Any, size: int) -> tuple[str, bytes]:
+    data = os.urandom(size)
+    async with await KuboStorage.connect(kubo.api_url) as store:
+        return (await store.add(data)).cid, data
+
+
+async def _cat(store: KuboStorage, cid: str, **span: int) -> bytes:
+    return b"".join([bytes(p) async for p in store.cat(cid, **span)])
+
+
+async def test_a_long_cat_streams_in_http_1_0_and_a_short_one_is_one_answer(
+    kubo: Any, streamer: dict[str, Any]
+) -> None:
+    cid, data = await _stored_file(kubo, 3 << 20)
+    async with KuboStorage(streamer["url"]) as store:
+        assert await _cat(store, cid) == data
+        assert await _cat(store, cid, offset=1000, length=5000) == data[1000:6000]
+        assert await _cat(store, cid, offset=(1 << 20) + 7) == data[(1 << 20) + 7 :]
+    assert streamer["cats"] == ["HTTP/1.0", "HTTP/1.1", "HTTP/1.0"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "error", "message"),
+    [
+        ("cut", StreamTruncatedError, "cat"),
+        ("more", StreamTruncatedError, "more bytes"),
+        ("other-bytes", IntegrityError, "do not hash"),
+        ("refuse", NodeRequestError, "disk on fire"),
+    ],
+)
+async def test_a_lying_stream_is_refused(
+    kubo: Any, streamer: dict[str, Any], mode: str, error: type[Exception], message: str
+) -> None:
+    cid, data = await _stored_file(kubo, 3 << 20)
+    streamer["mode"] = mode
+    async with KuboStorage(streamer["url"]) as store:
+        with pytest.raises(error, match=message):
+            await _cat(store, cid)
+        streamer["mode"] = "honest"
+        assert await _cat(store, cid) == data
+
+
+async def test_a_stream_that_goes_silent_times_out(kubo: Any, streamer: dict[str, Any]) -> None:
+    cid, _ = await _stored_file(kubo, 3 << 20)
+    streamer["mode"] = "stall"
+    async with KuboStorage(streamer["url"], timeout=0.5) as store:
+        with pytest.raises(NodeTimeoutError, match="cat"):
+            await _cat(store, cid)
+
+
+async def test_an_error_in_a_short_cats_trailer_is_an_error(
+    kubo: Any, liar: dict[str, Any]
+) -> None:
+    data = os.urandom(300_000)  # a dag-pb root over two raw leaves: the leaves are one cat
+    async with await KuboStorage.connect(kubo.api_url) as direct:
+        cid = (await direct.add(data)).cid
+        root = await direct.block_get(cid)
+    liar["mode"] = "trailer"
+    liar["only"] = "/api/v0/cat"
+    async with KuboStorage(liar["url"]) as store:
+        with pytest.raises(NodeRequestError, match="disk on fire"):
+            await _cat(store, cid)
+        assert await store.block_get(cid) == root

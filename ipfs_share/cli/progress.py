@@ -74,6 +74,11 @@ class Progress:
         self._last_draw = float("-inf")
         self._drawn = False
 
+    @property
+    def active(self) -> bool:
+        """Whether :meth:`update` draws anything (a caller may then skip reporting)."""
+        return self._active
+
     def phase(self, label: str, total: int | None) -> None:
         """Start the next stage of one transfer (e.g. read stdin, then store) on the same line."""
         self._label, self._total = label, total

@@ -4,10 +4,15 @@ aioipfs carries the plain JSON calls; uploads and streams go through aiohttp dir
 aioipfs's own session, so there is one connection pool), because aioipfs buffers whole
 bodies and cannot stream an upload from an async iterator. This is the only module that
 knows aioipfs, and :func:`_translated` is the one place its errors, aiohttp's and Kubo's
-become ours. Two calls go through a small client of its own instead
+become ours. A few calls go through a small client of its own instead
 (:mod:`ipfs_share.storage.kubo_http`): ``block_get``, which a feed walk makes thousands of
-times in a row, and the add of a synchronous source (a file being read and sealed), which
-one worker thread reads and sends to a blocking socket.
+times in a row; the add of a synchronous source (a file being read and sealed), which
+one worker thread reads and sends to a blocking socket; the leaves' ``cat`` of a read (a
+long one as an HTTP/1.0 stream); the version check of :meth:`KuboStorage.connect` and
+``name/get``, short answers. That is every call of a put or an open over plain http, so
+neither library is imported for them: each is imported only when a call needs it
+(importing aiohttp costs about 0.3 CPU-seconds here, more than a CLI put spends on
+anything else before its first byte reaches the node).
 
 Never trust a 200 alone: Kubo reports a failure that happens mid-stream in an HTTP trailer
 that aiohttp does not read. So every CID is computed locally and compared with Kubo's,
@@ -31,14 +36,10 @@ import json
 import logging
 import re
 import secrets
+import sys
 from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Literal, TypeVar
-
-import aiohttp
-import aioipfs
-from aioipfs.exceptions import APIError as AioipfsAPIError
-from aioipfs.exceptions import IPFSConnectionError as AioipfsConnectionError
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ipfs_share.errors import (
     BlockTooLargeError,
@@ -72,6 +73,10 @@ from ipfs_share.storage.base import (
 )
 from ipfs_share.storage.kubo_http import Answer, KeepAliveClient, ProtocolError
 from ipfs_share.storage.leaves import Leaf, verified_leaves
+
+if TYPE_CHECKING:
+    import aiohttp
+    import aioipfs
 
 __all__ = ["MIN_KUBO_VERSION", "KuboStorage", "check_kubo_version"]
 
@@ -201,6 +206,20 @@ def _checked(path: str, url: str, answer: Answer) -> bytes:
     return answer.body
 
 
+def _json_object(path: str, url: str, body: bytes, content_type: str) -> dict[str, Any]:
+    """The JSON object of a 200 answer to ``path`` (a page from a server that is not Kubo's
+    RPC API, or anything but an object, is an error)."""
+    try:
+        doc = json.loads(body)
+    except ValueError as exc:
+        if not _looks_like_kubo(body, content_type):
+            raise _not_kubo(path, url, 200, content_type) from exc
+        raise NodeRequestError(f"{path}: expected JSON, found {body[:80]!r}") from exc
+    if not isinstance(doc, dict):
+        raise NodeRequestError(f"{path}: expected a JSON object, found {doc!r:.80}")
+    return doc
+
+
 def _added_cid(lines: Iterable[bytes]) -> str:
     """The CID in the last line of an add's answer that names one ("" if none does); a
     line that reports an error raises it."""
@@ -222,16 +241,39 @@ async def _translated(what: str, call: Awaitable[_T]) -> _T:
         return await call
     except IpfsShareError:
         raise
-    except AioipfsAPIError as exc:
-        raise _classify(str(exc.message), what) from exc
-    except (aiohttp.ClientConnectorError, AioipfsConnectionError) as exc:
-        raise NodeUnreachableError(f"{what}: no node answered ({exc})") from exc
-    except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
-        raise StreamTruncatedError(f"{what}: the node closed the stream early ({exc})") from exc
-    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-        raise NodeTimeoutError(f"{what}: the node did not answer in time") from exc
-    except aiohttp.ClientError as exc:
-        raise NodeRequestError(f"{what}: {type(exc).__name__}: {exc}") from exc
+    except Exception as exc:
+        ours = _transport_error(what, exc)
+        if ours is None:
+            raise
+        raise ours from exc
+
+
+def _transport_error(what: str, exc: Exception) -> IpfsShareError | None:
+    """Our error for a failure of aioipfs, aiohttp or the wait (None: not one of theirs).
+
+    The libraries are imported only when a call loaded them: an error cannot be theirs
+    before that (and importing one to look costs more than the call)."""
+    if "aioipfs" in sys.modules:
+        from aioipfs.exceptions import APIError, IPFSConnectionError
+
+        if isinstance(exc, APIError):
+            return _classify(str(exc.message), what)
+        if isinstance(exc, IPFSConnectionError):
+            return NodeUnreachableError(f"{what}: no node answered ({exc})")
+    if "aiohttp" in sys.modules:
+        import aiohttp
+
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            return NodeUnreachableError(f"{what}: no node answered ({exc})")
+        if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
+            return StreamTruncatedError(f"{what}: the node closed the stream early ({exc})")
+        if isinstance(exc, TimeoutError):  # aiohttp.ServerTimeoutError is one
+            return NodeTimeoutError(f"{what}: the node did not answer in time")
+        if isinstance(exc, aiohttp.ClientError):
+            return NodeRequestError(f"{what}: {type(exc).__name__}: {exc}")
+    if isinstance(exc, TimeoutError):
+        return NodeTimeoutError(f"{what}: the node did not answer in time")
+    return None
 
 
 def _topic_arg(topic: str) -> str:
@@ -274,7 +316,7 @@ class KuboStorage:
         """Connect and check the node answers and is recent enough."""
         store = cls(api, timeout=timeout)
         try:
-            info = await store._json("version", {}, timeout=10)
+            info = await store._version_info()
             store._version = check_kubo_version(str(info.get("Version", "")))
         except NodeUnreachableError as exc:
             await store.close()
@@ -284,9 +326,22 @@ class KuboStorage:
             raise
         return store
 
+    async def _version_info(self) -> dict[str, Any]:
+        """Kubo's ``version`` answer: over the keep-alive client on plain http (no aiohttp
+        to load for it), else as any JSON call."""
+        client = self._lean_client()
+        if client is None:
+            return await self._json("version", {}, timeout=10)
+        answer = await self._lean_answer("version", client, [], timeout=10)
+        if answer.status != 200:
+            raise _refusal("version", self.url, answer.status, answer.body, answer.content_type)
+        return _json_object("version", self.url, answer.body, answer.content_type)
+
     @property
     def _ipfs(self) -> aioipfs.AsyncIPFS:
         if self._client is None:
+            import aioipfs
+
             hostport = self.url.split("://", 1)[1]
             host, _, port = hostport.rpartition(":")
             self._client = aioipfs.AsyncIPFS(host=host.strip("[]"), port=int(port))
@@ -327,6 +382,8 @@ class KuboStorage:
     ) -> aiohttp.ClientResponse:
         """POST to the RPC API; return the open response (the caller reads and releases it).
         ``params`` may be pairs, for an argument given twice (``arg``)."""
+        import aiohttp
+
         pairs = params.items() if isinstance(params, Mapping) else params
         q = [(k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in pairs]
         if log.isEnabledFor(logging.DEBUG):
@@ -349,16 +406,7 @@ class KuboStorage:
             resp = await self._request(path, params, timeout=timeout)
             async with resp:
                 body = await resp.read()
-            try:
-                doc = json.loads(body)
-            except ValueError as exc:
-                content_type = resp.headers.get("Content-Type", "")
-                if not _looks_like_kubo(body, content_type):
-                    raise _not_kubo(path, self.url, resp.status, content_type) from exc
-                raise NodeRequestError(f"{path}: expected JSON, found {body[:80]!r}") from exc
-            if not isinstance(doc, dict):
-                raise NodeRequestError(f"{path}: expected a JSON object, found {doc!r:.80}")
-            return doc
+            return _json_object(path, self.url, body, resp.headers.get("Content-Type", ""))
 
         return await _translated(path, go())
 
@@ -483,20 +531,42 @@ class KuboStorage:
         self, path: str, client: KeepAliveClient, params: list[tuple[str, str]]
     ) -> bytes:
         """One short RPC answer through the keep-alive client (errors as :func:`_request`'s)."""
+        return _checked(path, self.url, await self._lean_answer(path, client, params))
+
+    async def _lean_answer(
+        self,
+        path: str,
+        client: KeepAliveClient,
+        params: list[tuple[str, str]],
+        *,
+        timeout: float | None = None,
+    ) -> Answer:
+        """:meth:`_lean`'s answer as it came (the status not checked yet)."""
         if log.isEnabledFor(logging.DEBUG):
             log.debug("POST %s%s %s", self._base, path, " ".join(f"{k}={v}" for k, v in params))
-        return _checked(path, self.url, (await self._lean_many(path, client, [params]))[0])
+        return (await self._lean_many(path, client, [params], timeout=timeout))[0]
 
     async def _lean_many(
-        self, path: str, client: KeepAliveClient, calls: list[list[tuple[str, str]]]
+        self,
+        path: str,
+        client: KeepAliveClient,
+        calls: list[list[tuple[str, str]]],
+        *,
+        timeout: float | None = None,
     ) -> list[Answer]:
         """Answers to ``calls`` through the keep-alive client, one request if there is one
         call, else pipelined; the transport's failures as :func:`_request`'s."""
-        try:
-            async with asyncio.timeout(self._timeout):
+        with self._lean_errors(path):
+            async with asyncio.timeout(timeout or self._timeout):
                 if len(calls) == 1:
                     return [await client.post(path, calls[0])]
                 return await client.post_many(path, calls)
+
+    @contextlib.contextmanager
+    def _lean_errors(self, path: str) -> Iterator[None]:
+        """The keep-alive client's failures as :func:`_request`'s."""
+        try:
+            yield
         except TimeoutError as exc:
             raise NodeTimeoutError(f"{path}: the node did not answer in time") from exc
         except ConnectionRefusedError as exc:
@@ -776,6 +846,11 @@ class KuboStorage:
         reports a failure after the headers only in a trailer we cannot read anyway, so the
         byte count is the check either way, and every leaf is hashed after."""
         params: dict[str, str | int] = {"arg": cid, "offset": offset, "length": length}
+        client = self._lean_client()
+        if client is not None:
+            async for chunk in self._cat_lean(client, cid, offset, length):
+                yield chunk
+            return
         session = self._stream_session() if length >= _RAW_STREAM_MIN else None
         resp = await _translated("cat", self._request("cat", params, session=session))
         got = 0
@@ -796,8 +871,45 @@ class KuboStorage:
         if got != expected:
             raise StreamTruncatedError(f"cat: expected {expected} bytes of {cid}, found {got}")
 
+    async def _cat_lean(
+        self, client: KeepAliveClient, cid: str, offset: int, length: int
+    ) -> AsyncIterator[bytes]:
+        """:meth:`_cat_raw` over the keep-alive client: a short range as one answer (its
+        ``X-Stream-Error`` trailer read too), a long one as an HTTP/1.0 stream."""
+        params = [("arg", cid), ("offset", str(offset)), ("length", str(length))]
+        if length < _RAW_STREAM_MIN:
+            data = await self._lean("cat", client, params)
+            if len(data) != length:
+                raise StreamTruncatedError(
+                    f"cat: expected {length} bytes of {cid}, found {len(data)}"
+                )
+            if data:
+                yield data
+            return
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("POST %scat %s", self._base, " ".join(f"{k}={v}" for k, v in params))
+        got = 0
+        with self._lean_errors("cat"):
+            async with await client.stream("cat", params, timeout=self._timeout) as answer:
+                if answer.status != 200:
+                    body = await answer.read(64 * 1024)
+                    content_type = answer.headers.get("content-type", "")
+                    raise _refusal("cat", self.url, answer.status, body, content_type)
+                declared = answer.headers.get("x-content-length")
+                if declared is not None and declared.isdigit() and int(declared) != length:
+                    raise StreamTruncatedError(
+                        f"cat: expected {length} bytes of {cid}, the node declared {declared}"
+                    )
+                async for chunk in answer.pieces():
+                    got += len(chunk)
+                    yield chunk
+        if got != length:
+            raise StreamTruncatedError(f"cat: expected {length} bytes of {cid}, found {got}")
+
     def _stream_session(self) -> aiohttp.ClientSession:
         if self._streams is None:
+            import aiohttp
+
             # No pooling: an HTTP/1.0 answer ends when Kubo closes the connection.
             self._streams = aiohttp.ClientSession(
                 version=aiohttp.HttpVersion10,
@@ -852,6 +964,10 @@ class KuboStorage:
         await _translated("name/put", go())
 
     async def ipns_get(self, name: str) -> bytes:
+        client = self._lean_client()
+        if client is not None:  # a record is a few hundred bytes: a short answer
+            return await self._lean("name/get", client, [("arg", name)])
+
         async def go() -> bytes:
             resp = await self._request("name/get", {"arg": name})
             async with resp:

@@ -11,7 +11,11 @@ blocking socket: the thread pulls each piece from a synchronous iterator (which 
 seals a file, both without the GIL) and sends it with ``sendall``, so no piece crosses the
 event loop and none is copied on the way but by the kernel; the producer may reuse its buffers,
 since ``sendall`` has returned before the next piece is asked for. The answer is then read
-on the event loop like any other. Everything else (streams, JSON calls) stays on aiohttp.
+on the event loop like any other. A long answer (a ``cat`` of many MiB) is read as a
+stream (:meth:`KeepAliveClient.stream`): asked in HTTP/1.0, so Kubo sends the body as it
+is, to the end of its own connection, and each piece the socket gives (up to 256 KiB) is
+handed on as it came, with no copy and no parser in between. Everything else (JSON calls,
+uploads from async sources, pubsub) stays on aiohttp.
 
 It speaks only what Kubo's RPC answers with: ``Content-Length`` or chunked bodies, with
 the ``X-Stream-Error`` trailer Kubo sends when an answer fails after its headers (turned
@@ -31,15 +35,17 @@ import contextlib
 import socket
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from urllib.parse import quote
 
-__all__ = ["Answer", "KeepAliveClient", "ProtocolError"]
+__all__ = ["Answer", "KeepAliveClient", "ProtocolError", "Stream"]
 
 _MAX_HEADERS = 64
 _MAX_LINE = 8192
 _MAX_UPLOAD_ANSWER = 1 << 20  # an add answers with a line of JSON per file and directory
+_STREAM_HIGH = 4 << 20  # a stream stops reading from the socket with this much unread...
+_STREAM_LOW = 1 << 20  # ... and reads again below this
 
 Pieces = Iterator[bytes | bytearray | memoryview]
 
@@ -198,6 +204,26 @@ class KeepAliveClient:
             if request.sock is not None:
                 request.sock.close()
 
+    async def stream(self, path: str, params: list[tuple[str, str]], *, timeout: float) -> Stream:
+        """POST in HTTP/1.0 on a connection of its own; the answer's status and headers,
+        and its body to read as it comes (:meth:`Stream.pieces`). Waiting ``timeout``
+        seconds for the head, or for any next piece of the body, raises
+        :class:`TimeoutError`. The caller closes the stream (``async with``)."""
+        query = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in params)
+        request = (
+            f"POST /api/v0/{path}?{query} HTTP/1.0\r\nHost: {self._authority}\r\n"
+            "Content-Length: 0\r\n\r\n"
+        ).encode("ascii")
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(timeout):
+            _, body = await loop.create_connection(_Body, self.host, self.port)
+        try:
+            body.transport.write(request)
+            return await Stream.begin(body, timeout)
+        except BaseException:
+            body.transport.close()
+            raise
+
     async def _open(self) -> _Conn:
         return await asyncio.open_connection(self.host, self.port, limit=_MAX_LINE * 2)
 
@@ -241,6 +267,136 @@ class _Upload:
             if self.sock is not None:
                 with contextlib.suppress(OSError):  # not connected yet, or closed
                     self.sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked sendall
+
+
+class _Body(asyncio.Protocol):
+    """What the socket gave, in the pieces it gave them, until the server closed; reading
+    pauses while more than ``_STREAM_HIGH`` bytes wait unread (so memory stays bounded)."""
+
+    transport: asyncio.Transport
+
+    def __init__(self) -> None:
+        self.pieces: deque[bytes] = deque()
+        self.waiting = 0  # bytes in pieces
+        self.ended = False
+        self.error: BaseException | None = None
+        self._paused = False
+        self._wake: asyncio.Future[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.pieces.append(data)
+        self.waiting += len(data)
+        if self.waiting > _STREAM_HIGH and not self._paused:
+            self._paused = True
+            self.transport.pause_reading()
+        self._notify()
+
+    def eof_received(self) -> bool:
+        self.ended = True
+        self._notify()
+        return False  # close the transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.ended = True
+        self.error = exc
+        self._notify()
+
+    def _notify(self) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    async def next(self, timeout: float) -> bytes | None:
+        """The next piece; None once the connection ended and every piece was taken."""
+        while not self.pieces:
+            if self.ended:
+                if self.error is not None:
+                    raise ConnectionResetError(str(self.error)) from self.error
+                return None
+            self._wake = asyncio.get_running_loop().create_future()
+            async with asyncio.timeout(timeout):
+                await self._wake
+        piece = self.pieces.popleft()
+        self.waiting -= len(piece)
+        if self._paused and self.waiting < _STREAM_LOW:
+            self._paused = False
+            self.transport.resume_reading()
+        return piece
+
+    def push_back(self, piece: bytes) -> None:
+        if piece:
+            self.pieces.appendleft(piece)
+            self.waiting += len(piece)
+
+
+class Stream:
+    """An answer read as it comes: ``status``, ``headers`` (names in lower case), and the
+    body through :meth:`pieces` or :meth:`read`. An async context manager that closes the
+    connection."""
+
+    def __init__(self, body: _Body, status: int, headers: dict[str, str], timeout: float):
+        self.status, self.headers = status, headers
+        self._body, self._timeout = body, timeout
+        length = headers.get("content-length")
+        if length is not None and not length.isdigit():
+            raise ProtocolError(f"expected a Content-Length, found {length[:20]!r}")
+        self._left = None if length is None else int(length)  # None: to the end
+
+    @classmethod
+    async def begin(cls, body: _Body, timeout: float) -> Stream:
+        """Read the status line and the headers (at most ``2 * _MAX_LINE`` bytes)."""
+        head = b""
+        while (end := head.find(b"\r\n\r\n")) < 0:
+            if len(head) > _MAX_LINE * 2:
+                raise ProtocolError(f"expected headers of at most {_MAX_LINE * 2} bytes")
+            piece = await body.next(timeout)
+            if piece is None:
+                raise ProtocolError("the connection closed")
+            head += piece
+        body.push_back(head[end + 4 :])
+        status_line, *lines = head[:end].split(b"\r\n")
+        parts = status_line.split(b" ", 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+            raise ProtocolError(f"expected an HTTP status line, found {status_line[:40]!r}")
+        headers = _fields(lines)
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            raise ProtocolError("expected an HTTP/1.0 body, found a chunked one")
+        return cls(body, int(parts[1]), headers, timeout)
+
+    async def pieces(self) -> AsyncIterator[bytes]:
+        """The body, in the pieces the socket gave (Content-Length, if sent, is kept to)."""
+        while self._left is None or self._left > 0:
+            piece = await self._body.next(self._timeout)
+            if piece is None:
+                if self._left:
+                    raise asyncio.IncompleteReadError(b"", self._left)
+                return
+            if self._left is not None:
+                if len(piece) > self._left:
+                    raise ProtocolError("the server sent more than its Content-Length")
+                self._left -= len(piece)
+            yield piece
+
+    async def read(self, limit: int) -> bytes:
+        """The whole body (an error's message), refused past ``limit`` bytes."""
+        got = bytearray()
+        async for piece in self.pieces():
+            got += piece
+            if len(got) > limit:
+                raise ProtocolError(f"expected at most {limit} bytes, found more")
+        return bytes(got)
+
+    def close(self) -> None:
+        self._body.transport.close()
+
+    async def __aenter__(self) -> Stream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _nothing_read(exc: BaseException) -> bool:
