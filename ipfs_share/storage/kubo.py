@@ -470,6 +470,31 @@ class KuboStorage:
                 found[cid] = _checked_block(cid, parsed, data)
         return found
 
+    async def follow_local(self, cid: str, field: str, hops: int) -> str | None:
+        """One ``dag/resolve`` of ``/ipfs/<cid>/<field>/.../<field>`` offline: the node
+        follows the links itself (in Go, on its blockstore), a request for ``hops`` blocks."""
+        parse_cid(cid)
+        if hops < 1 or not field.isidentifier():
+            raise ValueError(f"expected hops >= 1 and a plain field name, found {hops}, {field!r}")
+        params = [("arg", f"/ipfs/{cid}/" + "/".join([field] * hops)), ("offline", "true")]
+        client = self._lean_client()
+        try:
+            if client is None:
+                doc = await self._json("dag/resolve", params)
+            else:
+                doc = json.loads(await self._lean("dag/resolve", client, params))
+        except (NotFoundError, NodeRequestError):  # a block not held, or no such link
+            return None
+        except ValueError as exc:
+            raise NodeRequestError(f"dag/resolve: expected JSON, found {exc}") from exc
+        found = doc.get("Cid", {}).get("/") if isinstance(doc, dict) else None
+        if not isinstance(found, str) or doc.get("RemPath"):
+            return None
+        try:
+            return normalize_cid(found)
+        except CidInvalidError:
+            return None
+
     def _lean_client(self) -> KeepAliveClient | None:
         if self._blocks is None and self.url.startswith("http://"):
             host, _, port = self.url[len("http://") :].rpartition(":")
