@@ -54,7 +54,13 @@ from ipfs_share.errors import (
     SignatureInvalidError,
 )
 from ipfs_share.formats import dagcbor
-from ipfs_share.formats.cid import DAG_CBOR, MEMO_TTL, SHA2_256, cid_from_digest
+from ipfs_share.formats.cid import (
+    DAG_CBOR,
+    MEMO_TTL,
+    cid_from_digest,
+    cid_string,
+    parse_cid,
+)
 from ipfs_share.formats.dagcbor import Link
 from ipfs_share.formats.memo import Recent
 
@@ -637,9 +643,9 @@ def run_walk(walk: BlockWalk[_T], get_block: Callable[[str], bytes]) -> _T:
 def check_block(cid: str, data: bytes) -> bytes:
     """Return ``data`` if it is the dag-cbor block ``cid`` names; else raise
     :class:`IntegrityError` (a store that lies could otherwise make a DAG loop)."""
-    actual = cid_from_digest(DAG_CBOR, hashlib.sha256(data).digest(), SHA2_256)
-    if actual != cid:
-        raise IntegrityError(f"expected the block {cid}, found bytes of {actual}")
+    actual = _DAG_CBOR_CID_PREFIX + hashlib.sha256(data).digest()
+    if parse_cid(cid).raw != actual:  # binary forms: no text made for a block that matches
+        raise IntegrityError(f"expected the block {cid}, found bytes of {cid_string(actual)}")
     return data
 
 

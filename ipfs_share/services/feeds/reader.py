@@ -56,7 +56,7 @@ from ipfs_share.formats.feed import FeedEntry, FeedWalk, Mark, Resume, head_of_r
 from ipfs_share.formats.ipns import IpnsRecord, verify_record
 from ipfs_share.formats.signed import BlockWalk, check_block
 from ipfs_share.local.state import ReadState, StagedEntry, StateDB
-from ipfs_share.services.feeds.ahead import Ahead
+from ipfs_share.services.feeds.ahead import Ahead, Held
 from ipfs_share.services.feeds.records import keep_record
 from ipfs_share.services.feeds.refs import Feed
 from ipfs_share.storage.base import Storage
@@ -107,6 +107,7 @@ class FeedReader:
         self._now = now
         self.batch = batch
         self.stale_retry = stale_retry
+        self._held = Held()  # entries verified ahead of a walk, kept for the next read
 
     def __repr__(self) -> str:
         return f"FeedReader({self.storage!r})"
@@ -168,7 +169,8 @@ class FeedReader:
                 feed, state, head, seq, data, parsed, apply, deadline, max_backlog, verified
             )
         except (ChainInvalidError, SignatureInvalidError, FormatError):
-            if state.segment is not None:  # it can never connect: forget it
+            now = self.mark(feed)  # progress kept before this read, or by it (a batch)
+            if now is not None and now.segment is not None:  # it can never connect
                 self._state.feeds.drop_progress(feed.name)
             raise
 
@@ -186,7 +188,8 @@ class FeedReader:
         verified: Callable[[Sequence[FeedEntry]], None] | None,
     ) -> FeedUpdate:
         resume = self._resume(feed, state)
-        ahead = Ahead.of(self.storage, feed.kind, feed.accepts, _runs(head, seq, state))
+        runs = _runs(head, seq, state)
+        ahead = Ahead.of(self.storage, feed.kind, feed.accepts, runs, self._held)
         try:
             return await self._walk_from(
                 feed,
