@@ -23,7 +23,6 @@ fetched or verified twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import logging
 from collections import OrderedDict
@@ -160,8 +159,9 @@ class Ahead:
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            (done,) = await asyncio.gather(self._task, return_exceptions=True)
+            if isinstance(done, Exception):  # a defect here must not fail the read
+                log.warning("fetching feed entries ahead failed: %r", done)
 
     async def _go(self) -> None:
         anchors = asyncio.ensure_future(self._anchors())
