@@ -55,12 +55,20 @@ FAST: dict[str, Any] = {"passphrase": lambda _: b"pw", "kdf": KdfParams.fastest(
 
 
 class Counting:
-    """Wraps a storage's block_get and block_get_local and counts the blocks asked for."""
+    """Wraps a storage's block_get and block_get_local and counts the blocks asked for
+    (``n``), and its follow_local calls (``resolves``: each one request, the node
+    following up to 1,024 links on its own)."""
 
     def __init__(self, store: KuboStorage) -> None:
         self.n = 0
+        self.resolves = 0
         inner: Callable[..., Awaitable[bytes]] = store.block_get
         inner_local: Callable[..., Awaitable[dict[str, bytes]]] = store.block_get_local
+        inner_follow: Callable[..., Awaitable[str | None]] = store.follow_local
+
+        async def follow_local(cid: str, field: str, hops: int) -> str | None:
+            self.resolves += 1
+            return await inner_follow(cid, field, hops)
 
         async def block_get(cid: str, **kw: Any) -> bytes:
             self.n += 1
@@ -72,6 +80,7 @@ class Counting:
 
         store.block_get = block_get  # type: ignore[method-assign]
         store.block_get_local = block_get_local  # type: ignore[method-assign]
+        store.follow_local = follow_local  # type: ignore[method-assign]
 
 
 class Chain:
@@ -146,7 +155,7 @@ def _cpu_of(pid: int) -> float:
 
 async def _first_sync(mesh: Mesh, counter: Counting, sender: str, kubo: int) -> dict[str, Any]:
     """Sync until every entry is delivered (a long chain may take more than one sync)."""
-    counter.n = 0
+    counter.n = counter.resolves = 0
     start, cpu, kubo_cpu = time.perf_counter(), time.process_time(), _cpu_of(kubo)
     load = os.getloadavg()[0]
     syncs = delivered = 0
@@ -159,6 +168,7 @@ async def _first_sync(mesh: Mesh, counter: Counting, sender: str, kubo: int) -> 
         "seconds": round(seconds, 3),
         "syncs": syncs,
         "blocks": counter.n,
+        "resolves": counter.resolves,
         "per_entry_ms": round(seconds / ENTRIES * 1000, 3),
         "cpu_seconds": round(time.process_time() - cpu, 3),
         "kubo_cpu_seconds": round(_cpu_of(kubo) - kubo_cpu, 3),
