@@ -322,8 +322,13 @@ async def test_node_info_and_capabilities(store: Storage) -> None:
 
 
 async def test_follow_local_names_the_block_hops_links_below_and_none_past_the_chain(
-    store: Storage,
+    store: Storage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Kubo looks for a block it lacks on the network even offline: the wait is bounded
+    (kubo.FOLLOW_TIMEOUT), and then the answer is None like the others'."""
+    from ipfs_share.storage import kubo
+
+    monkeypatch.setattr(kubo, "FOLLOW_TIMEOUT", 0.5)
     chain = [await store.block_put(dagcbor.encode({"prev": None, "n": 0}), codec="dag-cbor")]
     for n in range(1, 6):
         block = dagcbor.encode({"prev": dagcbor.Link(chain[-1]), "n": n})

@@ -104,6 +104,8 @@ class Ahead:
         self._pending: set[str] = set()  # the next CID of every run not done
         self._taken: FeedEntry | None = None  # the block the walk was given last
         self._changed = asyncio.Event()
+        self._first = asyncio.Event()  # set once the tops of the runs were asked for
+        self._local: set[str] = set()  # ... and those the node holds
         self._anchoring = True
         depth = 0
         for start, count in self._runs:  # the top of each run is known already
@@ -181,9 +183,13 @@ class Ahead:
         the other, then the anchors between two of those, all such stretches at once."""
         stretches: list[asyncio.Task[None]] = []
         try:
+            await self._first.wait()  # which tops the node holds: below the others, nothing
             depth = 0
             for cid, count in self._runs:
                 top, left = depth, count
+                if cid not in self._local:
+                    depth = top + count
+                    continue
                 while True:
                     stretch = min(left, FAR * SPAN)
                     stretches.append(asyncio.ensure_future(self._spans(cid, depth, stretch)))
@@ -251,9 +257,12 @@ class Ahead:
                     except (IpfsShareError, ValueError):  # the walk meets it and says why
                         continue
                     self._held.put(entry, self._signers)
+                if not self._first.is_set():  # a top the node holds: anchors below it
+                    self._local.add(run.next)
                 run.left -= 1
                 if run.left > 0 and entry.prev is not None:
                     run.next = entry.prev
                     self._pending.add(run.next)
                     self._active.append(run)
+            self._first.set()
             self._wake()
