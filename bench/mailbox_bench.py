@@ -19,9 +19,10 @@ many blocks behind 10 entries as behind 10,000.
 
 Targets (issues 6 and 14): the first sync of 10,000 entries under 5 s; the "+1" sync reads
 a constant number of blocks and takes < 5% of the first. The machine this runs on may be
-shared: ``cpu_seconds`` is this process's CPU time for the first sync, and
-``load_average`` the machine's load when it ran. Set MAILBOX_BENCH_ENTRIES for another
-size (100000: the chain of issue 9; building it takes minutes).
+shared: ``cpu_seconds`` is this process's CPU time for the first sync,
+``kubo_cpu_seconds`` the node's (from /proc), and ``load_average`` the machine's load when
+it ran. Set MAILBOX_BENCH_ENTRIES for another size (100000: the chain of issue 9; building
+it takes minutes).
 """
 
 from __future__ import annotations
@@ -54,12 +55,20 @@ FAST: dict[str, Any] = {"passphrase": lambda _: b"pw", "kdf": KdfParams.fastest(
 
 
 class Counting:
-    """Wraps a storage's block_get and block_get_local and counts the blocks asked for."""
+    """Wraps a storage's block_get and block_get_local and counts the blocks asked for
+    (``n``), and its follow_local calls (``resolves``: each one request, the node
+    following up to 1,024 links on its own)."""
 
     def __init__(self, store: KuboStorage) -> None:
         self.n = 0
+        self.resolves = 0
         inner: Callable[..., Awaitable[bytes]] = store.block_get
         inner_local: Callable[..., Awaitable[dict[str, bytes]]] = store.block_get_local
+        inner_follow: Callable[..., Awaitable[str | None]] = store.follow_local
+
+        async def follow_local(cid: str, field: str, hops: int) -> str | None:
+            self.resolves += 1
+            return await inner_follow(cid, field, hops)
 
         async def block_get(cid: str, **kw: Any) -> bytes:
             self.n += 1
@@ -71,6 +80,7 @@ class Counting:
 
         store.block_get = block_get  # type: ignore[method-assign]
         store.block_get_local = block_get_local  # type: ignore[method-assign]
+        store.follow_local = follow_local  # type: ignore[method-assign]
 
 
 class Chain:
@@ -137,10 +147,16 @@ async def _timed_sync(mesh: Mesh, counter: Counting, sender: str) -> tuple[float
     return time.perf_counter() - start, counter.n, len(new)
 
 
-async def _first_sync(mesh: Mesh, counter: Counting, sender: str) -> dict[str, Any]:
+def _cpu_of(pid: int) -> float:
+    """CPU seconds (user + system) the process ``pid`` has used, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _first_sync(mesh: Mesh, counter: Counting, sender: str, kubo: int) -> dict[str, Any]:
     """Sync until every entry is delivered (a long chain may take more than one sync)."""
-    counter.n = 0
-    start, cpu = time.perf_counter(), time.process_time()
+    counter.n = counter.resolves = 0
+    start, cpu, kubo_cpu = time.perf_counter(), time.process_time(), _cpu_of(kubo)
     load = os.getloadavg()[0]
     syncs = delivered = 0
     while delivered < ENTRIES and syncs < 100:
@@ -152,13 +168,15 @@ async def _first_sync(mesh: Mesh, counter: Counting, sender: str) -> dict[str, A
         "seconds": round(seconds, 3),
         "syncs": syncs,
         "blocks": counter.n,
+        "resolves": counter.resolves,
         "per_entry_ms": round(seconds / ENTRIES * 1000, 3),
         "cpu_seconds": round(time.process_time() - cpu, 3),
+        "kubo_cpu_seconds": round(_cpu_of(kubo) - kubo_cpu, 3),
         "load_average": round(load, 2),
     }
 
 
-async def _measure(api: str, tmp: Path) -> dict[str, Any]:
+async def _measure(api: str, tmp: Path, kubo: int) -> dict[str, Any]:
     alice, alice_keys = await _person(api, tmp / "alice", "alice")
     carol, carol_keys = await _person(api, tmp / "carol", "carol")
     bob, bob_keys = await _person(api, tmp / "bob", "bob")
@@ -168,7 +186,7 @@ async def _measure(api: str, tmp: Path) -> dict[str, Any]:
         big = Chain(alice.storage, alice_keys, bob_keys)  # type: ignore[arg-type]
         await big.extend(ENTRIES)
         build = time.perf_counter() - build
-        first = await _first_sync(bob, counter, alice_keys.did)
+        first = await _first_sync(bob, counter, alice_keys.did, kubo)
         first_s = first["seconds"]
         _, verified_blocks, none_new = await _timed_sync(bob, counter, alice_keys.did)
         assert none_new == 0
@@ -224,7 +242,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         daemon.start()
         try:
             node = daemon.wait_ready(timeout=60)
-            result = asyncio.run(_measure(node.api_url, Path(tmp)))
+            result = asyncio.run(_measure(node.api_url, Path(tmp), node.pid))
         finally:
             daemon.stop()
     return {"bench": "mailbox", **result}

@@ -9,7 +9,7 @@ import asyncio
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ from ipfs_share.formats.mailbox import MAILBOX_FEED, MailboxEntry, make_entry
 from ipfs_share.formats.signed import block_of, did_key
 from ipfs_share.local.state import DB_FILE, StateDB
 from ipfs_share.node.daemon import RunningNode
-from ipfs_share.services.feeds import Batch, Feed, FeedReader, FeedWriter
+from ipfs_share.services.feeds import Batch, Feed, FeedReader, FeedWriter, ahead
 from ipfs_share.storage.kubo import KuboStorage
 from ipfs_share.storage.timed import Deadlines, TimedStorage
 
@@ -42,15 +42,22 @@ FAST: dict[str, Any] = {"passphrase": lambda _: b"pw", "kdf": KdfParams.fastest(
 
 
 class Counting(TimedStorage):
-    """A real storage with a counter on the blocks read through it."""
+    """A real storage with a counter on the blocks read through it (one by one, and many
+    at once: ``ahead`` of them)."""
 
     def __init__(self, storage: Any) -> None:
         super().__init__(storage)
         self.reads = 0
+        self.ahead = 0
 
     async def block_get(self, cid: str) -> bytes:
         self.reads += 1
         return await super().block_get(cid)
+
+    async def block_get_local(self, cids: Sequence[str]) -> dict[str, bytes]:
+        self.reads += len(cids)
+        self.ahead += len(cids)
+        return await super().block_get_local(cids)
 
 
 @pytest.fixture
@@ -106,8 +113,11 @@ async def test_a_long_read_cut_by_deadlines_fetches_every_entry_once(
         assert cut < 500
     assert cut >= 1  # the deadline did cut it, and it went on from there
     assert [e.seq for e in update.new] == list(range(1200))
-    # Each entry once, plus at most the one in flight at each cut (read again next time).
-    assert counted.reads <= 1200 + cut
+    # Each entry once, fetched ahead (what a cut read fetched and did not walk is kept
+    # for the next), plus at most what was in flight at each cut: one round of the
+    # fetch ahead and the walk's own block.
+    assert counted.ahead >= 1000
+    assert counted.reads <= 1200 + cut * (ahead.RUNS + 1)
     counted.reads = 0
     again = await reader.read(feed)  # over the verified chain: nothing read
     assert again.new == () and counted.reads == 0
@@ -204,6 +214,86 @@ async def test_entries_the_feeds_signer_did_not_sign_are_refused_and_change_noth
     after = state.feeds.read(feed.name)
     assert after is not None and after.mark == Mark.of(good[-1]) and after.segment is None
     assert state.feeds.staged(feed.name) == []
+
+
+@pytest.mark.parametrize("bad", ["another_signer", "gap", None])
+async def test_a_long_chain_fetched_ahead_is_verified_entry_by_entry(
+    store: KuboStorage, tmp_path: Path, bad: str | None
+) -> None:
+    """A long backlog is fetched ahead of the walk, many entries at once: an entry deep
+    below the head signed by another key, or a gap there, is refused all the same, and
+    nothing is kept; the honest chain reads whole, every entry once."""
+    from ipfs_share.crypto.labels import LABEL_MAILBOX_ENTRY
+    from ipfs_share.errors import ChainInvalidError, SignatureInvalidError
+    from ipfs_share.formats import dagcbor
+    from ipfs_share.formats.dagcbor import Link
+
+    alice, mallory = SigningKey.generate(), SigningKey.generate()
+    feed = chain_feed(alice)
+    n = 3 * ahead.SPAN + 40
+    base = await publish_chain(store, alice, 90)
+    if bad is None:
+        middle = make_entry(alice, base[-1], capsule=block_of({"capsule": 1}).cid, sent=1)
+    else:
+        body = {
+            "v": 1,
+            "seq": base[-1].seq + (2 if bad == "gap" else 1),
+            "prev": Link(base[-1].cid),
+            "sender": feed.signer,
+            "sent": 1,
+            "capsule": Link(block_of({"capsule": 1}).cid),
+        }
+        key = mallory if bad == "another_signer" else alice
+        body["sig"] = key.sign(LABEL_MAILBOX_ENTRY + dagcbor.encode(body))
+        middle = MAILBOX_FEED.read(dagcbor.encode(body), None).value
+    await store.block_put(middle.data, codec="dag-cbor")
+    top = await publish_chain(store, alice, n - 91, start=middle)  # honest above it
+    counted = Counting(store)
+    state = StateDB(tmp_path)
+    reader = FeedReader(counted, state, batch=50)
+    if bad is None:
+        update = await reader.read(feed)
+        assert [e.cid for e in update.new] == [e.cid for e in [*base, middle, *top]]
+        assert counted.ahead >= n - 2 * ahead.SPAN and counted.reads == n  # each once
+        return
+    expected = SignatureInvalidError if bad == "another_signer" else ChainInvalidError
+    with pytest.raises(expected):
+        await reader.read(feed)
+    assert counted.ahead >= n - 91  # the path under test: blocks fetched ahead
+    kept = state.feeds.read(feed.name)  # no mark, no progress kept
+    assert kept is None or (kept.mark is None and kept.segment is None)
+    assert state.feeds.staged(feed.name) == []
+
+
+def test_entries_held_ahead_for_one_feed_are_verified_again_for_another() -> None:
+    """A reader keeps the entries it verified ahead (for its next read) by CID, with the
+    signers they were verified under: the walk of a feed with other signers that reaches
+    the same block does not take them (it fetches and verifies the block itself)."""
+    from ipfs_share.formats.feed import Only
+
+    alice = SigningKey.generate()
+    entry = make_entry(alice, None, capsule=block_of({"capsule": 1}).cid, sent=1)
+    verified = MAILBOX_FEED.read(entry.data, Only(did_key(alice.public_key)))
+    held = ahead.Held()
+    held.put(verified, Only(did_key(alice.public_key)))
+    assert held.get(entry.cid, Only(did_key(SigningKey.generate().public_key))) is None
+    assert held.get(entry.cid, Only(did_key(alice.public_key))) is verified
+
+
+async def test_a_chain_not_on_the_readers_node_is_walked_one_entry_after_the_other(
+    kubo_pair: tuple[RunningNode, RunningNode], tmp_path: Path
+) -> None:
+    """The sender's chain is only on the other node: the reader's node holds none of it,
+    so nothing is fetched ahead, and the walk fetches every entry over the network."""
+    key = SigningKey.generate()
+    async with await KuboStorage.connect(kubo_pair[0].api_url) as theirs:
+        entries = await publish_chain(theirs, key, 2 * ahead.SPAN + 10)
+        record = await theirs.ipns_get(chain_feed(key).name)
+    async with await KuboStorage.connect(kubo_pair[1].api_url) as ours:
+        counted = Counting(ours)
+        update = await FeedReader(counted, StateDB(tmp_path)).read(chain_feed(key), record=record)
+        assert [e.cid for e in update.new] == [e.cid for e in entries]
+        assert counted.reads - counted.ahead == len(entries)  # each one by one
 
 
 WRITER = """

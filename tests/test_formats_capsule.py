@@ -321,3 +321,14 @@ def test_the_spec_stands_alone() -> None:
     """docs/spec is normative on its own: it cites no design note outside the repository."""
     for doc in sorted(SPEC.glob("*.md")):
         assert "DESIGN" not in doc.read_text(encoding="utf-8"), doc.name
+
+
+@pytest.mark.parametrize("recipients", [1, 3, 40])
+def test_the_terms_cut_from_a_capsules_bytes_are_the_terms_encoded_again(recipients: int) -> None:
+    """A decoded capsule's terms digest comes from its bytes with the commit and sig pairs
+    cut out; it is the digest of the map without them, encoded again."""
+    made = _capsule(recipients=[EncryptionKey.generate().public_key for _ in range(recipients)])
+    got = decode_capsule(made.data)
+    fields = dagcbor.decode(made.data)
+    assert got.terms == capsule_module.terms_digest(fields)  # encoded again
+    assert got.terms == capsule_module.terms_digest(fields, made.data)

@@ -319,3 +319,23 @@ async def test_node_info_and_capabilities(store: Storage) -> None:
     assert caps.ipns_put
     if store.backend in ("kubo", "cluster"):
         assert caps.pubsub and caps.ipns_over_pubsub  # the test nodes enable both
+
+
+async def test_follow_local_names_the_block_hops_links_below_and_none_past_the_chain(
+    store: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kubo looks for a block it lacks on the network even offline: the wait is bounded
+    (kubo.FOLLOW_TIMEOUT), and then the answer is None like the others'."""
+    from ipfs_share.storage import kubo
+
+    monkeypatch.setattr(kubo, "FOLLOW_TIMEOUT", 0.5)
+    chain = [await store.block_put(dagcbor.encode({"prev": None, "n": 0}), codec="dag-cbor")]
+    for n in range(1, 6):
+        block = dagcbor.encode({"prev": dagcbor.Link(chain[-1]), "n": n})
+        chain.append(await store.block_put(block, codec="dag-cbor"))
+    assert await store.follow_local(chain[5], "prev", 1) == chain[4]
+    assert await store.follow_local(chain[5], "prev", 5) == chain[0]
+    assert await store.follow_local(chain[5], "prev", 6) is None  # seq 0 has no link
+    assert await store.follow_local(chain[5], "other", 1) is None
+    absent = dagcbor.encode({"prev": dagcbor.Link(chain[5]), "n": 6})
+    assert await store.follow_local(cid_for(DAG_CBOR, absent), "prev", 1) is None  # not held

@@ -65,6 +65,7 @@ from ipfs_share.formats.signed import (
     block_from_bytes,
     boolean,
     bytes_of,
+    bytes_pair,
     closed_map,
     dag_cbor_cid_bytes,
     decode_signed,
@@ -78,6 +79,7 @@ from ipfs_share.formats.signed import (
     sign_object,
     text,
     uint,
+    without_pairs,
 )
 from ipfs_share.times import iso
 
@@ -254,10 +256,16 @@ class Capability:
 # --- the commitment -----------------------------------------------------------------------
 
 
-def terms_digest(fields: Mapping[str, Any]) -> bytes:
+def terms_digest(fields: Mapping[str, Any], data: bytes | None = None) -> bytes:
     """SHA-256 of the canonical dag-cbor of a capsule map without ``commit`` and ``sig``:
     what the commitment covers (``v``, content, issuer, stanzas, created, expires, perms,
-    policy, cap, replaces)."""
+    policy, cap, replaces). ``data``: the capsule's canonical bytes, if at hand (the two
+    pairs are then cut out of them instead of the map being encoded again)."""
+    if data is not None and "sig" in fields:
+        pairs = [bytes_pair("commit", fields["commit"]), bytes_pair("sig", fields["sig"])]
+        cut = without_pairs(data, pairs)
+        if cut is not None:
+            return hashlib.sha256(cut).digest()
     terms = {k: v for k, v in fields.items() if k not in ("commit", "sig")}
     return hashlib.sha256(dagcbor.encode(terms)).digest()
 
@@ -361,7 +369,7 @@ def decode_capsule(data: bytes, *, issuer: str | None = None) -> Capsule:
         commit=fields["commit"],
         cid=block.cid,
         data=block.data,
-        terms=terms_digest(fields),
+        terms=terms_digest(fields, data),
         replaces=None if replaces is None else cid_string(replaces),
         version=fields["v"],
     )

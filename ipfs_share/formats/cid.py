@@ -16,6 +16,7 @@ True
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import re
 from dataclasses import dataclass
@@ -115,7 +116,10 @@ MEMO_TTL = 60.0
 
 
 def _encode_b32(data: bytes) -> str:
-    return "b" + base64.b32encode(data).decode("ascii").rstrip("=").lower()
+    text = "b" + base64.b32encode(data).decode("ascii").rstrip("=").lower()
+    with contextlib.suppress(CidInvalidError):  # the text is parsed next, as a rule
+        _parse_base32.remember(text, _parse_binary(data, text))
+    return text
 
 
 _b32 = Recent(_encode_b32, size=MEMO_SIZE, ttl=MEMO_TTL)

@@ -21,7 +21,6 @@ ipfs_share.errors.FormatError: expected canonical dag-cbor, found a non-canonica
 
 from __future__ import annotations
 
-import base64
 import math
 import struct
 from collections.abc import Callable
@@ -31,7 +30,7 @@ import cbor2
 
 from ipfs_share.basex import b58encode
 from ipfs_share.errors import FormatError
-from ipfs_share.formats.cid import DAG_CBOR, cid_for, parse_cid
+from ipfs_share.formats.cid import DAG_CBOR, cid_for, cid_string, parse_cid
 from ipfs_share.formats.protobuf import read_varint
 
 __all__ = ["MAX_BLOCK_SIZE", "MAX_DEPTH", "Link", "cid_of", "decode", "decode_trusted", "encode"]
@@ -100,8 +99,8 @@ class Link:
             raw = self._raw
             if len(raw) == 34 and raw.startswith(_SHA2_256_V0_PREFIX):
                 text = b58encode(raw)
-            else:
-                text = "b" + base64.b32encode(raw).decode("ascii").rstrip("=").lower()
+            else:  # remembered: the text of a link is parsed again soon (a fetch by it)
+                text = cid_string(raw)
             object.__setattr__(self, "_text", text)
             return text
 

@@ -141,6 +141,9 @@ class FeedKind:
     pin of each entry, for kinds whose entries link to things pinned or unpinned on their
     own (a mailbox entry links to a capsule, which links to content that a revoke may
     unpin). ``step(older, newer)`` checks a kind's own rule between consecutive entries.
+    ``prev_field``: the name of the dag-cbor field that holds ``prev`` in an entry's
+    block, for a reader that asks its node where the chain is far below the head (None:
+    the reader walks one entry after the other).
     """
 
     name: str
@@ -149,6 +152,7 @@ class FeedKind:
     history: bool = True
     pin: Literal["head", "entries"] = "entries"
     step: Callable[[FeedEntry, FeedEntry], None] | None = None
+    prev_field: str | None = None
 
 
 _KINDS: dict[str, FeedKind] = {}

@@ -410,7 +410,14 @@ def feed_entry(entry: MailboxEntry) -> feed.FeedEntry:
 
 
 MAILBOX_FEED: Final = feed.register(
-    feed.FeedKind(name="mailbox", read=_feed_entry, linked=True, history=True, pin="entries")
+    feed.FeedKind(
+        name="mailbox",
+        read=_feed_entry,
+        linked=True,
+        history=True,
+        pin="entries",
+        prev_field="prev",
+    )
 )
 
 

@@ -81,6 +81,13 @@ class Recent(Generic[K, V]):
         self._previous, self._current = ({} if stale else self._current), {}
         self._turn_at = now + self.ttl
 
+    def remember(self, key: K, value: V) -> None:
+        """Keep ``value`` as the result for ``key`` (known by other means: the inverse of
+        another memo's function)."""
+        if len(self._current) >= self.size:
+            self._turn()
+        self._current[key] = value
+
     def keys(self) -> list[K]:
         """What is remembered now."""
         return [*self._previous, *self._current]

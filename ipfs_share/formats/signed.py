@@ -41,7 +41,7 @@ the CID they need and receive its bytes, so the same pure logic serves a synchro
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
@@ -54,7 +54,13 @@ from ipfs_share.errors import (
     SignatureInvalidError,
 )
 from ipfs_share.formats import dagcbor
-from ipfs_share.formats.cid import DAG_CBOR, MEMO_TTL, SHA2_256, cid_from_digest
+from ipfs_share.formats.cid import (
+    DAG_CBOR,
+    MEMO_TTL,
+    cid_from_digest,
+    cid_string,
+    parse_cid,
+)
 from ipfs_share.formats.dagcbor import Link
 from ipfs_share.formats.memo import Recent
 
@@ -72,6 +78,7 @@ __all__ = [
     "block_of",
     "boolean",
     "bytes_of",
+    "bytes_pair",
     "check_block",
     "closed_map",
     "decode_signed",
@@ -91,6 +98,7 @@ __all__ = [
     "sign_object",
     "text",
     "uint",
+    "without_pairs",
 ]
 
 VERSION: Final = 1
@@ -437,28 +445,69 @@ def decode_signed_any(
 
 
 # The "sig" pair of a signed map as canonical dag-cbor writes it: the text "sig", then the
-# head of a 64-byte byte string (the signature follows).
+# head of a 64-byte byte string (the signature follows): bytes_pair("sig", sig)[:6].
 _SIG_PAIR: Final = b"\x63sig\x58\x40"
 
 
 def _unsigned(data: bytes, value: dict[str, Any]) -> bytes:
     """What the signature of ``value`` covers: the canonical bytes of the map without
-    ``"sig"``. ``data`` is ``value``'s canonical encoding (the decoder proved it), so that
-    is ``data`` with the one ``"sig"`` pair cut out and the map's count one less: the other
-    pairs keep their bytes and their order. The cut is made only where the pair's bytes,
-    signature included, occur exactly once in ``data`` (then that occurrence is the pair)
-    and the count fits the one-byte head; otherwise the map is encoded again.
+    ``"sig"`` (:func:`without_pairs`, else the map encoded again).
 
     >>> body = {"by": "me", "v": 1}
     >>> signed = dagcbor.encode({**body, "sig": bytes(64)})
     >>> _unsigned(signed, dagcbor.decode(signed)) == dagcbor.encode(body)
     True
     """
-    pair = _SIG_PAIR + value["sig"]
-    at = data.find(pair)
-    if 0xA1 <= data[0] <= 0xB7 and at > 0 and data.find(pair, at + 1) < 0:
-        return bytes((data[0] - 1,)) + data[1:at] + data[at + len(pair) :]
+    cut = without_pairs(data, [_SIG_PAIR + value["sig"]])
+    if cut is not None:
+        return cut
     return dagcbor.encode({k: v for k, v in value.items() if k != "sig"})
+
+
+def bytes_pair(key: str, value: bytes) -> bytes:
+    """A map pair ``key: value`` (a byte string) as canonical dag-cbor writes it, for
+    :func:`without_pairs` (keys under 24 bytes, values under 256).
+
+    >>> bytes_pair("sig", bytes(64))[:6] == _SIG_PAIR
+    True
+    """
+    name = key.encode()
+    assert len(name) < 24 and len(value) < 256
+    head = bytes((0x40 + len(value),)) if len(value) < 24 else bytes((0x58, len(value)))
+    return bytes((0x60 + len(name),)) + name + head + value
+
+
+def without_pairs(data: bytes, pairs: Sequence[bytes]) -> bytes | None:
+    """The canonical bytes of a map without some of its pairs, cut from its canonical
+    encoding ``data`` (the decoder proved it canonical): the other pairs keep their bytes
+    and their order, the count is less by as many. Each pair's bytes (its key, then its
+    value: a signature, a commitment) must occur exactly once in ``data`` (then that
+    occurrence is the pair), and the count fit the one-byte head; else None (encode the
+    map again).
+
+    >>> m = dagcbor.encode({"a": 1, "commit": bytes(32), "sig": bytes(64)})
+    >>> cut = without_pairs(m, [bytes_pair("sig", bytes(64)), bytes_pair("commit", bytes(32))])
+    >>> cut == dagcbor.encode({"a": 1})
+    True
+    """
+    if not data or not 0xA0 + len(pairs) <= data[0] <= 0xB7:
+        return None
+    spans: list[tuple[int, int]] = []
+    for pair in pairs:
+        at = data.find(pair)
+        if at <= 0 or data.find(pair, at + 1) >= 0:
+            return None
+        spans.append((at, at + len(pair)))
+    spans.sort()
+    out = [bytes((data[0] - len(pairs),))]
+    start = 1
+    for at, end in spans:
+        if at < start:  # overlapping: not two pairs
+            return None
+        out.append(data[start:at])
+        start = end
+    out.append(data[start:])
+    return b"".join(out)
 
 
 def decode_structure(schemas: tuple[Schema, ...], data: bytes) -> tuple[Schema, dict[str, Any]]:
@@ -637,9 +686,9 @@ def run_walk(walk: BlockWalk[_T], get_block: Callable[[str], bytes]) -> _T:
 def check_block(cid: str, data: bytes) -> bytes:
     """Return ``data`` if it is the dag-cbor block ``cid`` names; else raise
     :class:`IntegrityError` (a store that lies could otherwise make a DAG loop)."""
-    actual = cid_from_digest(DAG_CBOR, hashlib.sha256(data).digest(), SHA2_256)
-    if actual != cid:
-        raise IntegrityError(f"expected the block {cid}, found bytes of {actual}")
+    actual = _DAG_CBOR_CID_PREFIX + hashlib.sha256(data).digest()
+    if parse_cid(cid).raw != actual:  # binary forms: no text made for a block that matches
+        raise IntegrityError(f"expected the block {cid}, found bytes of {cid_string(actual)}")
     return data
 
 

@@ -188,6 +188,14 @@ class Storage(Protocol):
         them (Kubo pipelines the requests)."""
         ...
 
+    async def follow_local(self, cid: str, field: str, hops: int) -> str | None:
+        """The CID reached from the dag-cbor block ``cid`` by following the link named
+        ``field`` ``hops`` times, through blocks stored locally (no network fetch); None
+        when a block on the way is not held or has no such link. A hint, not a proof: a
+        caller fetches what it names by CID and checks it (a reader learns where a chain
+        is far below its head and walks the parts side by side)."""
+        ...
+
     # -- files (UnixFS, streamed) ---------------------------------------------------------
     async def add(
         self,

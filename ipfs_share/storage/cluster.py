@@ -263,6 +263,14 @@ class ClusterStorage:
             found.update(await node.block_get_local(missing))
         return found
 
+    async def follow_local(self, cid: str, field: str, hops: int) -> str | None:
+        """:meth:`KuboStorage.follow_local` on the cluster's Kubo nodes, the first that can."""
+        for node in self.kubo:
+            found = await node.follow_local(cid, field, hops)
+            if found is not None:
+                return found
+        return None
+
     async def block_has(self, cid: str) -> bool:
         """True if any of the cluster's Kubo nodes holds the block (no network fetch)."""
         parse_cid(cid)

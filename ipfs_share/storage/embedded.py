@@ -203,6 +203,21 @@ class EmbeddedStorage:
                 found[cid] = self._get_block_sync(cid)
         return found
 
+    async def follow_local(self, cid: str, field: str, hops: int) -> str | None:
+        return await asyncio.to_thread(self._follow_sync, cid, field, hops)
+
+    def _follow_sync(self, cid: str, field: str, hops: int) -> str | None:
+        for _ in range(hops):
+            try:
+                node = dagcbor.decode(self._get_block_sync(cid))
+            except (NotFoundError, FormatError):
+                return None
+            link = node.get(field) if isinstance(node, dict) else None
+            if not isinstance(link, dagcbor.Link):
+                return None
+            cid = link.cid
+        return cid
+
     # -- files ----------------------------------------------------------------------------
     async def add(
         self,

@@ -88,6 +88,9 @@ log = logging.getLogger("ipfs_share.kubo")
 MIN_KUBO_VERSION = (0, 40, 0)
 
 PIPELINE = 64  # block/get requests written at once by block_get_local
+# Kubo (0.43) resolves a path's links online even when asked offline: a block on the way
+# that the node lacks is looked for on the network. follow_local gives up after this.
+FOLLOW_TIMEOUT = 5.0
 _UPLOAD_PIECE = 1024 * 1024  # how we slice a bytes source for the request body
 _RAW_STREAM_MIN = 1 << 20  # a cat of this many bytes or more goes over HTTP/1.0 (_cat_raw)
 _T = TypeVar("_T")
@@ -517,6 +520,38 @@ class KuboStorage:
                     continue
                 found[cid] = _checked_block(cid, parsed, data)
         return found
+
+    async def follow_local(self, cid: str, field: str, hops: int) -> str | None:
+        """One ``dag/resolve`` of ``/ipfs/<cid>/<field>/.../<field>``: the node follows the
+        links itself (in Go, on its blockstore), a request for ``hops`` blocks. Kubo looks
+        for a block it lacks on the network even offline, so the request ends after
+        :data:`FOLLOW_TIMEOUT` (then None); a caller asks only below a block the node
+        was found to hold."""
+        parse_cid(cid)
+        if hops < 1 or not field.isidentifier():
+            raise ValueError(f"expected hops >= 1 and a plain field name, found {hops}, {field!r}")
+        params = [
+            ("arg", f"/ipfs/{cid}/" + "/".join([field] * hops)),
+            ("offline", "true"),
+            ("timeout", f"{FOLLOW_TIMEOUT}s"),
+        ]
+        client = self._lean_client()
+        try:
+            if client is None:
+                doc = await self._json("dag/resolve", params)
+            else:
+                doc = json.loads(await self._lean("dag/resolve", client, params))
+        except (NotFoundError, NodeRequestError):  # a block not held, or no such link
+            return None
+        except ValueError as exc:
+            raise NodeRequestError(f"dag/resolve: expected JSON, found {exc}") from exc
+        found = doc.get("Cid", {}).get("/") if isinstance(doc, dict) else None
+        if not isinstance(found, str) or doc.get("RemPath"):
+            return None
+        try:
+            return normalize_cid(found)
+        except CidInvalidError:
+            return None
 
     def _lean_client(self) -> KeepAliveClient | None:
         if self._blocks is None and self.url.startswith("http://"):

@@ -144,6 +144,13 @@ class TimedStorage:
             self.inner.block_get_local(cids),
         )
 
+    async def follow_local(self, cid: str, field: str, hops: int) -> str | None:
+        return await self._timed(
+            self.deadlines.block,
+            f"dag/resolve {cid} ({hops} x {field})",
+            self.inner.follow_local(cid, field, hops),
+        )
+
     async def block_has(self, cid: str) -> bool:
         return await self._timed(
             self.deadlines.block, f"block/stat {cid}", self.inner.block_has(cid)

@@ -56,6 +56,7 @@ from ipfs_share.formats.feed import FeedEntry, FeedWalk, Mark, Resume, head_of_r
 from ipfs_share.formats.ipns import IpnsRecord, verify_record
 from ipfs_share.formats.signed import BlockWalk, check_block
 from ipfs_share.local.state import ReadState, StagedEntry, StateDB
+from ipfs_share.services.feeds.ahead import Ahead, Held
 from ipfs_share.services.feeds.records import keep_record
 from ipfs_share.services.feeds.refs import Feed
 from ipfs_share.storage.base import Storage
@@ -106,6 +107,7 @@ class FeedReader:
         self._now = now
         self.batch = batch
         self.stale_retry = stale_retry
+        self._held = Held()  # entries verified ahead of a walk, kept for the next read
 
     def __repr__(self) -> str:
         return f"FeedReader({self.storage!r})"
@@ -167,7 +169,8 @@ class FeedReader:
                 feed, state, head, seq, data, parsed, apply, deadline, max_backlog, verified
             )
         except (ChainInvalidError, SignatureInvalidError, FormatError):
-            if state.segment is not None:  # it can never connect: forget it
+            now = self.mark(feed)  # progress kept before this read, or by it (a batch)
+            if now is not None and now.segment is not None:  # it can never connect
                 self._state.feeds.drop_progress(feed.name)
             raise
 
@@ -185,10 +188,46 @@ class FeedReader:
         verified: Callable[[Sequence[FeedEntry]], None] | None,
     ) -> FeedUpdate:
         resume = self._resume(feed, state)
+        runs = _runs(head, seq, state)
+        ahead = Ahead.of(self.storage, feed.kind, feed.accepts, runs, self._held)
+        try:
+            return await self._walk_from(
+                feed,
+                state,
+                head,
+                seq,
+                data,
+                parsed,
+                apply,
+                deadline,
+                max_backlog,
+                verified,
+                resume,
+                ahead,
+            )
+        finally:
+            if ahead is not None:
+                await ahead.close()
+
+    async def _walk_from(
+        self,
+        feed: Feed,
+        state: ReadState,
+        head: str,
+        seq: int,
+        data: bytes,
+        parsed: IpnsRecord,
+        apply: Apply | None,
+        deadline: float | None,
+        max_backlog: int | None,
+        verified: Callable[[Sequence[FeedEntry]], None] | None,
+        resume: Resume | None,
+        ahead: Ahead | None,
+    ) -> FeedUpdate:
         here: dict[int, FeedEntry] = {}  # verified by this read
         while True:
             walk = feeds.walk(
-                feed.kind,
+                feed.kind if ahead is None else ahead.kind,
                 head,
                 signers=feed.accepts,
                 record_seq=seq,
@@ -197,7 +236,7 @@ class FeedReader:
                 budget=self.batch,
                 max_backlog=max_backlog,
             )
-            found, stopped = await self._drive(walk, deadline)
+            found, stopped = await self._drive(walk, deadline, ahead)
             here.update((e.seq, e) for e in found.entries)
             if verified is not None and found.entries:
                 verified(found.entries)
@@ -214,17 +253,20 @@ class FeedReader:
                 return FeedUpdate(feed, self.held(feed, state), complete=False, record=data)
 
     async def _drive(
-        self, walk: BlockWalk[FeedWalk], deadline: float | None
+        self, walk: BlockWalk[FeedWalk], deadline: float | None, ahead: Ahead | None
     ) -> tuple[FeedWalk, bool]:
-        """Run the walk against the node; at ``deadline`` stop it where it is (it reports
-        what it verified). Returns the walk's result and whether the deadline stopped it.
-        One timer for the whole walk, not one a block."""
+        """Run the walk against the node (taking the blocks ``ahead`` fetched); at
+        ``deadline`` stop it where it is (it reports what it verified). Returns the walk's
+        result and whether the deadline stopped it. One timer for the whole walk, not one
+        a block."""
         try:
             cid = next(walk)
             try:
                 async with _until(deadline):
                     while True:
-                        block = await self.storage.block_get(cid)
+                        block = None if ahead is None else await ahead.block(cid)
+                        if block is None:
+                            block = await self.storage.block_get(cid)
                         cid = walk.send(check_block(cid, block))
             except TimeoutError:
                 pass
@@ -287,6 +329,20 @@ class FeedReader:
 
     def _when(self) -> datetime:
         return datetime.fromtimestamp(self._now(), UTC)
+
+
+def _runs(head: str, seq: int, state: ReadState) -> list[tuple[str, int]]:
+    """What a read will walk, as runs of entries (a start CID, how many from it down):
+    from the head down to the mark, or to a segment kept from an earlier read and on
+    below it."""
+    floor = -1 if state.mark is None else state.mark.seq
+    segment = state.segment
+    if segment is None:
+        return [(head, seq - floor)]
+    runs = [] if head == segment.top.cid else [(head, seq - segment.top.seq)]
+    if segment.below is not None:
+        runs.append((segment.below, segment.bottom.seq - 1 - floor))
+    return runs
 
 
 def _past(deadline: float) -> bool:
