@@ -551,6 +551,9 @@ class KuboDaemon:
         # A daemon found running (not started here) tells its binary by its command line.
         binary = self.binary or Path((_cmdline(pid) or ["ipfs"])[0])
         expected = self.peer_id()
+        # Kubo writes the repo's gateway file when its gateway listens, which under load can
+        # be after the API answers: a configured gateway is waited for too (same deadline).
+        serves_gateway = bool(self.config().get("Addresses", {}).get("Gateway"))
         deadline = time.monotonic() + timeout
         while True:
             if not self._alive(pid):
@@ -564,11 +567,15 @@ class KuboDaemon:
                 url = multiaddr_to_url(api)
                 ident = _rpc(url, "id", timeout=1.0)
                 if ident is not None and ident.get("ID") == expected:
+                    gateway = _read_text(self.repo / "gateway")
+                    if gateway is None and serves_gateway and time.monotonic() < deadline:
+                        time.sleep(_POLL)
+                        continue
                     version = _rpc(url, "version", timeout=1.0) or {}
                     return RunningNode(
                         api_multiaddr=api,
                         api_url=url,
-                        gateway_url=_read_text(self.repo / "gateway"),
+                        gateway_url=gateway,
                         peer_id=str(ident["ID"]),
                         version=normalize_version(str(version.get("Version", "unknown"))),
                         pid=pid,
