@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import stat
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +29,7 @@ from ipfs_share.errors import (
 from ipfs_share.formats.identity_doc import make_identity_document
 from ipfs_share.formats.ipns import ipns_name, make_record
 from ipfs_share.formats.keystore import IdentityKeys
-from ipfs_share.services.identities import IdentityService
+from ipfs_share.services.identities import DOCUMENT_REFRESH, IdentityService
 from ipfs_share.storage.embedded import EmbeddedStorage
 from ipfs_share.storage.kubo import KuboStorage
 
@@ -165,6 +166,27 @@ async def test_publish_and_resolve_by_did_and_by_ipns_name(
 
     recipient = await reader.recipient("alice")
     assert recipient.did == alice.did and recipient.via == "contact"
+
+
+async def test_a_held_document_gives_way_to_a_newer_mark_and_to_its_age(
+    tmp_path: Path, on_kubo: KuboStorage
+) -> None:
+    owner = service(tmp_path / "owner", on_kubo)
+    alice = await owner.create("alice")
+    await owner.publish("alice")
+    clock = [time.time()]
+    reader = IdentityService(
+        tmp_path / "reader", on_kubo, passphrase=lambda _: b"pw", kdf=FAST, now=lambda: clock[0]
+    )
+    assert (await reader.document(alice.did)).seq == 0
+    await owner.publish("alice")
+    assert (await reader.document(alice.did)).seq == 0  # held: checked within the hour
+    other = service(tmp_path / "reader", on_kubo)  # another process of the reader's home
+    assert (await other.resolve(alice.did)).seq == 1  # moves the mark
+    assert (await reader.document(alice.did)).seq == 1  # the mark moved: not the held one
+    await owner.publish("alice")
+    clock[0] += DOCUMENT_REFRESH + 1
+    assert (await reader.document(alice.did)).seq == 2  # checked over an hour ago: resolved
 
 
 async def test_resolving_an_unpublished_identity_is_not_found(

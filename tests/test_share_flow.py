@@ -191,6 +191,19 @@ async def test_wrong_identity_is_refused(people: Any) -> None:
         await mallory.share.open_capsule(cap.id)
 
 
+async def test_a_file_key_unwrapped_for_one_identity_opens_for_no_other_of_its_home(
+    people: Any,
+) -> None:
+    alice, bob = await people("alice"), await people("bob")
+    await befriend(alice, bob)
+    await bob.identity.create("bob-work")  # a second identity of bob's home, not a recipient
+    cap = await alice.share.file(await alice.files.put("x", b"secret")).with_("bob")
+    for _ in range(2):  # the second open takes the key bob unwrapped at the first
+        assert await (await bob.share.open_capsule(cap.id, as_="bob")).read() == b"secret"
+        with pytest.raises(RecipientNotAuthorizedError):
+            await bob.share.open_capsule(cap.id, as_="bob-work")
+
+
 async def test_expiry_with_an_injected_clock(people: Any, clock: Clock) -> None:
     alice, bob = await people("alice"), await people("bob")
     await befriend(alice, bob)

@@ -46,6 +46,10 @@ class Database:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._depth = 0
+        # synchronous=NORMAL is left set after a durable=False transaction and put back
+        # to FULL only before the next statement outside one: a run of opens logged
+        # switches twice for the run, not twice an open (see :meth:`transaction`)
+        self._normal = False
         try:
             _create_private(path)
             self._conn = sqlite3.connect(path, timeout=10, isolation_level=None)
@@ -70,11 +74,17 @@ class Database:
         """A write transaction (``BEGIN IMMEDIATE``), committed when the block ends and
         rolled back if it raises. Inside another one it is part of that one.
 
-        ``durable=False`` commits without waiting for the disk (``synchronous=NORMAL``
-        for this one commit): the database stays whole, but a power cut may lose this
+        ``durable=False`` commits without waiting for the disk (``synchronous=NORMAL``):
+        the database stays whole, but a power cut may lose this
         transaction, as if it had not run. Only for records whose loss is harmless (a
         log of opens), never for a mark or a head: the next durable commit makes it
-        durable too."""
+        durable too.
+
+        The setting is a switch of the connection, not of the transaction: NORMAL stays
+        set after this one, for the next ``durable=False`` one, and every other statement
+        outside a transaction but a read (a durable transaction, any statement through
+        :meth:`execute`) sets FULL back first, so nothing else ever commits under
+        NORMAL."""
         if self._depth:
             self._depth += 1
             try:
@@ -82,12 +92,14 @@ class Database:
             finally:
                 self._depth -= 1
             return
-        if not durable:
+        if durable:
+            self._full()
+        elif not self._normal:
             self._conn.execute("PRAGMA synchronous=NORMAL")  # not allowed inside a transaction
+            self._normal = True
         try:
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            self._full()
             raise StoreError(f"cannot write the state database {self.path}: {exc}") from exc
         self._depth = 1
         try:
@@ -95,7 +107,6 @@ class Database:
         except BaseException:
             self._depth = 0
             self._conn.execute("ROLLBACK")
-            self._full()
             raise
         self._depth = 0
         try:
@@ -103,13 +114,14 @@ class Database:
         except sqlite3.Error as exc:
             self._conn.execute("ROLLBACK")
             raise StoreError(f"cannot write the state database {self.path}: {exc}") from exc
-        finally:
-            if not durable:
-                self._full()
 
     def _full(self) -> None:
-        """Back to waiting for the disk at every commit (see :meth:`__init__`)."""
-        self._conn.execute("PRAGMA synchronous=FULL")
+        """Back to waiting for the disk at every commit (see :meth:`__init__`), if a
+        ``durable=False`` transaction left the connection not waiting; outside a
+        transaction only."""
+        if self._normal and not self._depth:
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._normal = False
 
     @property
     def in_transaction(self) -> bool:
@@ -117,17 +129,32 @@ class Database:
 
     def execute(self, sql: str, params: Params = ()) -> sqlite3.Cursor:
         """One statement; a write outside :meth:`transaction` commits by itself."""
+        if self._normal:
+            self._full()
         return self._conn.execute(sql, params)
 
     def executemany(self, sql: str, rows: Iterable[Params]) -> sqlite3.Cursor:
+        if self._normal:
+            self._full()
         return self._conn.executemany(sql, rows)
 
     def one(self, sql: str, params: Params = ()) -> tuple[Any, ...] | None:
+        """The first row of a query (a read: see :meth:`_reading`)."""
+        self._reading(sql)
         row: tuple[Any, ...] | None = self._conn.execute(sql, params).fetchone()
         return row
 
     def all(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        """Every row of a query (a read: see :meth:`_reading`)."""
+        self._reading(sql)
         return list(self._conn.execute(sql, params))
+
+    def _reading(self, sql: str) -> None:
+        """A SELECT leaves synchronous as it is (it commits nothing); any other statement
+        given to :meth:`one` or :meth:`all` sets FULL back first, as :meth:`execute`
+        does."""
+        if self._normal and not sql.lstrip().startswith("SELECT"):
+            self._full()
 
 
 def _create_private(path: Path) -> None:

@@ -5,12 +5,16 @@ one file in place, atomically, and a crash can never leave an identity under two
 Files are never edited: each change writes a whole new file and renames it over the old,
 so a file whose inode, size and modification time are unchanged holds the same bytes: a
 file decoded once is kept in memory under those (public parts and sealed keys only, as on
-disk) and read again only when they change.
+disk) and read again only when they change. Likewise the folder's listing is kept under
+the folder's inode and modification time (every add, rename and delete changes them),
+trusted only once that time is :data:`SETTLED_NS` old: two changes within one tick of
+the file system's clock may leave the same time.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from ipfs_share.errors import FormatError, IdentityExistsError, IdentityNotFoundError, StoreError
@@ -20,6 +24,8 @@ from ipfs_share.local.home import prepare_home
 
 __all__ = ["Keystore"]
 
+SETTLED_NS = 2_000_000_000  # a folder's listing is kept once it is 2 s unchanged
+
 
 class Keystore:
     def __init__(self, home: Path) -> None:
@@ -27,6 +33,8 @@ class Keystore:
         self.dir = home / "identities"
         # path -> ((inode, size, mtime_ns), the file decoded); one entry per identity here
         self._decoded: dict[Path, tuple[tuple[int, int, int], KeyFile]] = {}
+        # the folder's (inode, mtime_ns) and the key files' names in it, once settled
+        self._listed: tuple[tuple[int, int], tuple[str, ...]] | None = None
 
     def __repr__(self) -> str:
         return f"Keystore({str(self.dir)!r})"
@@ -41,7 +49,7 @@ class Keystore:
     def list(self) -> list[KeyFile]:
         """Every identity, sorted by name. A damaged file is an error, not a silent skip."""
         try:
-            names = sorted(e.name for e in os.scandir(self.dir) if e.name.endswith(".key"))
+            names = self._names()
         except FileNotFoundError:
             return []
         except OSError as exc:
@@ -49,9 +57,28 @@ class Keystore:
         files = [self._read(self.dir / name) for name in names]
         return sorted(files, key=lambda f: f.name)
 
+    def _names(self) -> tuple[str, ...]:
+        """The key files' names, listed again only when the folder changed."""
+        st = os.stat(self.dir)
+        stamp = (st.st_ino, st.st_mtime_ns)
+        if self._listed is not None and self._listed[0] == stamp:
+            return self._listed[1]
+        names = tuple(sorted(e.name for e in os.scandir(self.dir) if e.name.endswith(".key")))
+        settled = time.time_ns() - st.st_mtime_ns >= SETTLED_NS
+        self._listed = (stamp, names) if settled else None
+        return names
+
     def _read(self, path: Path) -> KeyFile:
+        found = self._read_if_there(path)
+        if found is None:
+            raise StoreError(f"cannot read key file {path}: no such file")
+        return found
+
+    def _read_if_there(self, path: Path) -> KeyFile | None:
         try:
-            st = path.stat()
+            st = os.stat(path)
+        except FileNotFoundError:
+            return None
         except OSError as exc:
             raise StoreError(f"cannot read key file {path}: {exc.strerror}") from exc
         stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
@@ -80,8 +107,7 @@ class Keystore:
 
     def find(self, name_or_did: str) -> KeyFile | None:
         if name_or_did.startswith("did:"):
-            path = self._path(name_or_did)
-            return self._read(path) if path.exists() else None
+            return self._read_if_there(self._path(name_or_did))
         for key_file in self.list():
             if key_file.name == name_or_did:
                 return key_file

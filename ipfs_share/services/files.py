@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import mimetypes
 import os
 import tempfile
+from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +38,7 @@ from ipfs_share.formats.envelope import (
     NeedMore,
     UnsizedEncryptor,
     decode_header,
+    header_length,
 )
 from ipfs_share.formats.keychain_file import looks_like_keychain_file
 from ipfs_share.local.home import prepare_home
@@ -56,6 +59,9 @@ PIECE = 1 << 20  # read and encrypt in 1 MiB pieces: flat memory, few calls
 # pieces cost 20% more CPU here, 64 KiB ones more system calls).
 FILE_PIECE = 256 << 10
 DEFAULT_MEDIA_TYPE = "application/octet-stream"
+# Headers decoded and authenticated, kept for the opens that follow (least recently used
+# out first): at most this many, each well under 1 KiB in memory.
+HEADER_CACHE = 256
 
 # What put accepts: bytes, text, a path, a binary file object, or an async iterator of bytes.
 PutSource = (
@@ -123,6 +129,7 @@ class FileService:
         # put or opened (a put without --keychain needs none).
         self._keychains = keychains
         self._now = now
+        self._headers: HeaderCache = HeaderCache()
 
     @property
     def keychains(self) -> KeychainService | None:
@@ -361,7 +368,7 @@ class FileService:
         issuer_name: str | None = None,
     ) -> OpenedFile:
         """Read the header (authenticating it) and return a handle for reads."""
-        header, prefix = await read_header(self.storage, cid, file_key)
+        header, prefix = await read_header(self.storage, cid, file_key, self._headers)
         return OpenedFile(
             self.storage,
             cid,
@@ -375,24 +382,77 @@ class FileService:
         )
 
 
-async def read_header(storage: Storage, cid: str, file_key: FileKey) -> tuple[Header, bytes]:
+async def read_header(
+    storage: Storage, cid: str, file_key: FileKey, headers: HeaderCache | None = None
+) -> tuple[Header, bytes]:
     """The authenticated header of the envelope at ``cid`` and every byte read (header
     included).
 
     One request reads the header and, for a small file, all of it (a 1 KiB open costs one
-    round trip); a long header costs a second."""
+    round trip); a long header costs a second. With ``headers``, a header whose bytes were
+    authenticated under ``file_key`` before is not decoded again (see :class:`HeaderCache`)."""
     want = 96 * 1024
     data = b"".join([p async for p in storage.cat(cid, offset=0, length=want)])
-    result = decode_header(data, file_key)
+    result = _decode_header(data, file_key, headers)
     if isinstance(result, NeedMore):
         more = b"".join(
             [p async for p in storage.cat(cid, offset=len(data), length=result.total - len(data))]
         )
         data += more
-        result = decode_header(data, file_key)
+        result = _decode_header(data, file_key, headers)
         if isinstance(result, NeedMore):
             raise StoreError(f"the envelope {cid} ends inside its header")
     return result, data
+
+
+def _decode_header(
+    data: bytes, file_key: FileKey, headers: HeaderCache | None
+) -> Header | NeedMore:
+    if headers is None:
+        return decode_header(data, file_key)
+    length = header_length(data[:26])  # the format's checks, before any lookup
+    if length is None or len(data) < length:
+        return decode_header(data, file_key)
+    return headers.decode(data[:length], file_key)
+
+
+class HeaderCache:
+    """Envelope headers decoded and authenticated (:func:`decode_header`), held under a
+    digest of the file key and the header's exact bytes: the same bytes under the same
+    key decode to the same header, so an open of a file opened before skips the
+    metadata's key derivation, AEAD and decoding, and the payload key's derivation. A
+    header that fails is never held; other bytes or another key are decoded afresh.
+    At most :data:`HEADER_CACHE` headers, least recently used out first; the digest,
+    not the key, is what is kept as the lookup key.
+
+    >>> from ipfs_share.formats.envelope import encrypt
+    >>> key = FileKey(bytes(32))
+    >>> blob = encrypt(key, b"hello", name="a.txt", rng=lambda n: bytes(n))
+    >>> headers = HeaderCache()
+    >>> first = headers.decode(blob, key)
+    >>> headers.decode(blob, key) is first
+    True
+    """
+
+    def __init__(self, limit: int = HEADER_CACHE) -> None:
+        self._held: OrderedDict[bytes, Header] = OrderedDict()
+        self._limit = limit
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def decode(self, header: bytes, file_key: FileKey) -> Header | NeedMore:
+        digest = hashlib.sha256(file_key.secret_bytes() + header).digest()
+        held = self._held.get(digest)
+        if held is not None:
+            self._held.move_to_end(digest)
+            return held
+        result = decode_header(header, file_key)
+        if isinstance(result, Header):
+            self._held[digest] = result
+            if len(self._held) > self._limit:
+                self._held.popitem(last=False)
+        return result
 
 
 def _as_dict(row: FileRow) -> dict[str, Any]:

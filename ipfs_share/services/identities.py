@@ -500,6 +500,11 @@ class IdentityService:
             own = self.db.feeds.own(feed.name)
             if own is not None and own.head_block is not None:
                 return self._cached(did, own.head, own.head_block)
+        held = self._documents.get(did)
+        if held is not None:  # verified from the block of a mark: is that still the mark?
+            head, checked_at = self.db.feeds.read_head(feed.name) or (None, 0)
+            if head == held.cid and self._now() - checked_at <= DOCUMENT_REFRESH:
+                return held
         state = self.db.feeds.read(feed.name)
         if state is None or state.head_block is None:
             await self.resolve(did)

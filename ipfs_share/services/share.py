@@ -75,6 +75,10 @@ ACCEPTED_DURATIONS = "1s to 36500d (100 years), as 90s, 15m, 12h, 7d or 2w"
 # verified once always will): at most this many, and this many bytes of them.
 CAPSULE_CACHE = 1024
 CAPSULE_CACHE_BYTES = 8 << 20
+# File keys unwrapped from a capsule's stanzas, kept by (capsule CID, the opener's X25519
+# public key): the stanzas are the capsule's bytes, so the same key opens the same one
+# each time. At most this many, least recently used out first; a failure is never kept.
+FILE_KEY_CACHE = 256
 
 
 def parse_duration(value: str | int | timedelta | None) -> int | None:
@@ -330,6 +334,7 @@ class ShareService:
         self._now = now
         self._capsules: OrderedDict[str, Capsule] = OrderedDict()
         self._capsule_bytes = 0
+        self._file_keys: OrderedDict[tuple[str, bytes], FileKey] = OrderedDict()
 
     # -- sharing --------------------------------------------------------------------------
     def file(self, file_or_cid: MeshFile | str) -> ShareBuilder:
@@ -554,9 +559,15 @@ class ShareService:
     def _unwrap(self, capsule: Capsule, keys: IdentityKeys, name: str, did: str) -> FileKey:
         """Step 6: the stanza of the opener (``name``, ``did``). An issuer holds no stanza
         in its own capsule (it reads its file with :meth:`FileService.open_own`): it is
-        told so, in those words."""
+        told so, in those words. A key unwrapped once is kept (:data:`FILE_KEY_CACHE`);
+        the commitment is checked at every open all the same."""
+        held_as = (capsule.cid, bytes(keys.encryption.public_key))
+        held = self._file_keys.get(held_as)
+        if held is not None:
+            self._file_keys.move_to_end(held_as)
+            return held
         try:
-            return find_and_unwrap(capsule, keys.encryption)
+            file_key = find_and_unwrap(capsule, keys.encryption)
         except RecipientNotAuthorizedError:
             if capsule.issuer != did:
                 raise
@@ -567,6 +578,10 @@ class ShareService:
                 reason="own_share",
                 subject=capsule.content.cid,
             ) from None
+        self._file_keys[held_as] = file_key
+        if len(self._file_keys) > FILE_KEY_CACHE:
+            self._file_keys.popitem(last=False)
+        return file_key
 
     def _refuse_content_cid(self, cid: str) -> None:
         """A content CID (raw or dag-pb: what put prints) is never a capsule ID (dag-cbor):

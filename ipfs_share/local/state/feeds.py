@@ -153,6 +153,16 @@ class FeedRepository:
         got = self._db.one(f"SELECT {_READ} FROM feeds_read WHERE name = ?", (name,))
         return None if got is None else _read(got)
 
+    def read_head(self, name: str) -> tuple[str, int] | None:
+        """The CID of the mark and when the feed was last checked, without the rest of
+        :meth:`read`'s row (the head's block above all); None for a feed not read yet
+        or without a mark and its block."""
+        got = self._db.one(
+            "SELECT head, checked_at FROM feeds_read WHERE name = ? AND head_block IS NOT NULL",
+            (name,),
+        )
+        return None if got is None or got[0] is None else (got[0], got[1])
+
     def read_feeds(self, kind: str | None = None, signer: str | None = None) -> list[ReadState]:
         rows = self._db.all(
             f"SELECT {_READ} FROM feeds_read WHERE (? IS NULL OR kind = ?) "
