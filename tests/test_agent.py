@@ -43,6 +43,7 @@ from ipfs_share.agent.files import socket_path, token_path
 from ipfs_share.agent.lock import InstanceLock, holder
 from ipfs_share.agent.remote import AgentClient
 from ipfs_share.cli.main import COMMANDS, EXIT_CODES, build_parser
+from ipfs_share.crypto.stream import FileKey
 from ipfs_share.errors import (
     AgentNotRunningError,
     AgentRunningError,
@@ -50,6 +51,7 @@ from ipfs_share.errors import (
     ShareRevokedError,
     StreamTruncatedError,
 )
+from ipfs_share.formats.envelope import encrypt
 from ipfs_share.http.app import make_app
 from ipfs_share.http.server import AgentServer
 from ipfs_share.local.state import StateDB
@@ -298,9 +300,17 @@ async def test_unlock_runs_out_and_an_expired_identity_is_locked(
         assert agent.keys.is_unlocked(bob.did)
         derived = agent.mesh.inbox.pairs._pairs
         await wait_for(lambda: any(k[0] == bob.did for k in derived), 10, "a derived key")
+        # File keys unwrapped by bob's opens (as an open keeps them) go with his keys too.
+        unwrapped = FileKey(bytes(32))
+        agent.mesh.share._file_keys[("bafy-opened", bob.did, b"x25519")] = unwrapped
+        agent.mesh.inbox.share._file_keys[("bafy-opened", bob.did, b"x25519")] = unwrapped
+        agent.mesh.files._headers.decode(encrypt(unwrapped, b"x", rng=bytes), unwrapped)
+        assert len(agent.mesh.files._headers) == 1
         await wait_for(lambda: not agent.keys.is_unlocked(bob.did), 5, "the unlock to run out")
         assert bob.did not in agent.mesh.identity.unlocked_dids()  # the keys are gone too
         assert not [k for k in agent.mesh.inbox.pairs._pairs if k[0] == bob.did]  # and derived ones
+        assert not agent.mesh.share._file_keys and not agent.mesh.inbox.share._file_keys
+        assert not len(agent.mesh.files._headers)  # and the headers, with their payload keys
         await wait_for(lambda: not agent.watched(), 5, "the inbox watch to stop")
 
 

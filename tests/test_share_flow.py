@@ -202,6 +202,9 @@ async def test_a_file_key_unwrapped_for_one_identity_opens_for_no_other_of_its_h
         assert await (await bob.share.open_capsule(cap.id, as_="bob")).read() == b"secret"
         with pytest.raises(RecipientNotAuthorizedError):
             await bob.share.open_capsule(cap.id, as_="bob-work")
+    assert bob.share._file_keys  # kept, until bob's keys are locked: then it goes with them
+    bob.share.forget(bob.identity.get("bob").did)
+    assert not bob.share._file_keys
 
 
 async def test_expiry_with_an_injected_clock(people: Any, clock: Clock) -> None:

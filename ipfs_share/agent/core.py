@@ -152,7 +152,7 @@ class Agent:
         self.mesh = Mesh(storage, self.home, passphrase=refuse_prompt)
         self.mesh.revocations.fresh_for = opts.revocation_fresh_for
         self.keys = KeyCache(
-            self.mesh.identity, on_change=self.reconcile, on_forget=self.mesh.inbox.forget
+            self.mesh.identity, on_change=self.reconcile, on_forget=self.mesh.share.forget
         )
         await self.keys.unlock_available(self._start_passphrase)
         self._start_passphrase = None  # not kept: what it unlocked is unlocked

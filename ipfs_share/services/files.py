@@ -293,6 +293,11 @@ class FileService:
         await self.storage.pin_rm(cid)
         return MeshFile.of(FileRow(**{**_as_dict(row), "state": "removed"}))
 
+    def forget_headers(self) -> None:
+        """Drop every header held (:class:`HeaderCache`): an identity was locked, and
+        a header carries its file's payload key."""
+        self._headers.clear()
+
     async def open_own(self, cid: str, *, as_: str | None = None) -> OpenedFile:
         """Open a file this home put, as its owner: no capsule (one wraps keys for its
         recipients, never for the issuer); the file key comes from the owner's own stanza,
@@ -440,6 +445,10 @@ class HeaderCache:
 
     def __len__(self) -> int:
         return len(self._held)
+
+    def clear(self) -> None:
+        """Hold nothing (the headers carry payload keys: an identity was locked)."""
+        self._held.clear()
 
     def decode(self, header: bytes, file_key: FileKey) -> Header | NeedMore:
         digest = hashlib.sha256(file_key.secret_bytes() + header).digest()

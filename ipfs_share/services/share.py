@@ -334,7 +334,7 @@ class ShareService:
         self._now = now
         self._capsules: OrderedDict[str, Capsule] = OrderedDict()
         self._capsule_bytes = 0
-        self._file_keys: OrderedDict[tuple[str, bytes], FileKey] = OrderedDict()
+        self._file_keys: OrderedDict[tuple[str, str, bytes], FileKey] = OrderedDict()
 
     # -- sharing --------------------------------------------------------------------------
     def file(self, file_or_cid: MeshFile | str) -> ShareBuilder:
@@ -561,7 +561,7 @@ class ShareService:
         in its own capsule (it reads its file with :meth:`FileService.open_own`): it is
         told so, in those words. A key unwrapped once is kept (:data:`FILE_KEY_CACHE`);
         the commitment is checked at every open all the same."""
-        held_as = (capsule.cid, bytes(keys.encryption.public_key))
+        held_as = (capsule.cid, did, bytes(keys.encryption.public_key))
         held = self._file_keys.get(held_as)
         if held is not None:
             self._file_keys.move_to_end(held_as)
@@ -582,6 +582,15 @@ class ShareService:
         if len(self._file_keys) > FILE_KEY_CACHE:
             self._file_keys.popitem(last=False)
         return file_key
+
+    def forget(self, did: str) -> None:
+        """Drop the file keys unwrapped for ``did`` (its identity was locked: what was
+        derived from its secret key goes with it), and every header the file service
+        holds (a header carries its file's payload key; which identity opened it is not
+        kept, so all go)."""
+        for held_as in [k for k in self._file_keys if k[1] == did]:
+            del self._file_keys[held_as]
+        self.files.forget_headers()
 
     def _refuse_content_cid(self, cid: str) -> None:
         """A content CID (raw or dag-pb: what put prints) is never a capsule ID (dag-cbor):

@@ -98,8 +98,10 @@ class MailboxService:
         return await self.provider.check()
 
     def forget(self, did: str) -> None:
-        """Drop the mailbox keys derived for ``did``'s pairs (its identity was locked)."""
+        """Drop the mailbox keys derived for ``did``'s pairs and the file keys its opens
+        unwrapped (its identity was locked)."""
         self.pairs.forget(did)
+        self.share.forget(did)
 
     def subscribe(self, event: Event, callback: Callback) -> Callable[[], None]:
         """Call ``callback`` (plain or async) on ``event``: ``"capsule_received"`` with an
@@ -326,6 +328,12 @@ class MailShareService(ShareService):
             feed_writer=feed_writer,
             feed_reader=feed_reader,
         )
+
+    def forget(self, did: str) -> None:
+        """Drop what was derived from ``did``'s secret keys, here and in the mailbox (its
+        identity was locked)."""
+        super().forget(did)
+        self.mailbox.forget(did)
 
     async def send(
         self,
