@@ -613,3 +613,23 @@ def test_a_stdout_that_takes_no_more_bytes_is_an_error_never_a_success(
         assert done.returncode == EXIT_CODES["store_error"], (argv, err)
         assert "cannot write to stdout: No space left on device" in err, (argv, err)
         assert "Traceback" not in err and "internal error" not in err, (argv, err)
+    # Unbuffered (PYTHONUNBUFFERED, as many containers set it), a result fails where it is
+    # printed, and a --json error report after it has nowhere to go but stderr.
+    env["PYTHONUNBUFFERED"] = "1"
+    for argv, code in (
+        (["identity", "list"], "store_error"),
+        (["--json", "identity", "list"], "store_error"),
+        (["--json", "open", capsule], "invalid_input"),  # --json needs -o: said on stderr
+    ):
+        with open("/dev/full", "wb") as full:
+            done = subprocess.run(
+                [str(CLI), "--api", kubo.api_url, *argv],
+                stdout=full,
+                stderr=subprocess.PIPE,
+                env=env,
+                timeout=60,
+                check=False,
+            )
+        err = done.stderr.decode()
+        assert done.returncode == EXIT_CODES[code], (argv, err)
+        assert "Traceback" not in err and "internal error" not in err, (argv, err)

@@ -70,9 +70,26 @@ class Context:
         last guard; printers pass names a peer controls through
         :func:`~ipfs_share.cli.text.printable`, which escapes newlines too)."""
         if self.json:
-            print(json.dumps(data, sort_keys=True), file=self.stdout)
+            self.out(json.dumps(data, sort_keys=True))
         elif text:
-            print(printable_text(text), file=self.stdout)
+            self.out(printable_text(text))
+
+    def out(self, line: str, *, flush: bool = False) -> None:
+        """Print ``line`` to stdout. A write the system refuses (a full disk, a quota) is
+        a :class:`~ipfs_share.errors.StoreError` (an unbuffered stdout, as
+        PYTHONUNBUFFERED makes it, fails here, not at the exit); a reader that left stays
+        a :class:`BrokenPipeError`, which the CLI reports as such."""
+        try:
+            print(line, file=self.stdout, flush=flush)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            from ipfs_share.errors import StoreError
+
+            raise StoreError(
+                f"cannot write to stdout: {exc.strerror}",
+                hint="free space where stdout goes, or send it elsewhere",
+            ) from exc
 
     def note(self, text: str) -> None:
         """Tell the person something that is not the result (progress, what was chosen)."""

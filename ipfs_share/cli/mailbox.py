@@ -261,7 +261,7 @@ async def _watch(mesh: Mesh, args: argparse.Namespace, ctx: Context) -> None:
                 if ctx.json:
                     ctx.emit(item.to_json(), "")
                 else:
-                    print(_item_line(item.to_json()), file=ctx.stdout, flush=True)
+                    ctx.out(_item_line(item.to_json()), flush=True)
         finally:
             told.cancel()
 

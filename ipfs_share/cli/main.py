@@ -314,7 +314,12 @@ def _report(ctx: Context, code: str, message: str, hint: str, exit_code: int) ->
         print(f"ipfs-share: hint: {printable(hint)}", file=ctx.stderr)
     if ctx.json:
         error = {"code": code, "message": message, "hint": hint, "exit_code": exit_code}
-        print(json.dumps({"error": error}, sort_keys=True), file=ctx.stdout)
+        try:
+            print(json.dumps({"error": error}, sort_keys=True), file=ctx.stdout)
+        except BrokenPipeError:
+            _silence_stdout()
+        except OSError:
+            pass  # stdout takes no bytes (a full disk): stderr above said what failed
 
 
 def main(argv: Sequence[str] | None = None) -> int:
