@@ -178,6 +178,46 @@ async def test_a_read_that_loses_the_race_to_an_older_head_still_refuses_the_rev
     assert raced
 
 
+async def test_an_identity_read_that_loses_the_race_to_an_older_document_reads_again(
+    kubo: RunningNode, tmp_path: Path
+) -> None:
+    """As for revocation lists: a resolve of alice's document walks to her newest; another
+    read of the home files the document she published before it and moves the mark first.
+    The resolve must not answer with that older document (an older encryption key, say):
+    it reads again and gives the newest."""
+    alice = await person(kubo.api_url, tmp_path / "alice", "alice")
+    bob = await person(kubo.api_url, tmp_path / "bob", "bob")
+    ids = bob.mesh.identity
+    feed = ids.feed(alice.did)
+    await alice.mesh.identity.publish()
+    first = await ids.resolve(alice.did)  # bob's mark: that document
+    await alice.mesh.identity.publish()
+    older = await bob.mesh.storage.ipns_get(feed.name)
+    newest = await alice.mesh.identity.publish()  # what the node resolves from now on
+    rival_state = StateDB(bob.home)  # its own connection, as another process has
+    rival = FeedReader(bob.mesh.storage, rival_state)
+    real_drive = ids.reader._drive
+    raced: list[bool] = []
+
+    async def an_older_read_commits_first(*args: Any) -> Any:
+        found = await real_drive(*args)
+        if not raced:  # after the resolve's walk, before it moves the mark
+            raced.append(True)
+            await rival.read(feed, record=older)
+        return found
+
+    ids.reader._drive = an_older_read_commits_first  # type: ignore[method-assign]
+    try:
+        got = await ids.resolve(alice.did)
+    finally:
+        ids.reader._drive = real_drive  # type: ignore[method-assign]
+        rival_state.close()
+        for p in (alice, bob):
+            await p.mesh.close()
+    assert raced
+    assert (first.seq, got.seq, got.cid) == (newest.seq - 2, newest.seq, newest.cid)
+
+
 async def test_a_sync_over_unchanged_revocation_lists_reads_no_delivered_item(
     kubo: RunningNode, tmp_path: Path
 ) -> None:

@@ -85,6 +85,7 @@ PASSPHRASE_ENV = "IPFS_SHARE_PASSPHRASE"  # noqa: S105 - the variable's name, no
 # may have changed); if that fails within REFRESH_TIMEOUT, the cached one is used. (The
 # lifetime of the documents' IPNS records: services/feeds/refs.py, LIFETIMES.)
 DOCUMENT_REFRESH = 3600.0
+RACED_READS = 4  # reads of a document that may each lose the race to move its mark, in a row
 REFRESH_TIMEOUT = 5.0
 
 log = logging.getLogger("ipfs_share.identities")
@@ -447,8 +448,27 @@ class IdentityService:
         did, _ = _did_and_name(did_or_name)
         if petname is not None:
             self._check_petname(petname, did, force=force)
+        feed = self.feed(did)
+        for _ in range(RACED_READS):
+            head = await self._read_document(feed, did)
+            if head is not None:
+                break
+        else:
+            raise IdentityDocumentInvalidError(
+                f"the identity document of {did} moved under {RACED_READS} reads in a row",
+                hint="try again: other reads of this home were updating the same document",
+            )
+        if petname is not None:
+            self.db.contacts.put(petname, did)
+        return self._resolved(self._document_of(head))
+
+    async def _read_document(self, feed: Feed, did: str) -> FeedEntry | None:
+        """One read of ``did``'s document feed: its verified head, or None when another
+        read of this home (another task, another process) moved the mark first. What
+        that read verified may be older than the record this one resolved (one that came
+        in between), so it is not taken as is: the caller reads again, resolving anew."""
         try:
-            update = await self.reader.read(self.feed(did))
+            update = await self.reader.read(feed)
         except NotFoundError:
             raise IdentityNotFoundError(
                 f"no identity document is published for {did}",
@@ -464,13 +484,13 @@ class IdentityService:
             raise IdentityDocumentInvalidError(
                 f"the identity document of {did} does not verify: {exc.message}"
             ) from exc
-        # Raced: another read of this home (another task, another process) moved the mark
-        # first; what it verified is the head now.
-        head = update.head if update.head is not None else self.reader.held(self.feed(did))
-        assert head is not None  # an identity document is always kept
-        if petname is not None:
-            self.db.contacts.put(petname, did)
-        return self._resolved(self._document_of(head))
+        if update.head is not None:
+            return update.head
+        if update.raced:
+            return None
+        held = self.reader.held(feed)
+        assert held is not None  # an identity document is always kept
+        return held
 
     def _document_of(self, entry: FeedEntry) -> IdentityDocument:
         doc: IdentityDocument = entry.value
