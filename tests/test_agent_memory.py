@@ -12,6 +12,7 @@ per did.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -29,7 +30,7 @@ from ipfs_share.formats.introduction import introduction_topic, make_introductio
 from ipfs_share.formats.memo import Recent
 from ipfs_share.local.state import StateDB
 from ipfs_share.node.daemon import RunningNode
-from ipfs_share.services.feeds import FeedReader
+from ipfs_share.services.feeds import Feed, FeedReader
 from ipfs_share.storage.kubo import KuboStorage
 
 TTL = 0.5
@@ -132,6 +133,33 @@ async def test_reads_of_one_revocation_list_at_once_all_get_its_head(
         await p.mesh.close()
 
 
+@contextlib.contextmanager
+def an_older_read_commits_first(
+    reader: FeedReader, home: Path, feed: Feed, older: bytes
+) -> Iterator[list[bool]]:
+    """While inside: the first read of ``feed`` by ``reader``, after its walk and before it
+    moves the mark, is overtaken by another read of the home (its own connection, as
+    another process has) filing the ``older`` record. Yields a list that says it ran."""
+    rival_state = StateDB(home)
+    rival = FeedReader(reader.storage, rival_state)
+    real_drive = reader._drive
+    raced: list[bool] = []
+
+    async def overtaken(*args: Any) -> Any:
+        found = await real_drive(*args)
+        if not raced:
+            raced.append(True)
+            await rival.read(feed, record=older)
+        return found
+
+    reader._drive = overtaken  # type: ignore[method-assign]
+    try:
+        yield raced
+    finally:
+        reader._drive = real_drive  # type: ignore[method-assign]
+        rival_state.close()
+
+
 async def test_a_read_that_loses_the_race_to_an_older_head_still_refuses_the_revocation(
     kubo: RunningNode, tmp_path: Path
 ) -> None:
@@ -153,26 +181,14 @@ async def test_a_read_that_loses_the_race_to_an_older_head_still_refuses_the_rev
     await lists.revoke(keys, [cid_for(DAG_CBOR, b"another share")])
     older = await bob.mesh.storage.ipns_get(doc.revocations)
     await lists.revoke(keys, [capsule.id])  # the head the node resolves from now on
-    rival_state = StateDB(bob.home)  # its own connection, as another process has
-    rival = FeedReader(bob.mesh.storage, rival_state)
     feed = checks.feed(alice.did, doc.revocations)
-    real_drive = checks.reader._drive
-    raced: list[bool] = []
-
-    async def an_older_read_commits_first(*args: Any) -> Any:
-        found = await real_drive(*args)
-        if not raced:  # after the open's walk, before it moves the mark
-            raced.append(True)
-            await rival.read(feed, record=older)
-        return found
-
-    checks.reader._drive = an_older_read_commits_first  # type: ignore[method-assign]
     try:
-        with pytest.raises(ShareRevokedError):
+        with (
+            an_older_read_commits_first(checks.reader, bob.home, feed, older) as raced,
+            pytest.raises(ShareRevokedError),
+        ):
             await checks.check(alice.did, doc.revocations, capsule.id)
     finally:
-        checks.reader._drive = real_drive  # type: ignore[method-assign]
-        rival_state.close()
         for p in (alice, bob):
             await p.mesh.close()
     assert raced
@@ -194,24 +210,10 @@ async def test_an_identity_read_that_loses_the_race_to_an_older_document_reads_a
     await alice.mesh.identity.publish()
     older = await bob.mesh.storage.ipns_get(feed.name)
     newest = await alice.mesh.identity.publish()  # what the node resolves from now on
-    rival_state = StateDB(bob.home)  # its own connection, as another process has
-    rival = FeedReader(bob.mesh.storage, rival_state)
-    real_drive = ids.reader._drive
-    raced: list[bool] = []
-
-    async def an_older_read_commits_first(*args: Any) -> Any:
-        found = await real_drive(*args)
-        if not raced:  # after the resolve's walk, before it moves the mark
-            raced.append(True)
-            await rival.read(feed, record=older)
-        return found
-
-    ids.reader._drive = an_older_read_commits_first  # type: ignore[method-assign]
     try:
-        got = await ids.resolve(alice.did)
+        with an_older_read_commits_first(ids.reader, bob.home, feed, older) as raced:
+            got = await ids.resolve(alice.did)
     finally:
-        ids.reader._drive = real_drive  # type: ignore[method-assign]
-        rival_state.close()
         for p in (alice, bob):
             await p.mesh.close()
     assert raced

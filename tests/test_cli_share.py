@@ -599,18 +599,23 @@ def test_a_stdout_that_takes_no_more_bytes_is_an_error_never_a_success(
     capsule = share(cli, people.alice, put(cli, people.alice, src), "--to", "bob")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
     env.update(IPFS_SHARE_HOME=str(people.bob), IPFS_SHARE_PASSPHRASE=PASSPHRASE)
-    for argv in (["open", capsule], ["identity", "list"], ["--version"]):
+
+    def to_dev_full(argv: list[str]) -> tuple[int, str]:
+        api = ["--api", kubo.api_url] if argv != ["--version"] else []
         with open("/dev/full", "wb") as full:
             done = subprocess.run(
-                [str(CLI), *(["--api", kubo.api_url] if argv != ["--version"] else []), *argv],
+                [str(CLI), *api, *argv],
                 stdout=full,
                 stderr=subprocess.PIPE,
                 env=env,
                 timeout=60,
                 check=False,
             )
-        err = done.stderr.decode()
-        assert done.returncode == EXIT_CODES["store_error"], (argv, err)
+        return done.returncode, done.stderr.decode()
+
+    for argv in (["open", capsule], ["identity", "list"], ["--version"]):
+        returncode, err = to_dev_full(argv)
+        assert returncode == EXIT_CODES["store_error"], (argv, err)
         assert "cannot write to stdout: No space left on device" in err, (argv, err)
         assert "Traceback" not in err and "internal error" not in err, (argv, err)
     # Unbuffered (PYTHONUNBUFFERED, as many containers set it), a result fails where it is
@@ -621,15 +626,6 @@ def test_a_stdout_that_takes_no_more_bytes_is_an_error_never_a_success(
         (["--json", "identity", "list"], "store_error"),
         (["--json", "open", capsule], "invalid_input"),  # --json needs -o: said on stderr
     ):
-        with open("/dev/full", "wb") as full:
-            done = subprocess.run(
-                [str(CLI), "--api", kubo.api_url, *argv],
-                stdout=full,
-                stderr=subprocess.PIPE,
-                env=env,
-                timeout=60,
-                check=False,
-            )
-        err = done.stderr.decode()
-        assert done.returncode == EXIT_CODES[code], (argv, err)
+        returncode, err = to_dev_full(argv)
+        assert returncode == EXIT_CODES[code], (argv, err)
         assert "Traceback" not in err and "internal error" not in err, (argv, err)
